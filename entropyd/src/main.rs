@@ -1,0 +1,3 @@
+//! entropyd: the reference entropy daemon (being written).
+
+fn main() {}
