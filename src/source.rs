@@ -220,7 +220,10 @@ mod tests {
     #[test]
     fn values_above_15_are_rejected_with_the_value() {
         for v in 0..=15u64 {
-            assert_eq!(SourceMask::new(v).map(SourceMask::value), Ok(v as u8));
+            assert_eq!(
+                SourceMask::new(v).map(SourceMask::value),
+                Ok(u8::try_from(v).unwrap())
+            );
         }
         for v in [16u64, 17, 255, 256, u64::MAX] {
             assert_eq!(
