@@ -44,8 +44,8 @@ impl RealCpu {
         }
     }
 
-    /// Use `clock` instead of `RDTSC` for [`Cpu::cycles`] (the same call
-    /// exists on every architecture, where it is the only cycle source).
+    /// Use `clock` instead of `RDTSC` for [`Cpu::cycles`]. The same method
+    /// exists on every architecture; elsewhere it is the only cycle source.
     #[must_use]
     pub fn with_timestamp(self, clock: fn() -> u64) -> Self {
         RealCpu {
