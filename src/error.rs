@@ -146,6 +146,8 @@ pub enum Error {
     },
     /// The interrupt ring was full: the timestamp was dropped and counted.
     InterruptRingFull,
+    /// The timer-jitter thread (std) could not be started, or it died.
+    JitterThreadFailed,
     // ---- add new hardware variants above this line ----
 
     // ---- health and mixing (E03xx) ----
@@ -213,6 +215,7 @@ impl Error {
             Error::SelfTestFailed { .. } => 204,
             Error::KnownBadCpu { .. } => 205,
             Error::InterruptRingFull => 206,
+            Error::JitterThreadFailed => 207,
             Error::HealthTestFailed { .. } => 301,
             Error::SourceDisabled { .. } => 302,
             Error::Starving => 401,
@@ -275,6 +278,9 @@ impl fmt::Display for Error {
             }
             Error::InterruptRingFull => {
                 f.write_str("interrupt ring full: timestamp dropped and counted")
+            }
+            Error::JitterThreadFailed => {
+                f.write_str("the timer-jitter thread could not be started or died")
             }
             Error::HealthTestFailed { source } => {
                 write!(f, "{source} failed a health test and is quarantined")
@@ -349,6 +355,7 @@ mod tests {
                 source: Source::Rdrand,
             },
             Error::InterruptRingFull,
+            Error::JitterThreadFailed,
             Error::HealthTestFailed {
                 source: Source::Rdrand,
             },
