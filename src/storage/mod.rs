@@ -484,7 +484,13 @@ impl<S: Storage> StorageCache<S> {
     /// error here: it is discarded and reported in the [`LoadReport`].
     pub fn open(mut storage: S, slots: u64) -> Result<(Self, LoadReport), Error> {
         let want = layout_len(slots).ok_or(Error::CapacityTooSmall)?;
+        // Judge the header against the medium as found (a truncated file is
+        // corrupt), then make room, before anything is wiped: a medium that
+        // cannot hold `slots` is refused untouched.
         let (header, found) = read_header(&mut storage)?;
+        if want > storage.capacity() {
+            storage.set_capacity(want)?;
+        }
         let mut report = LoadReport {
             header,
             blocks: 0,
