@@ -1,6 +1,9 @@
 //! Integrity of the storage cache: every corrupted byte is detected,
 //! discarded and credits nothing; the documented format is what is on the
 //! medium; resizing keeps what fits and wipes the rest.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// Test-sized values (a few hundred bytes) fit every integer type.
+#![allow(clippy::cast_possible_truncation)]
 
 use std::collections::HashSet;
 
@@ -219,7 +222,7 @@ fn a_slot_moved_to_another_index_is_corrupt() {
 #[test]
 fn corruption_found_at_take_time_is_wiped_and_counted() {
     let mut mem = store(3, 3);
-    let (mut c, r) = StorageCache::open(MemStorage::new(&mut mem), 3).unwrap();
+    let (c, r) = StorageCache::open(MemStorage::new(&mut mem), 3).unwrap();
     assert_eq!(r.blocks, 3);
     let mut s = c.into_storage();
     // Damage slot 2 (the next to be taken) after the open checked it.
@@ -241,9 +244,12 @@ fn resizing_keeps_what_fits_and_wipes_the_rest() {
     assert_eq!((r.blocks, r.dropped_by_resize), (3, 2));
     assert_eq!(c.capacity_blocks(), 3);
     assert!(c.is_full());
-    drop(c);
+    let _ = c.into_storage();
     assert_eq!(&mem[..64], &header(MAGIC, VERSION, 64, 3, 0));
-    assert!(mem[64 + 3 * 64..].iter().all(|&b| b == 0), "dropped slots wiped");
+    assert!(
+        mem[64 + 3 * 64..].iter().all(|&b| b == 0),
+        "dropped slots wiped"
+    );
     // Grow back to 6: the dropped blocks do not come back.
     let (r, out) = drain(&mut mem, 6);
     assert_eq!(r.resized_from, Some(3));
@@ -279,7 +285,11 @@ fn push_and_take_basics() {
     assert_eq!((c.len(), c.capacity_blocks()), (2, 2));
     assert!(c.take(&mut out).unwrap());
     assert_eq!(out, block(2));
-    assert_eq!(format!("{c:?}").contains("0xC3"), false);
+    let shown = format!("{c:?}");
+    assert!(
+        shown.starts_with("StorageCache {") && !shown.contains("195"),
+        "{shown}"
+    );
 }
 
 #[test]

@@ -15,8 +15,11 @@
 //! A second family injects one failed operation (an I/O error, a write
 //! torn to a prefix) that the process survives, and checks that nothing
 //! stored earlier is lost.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// Test-sized values (a few hundred bytes) fit every integer type.
+#![allow(clippy::cast_possible_truncation)]
 
-use std::cell::RefCell;
+use core::cell::RefCell;
 use std::collections::HashSet;
 use std::rc::Rc;
 
@@ -253,7 +256,7 @@ fn run(h: &Handle, ops: &[Op], from: usize, t: &mut Tracker, ctx: &str) -> End {
         let dead = || h.0.borrow().crash.is_some();
         match *op {
             Op::Open(n) => {
-                cache = None;
+                drop(cache.take());
                 let mut r = StorageCache::open(h.clone(), n);
                 if r.is_err() && !dead() {
                     r = StorageCache::open(h.clone(), n);

@@ -1,5 +1,8 @@
 //! The file backend: round trips across re-opens, sizing from
 //! storage-cache-size, permissions, truncation.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// Test-sized values (a few hundred bytes) fit every integer type.
+#![allow(clippy::cast_possible_truncation)]
 #![cfg(feature = "std")]
 
 use std::collections::HashSet;
@@ -39,7 +42,10 @@ fn round_trip_across_reopen() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
     let mut seen = HashSet::new();
     {
@@ -80,7 +86,10 @@ fn resizing_the_file_keeps_what_fits() {
     {
         let f = FileStorage::open_in(dir.path()).unwrap();
         let (c, r) = StorageCache::open(f, 5).unwrap();
-        assert_eq!((r.blocks, r.dropped_by_resize, r.resized_from), (5, 3, Some(10)));
+        assert_eq!(
+            (r.blocks, r.dropped_by_resize, r.resized_from),
+            (5, 3, Some(10))
+        );
         assert_eq!(c.len(), 5);
     }
     assert_eq!(fs::metadata(&path).unwrap().len(), layout_len(5).unwrap());
@@ -115,7 +124,10 @@ fn a_truncated_file_is_discarded() {
     let (mut c, r) = StorageCache::open(f, 4).unwrap();
     assert_eq!(r.header, HeaderState::Corrupt);
     assert_eq!(r.check(), Err(Error::StorageCorrupt));
-    assert!(!c.take(&mut [0; 32]).unwrap(), "a truncated store credits nothing");
+    assert!(
+        !c.take(&mut [0; 32]).unwrap(),
+        "a truncated store credits nothing"
+    );
     assert_eq!(fs::metadata(&path).unwrap().len(), layout_len(4).unwrap());
 }
 
@@ -128,7 +140,10 @@ fn loose_permissions_are_tightened() {
     fs::write(&path, b"").unwrap();
     fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
     let _f = FileStorage::open(&path).unwrap();
-    assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 }
 
 #[test]

@@ -3,6 +3,9 @@
 //! submissions, timeout changes, cache fills and drains. The lost state,
 //! the times reported and the error from empty caches must be exactly
 //! what the model says.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// Test-sized values (a few hundred bytes) fit every integer type.
+#![allow(clippy::cast_possible_truncation)]
 
 use entropool::Error;
 use entropool::source::{Source, SourceMask};
