@@ -389,6 +389,13 @@ impl<S: Storage> fmt::Debug for StorageCache<S> {
     }
 }
 
+/// Zeroize every block of a slice.
+fn wipe_blocks(blocks: &mut [[u8; BLOCK_LEN]]) {
+    for b in blocks.iter_mut() {
+        b.zeroize();
+    }
+}
+
 /// Wipe `start..end` with zeros, in chunks.
 fn wipe_range<S: Storage>(storage: &mut S, start: u64, end: u64) -> Result<(), Error> {
     let mut off = start;
@@ -596,43 +603,113 @@ impl<S: Storage> StorageCache<S> {
     /// used anywhere else.
     ///
     /// # Errors
-    /// [`Error::StorageIo`] when the write or the flush fails (the block
-    /// may or may not be stored; every earlier block is intact);
-    /// [`Error::CapacityTooSmall`] when the medium shrank under the cache.
+    /// As [`push_many`](Self::push_many).
     pub fn push(&mut self, block: &mut [u8; BLOCK_LEN]) -> Result<bool, Error> {
-        let Some(index) = self.free_slot()? else {
-            return Ok(false);
-        };
+        Ok(self.push_many(core::slice::from_mut(block))? == 1)
+    }
+
+    /// Store blocks from the front of `blocks` until it is done or the
+    /// store is full, with one flush at the end; returns how many were
+    /// stored. Those are zeroized (they may be in storage now, so they must
+    /// not be used anywhere else); the rest are untouched.
+    ///
+    /// # Errors
+    /// [`Error::StorageIo`] when a read, a write or the flush fails; then
+    /// *every* block in `blocks` is zeroized (some may be stored), and every
+    /// block stored before this call is intact. [`Error::CapacityTooSmall`]
+    /// when the medium shrank under the cache (blocks zeroized likewise).
+    pub fn push_many(&mut self, blocks: &mut [[u8; BLOCK_LEN]]) -> Result<usize, Error> {
+        match self.push_unflushed(blocks) {
+            Ok(0) => Ok(0),
+            Ok(n) => match self.storage.flush() {
+                Ok(()) => Ok(n),
+                Err(e) => {
+                    wipe_blocks(blocks);
+                    Err(e)
+                }
+            },
+            Err(e) => {
+                wipe_blocks(blocks);
+                Err(e)
+            }
+        }
+    }
+
+    /// Write blocks into free slots (each one slot, nothing else).
+    fn push_unflushed(&mut self, blocks: &mut [[u8; BLOCK_LEN]]) -> Result<usize, Error> {
+        let mut stored = 0usize;
         let mut record = Zeroizing::new([0u8; SLOT]);
-        let check = slot_check(index, block);
-        for (r, b) in record.iter_mut().zip(block.iter().chain(&check)) {
-            *r = *b;
+        for block in blocks.iter_mut() {
+            let Some(index) = self.free_slot()? else {
+                break;
+            };
+            let check = slot_check(index, block);
+            for (r, b) in record.iter_mut().zip(block.iter().chain(&check)) {
+                *r = *b;
+            }
+            block.zeroize();
+            self.storage.write(slot_offset(index)?, &*record)?;
+            self.count = self.count.saturating_add(1);
+            if index >= self.top {
+                self.top = index.saturating_add(1);
+            }
+            if index == self.low_full {
+                self.low_full = index.saturating_add(1);
+            }
+            stored = stored.saturating_add(1);
         }
-        block.zeroize();
-        let offset = slot_offset(index)?;
-        self.storage.write(offset, &*record)?;
-        self.storage.flush()?;
-        self.count = self.count.saturating_add(1);
-        if index >= self.top {
-            self.top = index.saturating_add(1);
-        }
-        if index == self.low_full {
-            self.low_full = index.saturating_add(1);
-        }
-        Ok(true)
+        Ok(stored)
     }
 
     /// Take one block into `out`, erasing it from the medium (and flushing)
-    /// before copying it out. Returns `Ok(false)`, with `out` untouched,
-    /// when the store is empty.
+    /// before it counts as handed out. Returns `Ok(false)`, with `out`
+    /// untouched, when the store is empty.
     ///
     /// # Errors
-    /// [`Error::StorageIo`] when a read, the erase or the flush fails: no
-    /// block is handed out (the one being erased is given up: it may
-    /// survive on the medium and be taken once after a restart, never
-    /// twice). [`Error::CapacityTooSmall`] when the medium shrank under the
-    /// cache.
+    /// As [`take_many`](Self::take_many).
     pub fn take(&mut self, out: &mut [u8; BLOCK_LEN]) -> Result<bool, Error> {
+        Ok(self.take_many(core::slice::from_mut(out))? == 1)
+    }
+
+    /// Take up to `out.len()` blocks into the front of `out`, erasing each
+    /// one's slot, with one flush before any of them counts as handed out;
+    /// returns how many were taken (the rest of `out` is untouched).
+    ///
+    /// # Errors
+    /// [`Error::StorageIo`] when a read, an erase or the flush fails: no
+    /// block is handed out and all of `out` is zeroized (the blocks being
+    /// erased are given up: one may survive on the medium and be taken once
+    /// after a restart, never twice). [`Error::CapacityTooSmall`] when the
+    /// medium shrank under the cache (likewise).
+    pub fn take_many(&mut self, out: &mut [[u8; BLOCK_LEN]]) -> Result<usize, Error> {
+        let mut taken = 0usize;
+        let mut result = Ok(());
+        for dst in out.iter_mut() {
+            match self.take_unflushed(dst) {
+                Ok(true) => taken = taken.saturating_add(1),
+                Ok(false) => break,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        // Never replay: the erases are durable before any block leaves.
+        if result.is_ok() && taken > 0 {
+            result = self.storage.flush();
+        }
+        match result {
+            Ok(()) => Ok(taken),
+            Err(e) => {
+                wipe_blocks(out);
+                Err(e)
+            }
+        }
+    }
+
+    /// Find the highest valid block, copy it to `out` and write zeros over
+    /// its slot (not flushed: `out` is not handed out yet).
+    fn take_unflushed(&mut self, out: &mut [u8; BLOCK_LEN]) -> Result<bool, Error> {
         let mut slot = Zeroizing::new([0u8; SLOT]);
         while self.count > 0 {
             // Each pass lowers `top` by one, so this runs at most `top`
@@ -649,14 +726,10 @@ impl<S: Storage> StorageCache<S> {
                 Slot::Corrupt => {
                     self.corrupt = self.corrupt.saturating_add(1);
                     self.storage.write(offset, &ZERO_SLOT)?;
-                    self.storage.flush()?;
                 }
                 Slot::Valid => {
                     self.count = self.count.saturating_sub(1);
-                    // Never replay: the erase is durable before the block
-                    // leaves.
                     self.storage.write(offset, &ZERO_SLOT)?;
-                    self.storage.flush()?;
                     let (block, _) = slot
                         .split_first_chunk::<BLOCK_LEN>()
                         .ok_or(Error::CapacityTooSmall)?;
