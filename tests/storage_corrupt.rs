@@ -104,7 +104,8 @@ fn every_flipped_byte_is_detected_and_credits_nothing() {
     let slots = 4u64;
     let clean = store(slots, 3);
     let originals: HashSet<[u8; 32]> = (1..=3).map(block).collect();
-    for at in 0..clean.len() {
+    // Under miri, every 13th byte (SHA-256 is slow there).
+    for at in (0..clean.len()).step_by(if cfg!(miri) { 13 } else { 1 }) {
         for flip in [0x01u8, 0x80, 0xFF] {
             let mut mem = clean.clone();
             mem[at] ^= flip;

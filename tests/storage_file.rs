@@ -3,7 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 // Test-sized values (a few hundred bytes) fit every integer type.
 #![allow(clippy::cast_possible_truncation)]
-#![cfg(feature = "std")]
+// Miri cannot open files under isolation.
+#![cfg(all(feature = "std", not(miri)))]
 
 use std::collections::HashSet;
 use std::fs;
