@@ -82,7 +82,7 @@ impl Clock for SystemClock {
 
 /// A clock that moves only when told to: for deterministic tests of this
 /// and other modules. Shareable between threads (`&FakeClock` is a
-/// [`Clock`]).
+/// [`Clock`]). Built on targets with 64-bit atomics (every host target).
 #[cfg(target_has_atomic = "64")]
 #[derive(Debug, Default)]
 pub struct FakeClock {
