@@ -159,6 +159,12 @@ pub enum Error {
         /// The source.
         source: Source,
     },
+    /// Samples of this source are not of the kind passed (external
+    /// entropy is bytes; the other sources are 64-bit words).
+    WrongSampleKind {
+        /// The source.
+        source: Source,
+    },
     // ---- add new health/mixer variants above this line ----
 
     // ---- pool, caches, storage (E04xx) ----
@@ -215,6 +221,7 @@ impl Error {
             Error::InterruptRingFull => 206,
             Error::HealthTestFailed { .. } => 301,
             Error::SourceDisabled { .. } => 302,
+            Error::WrongSampleKind { .. } => 303,
             Error::Starving => 401,
             Error::ExternalLost => 402,
             Error::NoRoom => 403,
@@ -283,6 +290,12 @@ impl fmt::Display for Error {
                 write!(
                     f,
                     "{source} is disabled after repeated health-test failures"
+                )
+            }
+            Error::WrongSampleKind { source } => {
+                write!(
+                    f,
+                    "wrong sample kind for {source}: external entropy is bytes, the other sources 64-bit words"
                 )
             }
             Error::Starving => f.write_str("no full-entropy block available now (pool starving)"),
@@ -354,6 +367,9 @@ mod tests {
             },
             Error::SourceDisabled {
                 source: Source::Rdrand,
+            },
+            Error::WrongSampleKind {
+                source: Source::External,
             },
             Error::Starving,
             Error::ExternalLost,
