@@ -874,7 +874,9 @@ mod tests {
     #[test]
     fn stretch_accounting_never_crosses_a_phase() {
         let mut t = HealthTest::new(HealthConfig::new(MinEntropy(64), 30).unwrap(), 8).unwrap();
-        let xs: std::vec::Vec<u8> = (0..4000u32).map(|i| (i * 7 + i / 256) as u8).collect();
+        let xs: std::vec::Vec<u8> = (0..4000u32)
+            .map(|i| (i * 7 + i / 256).to_le_bytes()[0])
+            .collect();
         let mut m = HealthTest::new(HealthConfig::new(MinEntropy(64), 30).unwrap(), 8).unwrap();
         let r = t.run(&xs, 100);
         let mut cred = 0;

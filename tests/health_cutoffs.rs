@@ -2,6 +2,16 @@
 //! floating-point computation of CRITBINOM (test-only; the library uses no
 //! floating point).
 
+// Test code: unwraps and panics are the assertions; casts are on small
+// known-range values.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::cast_possible_truncation,
+    clippy::cast_lossless
+)]
+
 use entropool::health::{APT_WINDOW, APT_WINDOW_BINARY, MinEntropy, apt_cutoff, rct_cutoff};
 
 fn h(eighths: u32) -> MinEntropy {

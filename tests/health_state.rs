@@ -1,6 +1,16 @@
 //! The health-test state machine (start-up, quarantine, disable, strike
 //! forgetting) and exact trip points, on `HealthTest` directly.
 
+// Test code: unwraps and panics are the assertions; casts are on small
+// known-range values.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::cast_possible_truncation,
+    clippy::cast_lossless
+)]
+
 use entropool::health::{
     DISABLE_AFTER, HealthConfig, HealthState, HealthTest, HealthTestKind, MinEntropy,
     STARTUP_SAMPLES, STRIKE_FORGET_SAMPLES, Verdict, apt_cutoff, rct_cutoff,
@@ -69,7 +79,10 @@ fn startup_credits_nothing_for_1024_samples() {
     let mut t = byte_tester();
     let mut src = Distinct::new(1, 0);
     assert_eq!(t.state(), HealthState::Startup);
-    assert_eq!(feed(&mut t, &mut src, u64::from(STARTUP_SAMPLES) - 1), (0, 1023));
+    assert_eq!(
+        feed(&mut t, &mut src, u64::from(STARTUP_SAMPLES) - 1),
+        (0, 1023)
+    );
     assert_eq!(t.state(), HealthState::Startup);
     assert_eq!(feed(&mut t, &mut src, 1), (0, 1));
     assert_eq!(t.state(), HealthState::Healthy);
@@ -107,10 +120,7 @@ fn stuck_source_trips_the_rct_at_exactly_the_cutoff() {
         for i in 1..c {
             assert!(!matches!(t.step(7), Verdict::Failed(_)), "sample {i}");
         }
-        assert_eq!(
-            t.step(7),
-            Verdict::Failed(HealthTestKind::RepetitionCount)
-        );
+        assert_eq!(t.step(7), Verdict::Failed(HealthTestKind::RepetitionCount));
     }
 }
 
@@ -221,7 +231,9 @@ fn debug_shows_no_samples() {
 fn runs_see_repeats_and_counts_across_call_boundaries() {
     let cfg = HealthConfig::new(MinEntropy::from_bits(64).unwrap(), 30).unwrap();
     let mut t = HealthTest::new(cfg, 64).unwrap();
-    let good: Vec<u64> = (1..=1100u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15)).collect();
+    let good: Vec<u64> = (1..=1100u64)
+        .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+        .collect();
     assert_eq!(t.run(&good, u64::MAX).consumed, 1100);
     assert_eq!(t.state(), HealthState::Healthy);
     // One sample, then a stretch that starts with the same value: C = 2.

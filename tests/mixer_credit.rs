@@ -2,6 +2,16 @@
 //! chunking of large inputs, caps, the sink contract, and proptests against
 //! a plain per-sample model.
 
+// Test code: unwraps and panics are the assertions; casts are on small
+// known-range values.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::cast_possible_truncation,
+    clippy::cast_lossless
+)]
+
 use entropool::health::{HealthConfig, MinEntropy, STARTUP_SAMPLES};
 use entropool::mixer::{
     BLOCK_CREDIT, Block, Credit, CreditRate, Mixer, MixerConfig, SourceConfig, UNITS_PER_BIT,
@@ -58,7 +68,8 @@ fn absorb(m: &mut Mixer, f: &mut Feed, source: Source, n: usize, blocks: &mut u6
     let a = if source == Source::External {
         m.absorb_external(&f.bytes(n), &mut sink).unwrap()
     } else {
-        m.absorb_words(source, &f.words(source, n), &mut sink).unwrap()
+        m.absorb_words(source, &f.words(source, n), &mut sink)
+            .unwrap()
     };
     assert_eq!(a.consumed, n);
     assert_eq!(a.failures, 0);
@@ -108,7 +119,13 @@ fn bulk_external_is_chunked_into_every_block_it_earns() {
     let mut m = Mixer::new(&MixerConfig::DEFAULT, &[0; 32]).unwrap();
     let mut f = Feed::new(9);
     let mut blocks = 0;
-    absorb(&mut m, &mut f, Source::External, STARTUP as usize, &mut blocks);
+    absorb(
+        &mut m,
+        &mut f,
+        Source::External,
+        STARTUP as usize,
+        &mut blocks,
+    );
     absorb(&mut m, &mut f, Source::External, 65_536, &mut blocks);
     assert_eq!(blocks, 65_536 * 8 / 320);
     assert_eq!(blocks, 1638);
@@ -116,7 +133,10 @@ fn bulk_external_is_chunked_into_every_block_it_earns() {
         m.mixer_stats().pending,
         Credit::from_bits(65_536 * 8 - 1638 * 320)
     );
-    assert_eq!(m.stats(Source::External).credited, Credit::from_bits(65_536 * 8));
+    assert_eq!(
+        m.stats(Source::External).credited,
+        Credit::from_bits(65_536 * 8)
+    );
 }
 
 #[test]
@@ -142,13 +162,25 @@ fn lower_configured_credit_is_exact() {
     let mut m = Mixer::new(&cfg, &[0; 32]).unwrap();
     let mut f = Feed::new(10);
     let mut blocks = 0;
-    absorb(&mut m, &mut f, Source::External, STARTUP as usize + 1000, &mut blocks);
+    absorb(
+        &mut m,
+        &mut f,
+        Source::External,
+        STARTUP as usize + 1000,
+        &mut blocks,
+    );
     // ceil(320 / 3) = 107 bytes per block (321 bits: 1 wasted), 1000 bytes:
     // 9 blocks (963 bytes), 37 bytes pending.
     assert_eq!(blocks, 9);
     assert_eq!(m.mixer_stats().pending, Credit::from_bits(37 * 3));
     assert_eq!(m.stats(Source::External).credited, Credit::from_bits(3000));
-    absorb(&mut m, &mut f, Source::Interrupts, STARTUP as usize + 777, &mut blocks);
+    absorb(
+        &mut m,
+        &mut f,
+        Source::Interrupts,
+        STARTUP as usize + 777,
+        &mut blocks,
+    );
     assert_eq!(m.stats(Source::Interrupts).credited.units(), 777 * 65);
 }
 
@@ -197,8 +229,14 @@ fn caps_are_enforced_for_every_source() {
         .is_err()
     );
     // Defaults: RDRAND 128 bits per 1024 words, interrupts 1 bit per 64.
-    assert_eq!(CreditRate::default_for(Source::Rdrand).units() * 1024, 128 << 16);
-    assert_eq!(CreditRate::default_for(Source::Interrupts).units() * 64, 1 << 16);
+    assert_eq!(
+        CreditRate::default_for(Source::Rdrand).units() * 1024,
+        128 << 16
+    );
+    assert_eq!(
+        CreditRate::default_for(Source::Interrupts).units() * 64,
+        1 << 16
+    );
 }
 
 #[test]
@@ -238,7 +276,6 @@ fn a_full_sink_stops_absorbing_and_nothing_is_lost_or_repeated() {
     // Still full: nothing consumed.
     let a = m.absorb_external(&data[120..], &mut sink).unwrap();
     assert_eq!((a.consumed, a.blocks, a.sink_full), (0, 0, true));
-    drop(sink);
     // Room again: the held block first, then the rest.
     let mut sink2 = |b: Block| -> Result<(), Block> {
         got.push(*b.as_bytes());
@@ -248,7 +285,10 @@ fn a_full_sink_stops_absorbing_and_nothing_is_lost_or_repeated() {
     assert_eq!((a.consumed, a.blocks, a.sink_full), (80, 3, false));
     assert_eq!(got.len(), 5);
     let st = m.mixer_stats();
-    assert_eq!((st.blocks_emitted, st.blocks_delivered, st.held), (5, 5, false));
+    assert_eq!(
+        (st.blocks_emitted, st.blocks_delivered, st.held),
+        (5, 5, false)
+    );
     // Same bytes in one go with an unlimited sink give the same blocks.
     let mut m2 = Mixer::new(&MixerConfig::DEFAULT, &[0; 32]).unwrap();
     let mut f2 = Feed::new(11);

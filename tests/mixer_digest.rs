@@ -1,6 +1,16 @@
 //! The conditioner's output for a fixed input sequence, re-derived here
 //! from the documented framing with `sha2` directly, and pinned.
 
+// Test code: unwraps and panics are the assertions; casts are on small
+// known-range values.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::cast_possible_truncation,
+    clippy::cast_lossless
+)]
+
 use entropool::Source;
 use entropool::mixer::{Block, DOMAIN, Mixer, MixerConfig};
 use sha2::{Digest, Sha256};
@@ -16,7 +26,11 @@ fn ext_bytes(n: usize, salt: u8) -> Vec<u8> {
 
 fn words(n: u64, salt: u64) -> Vec<u64> {
     (0..n)
-        .map(|i| (i ^ salt).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(17))
+        .map(|i| {
+            (i ^ salt)
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                .rotate_left(17)
+        })
         .collect()
 }
 
@@ -66,7 +80,7 @@ fn blocks_are_sha256_of_the_documented_framing_and_pinned() {
     let e2 = ext_bytes(30, 99);
     let a = m.absorb_external(&e2, &mut sink).unwrap();
     assert_eq!((a.consumed, a.blocks), (30, 1));
-    assert_eq!(m.mixer_stats().pending.units(), 6 * 8 << 16);
+    assert_eq!(m.mixer_stats().pending.units(), (6 * 8) << 16);
 
     let want = [
         expected(0, &[(Source::External, e0[..1064].to_vec())]),
