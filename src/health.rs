@@ -118,8 +118,10 @@ impl MinEntropy {
 #[must_use]
 pub const fn rct_cutoff(h: MinEntropy, alpha_exp: u32) -> u32 {
     let a = clamp_alpha(alpha_exp);
-    // h.0 >= 1 by construction; a * 8 <= 512.
-    1 + (a * 8).div_ceil(h.0)
+    // h.0 >= 1 by construction; the guard lets the compiler see it too
+    // (no division-by-zero panic path). a * 8 <= 512.
+    let e = if h.0 == 0 { 1 } else { h.0 };
+    1 + (a * 8).div_ceil(e)
 }
 
 /// APT cutoff `C = 1 + CRITBINOM(window, 2^-H, 1 - 2^-alpha_exp)`
@@ -423,6 +425,8 @@ impl HealthConfig {
 pub trait HealthSample: Copy + PartialEq + sealed::Sealed {
     /// The sample widened to a `u64` (zero-extended).
     fn widen(self) -> u64;
+    /// The low bits of `x` as a sample (exact for a widened sample).
+    fn narrow(x: u64) -> Self;
 }
 
 mod sealed {
@@ -436,12 +440,20 @@ impl HealthSample for u8 {
     fn widen(self) -> u64 {
         u64::from(self)
     }
+    #[inline]
+    fn narrow(x: u64) -> Self {
+        x.to_le_bytes()[0]
+    }
 }
 
 impl HealthSample for u64 {
     #[inline]
     fn widen(self) -> u64 {
         self
+    }
+    #[inline]
+    fn narrow(x: u64) -> Self {
+        x
     }
 }
 
@@ -668,8 +680,8 @@ impl HealthTest {
                 .unwrap_or(usize::MAX)
                 .min(rest.len());
             let Some(seg) = rest.get(..n) else { break };
-            if self.stretch_is_clean(seg) {
-                self.absorb_clean_stretch(seg);
+            if let Some(hits) = self.scan_stretch(seg) {
+                self.absorb_clean_stretch(seg, hits);
                 done = done.saturating_add(n);
                 creditable = creditable.saturating_add(self.account_clean(n as u64));
             } else {
@@ -696,37 +708,38 @@ impl HealthTest {
         }
     }
 
-    /// True when `seg` (inside one APT window, `apt_pos > 0`) cannot make
-    /// either test fail: no two adjacent samples are equal (so every RCT run
-    /// restarts at 1) and the APT count stays below its cutoff.
+    /// For `seg` (non-empty, inside one APT window, `apt_pos > 0`): the
+    /// number of samples equal to the APT's `A`, when neither test can fail
+    /// in it: no sample equals its predecessor (so every RCT run restarts
+    /// at 1) and the APT count stays below its cutoff. `None` otherwise
+    /// (then the caller steps sample by sample).
     #[inline]
-    fn stretch_is_clean<T: HealthSample>(&self, seg: &[T]) -> bool {
-        let Some(&head) = seg.first() else {
-            return true;
-        };
-        let mut repeat = self.rct_run > 0 && head.widen() == self.rct_last;
-        repeat |= seg
-            .iter()
-            .zip(seg.iter().skip(1))
-            .fold(false, |acc, (a, b)| acc | (a == b));
-        if repeat {
-            return false;
+    fn scan_stretch<T: HealthSample>(&self, seg: &[T]) -> Option<u32> {
+        let (&head, _) = seg.split_first()?;
+        if self.rct_run > 0 && head.widen() == self.rct_last {
+            return None;
         }
-        let a = self.apt_first;
+        let before = seg.get(..seg.len().saturating_sub(1))?;
+        let after = seg.get(1..)?;
+        let repeat = before
+            .iter()
+            .zip(after)
+            .fold(false, |acc, (x, y)| acc | (x == y));
+        let a = T::narrow(self.apt_first);
         let hits = seg
             .iter()
-            .fold(0u32, |c, &x| c.wrapping_add(u32::from(x.widen() == a)));
-        self.apt_count.saturating_add(hits) < self.apt_cutoff
+            .fold(0u32, |c, x| c.wrapping_add(u32::from(*x == a)));
+        if repeat || self.apt_count.saturating_add(hits) >= self.apt_cutoff {
+            None
+        } else {
+            Some(hits)
+        }
     }
 
-    /// Updates the test state for a stretch `stretch_is_clean` accepted.
+    /// Updates the test state for a stretch `scan_stretch` accepted.
     #[inline]
-    fn absorb_clean_stretch<T: HealthSample>(&mut self, seg: &[T]) {
+    fn absorb_clean_stretch<T: HealthSample>(&mut self, seg: &[T], hits: u32) {
         let Some(&last) = seg.last() else { return };
-        let a = self.apt_first;
-        let hits = seg
-            .iter()
-            .fold(0u32, |c, &x| c.wrapping_add(u32::from(x.widen() == a)));
         self.rct_last = last.widen();
         self.rct_run = 1;
         self.apt_count = self.apt_count.saturating_add(hits);

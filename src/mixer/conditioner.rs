@@ -121,14 +121,11 @@ impl Hash {
             }
         }
         compress(&mut self.state, &self.buf);
-        let mut out = [0u8; 32];
-        for (o, w) in out.chunks_exact_mut(4).zip(self.state) {
-            for (d, s) in o.iter_mut().zip(w.to_be_bytes()) {
-                *d = s;
-            }
+        // Written straight into the block: no temporary copy to wipe.
+        let mut block = Block::from_bytes([0; 32]);
+        for (o, w) in block.0.chunks_exact_mut(4).zip(self.state) {
+            o.copy_from_slice(&w.to_be_bytes());
         }
-        let block = Block::from_bytes(out);
-        out.zeroize();
         self.counter = self.counter.wrapping_add(1);
         self.begin_block();
         block
