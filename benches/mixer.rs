@@ -6,7 +6,7 @@
 //! fully credited input (external at 8 bits/byte, RDSEED at 64 bits/word)
 //! the ratio to `sha2` cannot exceed about 40/64 = 0.625.
 
-use std::hint::black_box;
+use core::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use entropool::Source;
