@@ -514,7 +514,9 @@ pub fn parse_set_arg(arg: &str) -> Result<SetArg, Error> {
         return ResetTarget::parse(value).map(SetArg::Reset);
     }
     let param = Param::from_name(name).ok_or(Error::UnknownParameter)?;
-    let value = value.ok_or(Error::MalformedValue { param: param.name() })?;
+    let value = value.ok_or(Error::MalformedValue {
+        param: param.name(),
+    })?;
     Ok(SetArg::Value(param, param.parse_value(value)?))
 }
 
@@ -571,7 +573,9 @@ impl SetRequest {
                 let taken = self.values.get(i).copied().flatten().is_some()
                     || self.reset.get(i).copied().unwrap_or(false);
                 if taken {
-                    return Err(Error::DuplicateParameter { param: param.name() });
+                    return Err(Error::DuplicateParameter {
+                        param: param.name(),
+                    });
                 }
                 if let Some(slot) = self.values.get_mut(i) {
                     *slot = Some(value);
@@ -589,7 +593,9 @@ impl SetRequest {
                     return Err(Error::DuplicateParameter { param: "reset" });
                 }
                 if self.values.get(i).copied().flatten().is_some() {
-                    return Err(Error::DuplicateParameter { param: param.name() });
+                    return Err(Error::DuplicateParameter {
+                        param: param.name(),
+                    });
                 }
                 if let Some(slot) = self.reset.get_mut(i) {
                     *slot = true;

@@ -186,8 +186,8 @@ impl StateDir {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Config::DEFAULT),
             Err(e) => return Err(StoreError::io(&path, e)),
         }
-        let text =
-            core::str::from_utf8(&text).map_err(|_| StoreError::invalid(&path, Error::ConfigCorrupt))?;
+        let text = core::str::from_utf8(&text)
+            .map_err(|_| StoreError::invalid(&path, Error::ConfigCorrupt))?;
         Config::parse_text(text).map_err(|e| StoreError::invalid(&path, e))
     }
 

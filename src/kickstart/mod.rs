@@ -620,7 +620,14 @@ mod tests {
         let mut text = Vec::from(&b"entropy --data="[..]);
         text.extend(core::iter::repeat_n(b'A', CHUNK_CHARS - 4));
         text.extend_from_slice(b"AA==AAAA\n");
-        let e = parse(&text, Limits { min_size: 1, max_size: 10_000 }).unwrap_err();
+        let e = parse(
+            &text,
+            Limits {
+                min_size: 1,
+                max_size: 10_000,
+            },
+        )
+        .unwrap_err();
         assert_eq!(
             e,
             Error::Kickstart {
