@@ -210,6 +210,17 @@ fn parse_decimal(text: &str) -> Option<u64> {
     Some(value)
 }
 
+/// The entry of a per-parameter table (constant indices: no panic path).
+const fn pick<T: Copy>(table: &[T; 4], param: Param) -> &T {
+    let [a, b, c, d] = table;
+    match param {
+        Param::ExternalEntropyLostTimeout => a,
+        Param::MemoryCacheLowWatermark => b,
+        Param::MemoryCacheSize => c,
+        Param::StorageCacheSize => d,
+    }
+}
+
 /// The four tunables, always within their documented ranges.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Tunables {
@@ -250,12 +261,19 @@ impl Tunables {
 
     /// Tunables from values indexed by [`Param::index`].
     const fn from_array(values: [u32; 4]) -> Result<Tunables, Error> {
-        let mut i = 0;
-        while i < Param::ALL.len() {
-            if let Err(e) = Param::ALL[i].check(values[i] as u64) {
-                return Err(e);
-            }
-            i += 1;
+        // Constant indices into a fixed-size array: checked at compile time.
+        let [a, b, c, d] = values;
+        if let Err(e) = Param::ExternalEntropyLostTimeout.check(a as u64) {
+            return Err(e);
+        }
+        if let Err(e) = Param::MemoryCacheLowWatermark.check(b as u64) {
+            return Err(e);
+        }
+        if let Err(e) = Param::MemoryCacheSize.check(c as u64) {
+            return Err(e);
+        }
+        if let Err(e) = Param::StorageCacheSize.check(d as u64) {
+            return Err(e);
         }
         Ok(Tunables { values })
     }
@@ -263,7 +281,7 @@ impl Tunables {
     /// The value of one parameter, in its unit.
     #[must_use]
     pub const fn get(&self, param: Param) -> u32 {
-        self.values[param.index()]
+        *pick(&self.values, param)
     }
 
     /// Set one parameter.
@@ -628,13 +646,13 @@ impl SetRequest {
     /// Whether the request resets `param` (by name or through `all`).
     #[must_use]
     pub const fn resets(&self, param: Param) -> bool {
-        self.reset_all || self.reset[param.index()]
+        self.reset_all || *pick(&self.reset, param)
     }
 
     /// The value the request sets for `param`, if any.
     #[must_use]
     pub const fn value(&self, param: Param) -> Option<u32> {
-        self.values[param.index()]
+        *pick(&self.values, param)
     }
 }
 

@@ -1,5 +1,12 @@
 //! Public-API tests of `entropool::store` (std): the config store's atomic
 //! writes and corruption handling, and kickstart staging.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 #![cfg(feature = "std")]
 
 use entropool::config::{Config, Param, Tunables};

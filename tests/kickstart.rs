@@ -1,6 +1,13 @@
 //! Public-API tests of `entropool::kickstart`: generated valid files are
 //! accepted whatever their chunking, each kind of error is reported on the
 //! right line, and the exact size bounds hold.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 
 use entropool::Error;
 use entropool::error::KickstartReason;

@@ -1,5 +1,12 @@
 //! End-to-end tests of the `entropyd` binary's get/set/kickstart against a
 //! temporary state directory.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
