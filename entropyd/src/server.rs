@@ -27,9 +27,10 @@
 //! - Every refusal answers a JSON [`ErrorResponse`](crate::api::ErrorResponse)
 //!   and credits nothing; only a fully read, valid, authorized add reaches
 //!   [`PoolBackend::add_external`].
-//! - [`ApiServer::stop`] (also run on drop) stops accepting, lets in-flight
-//!   requests finish within their deadline, and returns; it never waits
-//!   longer than the request timeout plus two seconds.
+//! - [`ApiServer::stop`] (also run on drop) stops accepting and drops
+//!   requests still being received (nothing of them is credited; a request
+//!   already received is answered), and returns within about 100 ms, never
+//!   later than the request timeout plus two seconds.
 
 use std::fmt;
 use std::fs;
@@ -73,6 +74,9 @@ pub const SOCKET_MODE_GROUP: u32 = 0o660;
 const LINGER_TIME: Duration = Duration::from_millis(250);
 /// Most bytes drained after a refusal.
 const LINGER_BYTES: usize = 64 * 1024;
+/// Longest single wait for request bytes: how quickly a worker busy with a
+/// slow client notices a shutdown.
+const READ_SLICE: Duration = Duration::from_millis(100);
 /// How often [`ApiServer::stop`] re-checks its workers.
 const STOP_POLL: Duration = Duration::from_millis(10);
 /// Every this many polls, stop sends another wake-up connection.
@@ -304,10 +308,11 @@ impl ApiServer {
         &self.addr
     }
 
-    /// Stops accepting connections, lets in-flight requests finish (each
-    /// within its deadline), removes the socket file it created, and
-    /// returns. Never waits longer than the request timeout plus two
-    /// seconds; a worker still busy then is left to finish on its own.
+    /// Stops accepting connections, drops requests still being received
+    /// (crediting nothing of them), lets answers being written finish,
+    /// removes the socket file it created, and returns: normally within
+    /// about 100 ms, never later than the request timeout plus two seconds
+    /// (a worker still busy then is left to finish on its own).
     pub fn stop(mut self) {
         self.stop_inner();
     }
@@ -614,32 +619,44 @@ fn linger(stream: &mut Stream) {
     let mut scratch = [0u8; 4096];
     let mut drained = 0usize;
     while drained < LINGER_BYTES {
-        match read_until(stream, &mut scratch, until) {
+        match read_until(stream, &mut scratch, until, None) {
             Ok(0) | Err(_) => break,
             Ok(n) => drained = drained.saturating_add(n),
         }
     }
 }
 
-/// Reads into `buf` with the time left before `deadline`.
-fn read_until(stream: &mut Stream, buf: &mut [u8], deadline: Instant) -> Result<usize, Failure> {
-    let left = deadline
-        .checked_duration_since(Instant::now())
-        .filter(|d| !d.is_zero())
-        .ok_or(Failure::Api(ApiError::RequestTimeout))?;
-    stream.set_read_timeout(left).map_err(|_| Failure::Closed)?;
-    // EINTR is retried a bounded number of times.
-    for _ in 0..8 {
+/// Reads into `buf` with the time left before `deadline`, in slices of at
+/// most [`READ_SLICE`] so that a shutdown (`stop` set) ends the wait early.
+fn read_until(
+    stream: &mut Stream,
+    buf: &mut [u8],
+    deadline: Instant,
+    stop: Option<&AtomicBool>,
+) -> Result<usize, Failure> {
+    // Bounded: every pass either returns or waits out one slice of a
+    // finite deadline; EINTR retries are counted separately.
+    let mut interrupts = 0u32;
+    loop {
+        // Acquire pairs with the Release store in `stop_inner`.
+        if stop.is_some_and(|s| s.load(Ordering::Acquire)) {
+            return Err(Failure::Closed);
+        }
+        let left = deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+            .ok_or(Failure::Api(ApiError::RequestTimeout))?;
+        let slice = if stop.is_some() { left.min(READ_SLICE) } else { left };
+        stream.set_read_timeout(slice).map_err(|_| Failure::Closed)?;
         match stream.read(buf) {
             Ok(n) => return Ok(n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                return Err(Failure::Api(ApiError::RequestTimeout));
+            Err(e) if e.kind() == io::ErrorKind::Interrupted && interrupts < 8 => {
+                interrupts = interrupts.saturating_add(1);
             }
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
             Err(_) => return Err(Failure::Closed),
         }
     }
-    Err(Failure::Closed)
 }
 
 /// The parts of a request head the API uses.
@@ -656,7 +673,12 @@ struct Head {
 
 /// Reads and parses the request head into `buf` (which may also receive
 /// the start of the body).
-fn read_head(stream: &mut Stream, buf: &mut Zeroizing<Vec<u8>>, deadline: Instant) -> Result<Head, Failure> {
+fn read_head(
+    stream: &mut Stream,
+    ctx: &Context,
+    buf: &mut Zeroizing<Vec<u8>>,
+    deadline: Instant,
+) -> Result<Head, Failure> {
     loop {
         if !buf.is_empty() {
             if let Some(head) = parse_head(buf)? {
@@ -668,7 +690,9 @@ fn read_head(stream: &mut Stream, buf: &mut Zeroizing<Vec<u8>>, deadline: Instan
             return Err(ApiError::HeadersTooLarge.into());
         }
         buf.resize(MAX_HEAD_LEN, 0);
-        let got = buf.get_mut(old..).map_or(Ok(0), |tail| read_until(stream, tail, deadline));
+        let got = buf.get_mut(old..).map_or(Ok(0), |tail| {
+            read_until(stream, tail, deadline, Some(&ctx.shutdown))
+        });
         let n = match got {
             Ok(n) => n,
             Err(e) => {
@@ -733,7 +757,7 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, Failure> {
 /// Serves one request: parse, route, authorize, read the body, answer.
 fn handle(stream: &mut Stream, ctx: &Context, deadline: Instant) -> Result<Answer, Failure> {
     let mut buf = Zeroizing::new(Vec::with_capacity(MAX_HEAD_LEN));
-    let head = read_head(stream, &mut buf, deadline)?;
+    let head = read_head(stream, ctx, &mut buf, deadline)?;
     let route = api::route(&head.method, &head.target)?;
     let json = |value: Result<Vec<u8>, serde_json::Error>| {
         value
@@ -765,7 +789,7 @@ fn handle(stream: &mut Stream, ctx: &Context, deadline: Instant) -> Result<Answe
                     .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
                     .map_err(|_| Failure::Closed)?;
             }
-            let body = read_body(stream, &buf, head.head_len, len, deadline)?;
+            let body = read_body(stream, ctx, &buf, head.head_len, len, deadline)?;
             let data = api::parse_add_body(&body, ctx.body_limit)?;
             let took = ctx.backend.add_external(&data).min(data.len());
             json(serde_json::to_vec(&api::AddResponse {
@@ -790,6 +814,7 @@ fn authorize(ctx: &Context, authorization: Option<&[u8]>) -> Result<(), ApiError
 /// head, then the rest from the stream, all before `deadline`.
 fn read_body(
     stream: &mut Stream,
+    ctx: &Context,
     head_buf: &[u8],
     head_len: usize,
     len: usize,
@@ -803,7 +828,7 @@ fn read_body(
     }
     while filled < len {
         let n = match body.get_mut(filled..) {
-            Some(tail) => read_until(stream, tail, deadline)?,
+            Some(tail) => read_until(stream, tail, deadline, Some(&ctx.shutdown))?,
             None => 0,
         };
         if n == 0 {
