@@ -55,7 +55,7 @@ pub fn duration_text(seconds: u64) -> String {
 /// memory cache   1234/16384 blocks (7 %) [low watermark 20 %: REFILL WANTED]
 /// storage cache  131072/131072 blocks (100 %)
 /// output         5000 blocks emitted, 160000 bytes served
-/// external       lost: no, last entropy 3s ago (timeout 60s)
+/// external feed  lost: no, last entropy 3s ago (timeout 1m 00s)
 ///
 /// source      enabled  samples  credited bits  health       failures
 /// interrupts  no       0        0              disabled     0
@@ -99,7 +99,7 @@ pub fn render_text(s: &StatusSnapshot) -> String {
         "output         {} blocks emitted, {} bytes served",
         s.output.blocks_emitted, s.output.bytes_served
     );
-    let _ = writeln!(out, "external       {}", external_text(s));
+    let _ = writeln!(out, "external feed  {}", external_text(s));
     let _ = writeln!(out);
     let _ = writeln!(
         out,
