@@ -27,8 +27,8 @@ fn text_view_shows_fill_levels_watermark_sources_and_external() {
     let row = |name: &str| {
         lines
             .iter()
-            .find(|l| l.starts_with(name))
             .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|w| w.len() == 6 && w[0] == name)
             .unwrap()
     };
     assert_eq!(row("rdseed"), ["rdseed", "yes", "1002", "2002", "QUARANTINED", "2"]);
