@@ -338,7 +338,10 @@ mod tests {
             Ok(Route::AddExternal)
         );
         assert_eq!(route("GET", "/nope"), Err(ApiError::NotFound));
-        assert_eq!(route("DELETE", "/entropy/status").map_err(|e| e.status()), Err(405));
+        assert_eq!(
+            route("DELETE", "/entropy/status").map_err(|e| e.status()),
+            Err(405)
+        );
         assert_eq!(
             route("POST", "/entropy/external-pool").map_err(|e| e.status()),
             Err(400)

@@ -130,7 +130,7 @@ impl ApiToken {
         }
         let mut content = Zeroizing::new(Vec::with_capacity(MAX_TOKEN_LEN));
         // Read one byte more than allowed to detect a file that grew.
-        file.take(MAX_TOKEN_LEN as u64 + 1)
+        file.take((MAX_TOKEN_LEN as u64).saturating_add(1))
             .read_to_end(&mut content)
             .map_err(io)?;
         ApiToken::from_bytes(&content)

@@ -77,7 +77,10 @@ impl fmt::Display for ClientError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ClientError::Unreachable { addr, detail } => {
-                write!(f, "no entropyd answers at {addr} (is `entropyd run` running?): {detail}")
+                write!(
+                    f,
+                    "no entropyd answers at {addr} (is `entropyd run` running?): {detail}"
+                )
             }
             ClientError::UnixUnsupported { path } => write!(
                 f,
@@ -128,7 +131,11 @@ impl Client {
     ///
     /// # Errors
     /// [`ClientError::UnixUnsupported`] for a Unix socket address.
-    pub fn new(listen: &ListenAddr, token: Option<ApiToken>, timeout: Duration) -> Result<Client, ClientError> {
+    pub fn new(
+        listen: &ListenAddr,
+        token: Option<ApiToken>,
+        timeout: Duration,
+    ) -> Result<Client, ClientError> {
         let base = match listen {
             ListenAddr::Tcp(addr) => format!("http://{addr}"),
             ListenAddr::Unix(path) => {
@@ -172,7 +179,10 @@ impl Client {
     pub fn add(&self, data: &[u8]) -> Result<u64, ClientError> {
         let body = api::encode_add_body(data);
         let url = format!("{}{}?action=add", self.base, api::PATH_EXTERNAL_POOL);
-        let mut request = self.agent.post(&url).header("Content-Type", "application/json");
+        let mut request = self
+            .agent
+            .post(&url)
+            .header("Content-Type", "application/json");
         let auth;
         if let Some(token) = &self.token {
             let mut value = Zeroizing::new(b"Bearer ".to_vec());
@@ -180,7 +190,9 @@ impl Client {
             auth = value;
             request = request.header("Authorization", auth.as_slice());
         }
-        let response = request.send(body.as_slice()).map_err(|e| self.transport(e))?;
+        let response = request
+            .send(body.as_slice())
+            .map_err(|e| self.transport(e))?;
         let answer = read_answer(response)?;
         let add: AddResponse =
             serde_json::from_slice(&answer).map_err(|e| ClientError::BadAnswer(e.to_string()))?;

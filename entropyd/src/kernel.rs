@@ -99,7 +99,11 @@ impl fmt::Display for KernelError {
                 write!(f, "cannot open {} for writing: {source}", path.display())
             }
             KernelError::NotADevice { path } => {
-                write!(f, "{} is not a character device (expected /dev/random)", path.display())
+                write!(
+                    f,
+                    "{} is not a character device (expected /dev/random)",
+                    path.display()
+                )
             }
             KernelError::PermissionDenied { path } => write!(
                 f,
@@ -250,7 +254,8 @@ impl KernelFeed {
         // struct rand_pool_info as c_ints: [entropy_count, buf_size, buf...],
         // buf rounded up to whole 32-bit words; 4-byte aligned by its type.
         let words = piece.len().div_ceil(4);
-        let mut info: Zeroizing<Vec<libc::c_int>> = Zeroizing::new(vec![0; words.saturating_add(2)]);
+        let mut info: Zeroizing<Vec<libc::c_int>> =
+            Zeroizing::new(vec![0; words.saturating_add(2)]);
         if let Some(header) = info.get_mut(..2) {
             header.copy_from_slice(&[count, size]);
         }
@@ -263,8 +268,13 @@ impl KernelFeed {
                 *word = libc::c_int::from_ne_bytes(w);
             }
         }
-        // The ioctl request type is c_ulong on glibc and c_int on musl.
-        #[allow(clippy::useless_conversion, clippy::cast_possible_wrap)]
+        // The ioctl request type is c_ulong on glibc and c_int on musl; the
+        // cast keeps the bit pattern, which is what the kernel compares.
+        #[allow(
+            clippy::useless_conversion,
+            clippy::cast_possible_wrap,
+            clippy::cast_lossless
+        )]
         let request = RNDADDENTROPY as _;
         // SAFETY: the fd is open (owned by `self.device`). RNDADDENTROPY
         // reads `struct rand_pool_info` from the pointer: two c_ints, then

@@ -99,7 +99,8 @@ impl FromStr for ListenAddr {
         if let Some(path) = s.strip_prefix("unix:") {
             if path.is_empty() {
                 return Err(ServerError::Config(
-                    "--listen=unix: needs a socket path, e.g. unix:/run/entropyd/api.sock".to_owned(),
+                    "--listen=unix: needs a socket path, e.g. unix:/run/entropyd/api.sock"
+                        .to_owned(),
                 ));
             }
             return Ok(ListenAddr::Unix(PathBuf::from(path)));
@@ -219,7 +220,10 @@ impl ApiServer {
     /// [`ServerError::Bind`] when the address cannot be bound;
     /// [`ServerError::Io`] when the socket's permissions cannot be set or a
     /// worker thread cannot be started.
-    pub fn start(config: ServerConfig, backend: Arc<dyn PoolBackend>) -> Result<ApiServer, ServerError> {
+    pub fn start(
+        config: ServerConfig,
+        backend: Arc<dyn PoolBackend>,
+    ) -> Result<ApiServer, ServerError> {
         if config.workers == 0 || config.workers > MAX_WORKERS {
             return Err(ServerError::Config(format!(
                 "workers={} is out of range 1..={MAX_WORKERS}",
@@ -249,7 +253,9 @@ impl ApiServer {
                 (Listener::Tcp(listener), ListenAddr::Tcp(local), None)
             }
             ListenAddr::Unix(path) => {
-                if config.socket_mode != SOCKET_MODE_OWNER && config.socket_mode != SOCKET_MODE_GROUP {
+                if config.socket_mode != SOCKET_MODE_OWNER
+                    && config.socket_mode != SOCKET_MODE_GROUP
+                {
                     return Err(ServerError::Config(format!(
                         "socket mode {:04o} is not allowed: use 0600 (owner only) or 0660 (owner and group)",
                         config.socket_mode
@@ -332,8 +338,9 @@ impl ApiServer {
             }
             thread::sleep(STOP_POLL);
             polls = polls.wrapping_add(1);
-            let (done, running): (Vec<_>, Vec<_>) =
-                std::mem::take(&mut self.workers).into_iter().partition(JoinHandle::is_finished);
+            let (done, running): (Vec<_>, Vec<_>) = std::mem::take(&mut self.workers)
+                .into_iter()
+                .partition(JoinHandle::is_finished);
             for handle in done {
                 // A worker that panicked has nothing left to clean up.
                 let _ = handle.join();
@@ -615,7 +622,9 @@ fn serve_connection(mut stream: Stream, ctx: &Context) {
 /// still sending, so it reads the refusal rather than a reset.
 fn linger(stream: &mut Stream) {
     stream.shutdown_write();
-    let until = Instant::now().checked_add(LINGER_TIME).unwrap_or_else(Instant::now);
+    let until = Instant::now()
+        .checked_add(LINGER_TIME)
+        .unwrap_or_else(Instant::now);
     let mut scratch = [0u8; 4096];
     let mut drained = 0usize;
     while drained < LINGER_BYTES {
@@ -646,14 +655,24 @@ fn read_until(
             .checked_duration_since(Instant::now())
             .filter(|d| !d.is_zero())
             .ok_or(Failure::Api(ApiError::RequestTimeout))?;
-        let slice = if stop.is_some() { left.min(READ_SLICE) } else { left };
-        stream.set_read_timeout(slice).map_err(|_| Failure::Closed)?;
+        let slice = if stop.is_some() {
+            left.min(READ_SLICE)
+        } else {
+            left
+        };
+        stream
+            .set_read_timeout(slice)
+            .map_err(|_| Failure::Closed)?;
         match stream.read(buf) {
             Ok(n) => return Ok(n),
             Err(e) if e.kind() == io::ErrorKind::Interrupted && interrupts < 8 => {
                 interrupts = interrupts.saturating_add(1);
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
             Err(_) => return Err(Failure::Closed),
         }
     }
@@ -737,7 +756,9 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, Failure> {
                 .flatten()
                 .ok_or_else(|| ApiError::BadRequest("bad Content-Length header".to_owned()))?;
             if head.content_length.is_some_and(|m| m != n) {
-                return Err(ApiError::BadRequest("conflicting Content-Length headers".to_owned()).into());
+                return Err(
+                    ApiError::BadRequest("conflicting Content-Length headers".to_owned()).into(),
+                );
             }
             head.content_length = Some(n);
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
@@ -746,7 +767,9 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, Failure> {
             head.expect_continue = h.value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
         } else if h.name.eq_ignore_ascii_case("authorization") {
             if head.authorization.is_some() {
-                return Err(ApiError::BadRequest("more than one Authorization header".to_owned()).into());
+                return Err(
+                    ApiError::BadRequest("more than one Authorization header".to_owned()).into(),
+                );
             }
             head.authorization = Some(Zeroizing::new(h.value.to_vec()));
         }
@@ -832,7 +855,10 @@ fn read_body(
             None => 0,
         };
         if n == 0 {
-            return Err(ApiError::BadRequest("the body is shorter than its Content-Length".to_owned()).into());
+            return Err(ApiError::BadRequest(
+                "the body is shorter than its Content-Length".to_owned(),
+            )
+            .into());
         }
         filled = filled.saturating_add(n);
     }
@@ -840,7 +866,12 @@ fn read_body(
 }
 
 /// Writes a whole response with `Connection: close`.
-fn write_response(stream: &mut Stream, status: u16, extra: &[(&str, &str)], body: &[u8]) -> io::Result<()> {
+fn write_response(
+    stream: &mut Stream,
+    status: u16,
+    extra: &[(&str, &str)],
+    body: &[u8],
+) -> io::Result<()> {
     let mut head = format!(
         "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n",
         reason(status),

@@ -45,11 +45,13 @@ impl Shutdown {
         for signal in [SIGTERM, SIGINT] {
             // The forced exit goes first: on the first signal the flag is
             // still false, so it does nothing and the flag is then set.
-            shutdown.ids.push(signal_hook::flag::register_conditional_shutdown(
-                signal,
-                FORCED_EXIT_STATUS,
-                Arc::clone(&flag),
-            )?);
+            shutdown
+                .ids
+                .push(signal_hook::flag::register_conditional_shutdown(
+                    signal,
+                    FORCED_EXIT_STATUS,
+                    Arc::clone(&flag),
+                )?);
             shutdown
                 .ids
                 .push(signal_hook::flag::register(signal, Arc::clone(&flag))?);

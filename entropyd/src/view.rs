@@ -13,10 +13,10 @@ use crate::backend::{HealthState, SourceId, StatusSnapshot};
 /// `part * 100 / whole`, rounded down; 0 when `whole` is 0.
 #[must_use]
 pub fn percent(part: u64, whole: u64) -> u64 {
-    if whole == 0 {
-        return 0;
-    }
-    let p = u128::from(part).saturating_mul(100) / u128::from(whole);
+    let p = u128::from(part)
+        .saturating_mul(100)
+        .checked_div(u128::from(whole))
+        .unwrap_or(0);
     u64::try_from(p).unwrap_or(u64::MAX)
 }
 
@@ -77,7 +77,11 @@ pub fn render_text(s: &StatusSnapshot) -> String {
         mask_names(s.sources_mask)
     );
     let m = &s.memory_cache;
-    let refill = if m.refill_wanted { "REFILL WANTED" } else { "ok" };
+    let refill = if m.refill_wanted {
+        "REFILL WANTED"
+    } else {
+        "ok"
+    };
     let _ = writeln!(
         out,
         "memory cache   {}/{} blocks ({} %) [low watermark {} %: {refill}]",
@@ -135,7 +139,10 @@ fn external_text(s: &StatusSnapshot) -> String {
         None => "no entropy received yet".to_owned(),
     };
     if external_on {
-        format!("lost: {lost}, {last} (timeout {})", duration_text(e.lost_timeout_seconds))
+        format!(
+            "lost: {lost}, {last} (timeout {})",
+            duration_text(e.lost_timeout_seconds)
+        )
     } else {
         format!("not in the sources mask; {last}")
     }
@@ -163,7 +170,11 @@ pub fn render_line(s: &StatusSnapshot) -> String {
         percent(s.storage_cache.len_blocks, s.storage_cache.capacity_blocks)
     );
     if s.sources_mask & SourceId::External.bit() != 0 {
-        line.push_str(if s.external.lost { " | ext LOST" } else { " | ext ok" });
+        line.push_str(if s.external.lost {
+            " | ext LOST"
+        } else {
+            " | ext ok"
+        });
     }
     let quarantined: Vec<&str> = s
         .sources

@@ -25,7 +25,11 @@ fn token_file_with_group_or_other_access_is_refused() {
     for mode in [0o600, 0o400] {
         let path = write_token(dir.path(), b"0123456789abcdef0123\n", mode);
         let t = ApiToken::from_file(&path).unwrap();
-        assert_eq!(t.as_bytes(), b"0123456789abcdef0123", "trailing newline trimmed");
+        assert_eq!(
+            t.as_bytes(),
+            b"0123456789abcdef0123",
+            "trailing newline trimmed"
+        );
     }
 }
 
@@ -33,11 +37,20 @@ fn token_file_with_group_or_other_access_is_refused() {
 fn token_file_errors_are_clear() {
     let dir = tempfile::tempdir().unwrap();
     let missing = ApiToken::from_file(&dir.path().join("nope")).unwrap_err();
-    assert!(missing.to_string().contains("cannot read token file"), "{missing}");
+    assert!(
+        missing.to_string().contains("cannot read token file"),
+        "{missing}"
+    );
     let not_file = ApiToken::from_file(dir.path()).unwrap_err();
-    assert!(matches!(not_file, TokenError::NotAFile { .. }), "{not_file}");
+    assert!(
+        matches!(not_file, TokenError::NotAFile { .. }),
+        "{not_file}"
+    );
     let short = write_token(dir.path(), b"short\n", 0o600);
-    assert!(matches!(ApiToken::from_file(&short), Err(TokenError::BadContent { .. })));
+    assert!(matches!(
+        ApiToken::from_file(&short),
+        Err(TokenError::BadContent { .. })
+    ));
     let insecure = write_token(dir.path(), b"0123456789abcdef", 0o644);
     let msg = ApiToken::from_file(&insecure).unwrap_err().to_string();
     assert!(msg.contains("0644") && msg.contains("chmod 600"), "{msg}");

@@ -11,7 +11,9 @@ use entropyd::kernel::{KernelError, KernelFeed};
 use entropyd::sink::{PIPE_ATOMIC, Sink, SinkError, SinkKind};
 
 fn blocks(n: usize, seed: u8) -> Vec<u8> {
-    (0..n * 32).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..n * 32)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 fn mkfifo(path: &Path, mode: u32) {
@@ -35,7 +37,10 @@ fn file_sink_is_created_0600_and_appends_exactly_the_blocks() {
         assert_eq!(sink.write(&a).unwrap(), a.len());
         sink.sync().unwrap();
     }
-    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     // Reopening appends; nothing earlier is overwritten.
     let mut sink = Sink::open(&path).unwrap();
     assert_eq!(sink.write(&b).unwrap(), b.len());
@@ -51,7 +56,10 @@ fn sinks_others_can_read_or_odd_files_are_refused() {
     let open = dir.path().join("world.bin");
     std::fs::write(&open, b"").unwrap();
     std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
-    assert!(matches!(Sink::open(&open), Err(SinkError::InsecureMode { mode: 0o644, .. })));
+    assert!(matches!(
+        Sink::open(&open),
+        Err(SinkError::InsecureMode { mode: 0o644, .. })
+    ));
     // Group access is allowed (a consumer group).
     std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o640)).unwrap();
     assert!(Sink::open(&open).is_ok());
@@ -170,7 +178,10 @@ fn kernel_feed_refuses_what_is_not_the_random_device() {
     let mut null = KernelFeed::open_path(Path::new("/dev/null")).unwrap();
     let err = null.probe().unwrap_err();
     assert!(matches!(err, KernelError::NotRandomDevice { .. }), "{err}");
-    assert!(err.to_string().contains("not the kernel random device"), "{err}");
+    assert!(
+        err.to_string().contains("not the kernel random device"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -180,10 +191,15 @@ fn kernel_probe_matches_our_privileges() {
         return;
     };
     // The euid is the owner of /proc/self.
-    let root = std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false);
+    let root = std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false);
     // A zero-byte, zero-credit add changes nothing in the kernel pool.
     match feed.probe() {
-        Ok(()) => assert!(root || has_sys_admin(), "probe passed without CAP_SYS_ADMIN"),
+        Ok(()) => assert!(
+            root || has_sys_admin(),
+            "probe passed without CAP_SYS_ADMIN"
+        ),
         Err(KernelError::PermissionDenied { .. }) => {
             let msg = feed.probe().unwrap_err().to_string();
             assert!(msg.contains("CAP_SYS_ADMIN"), "{msg}");
@@ -214,7 +230,10 @@ fn kernel_feed_without_cap_sys_admin_gives_the_clear_error() {
         let err = feed.probe().unwrap_err();
         assert!(matches!(err, KernelError::PermissionDenied { .. }), "{err}");
         let msg = err.to_string();
-        assert!(msg.contains("root or CAP_SYS_ADMIN") && msg.contains("--sink"), "{msg}");
+        assert!(
+            msg.contains("root or CAP_SYS_ADMIN") && msg.contains("--sink"),
+            "{msg}"
+        );
         let err = feed.add_full_entropy(&[0u8; 64]).unwrap_err();
         assert!(matches!(err, KernelError::PermissionDenied { .. }), "{err}");
         assert_eq!(feed.credited_bits(), 0);
@@ -236,7 +255,11 @@ fn kernel_feed_without_cap_sys_admin_gives_the_clear_error() {
     let out = match Command::new("setpriv")
         .arg("--bounding-set=-sys_admin")
         .arg(&exe)
-        .args(["--exact", "kernel_feed_without_cap_sys_admin_gives_the_clear_error", "--nocapture"])
+        .args([
+            "--exact",
+            "kernel_feed_without_cap_sys_admin_gives_the_clear_error",
+            "--nocapture",
+        ])
         .env(CHILD_ENV, "1")
         .output()
     {

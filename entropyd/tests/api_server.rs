@@ -40,14 +40,23 @@ fn get_external_pool_reports_the_backend() {
         }
     );
     // The wire format has exactly the ESXi field names.
-    let (status, body) = raw(addr, b"GET /entropy/external-pool HTTP/1.1\r\nHost: x\r\n\r\n");
+    let (status, body) = raw(
+        addr,
+        b"GET /entropy/external-pool HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
     assert_eq!(status, 200);
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     let mut keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
     keys.sort();
     assert_eq!(
         keys,
-        ["capacity", "currently_available", "inactive_source_timeout", "low_watermark", "status"]
+        [
+            "capacity",
+            "currently_available",
+            "inactive_source_timeout",
+            "low_watermark",
+            "status"
+        ]
     );
 }
 
@@ -85,7 +94,9 @@ fn submit_sends_pieces_and_stops_when_full() {
 
     let small = FakePool::new(1000, 0);
     let (_server2, addr2) = start(Arc::clone(&small), true);
-    let sum = client(addr2, true).submit(&mut data.as_slice(), 300).unwrap();
+    let sum = client(addr2, true)
+        .submit(&mut data.as_slice(), 300)
+        .unwrap();
     // Pieces of 300: 300, 300, 300, then 100 of the fourth; stop there.
     assert_eq!((sum.sent, sum.accepted, sum.pool_full), (1200, 1000, true));
     assert_eq!(small.credited(), data[..1000]);
@@ -116,7 +127,10 @@ fn missing_or_wrong_token_is_401_and_credits_nothing() {
     assert_eq!(pool.add_calls(), 0);
     assert!(pool.credited().is_empty());
     // The right token works on the same server.
-    let (status, body) = raw(addr, &post_add(&api::encode_add_body(&[7u8; 32]), Some(&bearer())));
+    let (status, body) = raw(
+        addr,
+        &post_add(&api::encode_add_body(&[7u8; 32]), Some(&bearer())),
+    );
     assert_eq!((status, body.as_str()), (200, "{\"accepted\":32}"));
 }
 
@@ -154,7 +168,11 @@ fn oversize_is_413_before_the_body_is_read() {
     let t = Instant::now();
     let (status, body) = raw(addr, req.as_bytes());
     assert_eq!(status, 413, "{body}");
-    assert!(t.elapsed() < Duration::from_millis(1500), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        t.elapsed()
+    );
     assert!(body.contains("1024"), "{body}");
     // A real oversize body is refused too, and its sender reads the answer.
     let big = api::encode_add_body(&[1u8; 2000]);
@@ -166,7 +184,10 @@ fn oversize_is_413_before_the_body_is_read() {
     exact.extend_from_slice(b"\"}");
     assert_eq!(exact.len(), 1024);
     let (status, _) = raw(addr, &post_add(&exact, Some(&bearer())));
-    assert_eq!(status, 400, "1012 base64 chars is not a whole number of groups");
+    assert_eq!(
+        status, 400,
+        "1012 base64 chars is not a whole number of groups"
+    );
     assert_eq!(pool.add_calls(), 0);
 }
 
@@ -180,14 +201,26 @@ fn framing_errors_method_and_path() {
         ("PUT /entropy/external-pool HTTP/1.1\r\n\r\n".into(), 405),
         ("GET /entropy/nothing HTTP/1.1\r\n\r\n".into(), 404),
         ("GET / HTTP/1.1\r\n\r\n".into(), 404),
-        ("POST /entropy/external-pool HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}".into(), 400),
         (
-            format!("POST /entropy/external-pool?action=add HTTP/1.1\r\nAuthorization: {b}\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+            "POST /entropy/external-pool HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}".into(),
+            400,
+        ),
+        (
+            format!(
+                "POST /entropy/external-pool?action=add HTTP/1.1\r\nAuthorization: {b}\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+            ),
             411,
         ),
-        (format!("POST /entropy/external-pool?action=add HTTP/1.1\r\nAuthorization: {b}\r\n\r\n"), 411),
         (
-            format!("POST /entropy/external-pool?action=add HTTP/1.1\r\nAuthorization: {b}\r\nContent-Length: 1x\r\n\r\n"),
+            format!(
+                "POST /entropy/external-pool?action=add HTTP/1.1\r\nAuthorization: {b}\r\n\r\n"
+            ),
+            411,
+        ),
+        (
+            format!(
+                "POST /entropy/external-pool?action=add HTTP/1.1\r\nAuthorization: {b}\r\nContent-Length: 1x\r\n\r\n"
+            ),
             400,
         ),
         ("GARBAGE\r\n\r\n".into(), 400),
@@ -200,7 +233,8 @@ fn framing_errors_method_and_path() {
     }
     // 405 names the allowed methods.
     let mut s = TcpStream::connect(addr).unwrap();
-    s.write_all(b"DELETE /entropy/status HTTP/1.1\r\n\r\n").unwrap();
+    s.write_all(b"DELETE /entropy/status HTTP/1.1\r\n\r\n")
+        .unwrap();
     let mut all = String::new();
     std::io::Read::read_to_string(&mut s, &mut all).unwrap();
     assert!(all.contains("\r\nAllow: GET\r\n"), "{all}");
@@ -238,7 +272,10 @@ fn expect_continue_gets_an_interim_answer() {
 fn tcp_without_token_refuses_writes_but_serves_reads() {
     let pool = FakePool::new(1000, 0);
     let (_server, addr) = start(Arc::clone(&pool), false);
-    let (status, _) = raw(addr, &post_add(&api::encode_add_body(&[1u8; 8]), Some(&bearer())));
+    let (status, _) = raw(
+        addr,
+        &post_add(&api::encode_add_body(&[1u8; 8]), Some(&bearer())),
+    );
     assert_eq!(status, 403);
     assert_eq!(pool.add_calls(), 0);
     assert_eq!(client(addr, false).external_pool().unwrap().capacity, 1000);
@@ -251,10 +288,16 @@ fn disabled_external_source_is_409() {
         ..Arc::try_unwrap(FakePool::new(1000, 0)).unwrap()
     });
     let (_server, addr) = start(Arc::clone(&pool), true);
-    let (status, _) = raw(addr, &post_add(&api::encode_add_body(&[1u8; 8]), Some(&bearer())));
+    let (status, _) = raw(
+        addr,
+        &post_add(&api::encode_add_body(&[1u8; 8]), Some(&bearer())),
+    );
     assert_eq!(status, 409);
     assert_eq!(pool.add_calls(), 0);
-    assert_eq!(client(addr, false).external_pool().unwrap().status, "DISABLED");
+    assert_eq!(
+        client(addr, false).external_pool().unwrap().status,
+        "DISABLED"
+    );
 }
 
 #[test]
@@ -293,11 +336,14 @@ fn a_slow_client_is_cut_off_and_does_not_block_others() {
     cfg.workers = 1;
     cfg.request_timeout = Duration::from_millis(500);
     let server = ApiServer::start(cfg, pool).unwrap();
-    let ListenAddr::Tcp(addr) = *server.local_addr() else { panic!() };
+    let ListenAddr::Tcp(addr) = *server.local_addr() else {
+        panic!()
+    };
     // Half a request head, then silence.
     let mut slow = TcpStream::connect(addr).unwrap();
     slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    slow.write_all(b"GET /entropy/status HTTP/1.1\r\nHo").unwrap();
+    slow.write_all(b"GET /entropy/status HTTP/1.1\r\nHo")
+        .unwrap();
     let t = Instant::now();
     // The only worker is busy with it; this one waits in the backlog until
     // the slow one's deadline, then is served.

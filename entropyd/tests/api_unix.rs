@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use api_common::*;
 use entropyd::api;
-use entropyd::server::{ApiServer, ListenAddr, ServerConfig, SOCKET_MODE_GROUP};
+use entropyd::server::{ApiServer, ListenAddr, SOCKET_MODE_GROUP, ServerConfig};
 
 fn request(path: &std::path::Path, req: &[u8]) -> (u16, String) {
     let mut s = UnixStream::connect(path).unwrap();
@@ -57,7 +57,10 @@ fn unix_socket_with_token_requires_it_and_group_mode_is_0660() {
     cfg.token = Some(token());
     cfg.socket_mode = SOCKET_MODE_GROUP;
     let _server = ApiServer::start(cfg, Arc::clone(&pool) as _).unwrap();
-    let mode = std::fs::symlink_metadata(&path).unwrap().permissions().mode();
+    let mode = std::fs::symlink_metadata(&path)
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o660);
     let body = api::encode_add_body(&[5u8; 20]);
     assert_eq!(request(&path, &post_add(&body, None)).0, 401);
@@ -71,22 +74,34 @@ fn socket_path_conflicts_are_refused_or_cleaned() {
     // A regular file is never replaced.
     let file = dir.path().join("file");
     std::fs::write(&file, b"keep me").unwrap();
-    let err = ApiServer::start(ServerConfig::new(ListenAddr::Unix(file.clone())), FakePool::new(1, 0))
-        .unwrap_err();
+    let err = ApiServer::start(
+        ServerConfig::new(ListenAddr::Unix(file.clone())),
+        FakePool::new(1, 0),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("not a socket"), "{err}");
     assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
     // A live listener is not stolen.
     let live = dir.path().join("live.sock");
     let _other = UnixListener::bind(&live).unwrap();
-    let err = ApiServer::start(ServerConfig::new(ListenAddr::Unix(live)), FakePool::new(1, 0))
-        .unwrap_err();
+    let err = ApiServer::start(
+        ServerConfig::new(ListenAddr::Unix(live)),
+        FakePool::new(1, 0),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("already listening"), "{err}");
     // A stale socket (nobody listening) is replaced.
     let stale = dir.path().join("stale.sock");
     drop(UnixListener::bind(&stale).unwrap());
-    let server = ApiServer::start(ServerConfig::new(ListenAddr::Unix(stale.clone())), FakePool::new(1, 0))
-        .unwrap();
-    assert_eq!(request(&stale, b"GET /entropy/status HTTP/1.1\r\n\r\n").0, 200);
+    let server = ApiServer::start(
+        ServerConfig::new(ListenAddr::Unix(stale.clone())),
+        FakePool::new(1, 0),
+    )
+    .unwrap();
+    assert_eq!(
+        request(&stale, b"GET /entropy/status HTTP/1.1\r\n\r\n").0,
+        200
+    );
     // Bad socket modes are refused.
     let mut cfg = ServerConfig::new(ListenAddr::Unix(dir.path().join("m.sock")));
     cfg.socket_mode = 0o666;

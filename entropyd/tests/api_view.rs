@@ -21,8 +21,14 @@ fn text_view_shows_fill_levels_watermark_sources_and_external() {
     );
     // 131000 * 100 / 131072 = 99.94.. -> 99
     assert_eq!(lines[2], "storage cache  131000/131072 blocks (99 %)");
-    assert!(text.contains("5000 blocks emitted, 160000 bytes served"), "{text}");
-    assert!(text.contains("lost: YES, last entropy 1m 15s ago (timeout 1m 00s)"), "{text}");
+    assert!(
+        text.contains("5000 blocks emitted, 160000 bytes served"),
+        "{text}"
+    );
+    assert!(
+        text.contains("lost: YES, last entropy 1m 15s ago (timeout 1m 00s)"),
+        "{text}"
+    );
     // One table row per source, with its numbers and health.
     let row = |name: &str| {
         lines
@@ -31,9 +37,18 @@ fn text_view_shows_fill_levels_watermark_sources_and_external() {
             .find(|w| w.len() == 6 && w[0] == name)
             .unwrap()
     };
-    assert_eq!(row("rdseed"), ["rdseed", "yes", "1002", "2002", "QUARANTINED", "2"]);
-    assert_eq!(row("external"), ["external", "yes", "1003", "2003", "ok", "3"]);
-    assert_eq!(row("interrupts"), ["interrupts", "no", "1000", "2000", "disabled", "0"]);
+    assert_eq!(
+        row("rdseed"),
+        ["rdseed", "yes", "1002", "2002", "QUARANTINED", "2"]
+    );
+    assert_eq!(
+        row("external"),
+        ["external", "yes", "1003", "2003", "ok", "3"]
+    );
+    assert_eq!(
+        row("interrupts"),
+        ["interrupts", "no", "1000", "2000", "disabled", "0"]
+    );
 }
 
 #[test]
@@ -45,9 +60,15 @@ fn text_view_of_a_healthy_stopped_pool() {
     s.external.seconds_since_last = None;
     s.sources_mask = 6;
     let text = render_text(&s);
-    assert!(text.contains("not running (read from the state directory)"), "{text}");
+    assert!(
+        text.contains("not running (read from the state directory)"),
+        "{text}"
+    );
     assert!(text.contains("[low watermark 20 %: ok]"), "{text}");
-    assert!(text.contains("external feed  not in the sources mask; no entropy received yet"), "{text}");
+    assert!(
+        text.contains("external feed  not in the sources mask; no entropy received yet"),
+        "{text}"
+    );
     // An empty snapshot renders without dividing by zero.
     let empty = render_text(&StatusSnapshot::default());
     assert!(empty.contains("memory cache   0/0 blocks (0 %)"), "{empty}");
