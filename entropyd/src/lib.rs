@@ -1,6 +1,5 @@
-//! entropyd, the reference daemon of entropool: its command-line interface
-//! as a library, so tests and fuzz harnesses call the same code as the
-//! binary.
+//! entropyd, the reference daemon of entropool, as a library so tests and
+//! fuzz harnesses call the same code as the binary.
 //!
 //! Layout: [`cli`] holds the clap definitions and the dispatcher; each
 //! subcommand lives in a `cmd_*` module with an `Args` struct (clap derive)
@@ -9,8 +8,22 @@
 //! 0 success, 1 a runtime failure (I/O, a corrupt config store),
 //! 2 invalid input (a bad value, an invalid kickstart file, not a fresh
 //! install, a usage error).
+//!
+//! The network and OS half: the HTTP API ([`api`], [`server`], [`auth`]),
+//! its client ([`client`]), the pool seam ([`backend`]), the status view
+//! ([`view`]), the outputs ([`sink`], [`kernel`]) and signal handling
+//! ([`signals`]).
 
+pub mod api;
+pub mod auth;
+pub mod backend;
 pub mod cli;
+pub mod client;
 pub mod cmd_config;
 pub mod cmd_kickstart;
 pub mod failure;
+pub mod kernel;
+pub mod server;
+pub mod signals;
+pub mod sink;
+pub mod view;

@@ -1,0 +1,110 @@
+//! The API on a Unix socket: permissions as authorization, socket mode,
+//! stale and foreign files at the socket path.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+mod api_common;
+
+use std::io::Write;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+use api_common::*;
+use entropyd::api;
+use entropyd::server::{ApiServer, ListenAddr, SOCKET_MODE_GROUP, ServerConfig};
+
+fn request(path: &std::path::Path, req: &[u8]) -> (u16, String) {
+    let mut s = UnixStream::connect(path).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(req).unwrap();
+    read_answer(&mut s)
+}
+
+#[test]
+fn unix_socket_without_token_takes_writes_and_has_mode_0600() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("api.sock");
+    let pool = FakePool::new(100, 0);
+    let server = ApiServer::start(
+        ServerConfig::new(ListenAddr::Unix(path.clone())),
+        Arc::clone(&pool) as _,
+    )
+    .unwrap();
+    let meta = std::fs::symlink_metadata(&path).unwrap();
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    // No leftovers of the private bind directory.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+
+    let (status, body) = request(&path, &post_add(&api::encode_add_body(&[5u8; 20]), None));
+    assert_eq!((status, body.as_str()), (200, "{\"accepted\":20}"));
+    assert_eq!(pool.credited(), vec![5u8; 20]);
+    let (status, body) = request(&path, b"GET /entropy/external-pool HTTP/1.1\r\n\r\n");
+    assert_eq!(status, 200);
+    assert!(body.contains("\"currently_available\":20"), "{body}");
+
+    server.stop();
+    assert!(!path.exists(), "stop removes the socket it created");
+}
+
+#[test]
+fn unix_socket_with_token_requires_it_and_group_mode_is_0660() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("api.sock");
+    let pool = FakePool::new(100, 0);
+    let mut cfg = ServerConfig::new(ListenAddr::Unix(path.clone()));
+    cfg.token = Some(token());
+    cfg.socket_mode = SOCKET_MODE_GROUP;
+    let _server = ApiServer::start(cfg, Arc::clone(&pool) as _).unwrap();
+    let mode = std::fs::symlink_metadata(&path)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o660);
+    let body = api::encode_add_body(&[5u8; 20]);
+    assert_eq!(request(&path, &post_add(&body, None)).0, 401);
+    assert_eq!(pool.add_calls(), 0);
+    assert_eq!(request(&path, &post_add(&body, Some(&bearer()))).0, 200);
+}
+
+#[test]
+fn socket_path_conflicts_are_refused_or_cleaned() {
+    let dir = tempfile::tempdir().unwrap();
+    // A regular file is never replaced.
+    let file = dir.path().join("file");
+    std::fs::write(&file, b"keep me").unwrap();
+    let err = ApiServer::start(
+        ServerConfig::new(ListenAddr::Unix(file.clone())),
+        FakePool::new(1, 0),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("not a socket"), "{err}");
+    assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
+    // A live listener is not stolen.
+    let live = dir.path().join("live.sock");
+    let _other = UnixListener::bind(&live).unwrap();
+    let err = ApiServer::start(
+        ServerConfig::new(ListenAddr::Unix(live)),
+        FakePool::new(1, 0),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("already listening"), "{err}");
+    // A stale socket (nobody listening) is replaced.
+    let stale = dir.path().join("stale.sock");
+    drop(UnixListener::bind(&stale).unwrap());
+    let server = ApiServer::start(
+        ServerConfig::new(ListenAddr::Unix(stale.clone())),
+        FakePool::new(1, 0),
+    )
+    .unwrap();
+    assert_eq!(
+        request(&stale, b"GET /entropy/status HTTP/1.1\r\n\r\n").0,
+        200
+    );
+    // Bad socket modes are refused.
+    let mut cfg = ServerConfig::new(ListenAddr::Unix(dir.path().join("m.sock")));
+    cfg.socket_mode = 0o666;
+    assert!(ApiServer::start(cfg, FakePool::new(1, 0)).is_err());
+    drop(server);
+}

@@ -1,0 +1,106 @@
+//! The status view: text a human reads at a glance, JSON a script reads.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+mod api_common;
+
+use api_common::sample_status;
+use entropyd::backend::{HealthState, StatusSnapshot};
+use entropyd::view::{render_json, render_line, render_text};
+
+#[test]
+fn text_view_shows_fill_levels_watermark_sources_and_external() {
+    let s = sample_status();
+    let text = render_text(&s);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].contains("running, up 1h 02m 03s"), "{text}");
+    assert!(lines[0].contains("sources 12 (rdseed+external)"), "{text}");
+    // 1234 * 100 / 16384 = 7.5.. -> 7
+    assert_eq!(
+        lines[1],
+        "memory cache   1234/16384 blocks (7 %) [low watermark 20 %: REFILL WANTED]"
+    );
+    // 131000 * 100 / 131072 = 99.94.. -> 99
+    assert_eq!(lines[2], "storage cache  131000/131072 blocks (99 %)");
+    assert!(
+        text.contains("5000 blocks emitted, 160000 bytes served"),
+        "{text}"
+    );
+    assert!(
+        text.contains("lost: YES, last entropy 1m 15s ago (timeout 1m 00s)"),
+        "{text}"
+    );
+    // One table row per source, with its numbers and health.
+    let row = |name: &str| {
+        lines
+            .iter()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|w| w.len() == 6 && w[0] == name)
+            .unwrap()
+    };
+    assert_eq!(
+        row("rdseed"),
+        ["rdseed", "yes", "1002", "2002", "QUARANTINED", "2"]
+    );
+    assert_eq!(
+        row("external"),
+        ["external", "yes", "1003", "2003", "ok", "3"]
+    );
+    assert_eq!(
+        row("interrupts"),
+        ["interrupts", "no", "1000", "2000", "disabled", "0"]
+    );
+}
+
+#[test]
+fn text_view_of_a_healthy_stopped_pool() {
+    let mut s = sample_status();
+    s.running = false;
+    s.memory_cache.refill_wanted = false;
+    s.external.lost = false;
+    s.external.seconds_since_last = None;
+    s.sources_mask = 6;
+    let text = render_text(&s);
+    assert!(
+        text.contains("not running (read from the state directory)"),
+        "{text}"
+    );
+    assert!(text.contains("[low watermark 20 %: ok]"), "{text}");
+    assert!(
+        text.contains("external feed  not in the sources mask; no entropy received yet"),
+        "{text}"
+    );
+    // An empty snapshot renders without dividing by zero.
+    let empty = render_text(&StatusSnapshot::default());
+    assert!(empty.contains("memory cache   0/0 blocks (0 %)"), "{empty}");
+}
+
+#[test]
+fn json_round_trips_and_uses_lowercase_names() {
+    let s = sample_status();
+    let json = render_json(&s).unwrap();
+    assert_eq!(serde_json::from_str::<StatusSnapshot>(&json).unwrap(), s);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["sources"][2]["source"], "rdseed");
+    assert_eq!(v["sources"][2]["health"], "quarantined");
+    assert_eq!(v["memory_cache"]["refill_wanted"], true);
+    assert_eq!(v["external"]["seconds_since_last"], 75);
+}
+
+#[test]
+fn status_line_flags_problems() {
+    let mut s = sample_status();
+    let line = render_line(&s);
+    assert_eq!(
+        line,
+        "mem 1234/16384 (7 %) REFILL | storage 99 % | ext LOST | QUARANTINED rdseed | served 160000 B"
+    );
+    s.memory_cache.refill_wanted = false;
+    s.external.lost = false;
+    for src in &mut s.sources {
+        src.health = HealthState::Ok;
+    }
+    assert_eq!(
+        render_line(&s),
+        "mem 1234/16384 (7 %) | storage 99 % | ext ok | served 160000 B"
+    );
+}
