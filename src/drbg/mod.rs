@@ -48,8 +48,9 @@ pub const MAX_REQUEST_LEN: usize = (1 << 19) / 8;
 pub const MAX_RESEED_INTERVAL: u64 = 1 << 48;
 
 /// The three SP 800-90A functions shared by [`HmacDrbg`] and [`HashDrbg`],
-/// so [`crate::rng::PoolRng`] can run on either.
-pub trait Drbg: Sized {
+/// so [`crate::rng::PoolRng`] can run on either. Implementors wipe their
+/// state on drop.
+pub trait Drbg: Sized + zeroize::ZeroizeOnDrop {
     /// Instantiate (SP 800-90A 9.1).
     ///
     /// # Errors
