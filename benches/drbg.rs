@@ -1,13 +1,13 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 //! DRBG output speed beside its peers (group and id names are fixed).
 
+use core::hint::black_box;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use entropool::Error;
 use entropool::drbg::{HashDrbg, HmacDrbg};
 use entropool::rng::{EntropySource, PoolRng, PoolRngConfig};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
-use std::hint::black_box;
 
 /// A fast in-memory stand-in for the pool.
 struct FastFake(u8);

@@ -3,6 +3,8 @@
 //! catches any accidental change of output (derived independently from the
 //! `hmac-drbg` crate, which re-implements HMAC_DRBG over `sha2` 0.9).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use entropool::Error;
 use entropool::drbg::{
     Drbg, HashDrbg, HmacDrbg, MAX_INPUT_LEN, MAX_REQUEST_LEN, MAX_RESEED_INTERVAL,
@@ -18,12 +20,30 @@ fn limits<D: Drbg + core::fmt::Debug>(name: &str) {
     let long = vec![0u8; MAX_INPUT_LEN + 1];
     let max = vec![0u8; MAX_INPUT_LEN];
     // Instantiate.
-    assert_eq!(D::instantiate(&[0; 31], &N, b"").err(), Some(Error::DrbgEntropyTooShort));
-    assert_eq!(D::instantiate(&[0; 32], &[0; 15], b"").err(), Some(Error::DrbgEntropyTooShort));
-    assert!(D::instantiate(&[0; 48], b"", b"").is_ok(), "48 bytes of entropy need no nonce");
-    assert_eq!(D::instantiate(&long, &N, b"").err(), Some(Error::DrbgInputTooLong));
-    assert_eq!(D::instantiate(&E, &long, b"").err(), Some(Error::DrbgInputTooLong));
-    assert_eq!(D::instantiate(&E, &N, &long).err(), Some(Error::DrbgInputTooLong));
+    assert_eq!(
+        D::instantiate(&[0; 31], &N, b"").err(),
+        Some(Error::DrbgEntropyTooShort)
+    );
+    assert_eq!(
+        D::instantiate(&[0; 32], &[0; 15], b"").err(),
+        Some(Error::DrbgEntropyTooShort)
+    );
+    assert!(
+        D::instantiate(&[0; 48], b"", b"").is_ok(),
+        "48 bytes of entropy need no nonce"
+    );
+    assert_eq!(
+        D::instantiate(&long, &N, b"").err(),
+        Some(Error::DrbgInputTooLong)
+    );
+    assert_eq!(
+        D::instantiate(&E, &long, b"").err(),
+        Some(Error::DrbgInputTooLong)
+    );
+    assert_eq!(
+        D::instantiate(&E, &N, &long).err(),
+        Some(Error::DrbgInputTooLong)
+    );
     assert!(D::instantiate(&max, &max, &max).is_ok());
 
     // A failed call changes nothing: compare with an untouched twin.
@@ -34,7 +54,10 @@ fn limits<D: Drbg + core::fmt::Debug>(name: &str) {
     assert_eq!(a.reseed(&E, &long), Err(Error::DrbgInputTooLong));
     let mut big = vec![0xaa; MAX_REQUEST_LEN + 1];
     assert_eq!(a.generate(&mut big, b""), Err(Error::DrbgRequestTooLarge));
-    assert!(big.iter().all(|&x| x == 0xaa), "{name}: output untouched on error");
+    assert!(
+        big.iter().all(|&x| x == 0xaa),
+        "{name}: output untouched on error"
+    );
     let mut small = [0u8; 16];
     assert_eq!(a.generate(&mut small, &long), Err(Error::DrbgInputTooLong));
     assert_eq!(small, [0; 16]);
@@ -63,7 +86,10 @@ macro_rules! interval_test {
         #[test]
         fn $name() {
             let mut d = <$ty>::new(&E, &N, b"").unwrap();
-            assert!(matches!(d.set_reseed_interval(0), Err(Error::InvalidValue { .. })));
+            assert!(matches!(
+                d.set_reseed_interval(0),
+                Err(Error::InvalidValue { .. })
+            ));
             assert!(matches!(
                 d.set_reseed_interval(MAX_RESEED_INTERVAL + 1),
                 Err(Error::InvalidValue { .. })
@@ -96,7 +122,10 @@ type PeerDrbg = hmac_drbg::HmacDRBG<sha2_09::Sha256>;
 
 /// 1 MiB from a fixed seed, in requests of varied sizes with and without
 /// additional input and a reseed half way.
-fn long_stream_digest(mut generate: impl FnMut(&mut [u8], &[u8]), mut reseed: impl FnMut()) -> [u8; 32] {
+fn long_stream_digest(
+    mut generate: impl FnMut(&mut [u8], &[u8]),
+    mut reseed: impl FnMut(),
+) -> [u8; 32] {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 4096];
     let mut total = 0usize;
@@ -117,7 +146,7 @@ fn long_stream_digest(mut generate: impl FnMut(&mut [u8], &[u8]), mut reseed: im
 
 #[test]
 fn pinned_long_stream_digest() {
-    use std::cell::RefCell;
+    use core::cell::RefCell;
     let ours = RefCell::new(HmacDrbg::new(&E, &N, b"pinned").unwrap());
     let d1 = long_stream_digest(
         |out, ad| ours.borrow_mut().generate(out, ad).unwrap(),

@@ -3,7 +3,9 @@
 //! resistance reseeds every call, and (with `std`) a changed process id
 //! forces a reseed that makes the child's stream differ from the parent's.
 
-use std::cell::Cell;
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use core::cell::Cell;
 use std::rc::Rc;
 
 use entropool::Error;
@@ -27,7 +29,9 @@ impl EntropySource for Fake {
         }
         let c = self.calls.get();
         for (i, b) in out.iter_mut().enumerate() {
-            *b = (c as u8).wrapping_mul(31).wrapping_add(i as u8);
+            *b = c.to_le_bytes()[0]
+                .wrapping_mul(31)
+                .wrapping_add(i.to_le_bytes()[0]);
         }
         self.calls.set(c + 1);
         Ok(())
@@ -35,7 +39,11 @@ impl EntropySource for Fake {
 }
 
 fn pid() -> u32 {
-    if cfg!(feature = "std") { std::process::id() } else { 0 }
+    if cfg!(feature = "std") {
+        std::process::id()
+    } else {
+        0
+    }
 }
 
 /// The model: an HMAC_DRBG instantiated exactly as the module doc says.
@@ -86,7 +94,10 @@ proptest! {
 #[test]
 fn reseeds_after_requests_and_bytes() {
     let src = Fake::default();
-    let cfg = PoolRngConfig { reseed_after_requests: 3, ..PoolRngConfig::DEFAULT };
+    let cfg = PoolRngConfig {
+        reseed_after_requests: 3,
+        ..PoolRngConfig::DEFAULT
+    };
     let mut rng = PoolRng::new(src.clone(), cfg).unwrap();
     assert_eq!(src.calls.get(), 1, "one 48-byte instantiation read");
     let mut out = [0u8; 8];
@@ -98,20 +109,30 @@ fn reseeds_after_requests_and_bytes() {
     assert_eq!(src.calls.get(), 2, "fourth request reseeds");
 
     let src = Fake::default();
-    let cfg = PoolRngConfig { reseed_after_bytes: 100, ..PoolRngConfig::DEFAULT };
+    let cfg = PoolRngConfig {
+        reseed_after_bytes: 100,
+        ..PoolRngConfig::DEFAULT
+    };
     let mut rng = PoolRng::new(src.clone(), cfg).unwrap();
     let mut out = [0u8; 60];
     rng.fill(&mut out).unwrap();
     rng.fill(&mut out).unwrap();
     assert_eq!(src.calls.get(), 1);
     rng.fill(&mut out).unwrap();
-    assert_eq!(src.calls.get(), 2, "reseed once 120 >= 100 bytes were served");
+    assert_eq!(
+        src.calls.get(),
+        2,
+        "reseed once 120 >= 100 bytes were served"
+    );
 }
 
 #[test]
 fn due_reseed_unavailable_fails_closed() {
     let src = Fake::default();
-    let cfg = PoolRngConfig { reseed_after_requests: 2, ..PoolRngConfig::DEFAULT };
+    let cfg = PoolRngConfig {
+        reseed_after_requests: 2,
+        ..PoolRngConfig::DEFAULT
+    };
     let mut rng = PoolRng::new(src.clone(), cfg).unwrap();
     let mut out = [0xaau8; 40];
     rng.fill(&mut out).unwrap();
@@ -132,7 +153,10 @@ fn due_reseed_unavailable_fails_closed() {
 fn instantiation_and_reseed_now_report_the_source_error() {
     let src = Fake::default();
     src.failing.set(true);
-    assert_eq!(PoolRng::new(src.clone(), PoolRngConfig::DEFAULT).err(), Some(Error::Starving));
+    assert_eq!(
+        PoolRng::new(src.clone(), PoolRngConfig::DEFAULT).err(),
+        Some(Error::Starving)
+    );
     src.failing.set(false);
     let mut rng = PoolRng::new(src.clone(), PoolRngConfig::DEFAULT).unwrap();
     let mut a = [0u8; 32];
@@ -166,7 +190,10 @@ fn reseed_now_discards_buffered_output() {
 #[test]
 fn prediction_resistance_reseeds_every_call() {
     let src = Fake::default();
-    let cfg = PoolRngConfig { prediction_resistance: true, ..PoolRngConfig::DEFAULT };
+    let cfg = PoolRngConfig {
+        prediction_resistance: true,
+        ..PoolRngConfig::DEFAULT
+    };
     let mut rng = PoolRng::new(src.clone(), cfg).unwrap();
     let mut out = [0u8; 16];
     for i in 0..5 {
@@ -184,10 +211,19 @@ fn prediction_resistance_reseeds_every_call() {
 #[test]
 fn config_ranges_and_debug() {
     for cfg in [
-        PoolRngConfig { reseed_after_requests: 0, ..PoolRngConfig::DEFAULT },
-        PoolRngConfig { reseed_after_bytes: (1 << 48) + 1, ..PoolRngConfig::DEFAULT },
+        PoolRngConfig {
+            reseed_after_requests: 0,
+            ..PoolRngConfig::DEFAULT
+        },
+        PoolRngConfig {
+            reseed_after_bytes: (1 << 48) + 1,
+            ..PoolRngConfig::DEFAULT
+        },
     ] {
-        assert!(matches!(PoolRng::new(Fake::default(), cfg), Err(Error::InvalidValue { .. })));
+        assert!(matches!(
+            PoolRng::new(Fake::default(), cfg),
+            Err(Error::InvalidValue { .. })
+        ));
     }
     let rng = PoolRng::new(Fake::default(), PoolRngConfig::DEFAULT).unwrap();
     assert_eq!(format!("{rng:?}"), "PoolRng { .. }");

@@ -12,6 +12,8 @@ use crate::error::Error;
 
 /// seedlen for SHA-256: 440 bits.
 const SEEDLEN: usize = 55;
+/// seedlen in bits, as Hash_df encodes it.
+const SEEDLEN_BITS: u32 = 440;
 
 /// SP 800-90A Hash_DRBG with SHA-256 at 256-bit security strength.
 ///
@@ -149,7 +151,7 @@ fn hash_df(parts: &[&[u8]], out: &mut [u8; SEEDLEN]) {
     for (counter, half) in (1u8..).zip(temp.chunks_exact_mut(32)) {
         let mut s = Sha256Stream::new();
         s.update(&[counter]);
-        s.update(&((SEEDLEN * 8) as u32).to_be_bytes());
+        s.update(&SEEDLEN_BITS.to_be_bytes());
         for p in parts {
             s.update(p);
         }

@@ -300,7 +300,7 @@ mod tests {
     fn padding_boundaries_match_sha2() {
         // Lengths around the 55/56/64-byte padding edges.
         for len in 50..=130usize {
-            let data: std::vec::Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+            let data: std::vec::Vec<u8> = (0..len).map(|i| (i * 7 + 3).to_le_bytes()[0]).collect();
             let mut s = Sha256Stream::new();
             s.update(&data);
             let mut out = [0u8; 32];

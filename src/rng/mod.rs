@@ -271,8 +271,7 @@ impl<S: EntropySource, D: Drbg> PoolRng<S, D> {
             || self.bytes >= self.config.reseed_after_bytes
         {
             self.reseed_pending = true;
-            self.reseed()
-                .map_err(|_| Error::DrbgReseedUnavailable)?;
+            self.reseed().map_err(|_| Error::DrbgReseedUnavailable)?;
         }
         if self.config.prediction_resistance || out.len() > SMALL_REQUEST_MAX {
             self.fill_direct(out)?;

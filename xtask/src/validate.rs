@@ -132,8 +132,16 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if files.is_empty() {
         let dir = TempDir::new()?;
         for (label, full_entropy) in [("full-entropy path", true), ("PoolRng", false)] {
-            let file = dir.path().join(if full_entropy { "full.bin" } else { "poolrng.bin" });
-            let state = dir.path().join(if full_entropy { "state-full" } else { "state-rng" });
+            let file = dir.path().join(if full_entropy {
+                "full.bin"
+            } else {
+                "poolrng.bin"
+            });
+            let state = dir.path().join(if full_entropy {
+                "state-full"
+            } else {
+                "state-rng"
+            });
             fs::create_dir_all(&state).map_err(|e| format!("{}: {e}", state.display()))?;
             generate(bytes, full_entropy, &state, &file)?;
             let verdict = check_file(&file)?;
@@ -164,9 +172,17 @@ pub fn run(args: &[String]) -> Result<(), String> {
 #[must_use]
 pub fn generator_command(bytes: u64, full_entropy: bool, state_dir: &Path) -> Command {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.args(["run", "--quiet", "--release", "-p", "entropyd", "--", "generate"])
-        .arg(format!("--bytes={bytes}"))
-        .arg(format!("--state-dir={}", state_dir.display()));
+    cmd.args([
+        "run",
+        "--quiet",
+        "--release",
+        "-p",
+        "entropyd",
+        "--",
+        "generate",
+    ])
+    .arg(format!("--bytes={bytes}"))
+    .arg(format!("--state-dir={}", state_dir.display()));
     if full_entropy {
         cmd.arg("--full-entropy");
     }
@@ -206,7 +222,11 @@ fn ensure_tools() -> Result<(), String> {
     if !is_root() {
         return Err(format!(
             "missing {}: install with `sudo apt-get install -y {}`",
-            missing.iter().map(|(t, _)| *t).collect::<Vec<_>>().join(" and "),
+            missing
+                .iter()
+                .map(|(t, _)| *t)
+                .collect::<Vec<_>>()
+                .join(" and "),
             packages.join(" ")
         ));
     }
@@ -312,7 +332,10 @@ fn dieharder_results(text: &str) -> Vec<(String, String)> {
             let assessment = *fields.last()?;
             if fields.len() >= 6 && ["PASSED", "WEAK", "FAILED"].contains(&assessment) {
                 let ntup = fields.get(1).copied().unwrap_or("");
-                Some((format!("{}[{}]", fields.first()?, ntup), assessment.to_string()))
+                Some((
+                    format!("{}[{}]", fields.first()?, ntup),
+                    assessment.to_string(),
+                ))
             } else {
                 None
             }
@@ -345,10 +368,8 @@ impl TempDir {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or(0);
-        let path = std::env::temp_dir().join(format!(
-            "entropool-validate-{}-{nanos}",
-            std::process::id()
-        ));
+        let path =
+            std::env::temp_dir().join(format!("entropool-validate-{}-{nanos}", std::process::id()));
         fs::create_dir_all(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(Self(path))
     }
@@ -412,7 +433,9 @@ mod tests {
     #[ignore = "slow: runs rngtest and dieharder on 2 x 20 MB"]
     fn urandom_passes_and_biased_fails() {
         if !have("rngtest") || !have("dieharder") {
-            eprintln!("skipped: rngtest/dieharder not installed (apt-get install rng-tools5 dieharder)");
+            eprintln!(
+                "skipped: rngtest/dieharder not installed (apt-get install rng-tools5 dieharder)"
+            );
             return;
         }
         let dir = TempDir::new().unwrap();

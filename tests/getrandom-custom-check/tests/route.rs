@@ -15,7 +15,7 @@ struct FakePool {
 impl EntropySource for FakePool {
     fn fill_full_entropy(&mut self, out: &mut [u8]) -> Result<(), Error> {
         for (i, b) in out.iter_mut().enumerate() {
-            *b = self.calls.wrapping_mul(31).wrapping_add(i as u8);
+            *b = self.calls.wrapping_mul(31).wrapping_add(i.to_le_bytes()[0]);
         }
         self.calls = self.calls.wrapping_add(1);
         Ok(())
@@ -50,23 +50,33 @@ fn getrandom_is_routed_to_the_registered_pool_rng() {
     // 1. Nothing registered: a custom error with code 506, no output.
     assert_eq!(
         getrandom::fill(&mut buf),
-        Err(getrandom::Error::new_custom(Error::GetrandomNotRegistered.code()))
+        Err(getrandom::Error::new_custom(
+            Error::GetrandomNotRegistered.code()
+        ))
     );
     assert!(!getrandom_custom::is_registered());
 
     // 2. Register a PoolRng over the fake pool; a twin shows what it yields.
     let rng = PoolRng::new(FakePool::default(), PoolRngConfig::DEFAULT).unwrap();
     let mut twin = PoolRng::new(FakePool::default(), PoolRngConfig::DEFAULT).unwrap();
-    getrandom_custom::register(Box::leak(Box::new(rng))).map_err(|_| ()).unwrap();
+    getrandom_custom::register(Box::leak(Box::new(rng)))
+        .map_err(|_| ())
+        .unwrap();
     let second = Box::leak(Box::new(
         PoolRng::new(FakePool::default(), PoolRngConfig::DEFAULT).unwrap(),
     ));
-    assert!(getrandom_custom::register(second).is_err(), "only one registration");
+    assert!(
+        getrandom_custom::register(second).is_err(),
+        "only one registration"
+    );
 
     getrandom::fill(&mut buf).unwrap();
     let mut want = [0u8; 100];
     twin.fill(&mut want).unwrap();
-    assert_eq!(buf, want, "getrandom::fill came from the registered generator");
+    assert_eq!(
+        buf, want,
+        "getrandom::fill came from the registered generator"
+    );
     let word = getrandom::u64().unwrap();
     assert_eq!(word, twin.try_next_u64().unwrap());
     let mut big = vec![0u8; 100_000];
@@ -79,9 +89,13 @@ fn getrandom_is_routed_to_the_registered_pool_rng() {
     getrandom_custom::unregister().unwrap();
     assert_eq!(
         getrandom::fill(&mut buf),
-        Err(getrandom::Error::new_custom(Error::GetrandomNotRegistered.code()))
+        Err(getrandom::Error::new_custom(
+            Error::GetrandomNotRegistered.code()
+        ))
     );
-    getrandom_custom::register(Box::leak(Box::new(Reentrant))).map_err(|_| ()).unwrap();
+    getrandom_custom::register(Box::leak(Box::new(Reentrant)))
+        .map_err(|_| ())
+        .unwrap();
     assert_eq!(
         getrandom::fill(&mut buf),
         Err(getrandom::Error::new_custom(Error::GetrandomBusy.code()))
