@@ -34,6 +34,17 @@ fn small(c: &mut Criterion) {
         b.iter(|| getrandom::fill(black_box(&mut out)).unwrap())
     });
     g.finish();
+
+    // The same over Hash_DRBG (one compression per 32 bytes instead of two).
+    let mut g = c.benchmark_group("drbg_32B_hash");
+    g.throughput(Throughput::Bytes(32));
+    let mut rng = PoolRng::<_, HashDrbg>::with_drbg(FastFake(1), PoolRngConfig::DEFAULT).unwrap();
+    g.bench_function(BenchmarkId::new("entropool", 32), |b| {
+        b.iter(|| {
+            rng.fill(black_box(&mut out)).unwrap();
+        })
+    });
+    g.finish();
 }
 
 const BULK: usize = 64 * 1024;

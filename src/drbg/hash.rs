@@ -157,7 +157,9 @@ fn hash_df(parts: &[&[u8]], out: &mut [u8; SEEDLEN]) {
         }
         let mut digest = [0u8; 32];
         s.finalize_into(&mut digest);
-        half.copy_from_slice(&digest);
+        for (dst, src) in half.iter_mut().zip(digest.iter()) {
+            *dst = *src;
+        }
         digest.zeroize();
     }
     for (dst, src) in out.iter_mut().zip(temp.iter()) {

@@ -38,7 +38,9 @@ pub(crate) fn compress(state: &mut [u32; 8], block: &[u8; BLOCK]) {
 #[inline]
 pub(crate) fn state_bytes(state: &[u32; 8], out: &mut [u8; 32]) {
     for (chunk, word) in out.chunks_exact_mut(4).zip(state.iter()) {
-        chunk.copy_from_slice(&word.to_be_bytes());
+        for (dst, src) in chunk.iter_mut().zip(word.to_be_bytes()) {
+            *dst = src;
+        }
     }
 }
 
@@ -117,7 +119,9 @@ impl Sha256Stream {
             self.block = [0; BLOCK];
         }
         if let Some(tail) = self.block.get_mut(BLOCK - 8..) {
-            tail.copy_from_slice(&bit_len.to_be_bytes());
+            for (dst, src) in tail.iter_mut().zip(bit_len.to_be_bytes()) {
+                *dst = src;
+            }
         }
         compress(&mut self.state, &self.block);
         state_bytes(&self.state, out);

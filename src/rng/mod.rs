@@ -310,7 +310,9 @@ impl<S: EntropySource, D: Drbg> PoolRng<S, D> {
             }
             let avail = self.buf.get_mut(self.pos..).unwrap_or_default();
             let n = avail.len().min(rest.len());
-            let (now, later) = core::mem::take(&mut rest).split_at_mut(n);
+            let Some((now, later)) = core::mem::take(&mut rest).split_at_mut_checked(n) else {
+                break;
+            };
             for (dst, src) in now.iter_mut().zip(avail.iter_mut()) {
                 *dst = *src;
                 *src = 0;
@@ -318,6 +320,8 @@ impl<S: EntropySource, D: Drbg> PoolRng<S, D> {
             self.pos = self.pos.saturating_add(n);
             rest = later;
         }
+        // Unreachable: a request of at most SMALL_REQUEST_MAX bytes is done
+        // within two passes; refuse rather than return a partial fill.
         if rest.is_empty() {
             Ok(())
         } else {
