@@ -96,7 +96,7 @@ impl HashDrbg {
         // 440 = 0x01b8 bits, big-endian in the last 8 bytes.
         block[62] = 0x01;
         block[63] = 0xb8;
-        let mut state;
+        let mut state = IV;
         for chunk in out.chunks_mut(32) {
             state = IV;
             compress(&mut state, &block);
@@ -109,6 +109,7 @@ impl HashDrbg {
             }
         }
         block.zeroize();
+        state.zeroize();
         // V = V + H + C + reseed_counter, H = Hash(0x03 || V).
         hash(&[&[0x03], &self.v], &mut w);
         add_be(&mut self.v, &w);

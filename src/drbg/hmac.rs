@@ -80,11 +80,8 @@ impl HmacDrbg {
         if !additional.is_empty() {
             self.update(additional, &[], &[]);
         }
-        for chunk in out.chunks_mut(32) {
-            self.key.mac32_in_place(&mut self.v);
-            for (dst, src) in chunk.iter_mut().zip(self.v.iter()) {
-                *dst = *src;
-            }
+        if !out.is_empty() {
+            self.key.chain(&mut self.v, out);
         }
         self.update(additional, &[], &[]);
         self.reseed_counter = self.reseed_counter.saturating_add(1);

@@ -203,15 +203,45 @@ impl HmacKey {
     /// `HMAC(key, v)` written back into `v`: exactly two compressions.
     #[inline]
     pub(crate) fn mac32_in_place(&self, v: &mut [u8; 32]) {
+        self.chain(v, &mut []);
+    }
+
+    /// HMAC_DRBG's output loop: for each 32-byte piece of `out`,
+    /// `v = HMAC(key, v)` and the piece takes the leftmost bytes of `v`; with
+    /// an empty `out`, one step. Two compressions per step; the scratch
+    /// space is wiped once at the end, not per step (per-step volatile
+    /// wiping cost about a third of the throughput).
+    pub(crate) fn chain(&self, v: &mut [u8; 32], out: &mut [u8]) {
         let mut block = padded_96(v);
-        let mut state = self.inner;
-        compress(&mut state, &block);
-        let mut digest = [0u8; 32];
-        state_bytes(&state, &mut digest);
-        self.outer(&digest, v);
+        let mut state = [0u32; 8];
+        let mut step = |block: &mut [u8; BLOCK], v: &mut [u8; 32]| {
+            state = self.inner;
+            compress(&mut state, block);
+            if let Some(msg) = block.get_mut(..32) {
+                for (dst, word) in msg.chunks_exact_mut(4).zip(state.iter()) {
+                    for (d, s) in dst.iter_mut().zip(word.to_be_bytes()) {
+                        *d = s;
+                    }
+                }
+            }
+            state = self.outer;
+            compress(&mut state, block);
+            state_bytes(&state, v);
+            for (dst, src) in block.iter_mut().zip(v.iter()) {
+                *dst = *src;
+            }
+        };
+        if out.is_empty() {
+            step(&mut block, v);
+        }
+        for piece in out.chunks_mut(32) {
+            step(&mut block, v);
+            for (dst, src) in piece.iter_mut().zip(v.iter()) {
+                *dst = *src;
+            }
+        }
         block.zeroize();
         state.zeroize();
-        digest.zeroize();
     }
 
     /// `HMAC(key, parts[0] || parts[1] || ...)`.
