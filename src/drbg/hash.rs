@@ -105,7 +105,7 @@ impl HashDrbg {
                 *dst = *src;
             }
             if let Some(data) = block.get_mut(..SEEDLEN) {
-                add_be(data, &[1]);
+                increment_be(data);
             }
         }
         block.zeroize();
@@ -169,6 +169,19 @@ fn hash_df(parts: &[&[u8]], out: &mut [u8; SEEDLEN]) {
     temp.zeroize();
 }
 
+/// `data = (data + 1) mod 2^(8 * data.len())`, big-endian; stops at the
+/// first byte that does not carry.
+#[inline]
+fn increment_be(data: &mut [u8]) {
+    for b in data.iter_mut().rev() {
+        let (sum, carry) = b.overflowing_add(1);
+        *b = sum;
+        if !carry {
+            break;
+        }
+    }
+}
+
 /// `acc = (acc + x) mod 2^(8 * acc.len())`, both big-endian; `x` may be
 /// shorter than `acc` (it is right-aligned).
 fn add_be(acc: &mut [u8], x: &[u8]) {
@@ -220,7 +233,23 @@ impl fmt::Debug for HashDrbg {
 
 #[cfg(test)]
 mod tests {
-    use super::add_be;
+    use super::{add_be, increment_be};
+
+    #[test]
+    fn increment_matches_add_be() {
+        for start in [
+            [0u8; 3],
+            [0, 0, 0xff],
+            [0, 0xff, 0xff],
+            [0xff; 3],
+            [1, 2, 3],
+        ] {
+            let (mut a, mut b) = (start, start);
+            increment_be(&mut a);
+            add_be(&mut b, &[1]);
+            assert_eq!(a, b, "{start:?}");
+        }
+    }
 
     #[test]
     fn add_be_matches_u128_model() {
