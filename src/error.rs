@@ -198,6 +198,11 @@ pub enum Error {
     DrbgReseedRequired,
     /// A reseed was due and the pool could not supply it.
     DrbgReseedUnavailable,
+    /// getrandom's custom backend was called before a generator was
+    /// registered.
+    GetrandomNotRegistered,
+    /// The registered generator is in use by another caller (no spinning).
+    GetrandomBusy,
     // ---- add new DRBG variants above this line ----
 }
 
@@ -236,6 +241,8 @@ impl Error {
             Error::DrbgInputTooLong => 503,
             Error::DrbgReseedRequired => 504,
             Error::DrbgReseedUnavailable => 505,
+            Error::GetrandomNotRegistered => 506,
+            Error::GetrandomBusy => 507,
         }
     }
 }
@@ -321,6 +328,12 @@ impl fmt::Display for Error {
             Error::DrbgReseedUnavailable => {
                 f.write_str("DRBG reseed due and the pool cannot supply it")
             }
+            Error::GetrandomNotRegistered => {
+                f.write_str("no generator registered for getrandom's custom backend")
+            }
+            Error::GetrandomBusy => {
+                f.write_str("the generator registered for getrandom is busy; try again")
+            }
         }
     }
 }
@@ -389,6 +402,8 @@ mod tests {
             Error::DrbgInputTooLong,
             Error::DrbgReseedRequired,
             Error::DrbgReseedUnavailable,
+            Error::GetrandomNotRegistered,
+            Error::GetrandomBusy,
         ];
         let mut codes: Vec<u16> = all.iter().map(Error::code).collect();
         codes.sort_unstable();

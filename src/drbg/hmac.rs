@@ -1,0 +1,156 @@
+//! HMAC_DRBG with SHA-256 (SP 800-90A section 10.1.2).
+
+use core::fmt;
+
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use super::sha256::HmacKey;
+use super::{
+    Drbg, MAX_RESEED_INTERVAL, check_generate, check_instantiate, check_interval, check_reseed,
+};
+use crate::error::Error;
+
+/// SP 800-90A HMAC_DRBG with SHA-256 at 256-bit security strength.
+///
+/// Limits and their errors are listed in the [module doc](super).
+///
+/// ```
+/// use entropool::drbg::HmacDrbg;
+/// let mut drbg = HmacDrbg::new(&[7u8; 32], &[9u8; 16], b"my app")?;
+/// let mut key = [0u8; 32];
+/// drbg.generate(&mut key, b"")?;
+/// drbg.reseed(&[3u8; 32], b"")?;
+/// # Ok::<(), entropool::Error>(())
+/// ```
+pub struct HmacDrbg {
+    /// `Key`, kept as its keyed HMAC midstates.
+    key: HmacKey,
+    /// `V`.
+    v: [u8; 32],
+    /// Generate calls since the last (re)seed, plus one (the standard's
+    /// `reseed_counter`).
+    reseed_counter: u64,
+    /// Largest allowed `reseed_counter` value.
+    reseed_interval: u64,
+}
+
+impl HmacDrbg {
+    /// Instantiate (SP 800-90A 10.1.2.3) from `entropy`, `nonce` and
+    /// `personalization`.
+    ///
+    /// # Errors
+    /// [`Error::DrbgEntropyTooShort`] when `entropy` is under 32 bytes or
+    /// `entropy` + `nonce` under 48 bytes; [`Error::DrbgInputTooLong`] when an
+    /// input exceeds [`MAX_INPUT_LEN`](super::MAX_INPUT_LEN).
+    pub fn new(entropy: &[u8], nonce: &[u8], personalization: &[u8]) -> Result<HmacDrbg, Error> {
+        check_instantiate(entropy, nonce, personalization)?;
+        let mut drbg = HmacDrbg {
+            key: HmacKey::new(&[0u8; 32]),
+            v: [0x01; 32],
+            reseed_counter: 1,
+            reseed_interval: MAX_RESEED_INTERVAL,
+        };
+        drbg.update(entropy, nonce, personalization);
+        Ok(drbg)
+    }
+
+    /// Reseed (SP 800-90A 10.1.2.4) with `entropy` and `additional` input.
+    ///
+    /// # Errors
+    /// [`Error::DrbgEntropyTooShort`] when `entropy` is under 32 bytes;
+    /// [`Error::DrbgInputTooLong`] when an input exceeds
+    /// [`MAX_INPUT_LEN`](super::MAX_INPUT_LEN). The state is unchanged then.
+    pub fn reseed(&mut self, entropy: &[u8], additional: &[u8]) -> Result<(), Error> {
+        check_reseed(entropy, additional)?;
+        self.update(entropy, additional, &[]);
+        self.reseed_counter = 1;
+        Ok(())
+    }
+
+    /// Generate (SP 800-90A 10.1.2.5): fills `out` (at most 64 KiB).
+    ///
+    /// # Errors
+    /// [`Error::DrbgRequestTooLarge`] when `out` is over 64 KiB,
+    /// [`Error::DrbgInputTooLong`] when `additional` is over
+    /// [`MAX_INPUT_LEN`](super::MAX_INPUT_LEN), [`Error::DrbgReseedRequired`]
+    /// when the reseed interval is exhausted. Then `out` and the state are
+    /// unchanged.
+    pub fn generate(&mut self, out: &mut [u8], additional: &[u8]) -> Result<(), Error> {
+        check_generate(out, additional, self.reseed_counter, self.reseed_interval)?;
+        if !additional.is_empty() {
+            self.update(additional, &[], &[]);
+        }
+        if !out.is_empty() {
+            self.key.chain(&mut self.v, out);
+        }
+        self.update(additional, &[], &[]);
+        self.reseed_counter = self.reseed_counter.saturating_add(1);
+        Ok(())
+    }
+
+    /// Lowers the reseed interval (generate calls allowed between reseeds)
+    /// from the default 2^48. Takes effect at once, counting calls made
+    /// since the last reseed.
+    ///
+    /// # Errors
+    /// [`Error::InvalidValue`] unless `1 <= interval <= 2^48`.
+    pub fn set_reseed_interval(&mut self, interval: u64) -> Result<(), Error> {
+        check_interval(interval)?;
+        self.reseed_interval = interval;
+        Ok(())
+    }
+
+    /// The HMAC_DRBG_Update function (10.1.2.2) over `a || b || c`.
+    fn update(&mut self, a: &[u8], b: &[u8], c: &[u8]) {
+        self.update_round(0x00, a, b, c);
+        if !(a.is_empty() && b.is_empty() && c.is_empty()) {
+            self.update_round(0x01, a, b, c);
+        }
+    }
+
+    /// `K = HMAC(K, V || round || a || b || c); V = HMAC(K, V)`.
+    fn update_round(&mut self, round: u8, a: &[u8], b: &[u8], c: &[u8]) {
+        let mut new_key = [0u8; 32];
+        self.key.mac(&[&self.v, &[round], a, b, c], &mut new_key);
+        self.key = HmacKey::new(&new_key);
+        new_key.zeroize();
+        self.key.mac32_in_place(&mut self.v);
+    }
+}
+
+impl Drbg for HmacDrbg {
+    fn instantiate(entropy: &[u8], nonce: &[u8], personalization: &[u8]) -> Result<Self, Error> {
+        HmacDrbg::new(entropy, nonce, personalization)
+    }
+
+    fn reseed(&mut self, entropy: &[u8], additional: &[u8]) -> Result<(), Error> {
+        HmacDrbg::reseed(self, entropy, additional)
+    }
+
+    fn generate(&mut self, out: &mut [u8], additional: &[u8]) -> Result<(), Error> {
+        HmacDrbg::generate(self, out, additional)
+    }
+}
+
+impl Zeroize for HmacDrbg {
+    fn zeroize(&mut self) {
+        self.key.zeroize();
+        self.v.zeroize();
+        // A wiped generator refuses to generate until it is reseeded.
+        self.reseed_counter = u64::MAX;
+    }
+}
+
+impl Drop for HmacDrbg {
+    fn drop(&mut self) {
+        self.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for HmacDrbg {}
+
+impl fmt::Debug for HmacDrbg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HmacDrbg { .. }")
+    }
+}

@@ -1,0 +1,136 @@
+//! SP 800-90A deterministic random bit generators with SHA-256.
+//!
+//! Contract: [`HmacDrbg`] (section 10.1.2) and [`HashDrbg`] (section 10.1.1,
+//! seedlen 440) implement the standard's instantiate, reseed and generate
+//! functions bit for bit (every SHA-256 case of NIST's CAVP vectors passes),
+//! at a security strength of 256 bits. Every limit of the standard is an
+//! [`Error`], never a panic, and a failed call leaves the state unchanged:
+//!
+//! | limit | value here | standard (SHA-256) | error |
+//! | --- | --- | --- | --- |
+//! | entropy input, minimum | 32 bytes (256 bits) | security strength | [`Error::DrbgEntropyTooShort`] |
+//! | entropy input + nonce at instantiation, minimum | 48 bytes | 3/2 security strength (8.6.7) | [`Error::DrbgEntropyTooShort`] |
+//! | entropy, nonce, personalization, additional input, maximum | [`MAX_INPUT_LEN`] = 64 KiB each | 2^35 bits | [`Error::DrbgInputTooLong`] |
+//! | one request, maximum | [`MAX_REQUEST_LEN`] = 64 KiB (2^19 bits) | 2^19 bits | [`Error::DrbgRequestTooLarge`] |
+//! | generate calls between reseeds | [`MAX_RESEED_INTERVAL`] = 2^48, or smaller via `set_reseed_interval` | 2^48 | [`Error::DrbgReseedRequired`] |
+//!
+//! The input cap of 64 KiB (far below 2^35 bits) bounds the time one call
+//! may take; callers with longer inputs should condition them first.
+//!
+//! The working state is secret: zeroized on drop, never `Clone` or `Copy`,
+//! printed as `HmacDrbg { .. }`. HMAC_DRBG keeps the keyed inner and outer
+//! HMAC midstates of its key, so each 32-byte output block costs exactly two
+//! SHA-256 compressions; Hash_DRBG costs one per 32-byte block.
+//!
+//! Prediction resistance is a property of the caller: reseed before each
+//! generate call (as [`crate::rng::PoolRng`] does when asked to).
+
+mod hash;
+mod hmac;
+pub(crate) mod sha256;
+
+pub use hash::HashDrbg;
+pub use hmac::HmacDrbg;
+
+use crate::error::Error;
+
+/// Security strength in bytes (256 bits): the minimum entropy input.
+pub const SECURITY_STRENGTH: usize = 32;
+
+/// Largest entropy input, nonce, personalization string or additional input
+/// accepted, in bytes (a documented cap below the standard's 2^35 bits).
+pub const MAX_INPUT_LEN: usize = 64 * 1024;
+
+/// Largest request in bytes: 2^19 bits.
+pub const MAX_REQUEST_LEN: usize = (1 << 19) / 8;
+
+/// Largest (and default) number of generate calls between reseeds: 2^48.
+pub const MAX_RESEED_INTERVAL: u64 = 1 << 48;
+
+/// The three SP 800-90A functions shared by [`HmacDrbg`] and [`HashDrbg`],
+/// so [`crate::rng::PoolRng`] can run on either. Implementors wipe their
+/// state on drop.
+pub trait Drbg: Sized + zeroize::ZeroizeOnDrop {
+    /// Instantiate (SP 800-90A 9.1).
+    ///
+    /// # Errors
+    /// [`Error::DrbgEntropyTooShort`] when `entropy` is under 32 bytes or
+    /// `entropy` + `nonce` under 48 bytes; [`Error::DrbgInputTooLong`] when
+    /// any input exceeds [`MAX_INPUT_LEN`].
+    fn instantiate(entropy: &[u8], nonce: &[u8], personalization: &[u8]) -> Result<Self, Error>;
+
+    /// Reseed (SP 800-90A 9.2); resets the reseed counter.
+    ///
+    /// # Errors
+    /// [`Error::DrbgEntropyTooShort`] when `entropy` is under 32 bytes;
+    /// [`Error::DrbgInputTooLong`] when an input exceeds [`MAX_INPUT_LEN`].
+    fn reseed(&mut self, entropy: &[u8], additional: &[u8]) -> Result<(), Error>;
+
+    /// Generate (SP 800-90A 9.3) `out.len()` bytes.
+    ///
+    /// # Errors
+    /// [`Error::DrbgRequestTooLarge`] over [`MAX_REQUEST_LEN`] bytes,
+    /// [`Error::DrbgInputTooLong`] when `additional` exceeds
+    /// [`MAX_INPUT_LEN`], [`Error::DrbgReseedRequired`] when the reseed
+    /// interval is exhausted. On error `out` is left untouched.
+    fn generate(&mut self, out: &mut [u8], additional: &[u8]) -> Result<(), Error>;
+}
+
+/// Checks the inputs of instantiate.
+fn check_instantiate(entropy: &[u8], nonce: &[u8], personalization: &[u8]) -> Result<(), Error> {
+    check_entropy(entropy)?;
+    if nonce.len() > MAX_INPUT_LEN || personalization.len() > MAX_INPUT_LEN {
+        return Err(Error::DrbgInputTooLong);
+    }
+    if entropy.len().saturating_add(nonce.len()) < SECURITY_STRENGTH * 3 / 2 {
+        return Err(Error::DrbgEntropyTooShort);
+    }
+    Ok(())
+}
+
+/// Checks an entropy input.
+fn check_entropy(entropy: &[u8]) -> Result<(), Error> {
+    if entropy.len() < SECURITY_STRENGTH {
+        return Err(Error::DrbgEntropyTooShort);
+    }
+    if entropy.len() > MAX_INPUT_LEN {
+        return Err(Error::DrbgInputTooLong);
+    }
+    Ok(())
+}
+
+/// Checks the inputs of reseed.
+fn check_reseed(entropy: &[u8], additional: &[u8]) -> Result<(), Error> {
+    check_entropy(entropy)?;
+    if additional.len() > MAX_INPUT_LEN {
+        return Err(Error::DrbgInputTooLong);
+    }
+    Ok(())
+}
+
+/// Checks a generate request against the limits and the reseed counter.
+fn check_generate(out: &[u8], additional: &[u8], counter: u64, interval: u64) -> Result<(), Error> {
+    if out.len() > MAX_REQUEST_LEN {
+        return Err(Error::DrbgRequestTooLarge);
+    }
+    if additional.len() > MAX_INPUT_LEN {
+        return Err(Error::DrbgInputTooLong);
+    }
+    if counter > interval {
+        return Err(Error::DrbgReseedRequired);
+    }
+    Ok(())
+}
+
+/// Validates a reseed interval for `set_reseed_interval`.
+fn check_interval(interval: u64) -> Result<(), Error> {
+    if interval == 0 || interval > MAX_RESEED_INTERVAL {
+        return Err(Error::InvalidValue {
+            param: "reseed-interval",
+            value: interval,
+            min: 1,
+            max: MAX_RESEED_INTERVAL,
+        });
+    }
+    Ok(())
+}

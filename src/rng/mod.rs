@@ -1,0 +1,443 @@
+//! The pool-backed generator: an SP 800-90A DRBG seeded and reseeded with
+//! full entropy, behind rand_core 0.10's `TryRng` + `TryCryptoRng`.
+//!
+//! Contract:
+//! - [`EntropySource`] hands out full-entropy bytes (the pool implements it):
+//!   it fills the whole buffer or returns an error, never a partial fill
+//!   reported as success.
+//! - [`PoolRng`] is instantiated with 32 bytes (256 bits) of full entropy and
+//!   a 16-byte (128-bit) nonce from its source. It reseeds with 32 fresh bytes
+//!   after [`PoolRngConfig::reseed_after_requests`] requests or
+//!   [`PoolRngConfig::reseed_after_bytes`] bytes, whichever comes first, on
+//!   demand ([`PoolRng::reseed_now`]), before every DRBG call when
+//!   [`PoolRngConfig::prediction_resistance`] is set, and (feature `std`) on
+//!   the first request after the process id changed (a fork).
+//! - A reseed that is due and cannot be supplied fails the request with
+//!   [`Error::DrbgReseedUnavailable`]; every later request retries the reseed
+//!   and fails the same way until it succeeds. The generator never runs on
+//!   past a due reseed.
+//! - On any error the output buffer is zeroed: no partial output.
+//! - Requests up to [`SMALL_REQUEST_MAX`] bytes are served from a
+//!   [`BUFFER_LEN`]-byte block of DRBG output; each byte is zeroed as it is
+//!   handed out (fast key erasure), so neither the DRBG state nor the buffer
+//!   lets anyone recover bytes already returned. The buffer is discarded
+//!   (zeroed) at every reseed, so no byte handed out after a reseed was
+//!   generated before it. Larger requests go straight to the DRBG in
+//!   64 KiB calls.
+//! - Every reseed's additional input holds a reseed counter and (with `std`)
+//!   the process id, so a forked child's stream differs from its parent's
+//!   even if both reseed from copies of the same pool state.
+
+#[cfg(feature = "std")]
+mod fork;
+
+use core::fmt;
+
+use rand_core::{TryCryptoRng, TryRng};
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use crate::drbg::{Drbg, HmacDrbg, MAX_REQUEST_LEN, MAX_RESEED_INTERVAL};
+use crate::error::Error;
+
+/// Full-entropy bytes for seeding and reseeding (implemented by the pool).
+pub trait EntropySource {
+    /// Fills all of `out` with full-entropy bytes.
+    ///
+    /// # Errors
+    /// When the bytes cannot be supplied now (e.g. [`Error::Starving`],
+    /// [`Error::ExternalLost`]); nothing in `out` may be used then.
+    fn fill_full_entropy(&mut self, out: &mut [u8]) -> Result<(), Error>;
+}
+
+impl<S: EntropySource + ?Sized> EntropySource for &mut S {
+    fn fill_full_entropy(&mut self, out: &mut [u8]) -> Result<(), Error> {
+        (**self).fill_full_entropy(out)
+    }
+}
+
+/// Size of the output buffer that serves small requests.
+pub const BUFFER_LEN: usize = 2048;
+
+/// Largest request served from the buffer; larger ones go to the DRBG.
+pub const SMALL_REQUEST_MAX: usize = 256;
+
+/// Entropy taken from the source per (re)seed: 256 bits.
+const SEED_LEN: usize = 32;
+/// Nonce taken from the source at instantiation: 128 bits.
+const NONCE_LEN: usize = 16;
+/// Personalization string (domain separation).
+const PERSONALIZATION: &[u8] = b"entropool PoolRng v1";
+
+/// When [`PoolRng`] reseeds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolRngConfig {
+    /// Reseed before a request once this many requests were served since
+    /// the last reseed; `1..=2^48`.
+    pub reseed_after_requests: u64,
+    /// Reseed before a request once this many bytes were served since the
+    /// last reseed; `1..=2^48`.
+    pub reseed_after_bytes: u64,
+    /// Reseed before every DRBG generate call (SP 800-90A prediction
+    /// resistance); each call then costs 32 bytes of pool entropy.
+    pub prediction_resistance: bool,
+}
+
+impl PoolRngConfig {
+    /// The defaults: reseed every 65536 requests or 16 MiB, no prediction
+    /// resistance.
+    pub const DEFAULT: Self = Self {
+        reseed_after_requests: 1 << 16,
+        reseed_after_bytes: 1 << 24,
+        prediction_resistance: false,
+    };
+
+    /// Checks the ranges.
+    ///
+    /// # Errors
+    /// [`Error::InvalidValue`] naming the first field out of `1..=2^48`.
+    pub fn validate(&self) -> Result<(), Error> {
+        for (param, value) in [
+            ("reseed-after-requests", self.reseed_after_requests),
+            ("reseed-after-bytes", self.reseed_after_bytes),
+        ] {
+            if value == 0 || value > MAX_RESEED_INTERVAL {
+                return Err(Error::InvalidValue {
+                    param,
+                    value,
+                    min: 1,
+                    max: MAX_RESEED_INTERVAL,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Default for PoolRngConfig {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// A DRBG ([`HmacDrbg`] by default) seeded and reseeded from an
+/// [`EntropySource`]; see the [module doc](self) for its guarantees.
+///
+/// ```
+/// use entropool::rng::{EntropySource, PoolRng, PoolRngConfig};
+/// use rand_core::TryRng;
+///
+/// /// Stand-in for the pool: use a real full-entropy source in practice.
+/// struct Fake(u8);
+/// impl EntropySource for Fake {
+///     fn fill_full_entropy(&mut self, out: &mut [u8]) -> Result<(), entropool::Error> {
+///         out.fill(self.0);
+///         self.0 = self.0.wrapping_add(1);
+///         Ok(())
+///     }
+/// }
+///
+/// let mut rng = PoolRng::new(Fake(1), PoolRngConfig::default())?;
+/// let mut key = [0u8; 32];
+/// rng.fill(&mut key)?;
+/// let word = rng.try_next_u64()?;
+/// # let _ = word;
+/// # Ok::<(), entropool::Error>(())
+/// ```
+pub struct PoolRng<S: EntropySource, D: Drbg = HmacDrbg> {
+    source: S,
+    drbg: D,
+    config: PoolRngConfig,
+    /// `buf[pos..]` is unused DRBG output; `buf[..pos]` is zero.
+    buf: [u8; BUFFER_LEN],
+    pos: usize,
+    /// Requests and bytes served since the last reseed.
+    requests: u64,
+    bytes: u64,
+    /// Reseeds so far (additional input of each reseed).
+    reseeds: u64,
+    /// A reseed was asked for (by `reseed_now`) and has not succeeded yet.
+    reseed_pending: bool,
+    #[cfg(feature = "std")]
+    fork: fork::ForkGuard,
+}
+
+impl<S: EntropySource> PoolRng<S> {
+    /// An HMAC_DRBG-backed generator seeded from `source`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidValue`] for a bad `config`; the source's error (e.g.
+    /// [`Error::Starving`]) when it cannot supply the 48 seed bytes.
+    pub fn new(source: S, config: PoolRngConfig) -> Result<Self, Error> {
+        Self::with_drbg(source, config)
+    }
+}
+
+impl<S: EntropySource, D: Drbg> PoolRng<S, D> {
+    /// A generator on DRBG mechanism `D` (e.g.
+    /// [`HashDrbg`](crate::drbg::HashDrbg)) seeded from `source`.
+    ///
+    /// # Errors
+    /// As [`PoolRng::new`].
+    pub fn with_drbg(mut source: S, config: PoolRngConfig) -> Result<Self, Error> {
+        config.validate()?;
+        let mut seed = [0u8; SEED_LEN + NONCE_LEN];
+        let filled = source.fill_full_entropy(&mut seed);
+        if let Err(e) = filled {
+            seed.zeroize();
+            return Err(e);
+        }
+        #[cfg(feature = "std")]
+        let fork = fork::ForkGuard::new();
+        #[cfg(feature = "std")]
+        let pid = fork.current();
+        #[cfg(not(feature = "std"))]
+        let pid = 0u32;
+        let (entropy, nonce) = seed.split_at(SEED_LEN);
+        let mut personalization = [0u8; PERSONALIZATION.len() + 4];
+        for (dst, src) in personalization
+            .iter_mut()
+            .zip(PERSONALIZATION.iter().chain(pid.to_be_bytes().iter()))
+        {
+            *dst = *src;
+        }
+        let drbg = D::instantiate(entropy, nonce, &personalization);
+        seed.zeroize();
+        Ok(Self {
+            source,
+            drbg: drbg?,
+            config,
+            buf: [0; BUFFER_LEN],
+            pos: BUFFER_LEN,
+            requests: 0,
+            bytes: 0,
+            reseeds: 0,
+            reseed_pending: false,
+            #[cfg(feature = "std")]
+            fork,
+        })
+    }
+
+    /// Fills `out` with DRBG output (any length).
+    ///
+    /// # Errors
+    /// [`Error::DrbgReseedUnavailable`] when a reseed is due and the source
+    /// cannot supply it; a DRBG error otherwise (not expected). On error
+    /// `out` is zeroed.
+    pub fn fill(&mut self, out: &mut [u8]) -> Result<(), Error> {
+        let result = self.fill_inner(out);
+        if result.is_err() {
+            out.zeroize();
+        }
+        result
+    }
+
+    /// Reseeds from the source now and discards the buffered output.
+    ///
+    /// # Errors
+    /// The source's error. The reseed then stays due: requests fail with
+    /// [`Error::DrbgReseedUnavailable`] until a reseed succeeds.
+    pub fn reseed_now(&mut self) -> Result<(), Error> {
+        self.reseed_pending = true;
+        self.reseed()
+    }
+
+    /// The configuration in force.
+    #[must_use]
+    pub fn config(&self) -> &PoolRngConfig {
+        &self.config
+    }
+
+    /// The entropy source (e.g. to poll the pool).
+    pub fn source_mut(&mut self) -> &mut S {
+        &mut self.source
+    }
+
+    /// Replaces where the process id comes from (default
+    /// `std::process::id`), for tests that simulate a fork and for sandboxes
+    /// that know a cheaper way. Records the new source's current id.
+    #[cfg(feature = "std")]
+    pub fn set_pid_source(&mut self, pid_source: fn() -> u32) {
+        self.fork.set_source(pid_source);
+    }
+
+    fn fill_inner(&mut self, out: &mut [u8]) -> Result<(), Error> {
+        #[cfg(feature = "std")]
+        if self.fork.changed() {
+            self.discard_buffer();
+            self.reseed_pending = true;
+        }
+        if self.reseed_pending
+            || self.requests >= self.config.reseed_after_requests
+            || self.bytes >= self.config.reseed_after_bytes
+        {
+            self.reseed_pending = true;
+            self.reseed().map_err(|_| Error::DrbgReseedUnavailable)?;
+        }
+        if self.config.prediction_resistance || out.len() > SMALL_REQUEST_MAX {
+            self.fill_direct(out)?;
+        } else {
+            self.fill_buffered(out)?;
+        }
+        self.requests = self.requests.saturating_add(1);
+        self.bytes = self.bytes.saturating_add(out.len() as u64);
+        Ok(())
+    }
+
+    /// Straight from the DRBG, in calls of at most 64 KiB.
+    fn fill_direct(&mut self, out: &mut [u8]) -> Result<(), Error> {
+        for chunk in out.chunks_mut(MAX_REQUEST_LEN) {
+            if self.config.prediction_resistance {
+                self.reseed_pending = true;
+                self.reseed().map_err(|_| Error::DrbgReseedUnavailable)?;
+            }
+            self.drbg.generate(chunk, &[])?;
+        }
+        Ok(())
+    }
+
+    /// From the buffer, refilling it when it runs dry; bytes handed out are
+    /// zeroed in the buffer.
+    fn fill_buffered(&mut self, out: &mut [u8]) -> Result<(), Error> {
+        let mut rest = out;
+        // At most two passes: `rest.len() <= SMALL_REQUEST_MAX < BUFFER_LEN`.
+        for _ in 0..3 {
+            if rest.is_empty() {
+                return Ok(());
+            }
+            if self.pos >= BUFFER_LEN {
+                self.drbg.generate(&mut self.buf, &[])?;
+                self.pos = 0;
+            }
+            let avail = self.buf.get_mut(self.pos..).unwrap_or_default();
+            let n = avail.len().min(rest.len());
+            let Some((now, later)) = core::mem::take(&mut rest).split_at_mut_checked(n) else {
+                break;
+            };
+            for (dst, src) in now.iter_mut().zip(avail.iter_mut()) {
+                *dst = *src;
+                *src = 0;
+            }
+            self.pos = self.pos.saturating_add(n);
+            rest = later;
+        }
+        // Unreachable: a request of at most SMALL_REQUEST_MAX bytes is done
+        // within two passes; refuse rather than return a partial fill.
+        if rest.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::DrbgRequestTooLarge)
+        }
+    }
+
+    /// Zeroes the buffer and marks it empty.
+    fn discard_buffer(&mut self) {
+        self.buf.zeroize();
+        self.pos = BUFFER_LEN;
+    }
+
+    /// Reseeds from the source; clears `reseed_pending` on success.
+    fn reseed(&mut self) -> Result<(), Error> {
+        self.discard_buffer();
+        let mut entropy = [0u8; SEED_LEN];
+        let filled = self.source.fill_full_entropy(&mut entropy);
+        if let Err(e) = filled {
+            entropy.zeroize();
+            return Err(e);
+        }
+        #[cfg(feature = "std")]
+        let pid = self.fork.current();
+        #[cfg(not(feature = "std"))]
+        let pid = 0u32;
+        let mut additional = [0u8; 12];
+        for (dst, src) in additional.iter_mut().zip(
+            self.reseeds
+                .to_be_bytes()
+                .iter()
+                .chain(pid.to_be_bytes().iter()),
+        ) {
+            *dst = *src;
+        }
+        let reseeded = self.drbg.reseed(&entropy, &additional);
+        entropy.zeroize();
+        reseeded?;
+        #[cfg(feature = "std")]
+        self.fork.record(pid);
+        self.reseeds = self.reseeds.wrapping_add(1);
+        self.requests = 0;
+        self.bytes = 0;
+        self.reseed_pending = false;
+        Ok(())
+    }
+}
+
+impl<S: EntropySource, D: Drbg> TryRng for PoolRng<S, D> {
+    type Error = Error;
+
+    fn try_next_u32(&mut self) -> Result<u32, Error> {
+        let mut b = [0u8; 4];
+        self.fill(&mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Error> {
+        let mut b = [0u8; 8];
+        self.fill(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Error> {
+        self.fill(dst)
+    }
+}
+
+impl<S: EntropySource, D: Drbg> TryCryptoRng for PoolRng<S, D> {}
+
+impl<S: EntropySource, D: Drbg> Drop for PoolRng<S, D> {
+    fn drop(&mut self) {
+        // The DRBG wipes itself on drop.
+        self.buf.zeroize();
+    }
+}
+
+impl<S: EntropySource, D: Drbg> ZeroizeOnDrop for PoolRng<S, D> {}
+
+impl<S: EntropySource, D: Drbg> fmt::Debug for PoolRng<S, D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PoolRng { .. }")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Counter(u8);
+    impl EntropySource for Counter {
+        fn fill_full_entropy(&mut self, out: &mut [u8]) -> Result<(), Error> {
+            out.fill(self.0);
+            self.0 = self.0.wrapping_add(1);
+            Ok(())
+        }
+    }
+
+    /// Fast key erasure: bytes handed out are zero in the buffer, the rest
+    /// is untouched output; a reseed wipes the whole buffer.
+    #[test]
+    fn handed_out_bytes_are_zeroed() {
+        let mut rng = PoolRng::new(Counter(1), PoolRngConfig::DEFAULT).unwrap();
+        let mut out = [0u8; 100];
+        rng.fill(&mut out).unwrap();
+        assert_eq!(rng.pos, 100);
+        assert!(rng.buf[..100].iter().all(|&b| b == 0));
+        // 1948 bytes of DRBG output remain: all-zero has odds 2^-15584.
+        assert!(rng.buf[100..].iter().any(|&b| b != 0));
+        for _ in 0..(BUFFER_LEN / 100) {
+            rng.fill(&mut out).unwrap();
+        }
+        assert_eq!(rng.pos, (BUFFER_LEN / 100 + 1) * 100 - BUFFER_LEN);
+        assert!(rng.buf[..rng.pos].iter().all(|&b| b == 0));
+        rng.reseed_now().unwrap();
+        assert!(rng.buf.iter().all(|&b| b == 0));
+        assert_eq!(rng.pos, BUFFER_LEN);
+    }
+}

@@ -1,0 +1,1 @@
+//! Empty: the check lives in `tests/route.rs`.
