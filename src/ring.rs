@@ -230,6 +230,15 @@ impl<'s, T: Default> Ring<'s, T> {
         self.split().0.push(value)
     }
 
+    /// Single-owner in-place push (see [`Producer::push_with`]).
+    ///
+    /// # Errors
+    ///
+    /// Gives `f` back (not called) when the ring is full.
+    pub fn push_with<F: FnOnce(&mut T)>(&mut self, f: F) -> Result<(), F> {
+        self.split().0.push_with(f)
+    }
+
     /// Single-owner pop: the oldest value, its slot wiped; `None` when empty.
     pub fn pop(&mut self) -> Option<T> {
         self.split().1.pop()
@@ -456,6 +465,34 @@ impl<'a, T: Default> Producer<'a, T> {
         self.tail = ring.increment1(self.tail);
         // Release: publishes the slot write above; pairs with the consumer's
         // Acquire load of `tail`.
+        ring.tail.0.store(self.tail, Ordering::Release);
+        Ok(())
+    }
+
+    /// Fills the next free slot in place: `f` gets the slot (holding
+    /// `T::default()`) and writes the value into it, so the value never
+    /// travels by move. Use it for secrets that must leave no copy behind.
+    ///
+    /// # Errors
+    ///
+    /// Gives `f` back (not called) when the ring is full.
+    #[inline]
+    pub fn push_with<F: FnOnce(&mut T)>(&mut self, f: F) -> Result<(), F> {
+        let ring = self.ring();
+        if ring.distance(self.cached_head, self.tail) == ring.capacity {
+            // Acquire: as in `push`.
+            self.cached_head = ring.head.0.load(Ordering::Acquire);
+            if ring.distance(self.cached_head, self.tail) == ring.capacity {
+                return Err(f);
+            }
+        }
+        ring.slot(self.tail).0.with_mut(|p| {
+            // SAFETY: as in `push`: the slot at `tail` is ours until we
+            // publish `tail` below.
+            f(unsafe { &mut *p });
+        });
+        self.tail = ring.increment1(self.tail);
+        // Release: publishes the slot write above (as in `push`).
         ring.tail.0.store(self.tail, Ordering::Release);
         Ok(())
     }
