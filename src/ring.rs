@@ -71,6 +71,10 @@ mod sync {
             Self(core::cell::UnsafeCell::new(value))
         }
 
+        pub(crate) fn into_inner(self) -> T {
+            self.0.into_inner()
+        }
+
         #[inline(always)]
         pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
             f(self.0.get())
@@ -102,6 +106,16 @@ impl<T> Slot<T> {
     #[must_use]
     pub fn new(value: T) -> Self {
         Self(UnsafeCell::new(value))
+    }
+}
+
+impl<T> Slot<T> {
+    /// The value the slot holds (a wiped `T::default()` once its value was
+    /// popped). Lets a caller inspect or reuse storage after the ring is
+    /// gone.
+    #[must_use]
+    pub fn into_inner(self) -> T {
+        self.0.into_inner()
     }
 }
 
