@@ -5,6 +5,7 @@
 //!
 //! Run: `RUSTFLAGS="--cfg loom" cargo test --test loom_ring --release`
 #![cfg(loom)]
+#![allow(clippy::expect_used)]
 
 use entropool::ring::{Consumer, Producer, Ring, Slot};
 use loom::thread;
@@ -13,7 +14,8 @@ use loom::thread;
 fn halves(capacity: usize) -> (Producer<'static, u32>, Consumer<'static, u32>) {
     let storage: &'static mut [Slot<u32>] =
         Box::leak((0..capacity).map(|_| Slot::default()).collect::<Box<[_]>>());
-    let ring: &'static mut Ring<'static, u32> = Box::leak(Box::new(Ring::new(storage).unwrap()));
+    let ring: &'static mut Ring<'static, u32> =
+        Box::leak(Box::new(Ring::new(storage).expect("capacity >= 1")));
     ring.split()
 }
 
@@ -25,7 +27,7 @@ fn model(f: impl Fn() + Sync + Send + 'static) {
     builder.check(f);
 }
 
-fn push_all(mut p: Producer<'static, u32>, values: std::ops::Range<u32>) {
+fn push_all(mut p: Producer<'static, u32>, values: core::ops::Range<u32>) {
     let cap = p.capacity();
     for v in values {
         loop {

@@ -1,9 +1,9 @@
 //! Public API of `entropool::ring`: ownership on failure, FIFO order,
 //! wrap-around, wiping, the single-owner API and the shared (`std`) halves.
 
+use core::cell::Cell;
 use entropool::Error;
 use entropool::ring::{Ring, Slot};
-use std::cell::Cell;
 use std::rc::Rc;
 
 fn storage<T: Default>(n: usize) -> Vec<Slot<T>> {
@@ -82,19 +82,20 @@ fn split_again_after_halves_are_dropped() {
 fn pop_into_moves_a_batch_and_wipes() {
     let mut s = storage::<u64>(5);
     let mut ring = Ring::new(&mut s).unwrap();
-    let (mut p, mut c) = ring.split();
-    for v in 10..14 {
-        p.push(v).unwrap();
+    {
+        let (mut p, mut c) = ring.split();
+        for v in 10..14 {
+            p.push(v).unwrap();
+        }
+        let mut out = [0_u64; 3];
+        assert_eq!(c.pop_into(&mut out), 3);
+        assert_eq!(out, [10, 11, 12]);
+        let mut out = [0_u64; 8];
+        assert_eq!(c.pop_into(&mut out), 1);
+        assert_eq!(out[0], 13);
+        assert_eq!(c.pop_into(&mut out), 0);
+        assert_eq!(c.pop_into(&mut []), 0);
     }
-    let mut out = [0_u64; 3];
-    assert_eq!(c.pop_into(&mut out), 3);
-    assert_eq!(out, [10, 11, 12]);
-    let mut out = [0_u64; 8];
-    assert_eq!(c.pop_into(&mut out), 1);
-    assert_eq!(out[0], 13);
-    assert_eq!(c.pop_into(&mut out), 0);
-    assert_eq!(c.pop_into(&mut []), 0);
-    drop((p, c));
     drop(ring);
     // Every value left through a pop: storage holds only defaults now.
     let left: Vec<u64> = s.into_iter().map(Slot::into_inner).collect();
@@ -199,17 +200,20 @@ fn halves_report_capacity_and_debug_without_contents() {
 #[cfg(feature = "std")]
 #[test]
 fn shared_halves_move_to_threads_and_free_on_drop() {
-    let drops = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let drops = std::sync::Arc::new(core::sync::atomic::AtomicU32::new(0));
     #[derive(Default)]
-    struct Counted(Option<std::sync::Arc<std::sync::atomic::AtomicU32>>);
+    struct Counted(Option<std::sync::Arc<core::sync::atomic::AtomicU32>>);
     impl Drop for Counted {
         fn drop(&mut self) {
             if let Some(c) = &self.0 {
-                c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                c.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
             }
         }
     }
-    assert_eq!(Ring::<u8>::new_shared(0).err(), Some(Error::CapacityTooSmall));
+    assert_eq!(
+        Ring::<u8>::new_shared(0).err(),
+        Some(Error::CapacityTooSmall)
+    );
     let (mut p, mut c) = Ring::<Counted>::new_shared(4).unwrap();
     let d = drops.clone();
     std::thread::spawn(move || {
@@ -226,10 +230,10 @@ fn shared_halves_move_to_threads_and_free_on_drop() {
     })
     .join()
     .unwrap();
-    assert_eq!(drops.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(drops.load(core::sync::atomic::Ordering::Relaxed), 1);
     assert_eq!(c.len(), 2);
     assert!(c.pop().is_some());
     drop(c);
     // Both halves gone: the last queued value was dropped with the ring.
-    assert_eq!(drops.load(std::sync::atomic::Ordering::Relaxed), 3);
+    assert_eq!(drops.load(core::sync::atomic::Ordering::Relaxed), 3);
 }

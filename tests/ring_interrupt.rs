@@ -19,17 +19,18 @@ fn record_counts_and_drops_when_full() {
     let mut s = storage(3);
     let mut ring = InterruptRing::new(&mut s).unwrap();
     assert_eq!(ring.capacity(), 3);
-    let (mut rec, drain) = ring.split();
-    for t in [10, 20, 30] {
-        rec.record(t).unwrap();
+    {
+        let (mut rec, drain) = ring.split();
+        for t in [10, 20, 30] {
+            rec.record(t).unwrap();
+        }
+        assert_eq!(rec.record(40), Err(Error::InterruptRingFull));
+        assert_eq!(rec.record(50), Err(Error::InterruptRingFull));
+        assert_eq!(rec.counters().recorded(), 3);
+        assert_eq!(rec.counters().dropped(), 2);
+        assert_eq!(drain.counters().dropped(), 2);
+        assert_eq!(drain.pending(), 3);
     }
-    assert_eq!(rec.record(40), Err(Error::InterruptRingFull));
-    assert_eq!(rec.record(50), Err(Error::InterruptRingFull));
-    assert_eq!(rec.counters().recorded(), 3);
-    assert_eq!(rec.counters().dropped(), 2);
-    assert_eq!(drain.counters().dropped(), 2);
-    assert_eq!(drain.pending(), 3);
-    drop((rec, drain));
     assert_eq!(ring.counters().recorded(), 3);
 }
 
@@ -94,7 +95,10 @@ fn delta_spans_dropped_timestamps() {
 #[test]
 fn empty_storage_is_an_error() {
     let mut s = storage(0);
-    assert_eq!(InterruptRing::new(&mut s).err(), Some(Error::CapacityTooSmall));
+    assert_eq!(
+        InterruptRing::new(&mut s).err(),
+        Some(Error::CapacityTooSmall)
+    );
 }
 
 #[cfg(feature = "std")]
@@ -133,6 +137,10 @@ fn shared_recorder_runs_on_another_thread() {
     seen += k as u64;
     let c = rec.counters();
     assert_eq!(c.recorded() + c.dropped(), n);
-    assert_eq!(seen, c.recorded() - 1, "one delta per recorded timestamp but the first");
+    assert_eq!(
+        seen,
+        c.recorded() - 1,
+        "one delta per recorded timestamp but the first"
+    );
     assert!(sum > 0);
 }

@@ -118,7 +118,7 @@ proptest! {
             prop_assert_eq!(ring.is_empty(), model.is_empty());
             prop_assert_eq!(ring.is_full(), model.len() == capacity);
         }
-        let rest: Vec<u32> = std::iter::from_fn(|| ring.pop()).collect();
+        let rest: Vec<u32> = core::iter::from_fn(|| ring.pop()).collect();
         prop_assert_eq!(rest, Vec::from(model));
     }
 }

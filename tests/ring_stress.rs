@@ -26,8 +26,8 @@ fn block(seq: u64) -> [u8; 32] {
     head.copy_from_slice(&seq.to_le_bytes());
     // The rest is a function of seq, so a torn or mixed block is detected.
     let mix = seq.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    for (i, chunk) in tail.chunks_mut(8).enumerate() {
-        chunk.copy_from_slice(&mix.rotate_left(u32::try_from(i).unwrap() * 8 + 1).to_le_bytes());
+    for (i, chunk) in (1_u32..).step_by(8).zip(tail.chunks_mut(8)) {
+        chunk.copy_from_slice(&mix.rotate_left(i).to_le_bytes());
     }
     b
 }
@@ -35,7 +35,7 @@ fn block(seq: u64) -> [u8; 32] {
 fn backoff(spins: &mut u32) {
     if *spins < SPINS {
         *spins += 1;
-        std::hint::spin_loop();
+        core::hint::spin_loop();
     } else {
         *spins = 0;
         std::thread::yield_now();
@@ -64,7 +64,11 @@ fn consume(mut c: Consumer<'_, [u8; 32]>) -> u64 {
     while expected < BLOCKS {
         match c.pop() {
             Some(b) => {
-                assert_eq!(b, block(expected), "block {expected} lost, duplicated or torn");
+                assert_eq!(
+                    b,
+                    block(expected),
+                    "block {expected} lost, duplicated or torn"
+                );
                 expected += 1;
             }
             None => backoff(&mut spins),
