@@ -152,7 +152,7 @@ impl<'s> MemoryCache<'s> {
         if self.is_full() {
             return Err(Error::MemoryCacheFull);
         }
-        let pushed = self.ring.push_with(|slot| slot.copy_from_slice(block));
+        let pushed = self.ring.push_with(|slot| *slot = *block);
         if pushed.is_err() {
             // Unreachable while capacity <= storage, kept as a clean error.
             return Err(Error::MemoryCacheFull);
@@ -169,7 +169,7 @@ impl<'s> MemoryCache<'s> {
     /// [`Error::Starving`] when the cache is empty (`out` untouched).
     pub fn pop(&mut self, out: &mut [u8; BLOCK_LEN]) -> Result<(), Error> {
         let popped = self.ring.pop_with(|slot| {
-            out.copy_from_slice(slot);
+            *out = *slot;
             slot.zeroize();
         });
         self.update_watermark();
