@@ -1,0 +1,226 @@
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+#![allow(unsafe_code)]
+//! Ring benches.
+//!
+//! - `memory_cache_spsc_32B`: a producer thread and a consumer thread move
+//!   32-byte blocks through a ring of capacity 1023 (heapless: `N = 1024`,
+//!   which holds N - 1); ids `entropool` (our ring), `rtrb`, `heapless`.
+//!   Both threads spin briefly, then yield (2 vCPUs).
+//! - `interrupt_record`: `entropool` = one `record` of a fresh cycle-counter
+//!   reading (the consumer drains between timed chunks, so the ring never
+//!   fills); `rdtsc` = reading the counter alone, timed the same way.
+
+use core::hint::black_box;
+use core::time::Duration;
+use std::time::Instant;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use entropool::interrupt::InterruptRing;
+use entropool::ring::{Ring, Slot};
+
+/// Blocks moved per criterion iteration.
+const ITEMS: u64 = 1 << 16;
+const CAPACITY: usize = 1023;
+const SPINS: u32 = 64;
+
+#[inline(always)]
+fn backoff(spins: &mut u32) {
+    if *spins < SPINS {
+        *spins += 1;
+        core::hint::spin_loop();
+    } else {
+        *spins = 0;
+        std::thread::yield_now();
+    }
+}
+
+#[inline(always)]
+fn item(i: u64) -> [u8; 32] {
+    let mut b = [0_u8; 32];
+    b[..8].copy_from_slice(&i.to_le_bytes());
+    b
+}
+
+/// Runs `produce` and `consume` on two threads; returns the elapsed time.
+fn two_threads(produce: impl FnOnce() + Send, consume: impl FnOnce() + Send) -> Duration {
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        s.spawn(produce);
+        consume();
+    });
+    start.elapsed()
+}
+
+fn spsc(c: &mut Criterion) {
+    let mut group = c.benchmark_group("memory_cache_spsc_32B");
+    group.throughput(Throughput::Elements(ITEMS));
+
+    group.bench_function("entropool", |b| {
+        b.iter_custom(|iters| {
+            let total = iters * ITEMS;
+            let mut storage: Vec<Slot<[u8; 32]>> = (0..CAPACITY).map(|_| Slot::default()).collect();
+            let mut ring = Ring::new(&mut storage).unwrap();
+            let (mut p, mut c) = ring.split();
+            two_threads(
+                move || {
+                    let mut spins = 0;
+                    for i in 0..total {
+                        let mut v = item(i);
+                        while let Err(back) = p.push(v) {
+                            v = back;
+                            backoff(&mut spins);
+                        }
+                    }
+                },
+                move || {
+                    let mut spins = 0;
+                    let mut n = 0;
+                    while n < total {
+                        match c.pop() {
+                            Some(v) => {
+                                black_box(v);
+                                n += 1;
+                            }
+                            None => backoff(&mut spins),
+                        }
+                    }
+                },
+            )
+        });
+    });
+
+    group.bench_function("rtrb", |b| {
+        b.iter_custom(|iters| {
+            let total = iters * ITEMS;
+            let (mut p, mut c) = rtrb::RingBuffer::<[u8; 32]>::new(CAPACITY);
+            two_threads(
+                move || {
+                    let mut spins = 0;
+                    for i in 0..total {
+                        let mut v = item(i);
+                        while let Err(rtrb::PushError::Full(back)) = p.push(v) {
+                            v = back;
+                            backoff(&mut spins);
+                        }
+                    }
+                },
+                move || {
+                    let mut spins = 0;
+                    let mut n = 0;
+                    while n < total {
+                        match c.pop() {
+                            Ok(v) => {
+                                black_box(v);
+                                n += 1;
+                            }
+                            Err(_) => backoff(&mut spins),
+                        }
+                    }
+                },
+            )
+        });
+    });
+
+    group.bench_function("heapless", |b| {
+        b.iter_custom(|iters| {
+            let total = iters * ITEMS;
+            let mut queue: Box<heapless::spsc::Queue<[u8; 32], { CAPACITY + 1 }>> =
+                Box::new(heapless::spsc::Queue::new());
+            assert_eq!(queue.capacity(), CAPACITY);
+            let (mut p, mut c) = queue.split();
+            two_threads(
+                move || {
+                    let mut spins = 0;
+                    for i in 0..total {
+                        let mut v = item(i);
+                        while let Err(back) = p.enqueue(v) {
+                            v = back;
+                            backoff(&mut spins);
+                        }
+                    }
+                },
+                move || {
+                    let mut spins = 0;
+                    let mut n = 0;
+                    while n < total {
+                        match c.dequeue() {
+                            Some(v) => {
+                                black_box(v);
+                                n += 1;
+                            }
+                            None => backoff(&mut spins),
+                        }
+                    }
+                },
+            )
+        });
+    });
+    group.finish();
+}
+
+/// Records timed per chunk; the ring (capacity 2 * CHUNK) is drained between
+/// chunks, outside the timed region.
+const CHUNK: u64 = 512;
+const RING: usize = 1024;
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn rdtsc() -> u64 {
+    // SAFETY: RDTSC exists on every x86_64 CPU and has no preconditions.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn interrupt_record(c: &mut Criterion) {
+    let mut group = c.benchmark_group("interrupt_record");
+    group.throughput(Throughput::Elements(1));
+
+    group.bench_function("entropool", |b| {
+        let mut storage: Vec<Slot<u64>> = (0..RING).map(|_| Slot::default()).collect();
+        let mut ring = InterruptRing::new(&mut storage).unwrap();
+        let (mut rec, mut drain) = ring.split();
+        let mut out = vec![0_u64; RING];
+        b.iter_custom(|iters| {
+            let mut elapsed = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let n = left.min(CHUNK);
+                let start = Instant::now();
+                for _ in 0..n {
+                    let _ = black_box(rec.record(rdtsc()));
+                }
+                elapsed += start.elapsed();
+                left -= n;
+                black_box(drain.drain(&mut out));
+            }
+            elapsed
+        });
+        assert_eq!(rec.counters().dropped(), 0, "the ring must never fill");
+    });
+
+    group.bench_function("rdtsc", |b| {
+        b.iter_custom(|iters| {
+            let mut elapsed = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let n = left.min(CHUNK);
+                let start = Instant::now();
+                for _ in 0..n {
+                    black_box(rdtsc());
+                }
+                elapsed += start.elapsed();
+                left -= n;
+            }
+            elapsed
+        });
+    });
+    group.finish();
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn interrupt_record(_: &mut Criterion) {
+    eprintln!("interrupt_record: no RDTSC on this architecture; skipped");
+}
+
+criterion_group!(benches, spsc, interrupt_record);
+criterion_main!(benches);
