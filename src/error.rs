@@ -178,6 +178,9 @@ pub enum Error {
     StorageCorrupt,
     /// A size does not fit the storage or cache it is meant for.
     CapacityTooSmall,
+    /// The memory cache is full; the block was not taken (it stays with the
+    /// caller, e.g. for the storage cache).
+    MemoryCacheFull,
     // ---- add new pool/cache variants above this line ----
 
     // ---- DRBG and output (E05xx) ----
@@ -224,6 +227,7 @@ impl Error {
             Error::StorageIo => 404,
             Error::StorageCorrupt => 405,
             Error::CapacityTooSmall => 406,
+            Error::MemoryCacheFull => 407,
             Error::DrbgEntropyTooShort => 501,
             Error::DrbgRequestTooLarge => 502,
             Error::DrbgInputTooLong => 503,
@@ -301,6 +305,7 @@ impl fmt::Display for Error {
                 f.write_str("the storage cache is torn or corrupted; discarded, nothing credited")
             }
             Error::CapacityTooSmall => f.write_str("capacity too small for the request"),
+            Error::MemoryCacheFull => f.write_str("the memory cache is full; block not taken"),
             Error::DrbgEntropyTooShort => f.write_str("DRBG entropy input shorter than 256 bits"),
             Error::DrbgRequestTooLarge => f.write_str("DRBG request over 2^19 bits"),
             Error::DrbgInputTooLong => f.write_str("DRBG input over its maximum length"),
@@ -368,6 +373,7 @@ mod tests {
             Error::StorageIo,
             Error::StorageCorrupt,
             Error::CapacityTooSmall,
+            Error::MemoryCacheFull,
             Error::DrbgEntropyTooShort,
             Error::DrbgRequestTooLarge,
             Error::DrbgInputTooLong,
