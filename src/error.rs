@@ -161,6 +161,12 @@ pub enum Error {
         /// The source.
         source: Source,
     },
+    /// Samples of this source are not of the kind passed (external
+    /// entropy is bytes; the other sources are 64-bit words).
+    WrongSampleKind {
+        /// The source.
+        source: Source,
+    },
     // ---- add new health/mixer variants above this line ----
 
     // ---- pool, caches, storage (E04xx) ----
@@ -221,6 +227,7 @@ impl Error {
             Error::JitterThreadFailed => 207,
             Error::HealthTestFailed { .. } => 301,
             Error::SourceDisabled { .. } => 302,
+            Error::WrongSampleKind { .. } => 303,
             Error::Starving => 401,
             Error::ExternalLost => 402,
             Error::NoRoom => 403,
@@ -295,6 +302,12 @@ impl fmt::Display for Error {
                     "{source} is disabled after repeated health-test failures"
                 )
             }
+            Error::WrongSampleKind { source } => {
+                write!(
+                    f,
+                    "wrong sample kind for {source}: external entropy is bytes, the other sources 64-bit words"
+                )
+            }
             Error::Starving => f.write_str("no full-entropy block available now (pool starving)"),
             Error::ExternalLost => f.write_str(
                 "external entropy lost: external is the only source and the caches are empty",
@@ -366,6 +379,9 @@ mod tests {
             },
             Error::SourceDisabled {
                 source: Source::Rdrand,
+            },
+            Error::WrongSampleKind {
+                source: Source::External,
             },
             Error::Starving,
             Error::ExternalLost,
