@@ -1,1 +1,365 @@
-//! (not yet written)
+//! The daemon's state directory (std only): the config store and the staged
+//! kickstart seed.
+//!
+//! Contract:
+//! - The config store is one file, [`StateDir::CONFIG_FILE`], in the text
+//!   form of [`Config::write_text`]. It is written atomically: a temporary
+//!   file in the same directory is written and fsynced, renamed over the
+//!   old file, and the directory is fsynced, so a reader sees the old or the
+//!   new file, never a mix.
+//! - A missing config file means [`Config::DEFAULT`]; a corrupt one is an
+//!   error naming the file ([`StoreError`] with [`Error::ConfigCorrupt`]),
+//!   never silently reset.
+//! - A kickstart seed is staged ([`StateDir::stage_kickstart`]) only into a
+//!   fresh state directory: no config file, no staged seed and no storage
+//!   cache file. Otherwise [`Error::NotFreshInstall`] and nothing changes.
+//! - [`StateDir::take_staged_kickstart`] removes the staged file (unlink and
+//!   directory fsync) *before* it returns the seed, so the seed is used at
+//!   most once, even across a crash; it then overwrites the unlinked file's
+//!   blocks with zeros through the still-open handle.
+//! - Files are created with mode 0600, the directory with 0700 (Unix).
+//! - Concurrent writers are not locked against each other: each write is
+//!   atomic, and the last one wins.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::string::String;
+use std::vec::Vec;
+
+use zeroize::Zeroizing;
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::source::SourceMask;
+
+/// What went wrong with a file of the state directory.
+#[derive(Debug)]
+pub enum StoreErrorKind {
+    /// The operating system refused (missing permission, disk full, ...).
+    Io(io::Error),
+    /// The content or the state is not acceptable (e.g.
+    /// [`Error::ConfigCorrupt`], [`Error::NotFreshInstall`]).
+    Invalid(Error),
+}
+
+/// An error of the state directory, naming the file it concerns.
+#[derive(Debug)]
+pub struct StoreError {
+    /// The file (or directory) concerned.
+    pub path: PathBuf,
+    /// What went wrong.
+    pub kind: StoreErrorKind,
+}
+
+impl StoreError {
+    fn io(path: &Path, e: io::Error) -> Self {
+        StoreError {
+            path: path.to_path_buf(),
+            kind: StoreErrorKind::Io(e),
+        }
+    }
+
+    fn invalid(path: &Path, e: Error) -> Self {
+        StoreError {
+            path: path.to_path_buf(),
+            kind: StoreErrorKind::Invalid(e),
+        }
+    }
+
+    /// The crate error, when this is not an I/O failure.
+    #[must_use]
+    pub fn error(&self) -> Option<Error> {
+        match self.kind {
+            StoreErrorKind::Invalid(e) => Some(e),
+            StoreErrorKind::Io(_) => None,
+        }
+    }
+}
+
+impl core::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let path = self.path.display();
+        match &self.kind {
+            StoreErrorKind::Io(e) => write!(f, "{path}: {e}"),
+            StoreErrorKind::Invalid(Error::ConfigCorrupt) => write!(
+                f,
+                "{path}: {} (fix or remove the file; it is never reset silently)",
+                Error::ConfigCorrupt
+            ),
+            StoreErrorKind::Invalid(e) => write!(f, "{path}: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match &self.kind {
+            StoreErrorKind::Io(e) => Some(e),
+            StoreErrorKind::Invalid(e) => Some(e),
+        }
+    }
+}
+
+/// The daemon's state directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateDir {
+    path: PathBuf,
+}
+
+impl StateDir {
+    /// The config store's file name.
+    pub const CONFIG_FILE: &'static str = "config";
+    /// The staged kickstart seed's file name.
+    pub const STAGED_KICKSTART_FILE: &'static str = "kickstart.staged";
+    /// The storage cache's file name (owned by the storage cache backend).
+    pub const STORAGE_CACHE_FILE: &'static str = "storage.cache";
+    /// The default state directory of `entropyd`.
+    pub const DEFAULT_PATH: &'static str = "/var/lib/entropyd";
+
+    /// A state directory at `path`. Nothing is created until something is
+    /// written.
+    ///
+    /// # Errors
+    /// A [`StoreError`] when `path` exists and is not a directory, or cannot
+    /// be inspected.
+    pub fn open(path: impl Into<PathBuf>) -> Result<StateDir, StoreError> {
+        let path = path.into();
+        match fs::metadata(&path) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(StoreError::io(
+                    &path,
+                    io::Error::new(io::ErrorKind::NotADirectory, "not a directory"),
+                ));
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::io(&path, e)),
+        }
+        Ok(StateDir { path })
+    }
+
+    /// The directory.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The config store's path.
+    #[must_use]
+    pub fn config_path(&self) -> PathBuf {
+        self.path.join(Self::CONFIG_FILE)
+    }
+
+    /// The staged kickstart seed's path.
+    #[must_use]
+    pub fn staged_kickstart_path(&self) -> PathBuf {
+        self.path.join(Self::STAGED_KICKSTART_FILE)
+    }
+
+    /// The storage cache's path.
+    #[must_use]
+    pub fn storage_cache_path(&self) -> PathBuf {
+        self.path.join(Self::STORAGE_CACHE_FILE)
+    }
+
+    /// Read the config store; a missing file means [`Config::DEFAULT`].
+    ///
+    /// # Errors
+    /// A [`StoreError`] naming the file: [`Error::ConfigCorrupt`] when it is
+    /// not a valid config (never silently reset), or the I/O error.
+    pub fn load_config(&self) -> Result<Config, StoreError> {
+        let path = self.config_path();
+        let mut text = Vec::new();
+        match File::open(&path) {
+            Ok(mut f) => {
+                // A valid config is ~200 bytes; read a little more to see
+                // whether it is longer than any valid one.
+                let mut limited = (&mut f).take(4096);
+                limited
+                    .read_to_end(&mut text)
+                    .map_err(|e| StoreError::io(&path, e))?;
+                if text.len() >= 4096 {
+                    return Err(StoreError::invalid(&path, Error::ConfigCorrupt));
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Config::DEFAULT),
+            Err(e) => return Err(StoreError::io(&path, e)),
+        }
+        let text = core::str::from_utf8(&text)
+            .map_err(|_| StoreError::invalid(&path, Error::ConfigCorrupt))?;
+        Config::parse_text(text).map_err(|e| StoreError::invalid(&path, e))
+    }
+
+    /// Write the config store atomically.
+    ///
+    /// # Errors
+    /// A [`StoreError`] naming the file or directory that failed.
+    pub fn save_config(&self, config: &Config) -> Result<(), StoreError> {
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = config.write_text(&mut text);
+        self.write_atomic(Self::CONFIG_FILE, text.as_bytes())
+    }
+
+    /// Load the config, change it with `change`, and save it only when
+    /// `change` succeeds and changed something (so a `set` to the values
+    /// already in force writes nothing).
+    ///
+    /// # Errors
+    /// As [`StateDir::load_config`] and [`StateDir::save_config`];
+    /// `change`'s error (naming the config file) leaves the store unchanged.
+    pub fn update_config(
+        &self,
+        change: impl FnOnce(&mut Config) -> Result<(), Error>,
+    ) -> Result<Config, StoreError> {
+        let old = self.load_config()?;
+        let mut new = old;
+        change(&mut new).map_err(|e| StoreError::invalid(&self.config_path(), e))?;
+        if new != old {
+            self.save_config(&new)?;
+        }
+        Ok(new)
+    }
+
+    /// Whether the state directory is fresh: no config file, no staged
+    /// kickstart seed and no storage cache file.
+    ///
+    /// # Errors
+    /// A [`StoreError`] when a file's existence cannot be determined.
+    pub fn is_fresh(&self) -> Result<bool, StoreError> {
+        for name in [
+            Self::CONFIG_FILE,
+            Self::STAGED_KICKSTART_FILE,
+            Self::STORAGE_CACHE_FILE,
+        ] {
+            let path = self.path.join(name);
+            match fs::symlink_metadata(&path) {
+                Ok(_) => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StoreError::io(&path, e)),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Stage a kickstart seed and record `sources` (with default tunables)
+    /// in the config store. Only into a fresh state directory.
+    ///
+    /// The seed is written first, then the config; a crash between the two
+    /// leaves the seed staged with the default config (sources `0`), which
+    /// `get` shows and `kickstart` then refuses to overwrite.
+    ///
+    /// # Errors
+    /// [`Error::NotFreshInstall`] (naming the directory) when it is not
+    /// fresh, with nothing changed; otherwise an I/O [`StoreError`].
+    pub fn stage_kickstart(&self, data: &[u8], sources: SourceMask) -> Result<(), StoreError> {
+        if !self.is_fresh()? {
+            return Err(StoreError::invalid(&self.path, Error::NotFreshInstall));
+        }
+        self.write_atomic(Self::STAGED_KICKSTART_FILE, data)?;
+        self.save_config(&Config {
+            sources,
+            ..Config::DEFAULT
+        })
+    }
+
+    /// Take the staged kickstart seed, if any: the file is unlinked and the
+    /// directory fsynced before the seed is returned, so it is never handed
+    /// out twice; then the unlinked file is overwritten with zeros.
+    ///
+    /// # Errors
+    /// The I/O error; the seed is then not returned (and, if the unlink
+    /// already happened, lost rather than reused).
+    pub fn take_staged_kickstart(&self) -> io::Result<Option<Zeroizing<Vec<u8>>>> {
+        let path = self.staged_kickstart_path();
+        let mut file = match OpenOptions::new().read(true).write(true).open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let len = file.metadata()?.len();
+        if len > crate::kickstart::Limits::INSTALL.max_size {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "staged kickstart seed larger than 10 MiB",
+            ));
+        }
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        // Exact capacity: `read_to_end` then never reallocates (which would
+        // leave an unwiped copy).
+        let mut data = Zeroizing::new(Vec::with_capacity(len.saturating_add(1)));
+        file.read_to_end(&mut data)?;
+        fs::remove_file(&path)?;
+        sync_dir(&self.path)?;
+        // Best effort: the seed is already ours; scrub the unlinked blocks.
+        let _ = scrub(&mut file, data.len());
+        Ok(Some(data))
+    }
+
+    /// Create the directory (0700 on Unix) when missing.
+    fn ensure_dir(&self) -> Result<(), StoreError> {
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o700);
+        }
+        builder
+            .create(&self.path)
+            .map_err(|e| StoreError::io(&self.path, e))
+    }
+
+    /// Write `name` atomically: temp file, write, fsync, rename, fsync dir.
+    fn write_atomic(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.ensure_dir()?;
+        let path = self.path.join(name);
+        let tmp = self.path.join(std::format!(".{name}.tmp"));
+        let result = (|| {
+            let mut options = OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            let mut f = options.open(&tmp)?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+            drop(f);
+            fs::rename(&tmp, &path)
+        })();
+        if let Err(e) = result {
+            let _ = fs::remove_file(&tmp);
+            return Err(StoreError::io(&path, e));
+        }
+        sync_dir(&self.path).map_err(|e| StoreError::io(&self.path, e))
+    }
+}
+
+/// fsync a directory so a rename or unlink in it is durable.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+/// Overwrite the first `len` bytes of `file` with zeros and sync.
+fn scrub(file: &mut File, len: usize) -> io::Result<()> {
+    file.rewind()?;
+    let zeros = [0u8; 8192];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(zeros.len());
+        file.write_all(zeros.get(..n).unwrap_or(&[]))?;
+        left = left.saturating_sub(n);
+    }
+    file.sync_all()
+}

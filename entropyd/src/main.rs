@@ -1,3 +1,6 @@
-//! entropyd: the reference entropy daemon (being written).
+//! entropyd: the reference entropy daemon (see the library crate for the
+//! command modules).
 
-fn main() {}
+fn main() -> std::process::ExitCode {
+    entropyd::cli::main()
+}
