@@ -256,6 +256,18 @@ impl InterruptDrain<'_> {
         written
     }
 
+    /// Takes up to `out.len()` raw timestamps into the front of `out` and
+    /// returns how many: what the mixer absorbs (it forms the deltas
+    /// itself). Use either this or [`drain`](Self::drain) on one ring: the
+    /// delta base of `drain` moves to the last timestamp taken here.
+    pub fn drain_timestamps(&mut self, out: &mut [u64]) -> usize {
+        let taken = self.consumer.pop_into(out);
+        if let Some(last) = taken.checked_sub(1).and_then(|i| out.get(i)) {
+            self.previous = Some(*last);
+        }
+        taken
+    }
+
     /// Timestamps waiting to be drained.
     #[must_use]
     pub fn pending(&self) -> usize {

@@ -1,1 +1,954 @@
-//! (not yet written)
+//! The pool: the one type that ties configuration, hardware sources, the
+//! interrupt ring, the mixer, the memory and storage caches and the
+//! external-lost timer together. Firmware and the daemon use this.
+//!
+//! # Contract
+//!
+//! - [`Pool::new`] resolves the sources mask against the CPU (an unusable
+//!   hardware source is an error that names it), starts the drivers (their
+//!   self-tests run), opens the storage cache (a torn or corrupted store is
+//!   discarded and reported, never credited) and moves stored blocks into
+//!   the memory cache. Every block taken from storage is erased there,
+//!   durably, before it is used ([`crate::storage`]).
+//! - [`Pool::poll`] does a bounded amount of work and never blocks: it
+//!   drains the interrupt ring (at most [`INTERRUPT_BATCH`] timestamps),
+//!   and, while blocks are wanted, harvests at most [`RDSEED_BATCH`]
+//!   RDSEED words and [`RDRAND_BATCH`] RDRAND words. Blocks go to the
+//!   memory cache first; when it is full they refill the storage cache.
+//!   Blocks are wanted while the memory cache is below its low watermark
+//!   (until it is full again: hysteresis) or, once it is full, while the
+//!   storage cache has room.
+//! - [`Pool::submit`] takes external entropy: at most the free room of the
+//!   memory cache in bytes (ESXi's `capacity - currently_available`), the
+//!   rest discarded; it says how many bytes it took, and each accepted
+//!   submission restarts the external-lost timer.
+//! - [`Pool::fill`] hands out full-entropy bytes from the memory cache, then
+//!   the storage cache, or fails without handing out anything: it never
+//!   reports a partial fill as success. Every block is used once: the tail
+//!   of a block a request does not need is wiped, never kept. When both
+//!   caches are empty the error is [`Error::ExternalLost`] if external is
+//!   the only source and it is lost, else [`Error::Starving`].
+//! - [`Pool::set_tunables`] applies a new configuration to the running
+//!   pool; a configuration the pool cannot take is refused whole before
+//!   anything changes.
+//! - After construction nothing here allocates; nothing panics; every loop
+//!   is bounded by a batch size or a cache capacity.
+//! - Time comes only from the caller's [`Clock`]; a clock that steps back
+//!   counts as no time passing.
+
+use core::fmt;
+
+use zeroize::Zeroize;
+
+use crate::cache::{BLOCK_LEN, BlockSlot, MemoryCache};
+use crate::config::{Config, Tunables};
+use crate::error::Error;
+use crate::hw::{Cpu, HwStats, Rdrand, Rdseed};
+use crate::interrupt::InterruptDrain;
+use crate::mixer::{Block, BlockSink, Mixer, MixerConfig, MixerStats, SourceStats};
+use crate::source::{Source, SourceMask};
+use crate::storage::{LoadReport, Storage, StorageCache, slots_for_bytes};
+use crate::watch::{Clock, ExternalLostTimer, ExternalStatus};
+
+/// Interrupt timestamps drained per [`Pool::poll`].
+pub const INTERRUPT_BATCH: usize = 256;
+/// RDSEED words harvested per [`Pool::poll`] at most (2048 bits: six blocks
+/// at full credit).
+pub const RDSEED_BATCH: usize = 32;
+/// RDRAND words harvested per [`Pool::poll`] at most: 2560 words earn
+/// exactly one block at RDRAND's cap of 128 bits per 1024 words.
+pub const RDRAND_BATCH: usize = 2560;
+/// Blocks held between the mixer and the storage cache within one absorb
+/// call (the storage cache is written once per batch, not per block).
+const OVERFLOW_BLOCKS: usize = 16;
+/// Words moved through the stack per absorb call.
+const WORD_CHUNK: usize = 256;
+
+/// What the pool is built from.
+pub struct PoolParts<'s, C, K, S> {
+    /// Tunables and the (unresolved) sources mask.
+    pub config: Config,
+    /// The CPU backend: [`crate::hw::RealCpu`], or a fake in tests.
+    pub cpu: C,
+    /// The monotonic clock.
+    pub clock: K,
+    /// The memory cache's slots: at least `memory-cache-size` KiB × 32.
+    pub memory: &'s mut [BlockSlot],
+    /// The storage cache's medium, if any.
+    pub storage: Option<S>,
+    /// The drain half of the interrupt ring, when the interrupts source is
+    /// used (the interrupt handler keeps the recorder half).
+    pub interrupts: Option<InterruptDrain<'s>>,
+    /// Per-source credit and health configuration.
+    pub mixer: MixerConfig,
+    /// The conditioner's per-instance key (a device-unique secret where
+    /// firmware has one).
+    pub key: [u8; 32],
+}
+
+impl<C, K, S> fmt::Debug for PoolParts<'_, C, K, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PoolParts { .. }")
+    }
+}
+
+/// One hardware source's state in the pool.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HardwareStatus {
+    /// Driver counters (attempts, failures, words, exhausted calls).
+    pub stats: HwStats,
+    /// The last error the driver gave during a poll, if any.
+    pub last_error: Option<Error>,
+}
+
+/// The storage cache as status shows it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StorageStatus {
+    /// A storage cache is configured and open.
+    pub present: bool,
+    /// Blocks stored.
+    pub len_blocks: u64,
+    /// Capacity in blocks.
+    pub capacity_blocks: u64,
+    /// Corrupt slots or stores discarded (never credited).
+    pub corrupt_discarded: u64,
+    /// The last storage error, if any.
+    pub last_error: Option<Error>,
+}
+
+/// A snapshot of everything `status` shows. Plain data, no secrets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// The resolved sources mask.
+    pub sources: SourceMask,
+    /// The tunables in force.
+    pub tunables: Tunables,
+    /// Blocks in the memory cache.
+    pub memory_len_blocks: usize,
+    /// Memory cache capacity in blocks.
+    pub memory_capacity_blocks: usize,
+    /// Low watermark in percent.
+    pub low_watermark_percent: u8,
+    /// Blocks wanted to refill the memory cache (`Some` while below the
+    /// low watermark and until full again).
+    pub refill_wanted: Option<usize>,
+    /// The storage cache.
+    pub storage: StorageStatus,
+    /// Per-source mixer counters, indexed by [`Source::index`].
+    pub per_source: [SourceStats; 4],
+    /// RDRAND driver state (when used).
+    pub rdrand: Option<HardwareStatus>,
+    /// RDSEED driver state (when used).
+    pub rdseed: Option<HardwareStatus>,
+    /// Interrupt timestamps recorded and dropped (ring full).
+    pub interrupts_recorded: u64,
+    /// Interrupt timestamps dropped because the ring was full.
+    pub interrupts_dropped: u64,
+    /// The external-lost timer.
+    pub external: ExternalStatus,
+    /// External bytes accepted.
+    pub external_bytes_accepted: u64,
+    /// External bytes discarded (no room).
+    pub external_bytes_discarded: u64,
+    /// Mixer counters.
+    pub mixer: MixerStats,
+    /// Blocks handed out through [`Pool::fill`].
+    pub blocks_served: u64,
+    /// Bytes handed out through [`Pool::fill`].
+    pub bytes_served: u64,
+    /// Blocks zeroized without being used (a cache shrank with nowhere to
+    /// put them, or they did not fit storage at shutdown).
+    pub blocks_discarded: u64,
+}
+
+/// What one [`Pool::poll`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PollReport {
+    /// Blocks the mixer delivered to the caches.
+    pub blocks: u32,
+    /// Interrupt deltas absorbed.
+    pub interrupt_samples: usize,
+    /// RDSEED words absorbed.
+    pub rdseed_words: usize,
+    /// RDRAND words absorbed.
+    pub rdrand_words: usize,
+    /// Blocks still wanted after the poll (see [`Pool::blocks_wanted`]).
+    pub still_wanted: bool,
+}
+
+/// Blocks the mixer could not put into the memory cache, on their way to
+/// the storage cache. Zeroized whenever emptied.
+struct Overflow {
+    blocks: [[u8; BLOCK_LEN]; OVERFLOW_BLOCKS],
+    len: usize,
+    /// How many more blocks the storage cache can take.
+    room: usize,
+}
+
+impl Overflow {
+    const fn new() -> Self {
+        Overflow {
+            blocks: [[0; BLOCK_LEN]; OVERFLOW_BLOCKS],
+            len: 0,
+            room: 0,
+        }
+    }
+}
+
+impl Drop for Overflow {
+    fn drop(&mut self) {
+        self.blocks.zeroize();
+    }
+}
+
+/// The mixer's sink: the memory cache, then the overflow to storage.
+struct CacheSink<'a, 's> {
+    memory: &'a mut MemoryCache<'s>,
+    overflow: &'a mut Overflow,
+}
+
+impl BlockSink for CacheSink<'_, '_> {
+    fn offer(&mut self, block: Block) -> Result<(), Block> {
+        let mut bytes = *block.as_bytes();
+        if self.memory.push(&mut bytes).is_ok() {
+            // `push` zeroized `bytes`; `block` wipes itself on drop.
+            return Ok(());
+        }
+        bytes.zeroize();
+        let limit = self.overflow.room.min(OVERFLOW_BLOCKS);
+        if self.overflow.len < limit {
+            if let Some(slot) = self.overflow.blocks.get_mut(self.overflow.len) {
+                slot.copy_from_slice(block.as_bytes());
+                self.overflow.len = self.overflow.len.saturating_add(1);
+                return Ok(());
+            }
+        }
+        Err(block)
+    }
+}
+
+/// The entropy pool. See the module documentation for its contract.
+pub struct Pool<'s, C: Cpu + Clone, K: Clock, S: Storage> {
+    tunables: Tunables,
+    sources: SourceMask,
+    clock: K,
+    rdrand: Option<(Rdrand<C>, Option<Error>)>,
+    rdseed: Option<(Rdseed<C>, Option<Error>)>,
+    interrupts: Option<InterruptDrain<'s>>,
+    mixer: Mixer,
+    memory: MemoryCache<'s>,
+    storage: Option<StorageCache<S>>,
+    /// A medium kept while storage-cache-size is 0.
+    idle_medium: Option<S>,
+    storage_error: Option<Error>,
+    /// Corrupt slots discarded by earlier opens of the store.
+    storage_corrupt_before: u64,
+    overflow: Overflow,
+    timer: ExternalLostTimer,
+    words: [u64; WORD_CHUNK],
+    external_accepted: u64,
+    external_discarded: u64,
+    blocks_served: u64,
+    bytes_served: u64,
+    blocks_discarded: u64,
+}
+
+impl<C: Cpu + Clone, K: Clock, S: Storage> fmt::Debug for Pool<'_, C, K, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Pool { .. }")
+    }
+}
+
+impl<C: Cpu + Clone, K: Clock, S: Storage> Drop for Pool<'_, C, K, S> {
+    fn drop(&mut self) {
+        self.words.zeroize();
+    }
+}
+
+fn storage_slots(tunables: &Tunables) -> u64 {
+    slots_for_bytes(u64::from(tunables.storage_cache_size_kib()).saturating_mul(1024))
+}
+
+impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
+    /// Builds the pool and loads the storage cache into the memory cache.
+    /// Returns the storage cache's load report too (it says whether a
+    /// corrupt store was discarded).
+    ///
+    /// # Errors
+    /// - [`Error::SourceUnavailable`] when the mask names a hardware source
+    ///   the CPU lacks; the drivers' errors ([`Error::KnownBadCpu`],
+    ///   [`Error::SelfTestFailed`], [`Error::RdseedNotNow`] when RDSEED gave
+    ///   no seed for its whole self-test budget).
+    /// - [`Error::CapacityTooSmall`] when `memory` holds fewer slots than
+    ///   memory-cache-size asks for, or the medium is too small.
+    /// - [`Error::StorageIo`] when the storage cache cannot be opened.
+    /// - The mixer configuration's errors.
+    pub fn new(parts: PoolParts<'s, C, K, S>) -> Result<(Self, Option<LoadReport>), Error> {
+        let PoolParts {
+            config,
+            cpu,
+            clock,
+            memory,
+            storage,
+            interrupts,
+            mixer,
+            key,
+        } = parts;
+        let mut key = key;
+        let tunables = config.tunables;
+        let sources = config.sources.resolve(cpu.features())?;
+        let rdrand = if sources.contains(Source::Rdrand) {
+            Some((Rdrand::new(cpu.clone())?, None))
+        } else {
+            None
+        };
+        let rdseed = if sources.contains(Source::Rdseed) {
+            Some((Rdseed::new(cpu)?, None))
+        } else {
+            None
+        };
+        let mixer = Mixer::new(&mixer, &key);
+        key.zeroize();
+        let mixer = mixer?;
+        let memory = MemoryCache::new(
+            memory,
+            u64::from(tunables.memory_cache_size_kib()),
+            tunables.low_watermark_percent(),
+        )?;
+        let slots = storage_slots(&tunables);
+        let (storage, idle_medium, report) = match storage {
+            Some(medium) if slots > 0 => {
+                let (cache, report) = StorageCache::open(medium, slots)?;
+                (Some(cache), None, Some(report))
+            }
+            other => (None, other, None),
+        };
+        let now = clock.now_ms();
+        let timer = ExternalLostTimer::new(
+            sources,
+            u64::from(tunables.external_entropy_lost_timeout_s()),
+            now,
+        );
+        let mut pool = Pool {
+            tunables,
+            sources,
+            clock,
+            rdrand,
+            rdseed,
+            interrupts,
+            mixer,
+            memory,
+            storage,
+            idle_medium,
+            storage_error: None,
+            storage_corrupt_before: 0,
+            overflow: Overflow::new(),
+            timer,
+            words: [0; WORD_CHUNK],
+            external_accepted: 0,
+            external_discarded: 0,
+            blocks_served: 0,
+            bytes_served: 0,
+            blocks_discarded: 0,
+        };
+        pool.load_from_storage();
+        Ok((pool, report))
+    }
+
+    /// Moves stored blocks into the memory cache until it is full (each is
+    /// erased from storage, durably, before it moves).
+    fn load_from_storage(&mut self) -> usize {
+        let Some(storage) = self.storage.as_mut() else {
+            return 0;
+        };
+        let mut moved = 0usize;
+        let mut batch = [[0u8; BLOCK_LEN]; OVERFLOW_BLOCKS];
+        loop {
+            let room = self
+                .memory
+                .capacity()
+                .saturating_sub(self.memory.len())
+                .min(OVERFLOW_BLOCKS);
+            let Some(dst) = batch.get_mut(..room) else {
+                break;
+            };
+            if dst.is_empty() {
+                break;
+            }
+            match storage.take_many(dst) {
+                Ok(0) => break,
+                Ok(n) => {
+                    for block in batch.iter_mut().take(n) {
+                        if self.memory.push(block).is_err() {
+                            // Cannot happen (room was checked); never keep it.
+                            block.zeroize();
+                            self.blocks_discarded = self.blocks_discarded.saturating_add(1);
+                        }
+                    }
+                    moved = moved.saturating_add(n);
+                }
+                Err(e) => {
+                    self.storage_error = Some(e);
+                    break;
+                }
+            }
+        }
+        batch.zeroize();
+        moved
+    }
+
+    /// The resolved sources mask.
+    #[must_use]
+    pub const fn sources(&self) -> SourceMask {
+        self.sources
+    }
+
+    /// The tunables in force.
+    #[must_use]
+    pub const fn tunables(&self) -> &Tunables {
+        &self.tunables
+    }
+
+    /// Whether the pool wants blocks now: the memory cache is below its low
+    /// watermark (until full again), or it is full and the storage cache
+    /// has room, or the mixer holds a block it could not deliver.
+    #[must_use]
+    pub fn blocks_wanted(&self) -> bool {
+        self.memory.refill_wanted().is_some()
+            || (self.memory.is_full() && self.storage.as_ref().is_some_and(|s| !s.is_full()))
+    }
+
+    /// Bytes of room for external entropy: the memory cache's free room
+    /// (capacity minus currently available, in bytes).
+    #[must_use]
+    pub fn external_room(&self) -> usize {
+        self.memory
+            .capacity()
+            .saturating_sub(self.memory.len())
+            .saturating_mul(BLOCK_LEN)
+    }
+
+    fn storage_room(&self) -> usize {
+        self.storage.as_ref().map_or(0, |s| {
+            usize::try_from(s.capacity_blocks().saturating_sub(s.len())).unwrap_or(usize::MAX)
+        })
+    }
+
+    /// Writes the overflow blocks to the storage cache (or wipes them when
+    /// that fails).
+    fn spill_overflow(&mut self) {
+        let len = self.overflow.len;
+        if len == 0 {
+            return;
+        }
+        self.overflow.len = 0;
+        let Some(blocks) = self.overflow.blocks.get_mut(..len) else {
+            return;
+        };
+        match self.storage.as_mut() {
+            Some(storage) => match storage.push_many(blocks) {
+                Ok(n) => {
+                    let lost = len.saturating_sub(n);
+                    self.blocks_discarded = self
+                        .blocks_discarded
+                        .saturating_add(u64::try_from(lost).unwrap_or(u64::MAX));
+                }
+                Err(e) => {
+                    self.storage_error = Some(e);
+                    self.blocks_discarded = self
+                        .blocks_discarded
+                        .saturating_add(u64::try_from(len).unwrap_or(u64::MAX));
+                }
+            },
+            None => {
+                self.blocks_discarded = self
+                    .blocks_discarded
+                    .saturating_add(u64::try_from(len).unwrap_or(u64::MAX));
+            }
+        }
+        // push_many zeroizes what it stored; wipe everything regardless.
+        wipe(blocks);
+    }
+
+    /// Runs one absorb step with the caches as the sink, then spills the
+    /// overflow to storage.
+    fn absorb_step<F>(&mut self, step: F) -> Result<crate::mixer::Absorbed, Error>
+    where
+        F: FnOnce(
+            &mut Mixer,
+            &mut CacheSink<'_, 's>,
+            &[u64],
+        ) -> Result<crate::mixer::Absorbed, Error>,
+    {
+        self.overflow.room = self.storage_room();
+        let mut sink = CacheSink {
+            memory: &mut self.memory,
+            overflow: &mut self.overflow,
+        };
+        // Deliver a block held from an earlier call first.
+        let result = if self.mixer.deliver_held(&mut sink) {
+            step(&mut self.mixer, &mut sink, &self.words)
+        } else {
+            Ok(crate::mixer::Absorbed {
+                consumed: 0,
+                blocks: 0,
+                sink_full: true,
+                failures: 0,
+                state: crate::health::HealthState::Healthy,
+            })
+        };
+        self.spill_overflow();
+        result
+    }
+
+    /// Harvests, drains and mixes; see the module documentation. Never
+    /// blocks; the work per call is bounded.
+    ///
+    /// # Errors
+    /// None at present for hardware hiccups (they are counted and shown in
+    /// [`Pool::status`]); the signature leaves room for a fatal condition.
+    pub fn poll(&mut self) -> Result<PollReport, Error> {
+        let now = self.clock.now_ms();
+        self.timer.observe(now);
+        let mut report = PollReport::default();
+
+        // Interrupts: always drain so the ring does not overflow. Samples
+        // the caches have no room for are hashed into nothing and dropped:
+        // they carried no credit yet.
+        if let Some(drain) = self.interrupts.as_mut() {
+            let n = drain.drain_timestamps(&mut self.words);
+            if n > 0 {
+                let a = self.absorb_step(|m, sink, words| match words.get(..n) {
+                    Some(w) => m.absorb_words(Source::Interrupts, w, sink),
+                    None => Err(Error::CapacityTooSmall),
+                });
+                if let Ok(a) = a {
+                    report.interrupt_samples = a.consumed;
+                    report.blocks = report.blocks.saturating_add(a.blocks);
+                }
+            }
+        }
+
+        if self.blocks_wanted() {
+            if let Some((drv, last)) = self.rdseed.as_mut() {
+                let mut got = 0usize;
+                if let Some(buf) = self.words.get_mut(..RDSEED_BATCH) {
+                    match drv.fill(buf) {
+                        Ok(n) => {
+                            got = n;
+                            *last = None;
+                        }
+                        Err(e) => *last = Some(e),
+                    }
+                }
+                if got > 0 {
+                    let a = self.absorb_step(|m, sink, words| match words.get(..got) {
+                        Some(w) => m.absorb_words(Source::Rdseed, w, sink),
+                        None => Err(Error::CapacityTooSmall),
+                    });
+                    if let Ok(a) = a {
+                        report.rdseed_words = a.consumed;
+                        report.blocks = report.blocks.saturating_add(a.blocks);
+                    }
+                }
+            }
+        }
+        if self.blocks_wanted() {
+            let mut left = RDRAND_BATCH;
+            while left > 0 && self.rdrand.is_some() {
+                let chunk = left.min(WORD_CHUNK);
+                left = left.saturating_sub(chunk);
+                let Some((drv, last)) = self.rdrand.as_mut() else {
+                    break;
+                };
+                let Some(buf) = self.words.get_mut(..chunk) else {
+                    break;
+                };
+                if let Err(e) = drv.fill(buf) {
+                    *last = Some(e);
+                    break;
+                }
+                *last = None;
+                let a = self.absorb_step(|m, sink, words| match words.get(..chunk) {
+                    Some(w) => m.absorb_words(Source::Rdrand, w, sink),
+                    None => Err(Error::CapacityTooSmall),
+                });
+                match a {
+                    Ok(a) => {
+                        report.rdrand_words = report.rdrand_words.saturating_add(a.consumed);
+                        report.blocks = report.blocks.saturating_add(a.blocks);
+                        if a.sink_full {
+                            break;
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        self.words.zeroize();
+        report.still_wanted = self.blocks_wanted();
+        Ok(report)
+    }
+
+    /// Takes external entropy: at most [`Pool::external_room`] bytes from
+    /// the front of `data`; the rest is discarded. Returns how many bytes
+    /// were taken. An accepted submission restarts the external-lost timer.
+    ///
+    /// # Errors
+    /// [`Error::SourceUnavailable`] when the sources do not include
+    /// external (nothing taken); [`Error::SourceDisabled`] when repeated
+    /// health failures disabled it.
+    pub fn submit(&mut self, data: &[u8]) -> Result<usize, Error> {
+        if !self.sources.contains(Source::External) {
+            return Err(Error::SourceUnavailable {
+                source: Source::External,
+            });
+        }
+        let room = self.external_room();
+        let take = data.len().min(room);
+        let Some(accepted) = data.get(..take) else {
+            return Err(Error::NoRoom);
+        };
+        let consumed = self.absorb_external_bytes(accepted)?;
+        self.note_external(data.len(), consumed);
+        Ok(consumed)
+    }
+
+    /// Takes install-time entropy (the staged kickstart data): absorbs as
+    /// much as the memory and storage caches can hold as blocks; the rest
+    /// is discarded. Returns the bytes absorbed.
+    ///
+    /// # Errors
+    /// As [`Pool::submit`].
+    pub fn seed_external(&mut self, data: &[u8]) -> Result<usize, Error> {
+        if !self.sources.contains(Source::External) {
+            return Err(Error::SourceUnavailable {
+                source: Source::External,
+            });
+        }
+        let consumed = self.absorb_external_bytes(data)?;
+        self.note_external(data.len(), consumed);
+        Ok(consumed)
+    }
+
+    fn note_external(&mut self, offered: usize, consumed: usize) {
+        let consumed64 = u64::try_from(consumed).unwrap_or(u64::MAX);
+        let discarded = u64::try_from(offered.saturating_sub(consumed)).unwrap_or(u64::MAX);
+        self.external_accepted = self.external_accepted.saturating_add(consumed64);
+        self.external_discarded = self.external_discarded.saturating_add(discarded);
+        if consumed > 0 {
+            let now = self.clock.now_ms();
+            self.timer.on_external(now);
+        }
+    }
+
+    /// Absorbs external bytes until they are used up or the caches are
+    /// full; returns the bytes consumed.
+    fn absorb_external_bytes(&mut self, data: &[u8]) -> Result<usize, Error> {
+        let mut consumed = 0usize;
+        // Each round either consumes input or stops: bounded by data.len().
+        while consumed < data.len() {
+            let Some(rest) = data.get(consumed..) else {
+                break;
+            };
+            let a = self.absorb_step(|m, sink, _| m.absorb_external(rest, sink))?;
+            consumed = consumed.saturating_add(a.consumed);
+            if a.consumed == 0 || (a.sink_full && self.storage_room() == 0) {
+                break;
+            }
+        }
+        Ok(consumed)
+    }
+
+    /// Fills `out` with full-entropy bytes from the memory cache, then the
+    /// storage cache. All or nothing.
+    ///
+    /// # Errors
+    /// [`Error::ExternalLost`] or [`Error::Starving`] (see the module
+    /// documentation) when the caches hold fewer blocks than `out` needs:
+    /// nothing is taken then. [`Error::StorageIo`] when a stored block
+    /// could not be erased: `out` is zeroized.
+    pub fn fill(&mut self, out: &mut [u8]) -> Result<(), Error> {
+        let now = self.clock.now_ms();
+        self.timer.observe(now);
+        let need = out.len().div_ceil(BLOCK_LEN);
+        let stored = self
+            .storage
+            .as_ref()
+            .map_or(0, |s| usize::try_from(s.len()).unwrap_or(usize::MAX));
+        let have = self.memory.len().saturating_add(stored);
+        if need > have {
+            return Err(self.timer.empty_caches_error(now));
+        }
+        let mut block = [0u8; BLOCK_LEN];
+        let mut result = Ok(());
+        for chunk in out.chunks_mut(BLOCK_LEN) {
+            if self.memory.pop(&mut block).is_err() {
+                match self.storage.as_mut().map(|s| s.take(&mut block)) {
+                    Some(Ok(true)) => {}
+                    Some(Ok(false)) | None => {
+                        result = Err(Error::Starving);
+                        break;
+                    }
+                    Some(Err(e)) => {
+                        self.storage_error = Some(e);
+                        result = Err(e);
+                        break;
+                    }
+                }
+            }
+            if let Some(src) = block.get(..chunk.len()) {
+                chunk.copy_from_slice(src);
+            }
+            block.zeroize();
+            self.blocks_served = self.blocks_served.saturating_add(1);
+        }
+        block.zeroize();
+        match result {
+            Ok(()) => {
+                self.bytes_served = self
+                    .bytes_served
+                    .saturating_add(u64::try_from(out.len()).unwrap_or(u64::MAX));
+                Ok(())
+            }
+            Err(e) => {
+                out.zeroize();
+                Err(e)
+            }
+        }
+    }
+
+    /// Applies new tunables to the running pool. Checked whole first: a
+    /// memory-cache-size the slots cannot hold is refused and nothing
+    /// changes. Shrinking the memory cache moves the excess blocks to the
+    /// storage cache, or wipes and counts them; changing storage-cache-size
+    /// re-opens the store with the new size (blocks that fit are kept).
+    ///
+    /// # Errors
+    /// [`Error::CapacityTooSmall`] (nothing changed);
+    /// [`Error::StorageIo`] when re-opening the store failed (the store is
+    /// then closed and its blocks stay unused on the medium).
+    pub fn set_tunables(&mut self, new: &Tunables) -> Result<(), Error> {
+        let want = crate::cache::blocks_for_kib(u64::from(new.memory_cache_size_kib()))
+            .ok_or(Error::CapacityTooSmall)?;
+        if want > self.memory.storage_capacity() {
+            return Err(Error::CapacityTooSmall);
+        }
+        self.memory.set_low_watermark(new.low_watermark_percent())?;
+        let mut spilled = Overflow::new();
+        let mut storage = self.storage.take();
+        let mut discarded = 0u64;
+        let mut storage_error = None;
+        let res = self
+            .memory
+            .set_size_kib(u64::from(new.memory_cache_size_kib()), |block| {
+                if spilled.len == OVERFLOW_BLOCKS {
+                    if let Some(s) = storage.as_mut() {
+                        if let Err(e) = s.push_many(&mut spilled.blocks) {
+                            storage_error = Some(e);
+                        }
+                    }
+                    spilled.blocks.zeroize();
+                    spilled.len = 0;
+                }
+                if let Some(slot) = spilled.blocks.get_mut(spilled.len) {
+                    slot.copy_from_slice(block);
+                    spilled.len = spilled.len.saturating_add(1);
+                }
+                block.zeroize();
+            });
+        if let Some(tail) = spilled.blocks.get_mut(..spilled.len) {
+            match storage.as_mut() {
+                Some(s) => match s.push_many(tail) {
+                    Ok(n) => {
+                        discarded = discarded.saturating_add(
+                            u64::try_from(tail.len().saturating_sub(n)).unwrap_or(0),
+                        );
+                    }
+                    Err(e) => storage_error = Some(e),
+                },
+                None => {
+                    discarded =
+                        discarded.saturating_add(u64::try_from(tail.len()).unwrap_or(u64::MAX));
+                }
+            }
+            wipe(tail);
+        }
+        self.storage = storage;
+        self.blocks_discarded = self.blocks_discarded.saturating_add(discarded);
+        if let Some(e) = storage_error {
+            self.storage_error = Some(e);
+        }
+        res?;
+        self.timer
+            .set_timeout_secs(u64::from(new.external_entropy_lost_timeout_s()));
+        let old_slots = storage_slots(&self.tunables);
+        let new_slots = storage_slots(new);
+        self.tunables = *new;
+        if old_slots != new_slots {
+            self.reopen_storage(new_slots)?;
+        }
+        Ok(())
+    }
+
+    fn reopen_storage(&mut self, slots: u64) -> Result<(), Error> {
+        let medium = match (self.storage.take(), self.idle_medium.take()) {
+            (Some(cache), _) => {
+                self.storage_corrupt_before = self
+                    .storage_corrupt_before
+                    .saturating_add(cache.corrupt_discarded());
+                Some(cache.into_storage())
+            }
+            (None, idle) => idle,
+        };
+        let Some(medium) = medium else {
+            return Ok(());
+        };
+        if slots == 0 {
+            self.idle_medium = Some(medium);
+            return Ok(());
+        }
+        match StorageCache::open(medium, slots) {
+            Ok((cache, _report)) => {
+                self.storage = Some(cache);
+                Ok(())
+            }
+            Err(e) => {
+                self.storage_error = Some(e);
+                Err(e)
+            }
+        }
+    }
+
+    /// Moves every block of the memory cache (and a block the mixer holds)
+    /// to the storage cache, for a shutdown; blocks that do not fit are
+    /// wiped and counted. Returns the blocks saved.
+    ///
+    /// # Errors
+    /// [`Error::StorageIo`] when writing failed (the blocks concerned are
+    /// wiped, never kept in two places).
+    pub fn flush_to_storage(&mut self) -> Result<usize, Error> {
+        let mut saved = 0usize;
+        let mut batch = [[0u8; BLOCK_LEN]; OVERFLOW_BLOCKS];
+        let mut result = Ok(());
+        if let Some(held) = self.mixer.take_held() {
+            let mut bytes = *held.as_bytes();
+            if self.memory.push(&mut bytes).is_err() {
+                if let Some(s) = self.storage.as_mut() {
+                    match s.push(&mut bytes) {
+                        Ok(true) => saved = saved.saturating_add(1),
+                        Ok(false) => {
+                            self.blocks_discarded = self.blocks_discarded.saturating_add(1);
+                        }
+                        Err(e) => result = Err(e),
+                    }
+                }
+                bytes.zeroize();
+            }
+        }
+        // Bounded by the memory cache's capacity.
+        loop {
+            let mut n = 0usize;
+            for slot in &mut batch {
+                if self.memory.pop(slot).is_err() {
+                    break;
+                }
+                n = n.saturating_add(1);
+            }
+            if n == 0 {
+                break;
+            }
+            let Some(blocks) = batch.get_mut(..n) else {
+                break;
+            };
+            let stored = match (self.storage.as_mut(), result.is_ok()) {
+                (Some(s), true) => match s.push_many(blocks) {
+                    Ok(k) => k,
+                    Err(e) => {
+                        result = Err(e);
+                        0
+                    }
+                },
+                _ => 0,
+            };
+            saved = saved.saturating_add(stored);
+            self.blocks_discarded = self
+                .blocks_discarded
+                .saturating_add(u64::try_from(n.saturating_sub(stored)).unwrap_or(u64::MAX));
+            wipe(blocks);
+        }
+        batch.zeroize();
+        if let Err(e) = result {
+            self.storage_error = Some(e);
+        }
+        result.map(|()| saved)
+    }
+
+    /// Restarts `source`'s health tests (re-enables a disabled source).
+    pub fn reset_source(&mut self, source: Source) {
+        self.mixer.reset_source(source);
+    }
+
+    /// Milliseconds on the pool's clock.
+    #[must_use]
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// A snapshot for `status`.
+    pub fn status(&mut self) -> PoolStatus {
+        let now = self.clock.now_ms();
+        let external = self.timer.status(now);
+        let (recorded, dropped) = self.interrupts.as_ref().map_or((0, 0), |d| {
+            let c = d.counters();
+            (c.recorded(), c.dropped())
+        });
+        PoolStatus {
+            sources: self.sources,
+            tunables: self.tunables,
+            memory_len_blocks: self.memory.len(),
+            memory_capacity_blocks: self.memory.capacity(),
+            low_watermark_percent: self.memory.low_watermark(),
+            refill_wanted: self.memory.refill_wanted(),
+            storage: StorageStatus {
+                present: self.storage.is_some(),
+                len_blocks: self.storage.as_ref().map_or(0, StorageCache::len),
+                capacity_blocks: self
+                    .storage
+                    .as_ref()
+                    .map_or(0, StorageCache::capacity_blocks),
+                corrupt_discarded: self.storage_corrupt_before.saturating_add(
+                    self.storage
+                        .as_ref()
+                        .map_or(0, StorageCache::corrupt_discarded),
+                ),
+                last_error: self.storage_error,
+            },
+            per_source: Source::ALL.map(|s| self.mixer.stats(s)),
+            rdrand: self.rdrand.as_ref().map(|(d, e)| HardwareStatus {
+                stats: d.stats(),
+                last_error: *e,
+            }),
+            rdseed: self.rdseed.as_ref().map(|(d, e)| HardwareStatus {
+                stats: d.stats(),
+                last_error: *e,
+            }),
+            interrupts_recorded: recorded,
+            interrupts_dropped: dropped,
+            external,
+            external_bytes_accepted: self.external_accepted,
+            external_bytes_discarded: self.external_discarded,
+            mixer: self.mixer.mixer_stats(),
+            blocks_served: self.blocks_served,
+            bytes_served: self.bytes_served,
+            blocks_discarded: self.blocks_discarded,
+        }
+    }
+}
+
+/// Zeroizes every block of `blocks`.
+fn wipe(blocks: &mut [[u8; BLOCK_LEN]]) {
+    for block in blocks {
+        block.zeroize();
+    }
+}
