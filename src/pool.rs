@@ -952,3 +952,10 @@ fn wipe(blocks: &mut [[u8; BLOCK_LEN]]) {
         block.zeroize();
     }
 }
+
+impl<C: Cpu + Clone, K: Clock, S: Storage> crate::rng::EntropySource for Pool<'_, C, K, S> {
+    /// Full-entropy bytes from the caches ([`Pool::fill`]): all or nothing.
+    fn fill_full_entropy(&mut self, out: &mut [u8]) -> Result<(), Error> {
+        self.fill(out)
+    }
+}

@@ -1,5 +1,11 @@
 //! Shared helpers for the API tests (a fake pool and a raw HTTP client).
-#![allow(dead_code, missing_docs, clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    dead_code,
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
