@@ -96,3 +96,32 @@ pub fn set_args(data: &[u8]) {
     let _ = Tunables::parse_esxcli(text);
     let _ = Config::parse_text(text);
 }
+
+/// The API's add body (`{"data": "<base64>"}`, JSON then constant-time
+/// base64): any input either fails with a client error or decodes to data
+/// that re-encodes to a body parsing back to the same data; the size limit
+/// is enforced before anything is parsed.
+pub fn api_add(data: &[u8]) {
+    use entropyd::api::{encode_add_body, parse_add_body};
+    // A small limit too, so the limit path is reached by small inputs.
+    let limit = usize::from(data.first().copied().unwrap_or(0)) * 4;
+    match parse_add_body(data, limit) {
+        Ok(decoded) => {
+            assert!(data.len() <= limit);
+            let again = parse_add_body(&encode_add_body(&decoded), usize::MAX)
+                .expect("an encoded body parses");
+            assert_eq!(&again[..], &decoded[..]);
+        }
+        Err(e) => {
+            let status = e.status();
+            assert!((400..500).contains(&status), "{status} for a client's body");
+            if data.len() > limit {
+                assert_eq!(status, 413, "over the limit is 413 before parsing");
+            }
+        }
+    }
+    match parse_add_body(data, entropyd::api::DEFAULT_BODY_LIMIT) {
+        Ok(decoded) => assert!(decoded.len() <= data.len()),
+        Err(e) => assert!((400..500).contains(&e.status())),
+    }
+}

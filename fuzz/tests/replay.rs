@@ -13,6 +13,7 @@ fn replay_every_corpus() {
         let body: fn(&[u8]) = match name.as_str() {
             "kickstart" => entropool_fuzz::kickstart,
             "set_args" => entropool_fuzz::set_args,
+            "api_add" => entropool_fuzz::api_add,
             other => panic!("corpus/{other} has no target"),
         };
         let mut files = 0;
