@@ -482,6 +482,58 @@ pub struct Run {
     pub failed: Option<HealthTestKind>,
 }
 
+/// Samples per piece [`HealthTest::plan_clean`] proves at once.
+pub(crate) const PLAN_PIECE: usize = 64;
+
+/// A clean prefix proved by [`HealthTest::plan_clean`] and the test state
+/// after it. Holds raw samples (secret): zeroized on drop.
+pub(crate) struct CleanPlan {
+    /// Samples proved clean (and creditable).
+    pub(crate) len: usize,
+    rct_last: u64,
+    rct_run: u32,
+    apt_first: u64,
+    apt_count: u32,
+    apt_pos: u32,
+}
+
+impl Drop for CleanPlan {
+    fn drop(&mut self) {
+        self.rct_last.zeroize();
+        self.apt_first.zeroize();
+    }
+}
+
+/// Equal neighbour pairs inside `seg` and samples equal to `a`.
+#[inline]
+fn piece_counts<T: HealthSample>(seg: &[T], a: T) -> (u32, u32) {
+    let Some(after) = seg.get(1..) else {
+        return (0, 0);
+    };
+    // At most `PLAN_PIECE` (64) samples: the counts fit any accumulator;
+    // `u32` lanes let the compiler vectorise both sums.
+    let pairs = seg
+        .iter()
+        .zip(after)
+        .fold(0u32, |c, (x, y)| c.wrapping_add(u32::from(x == y)));
+    let hits = seg
+        .iter()
+        .fold(0u32, |c, x| c.wrapping_add(u32::from(*x == a)));
+    (pairs, hits)
+}
+
+/// The last sample of non-empty `seg` and the length of the run of equal
+/// samples `seg` ends with (at least 1; `seg.len()` if all are equal).
+#[inline]
+fn trailing_run<T: HealthSample>(seg: &[T]) -> (T, usize) {
+    let mut it = seg.iter().rev();
+    let Some(&last) = it.next() else {
+        return (T::narrow(0), 0);
+    };
+    let same = it.take_while(|&&x| x == last).count();
+    (last, same.saturating_add(1))
+}
+
 /// The continuous health tests and state machine of one source.
 ///
 /// Holds the last raw samples it saw (secret): zeroized on drop, never
@@ -734,6 +786,113 @@ impl HealthTest {
         } else {
             Some(hits)
         }
+    }
+
+    /// Proves a prefix of `xs` clean without changing any state: returns
+    /// a plan covering the longest prefix (checked in pieces of
+    /// [`PLAN_PIECE`] samples, stopping before the first piece it cannot
+    /// prove) in which, the source being `Healthy` now, every sample would
+    /// pass both tests and so be creditable. The plan is empty unless the
+    /// source is `Healthy`. [`Self::commit_clean`] then applies it; the
+    /// pair is identical to calling [`Self::step`] on each planned sample
+    /// (each returning [`Verdict::Creditable`]).
+    ///
+    /// A piece is proved when its APT count stays below the cutoff (the
+    /// count only grows inside a window, so its final value decides) and
+    /// when the longest repetition it could contain, the run carried in
+    /// plus every equal neighbour pair in the piece, stays below the RCT
+    /// cutoff: a sufficient condition, checked with whole-piece counts.
+    pub(crate) fn plan_clean<T: HealthSample>(&self, xs: &[T]) -> CleanPlan {
+        let mut p = CleanPlan {
+            len: 0,
+            rct_last: self.rct_last,
+            rct_run: self.rct_run,
+            apt_first: self.apt_first,
+            apt_count: self.apt_count,
+            apt_pos: self.apt_pos,
+        };
+        if self.disabled || self.remaining > 0 {
+            return p;
+        }
+        let mut rest = xs;
+        loop {
+            if p.apt_pos == 0 {
+                // The first sample of an APT window: it sets `A` (count 1,
+                // below every cutoff, which is at least 2) and continues
+                // or restarts the repetition run.
+                let Some((&x, tail)) = rest.split_first() else {
+                    break;
+                };
+                let x = x.widen();
+                let run = if p.rct_run > 0 && x == p.rct_last {
+                    p.rct_run.saturating_add(1)
+                } else {
+                    1
+                };
+                if run >= self.rct_cutoff || self.apt_cutoff <= 1 {
+                    break;
+                }
+                p.rct_last = x;
+                p.rct_run = run;
+                p.apt_first = x;
+                p.apt_count = 1;
+                p.apt_pos = if self.window <= 1 { 0 } else { 1 };
+                p.len = p.len.saturating_add(1);
+                rest = tail;
+                continue;
+            }
+            let window_left = usize::try_from(self.window.saturating_sub(p.apt_pos))
+                .unwrap_or(usize::MAX);
+            let n = PLAN_PIECE.min(window_left).min(rest.len());
+            let Some((seg, tail)) = rest.split_at_checked(n) else {
+                break;
+            };
+            let Some((&head, _)) = seg.split_first() else {
+                break;
+            };
+            let (pairs, hits) = piece_counts(seg, T::narrow(p.apt_first));
+            // The run that reaches into the piece, if its first sample
+            // continues it (`rct_run > 0` always holds while healthy).
+            let joined = p.rct_run > 0 && head.widen() == p.rct_last;
+            let carried = if joined { p.rct_run } else { 0 };
+            let longest = carried.saturating_add(1).saturating_add(pairs);
+            if longest >= self.rct_cutoff || p.apt_count.saturating_add(hits) >= self.apt_cutoff {
+                break;
+            }
+            // The run the piece ends with: its trailing equal pairs, plus
+            // the carried run when the whole piece repeats it.
+            let (last, trailing) = trailing_run(seg);
+            p.rct_run = if trailing == seg.len() {
+                carried.saturating_add(u32::try_from(trailing).unwrap_or(u32::MAX))
+            } else {
+                u32::try_from(trailing).unwrap_or(u32::MAX)
+            };
+            p.rct_last = last.widen();
+            p.apt_count = p.apt_count.saturating_add(hits);
+            p.apt_pos = p
+                .apt_pos
+                .saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
+            if p.apt_pos >= self.window {
+                p.apt_pos = 0;
+            }
+            p.len = p.len.saturating_add(n);
+            rest = tail;
+        }
+        p
+    }
+
+    /// Applies a plan made by [`Self::plan_clean`] on this tester with no
+    /// change in between: the state after stepping its `len` samples.
+    pub(crate) fn commit_clean(&mut self, plan: &CleanPlan) {
+        if plan.len == 0 {
+            return;
+        }
+        self.rct_last = plan.rct_last;
+        self.rct_run = plan.rct_run;
+        self.apt_first = plan.apt_first;
+        self.apt_count = plan.apt_count;
+        self.apt_pos = plan.apt_pos;
+        self.add_healthy(u64::try_from(plan.len).unwrap_or(u64::MAX));
     }
 
     /// Updates the test state for a stretch `scan_stretch` accepted.
