@@ -158,16 +158,22 @@ impl Hash {
     #[inline]
     fn header(&mut self, tag: u8, byte_len: u32) {
         let l = byte_len.to_le_bytes();
-        let h = [tag, l[0], l[1], l[2], l[3]];
-        let end = self.buf_len.saturating_add(5);
+        let at = self.buf_len;
+        let end = at.saturating_add(5);
         if end < 64 {
-            if let Some(dst) = self.buf.get_mut(self.buf_len..end) {
-                dst.copy_from_slice(&h);
+            // Two stores straight from registers (a 5-byte array on the
+            // stack would be reloaded across two stores: a forwarding
+            // stall).
+            if let Some(t) = self.buf.get_mut(at) {
+                *t = tag;
+            }
+            if let Some(dst) = self.buf.get_mut(at.saturating_add(1)..end) {
+                dst.copy_from_slice(&l);
             }
             self.buf_len = end;
             self.len = self.len.wrapping_add(5);
         } else {
-            self.update(&h);
+            self.update(&[tag, l[0], l[1], l[2], l[3]]);
         }
     }
 

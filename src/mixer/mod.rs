@@ -43,7 +43,7 @@ use subtle::{Choice, ConstantTimeEq};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::error::Error;
-use crate::health::{HealthSample, HealthState, HealthTest, HealthTestKind, Run};
+use crate::health::{HealthState, HealthTest, HealthTestKind, PieceSample, Run};
 use crate::source::Source;
 use conditioner::Conditioner;
 
@@ -541,7 +541,7 @@ impl Mixer {
 const PLAN_SAMPLES: usize = 4096;
 
 /// A raw sample kind the fast path frames: external bytes or words.
-trait Framed: HealthSample {
+trait Framed: PieceSample {
     /// Appends a frame of `xs` tagged `tag`.
     fn frame(cond: &mut Conditioner, tag: u8, xs: &[Self]);
 }
@@ -715,7 +715,7 @@ impl Mixer {
 /// re-proved (a prefix of a clean stretch is clean), with the exact
 /// stepping path for anything not re-proved. Either way the state is the
 /// one stepping each sample gives.
-fn commit_prefix<T: HealthSample>(health: &mut HealthTest, done: &[T]) {
+fn commit_prefix<T: PieceSample>(health: &mut HealthTest, done: &[T]) {
     let plan = health.plan_clean(done);
     health.commit_clean(&plan);
     if let Some(tail) = done.get(plan.len..)
