@@ -118,6 +118,7 @@ impl Hash {
         self.buf_len = 0;
     }
 
+    /// Appends `data`; the common case (it fits in the buffer) inline.
     #[inline]
     fn update(&mut self, data: &[u8]) {
         // usize -> u64 never truncates on supported targets.
@@ -131,8 +132,14 @@ impl Hash {
                 copy_small(dst, data);
             }
             self.buf_len = end;
-            return;
+        } else {
+            self.update_long(data, free);
         }
+    }
+
+    /// `update` when `data` fills the buffer (`free` bytes left in it).
+    #[inline(never)]
+    fn update_long(&mut self, data: &[u8], free: usize) {
         let mut data = data;
         if self.buf_len > 0 {
             let Some((head, rest)) = data.split_at_checked(free) else {
