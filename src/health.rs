@@ -1183,7 +1183,7 @@ mod tests {
             v.into_iter()
                 .flat_map(|(x, narrow, run)| {
                     let x = if narrow == 0 { x % 3 } else { x };
-                    std::iter::repeat_n(x, if narrow == 1 { run } else { 1 })
+                    core::iter::repeat_n(x, if narrow == 1 { run } else { 1 })
                 })
                 .collect()
         })

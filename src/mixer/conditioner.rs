@@ -151,10 +151,13 @@ impl Hash {
             self.flush();
             data = rest;
         }
-        let (blocks, rem) = data.as_chunks::<64>();
-        if !blocks.is_empty() {
-            sha2::block_api::compress256(&mut self.state, blocks);
+        let mut blocks = data.chunks_exact(64);
+        for b in &mut blocks {
+            if let Ok(block) = <&[u8; 64]>::try_from(b) {
+                compress(&mut self.state, block);
+            }
         }
+        let rem = blocks.remainder();
         if let Some(dst) = self.buf.get_mut(..rem.len()) {
             copy_small(dst, rem);
         }

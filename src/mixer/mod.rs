@@ -718,10 +718,10 @@ impl Mixer {
 fn commit_prefix<T: PieceSample>(health: &mut HealthTest, done: &[T]) {
     let plan = health.plan_clean(done);
     health.commit_clean(&plan);
-    if let Some(tail) = done.get(plan.len..)
-        && !tail.is_empty()
-    {
-        health.run(tail, u64::MAX);
+    if let Some(tail) = done.get(plan.len..) {
+        if !tail.is_empty() {
+            health.run(tail, u64::MAX);
+        }
     }
 }
 
