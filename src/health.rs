@@ -482,6 +482,117 @@ pub struct Run {
     pub failed: Option<HealthTestKind>,
 }
 
+/// Samples per piece [`HealthTest::plan_clean`] proves at once.
+pub(crate) const PLAN_PIECE: usize = 64;
+
+/// A clean prefix proved by [`HealthTest::plan_clean`] and the test state
+/// after it. Holds raw samples (secret): zeroized on drop.
+pub(crate) struct CleanPlan {
+    /// Samples proved clean (and creditable).
+    pub(crate) len: usize,
+    rct_last: u64,
+    rct_run: u32,
+    apt_first: u64,
+    apt_count: u32,
+    apt_pos: u32,
+}
+
+impl Drop for CleanPlan {
+    fn drop(&mut self) {
+        self.rct_last.zeroize();
+        self.apt_first.zeroize();
+    }
+}
+
+/// A sample type [`HealthTest::plan_clean`] can count a piece of at once.
+pub(crate) trait PieceSample: HealthSample {
+    /// For a piece of at most [`PLAN_PIECE`] samples: the equal neighbour
+    /// pairs inside it and the samples equal to `a`.
+    fn piece_counts(seg: &[Self], a: Self) -> (u32, u32);
+}
+
+impl PieceSample for u8 {
+    #[inline]
+    fn piece_counts(seg: &[u8], a: u8) -> (u32, u32) {
+        match <&[u8; PLAN_PIECE]>::try_from(seg) {
+            Ok(piece) => byte_piece_counts(piece, a),
+            Err(_) => piece_counts(seg, a),
+        }
+    }
+}
+
+impl PieceSample for u64 {
+    #[inline]
+    fn piece_counts(seg: &[u64], a: u64) -> (u32, u32) {
+        match <&[u64; PLAN_PIECE]>::try_from(seg) {
+            Ok(piece) => piece_counts(piece, a),
+            Err(_) => piece_counts(seg, a),
+        }
+    }
+}
+
+/// The 16 bytes of `piece` from `at` (zeros if out of range: callers use
+/// constant in-range offsets).
+#[inline(always)]
+fn lane(piece: &[u8; PLAN_PIECE], at: usize) -> [u8; 16] {
+    piece
+        .get(at..at.saturating_add(16))
+        .and_then(|s| <[u8; 16]>::try_from(s).ok())
+        .unwrap_or([0; 16])
+}
+
+/// [`piece_counts`] for a whole piece of bytes, in 16-byte lanes with byte
+/// counters (at most 4 per lane: no overflow) so it compiles to a handful
+/// of vector compares. The pairs are the lanes at 0, 16, 32 and 47 against
+/// the same lanes one byte on; the pair at 47/48 is seen twice.
+#[inline]
+fn byte_piece_counts(piece: &[u8; PLAN_PIECE], a: u8) -> (u32, u32) {
+    let mut hits = [0u8; 16];
+    let mut pairs = [0u8; 16];
+    for at in [0, 16, 32, 48] {
+        for (h, x) in hits.iter_mut().zip(lane(piece, at)) {
+            *h = h.wrapping_add(u8::from(x == a));
+        }
+    }
+    for at in [0usize, 16, 32, 47] {
+        let next = lane(piece, at.saturating_add(1));
+        for ((c, x), y) in pairs.iter_mut().zip(lane(piece, at)).zip(next) {
+            *c = c.wrapping_add(u8::from(x == y));
+        }
+    }
+    let sum = |v: [u8; 16]| v.iter().fold(0u32, |t, &x| t.wrapping_add(u32::from(x)));
+    let twice = u32::from(piece.get(47) == piece.get(48));
+    (sum(pairs).wrapping_sub(twice), sum(hits))
+}
+
+/// Equal neighbour pairs inside `seg` and samples equal to `a`.
+#[inline]
+fn piece_counts<T: HealthSample>(seg: &[T], a: T) -> (u32, u32) {
+    let Some(after) = seg.get(1..) else {
+        return (0, 0);
+    };
+    let pairs = seg
+        .iter()
+        .zip(after)
+        .fold(0u32, |c, (x, y)| c.wrapping_add(u32::from(x == y)));
+    let hits = seg
+        .iter()
+        .fold(0u32, |c, x| c.wrapping_add(u32::from(*x == a)));
+    (pairs, hits)
+}
+
+/// The last sample of non-empty `seg` and the length of the run of equal
+/// samples `seg` ends with (at least 1; `seg.len()` if all are equal).
+#[inline]
+fn trailing_run<T: HealthSample>(seg: &[T]) -> (T, usize) {
+    let mut it = seg.iter().rev();
+    let Some(&last) = it.next() else {
+        return (T::narrow(0), 0);
+    };
+    let same = it.take_while(|&&x| x == last).count();
+    (last, same.saturating_add(1))
+}
+
 /// The continuous health tests and state machine of one source.
 ///
 /// Holds the last raw samples it saw (secret): zeroized on drop, never
@@ -736,6 +847,108 @@ impl HealthTest {
         }
     }
 
+    /// Proves a prefix of `xs` clean without changing any state: returns
+    /// a plan covering the longest prefix (checked in pieces of
+    /// [`PLAN_PIECE`] samples, stopping before the first piece it cannot
+    /// prove) in which, the source being `Healthy` now, every sample would
+    /// pass both tests and so be creditable. The plan is empty unless the
+    /// source is `Healthy`. [`Self::commit_clean`] then applies it; the
+    /// pair is identical to calling [`Self::step`] on each planned sample
+    /// (each returning [`Verdict::Creditable`]).
+    ///
+    /// A piece is proved when its APT count stays below the cutoff (the
+    /// count only grows inside a window, so its final value decides) and
+    /// when the longest repetition it could contain, the run carried in
+    /// plus every equal neighbour pair in the piece, stays below the RCT
+    /// cutoff: a sufficient condition, checked with whole-piece counts.
+    pub(crate) fn plan_clean<T: PieceSample>(&self, xs: &[T]) -> CleanPlan {
+        let mut p = CleanPlan {
+            len: 0,
+            rct_last: self.rct_last,
+            rct_run: self.rct_run,
+            apt_first: self.apt_first,
+            apt_count: self.apt_count,
+            apt_pos: self.apt_pos,
+        };
+        if self.disabled || self.remaining > 0 {
+            return p;
+        }
+        let mut rest = xs;
+        loop {
+            // Pieces are aligned to the APT window (whose length is a
+            // multiple of `PLAN_PIECE`), so they never cross a window end
+            // and are whole except at the ends of `xs`.
+            let pos = usize::try_from(p.apt_pos).unwrap_or(usize::MAX);
+            let window_left =
+                usize::try_from(self.window.saturating_sub(p.apt_pos)).unwrap_or(usize::MAX);
+            let n = PLAN_PIECE
+                .saturating_sub(pos % PLAN_PIECE)
+                .min(window_left)
+                .min(rest.len());
+            let Some((seg, tail)) = rest.split_at_checked(n) else {
+                break;
+            };
+            let Some((&head, _)) = seg.split_first() else {
+                break;
+            };
+            // A piece that opens a window takes its first sample as `A`
+            // (which counts itself: the count starts at 1).
+            let opens = p.apt_pos == 0;
+            let (a, count) = if opens {
+                (head, 0)
+            } else {
+                (T::narrow(p.apt_first), p.apt_count)
+            };
+            let (pairs, hits) = T::piece_counts(seg, a);
+            let count = count.saturating_add(hits);
+            // The run that reaches into the piece, if its first sample
+            // continues it (`rct_run > 0` always holds while healthy).
+            let joined = p.rct_run > 0 && head.widen() == p.rct_last;
+            let carried = if joined { p.rct_run } else { 0 };
+            let longest = carried.saturating_add(1).saturating_add(pairs);
+            if longest >= self.rct_cutoff || count >= self.apt_cutoff {
+                break;
+            }
+            // The run the piece ends with: its trailing equal samples, plus
+            // the carried run when the whole piece repeats it.
+            let (last, trailing) = trailing_run(seg);
+            let trailing32 = u32::try_from(trailing).unwrap_or(u32::MAX);
+            p.rct_run = if trailing == seg.len() {
+                carried.saturating_add(trailing32)
+            } else {
+                trailing32
+            };
+            p.rct_last = last.widen();
+            if opens {
+                p.apt_first = head.widen();
+            }
+            p.apt_count = count;
+            p.apt_pos = p
+                .apt_pos
+                .saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
+            if p.apt_pos >= self.window {
+                p.apt_pos = 0;
+            }
+            p.len = p.len.saturating_add(n);
+            rest = tail;
+        }
+        p
+    }
+
+    /// Applies a plan made by [`Self::plan_clean`] on this tester with no
+    /// change in between: the state after stepping its `len` samples.
+    pub(crate) fn commit_clean(&mut self, plan: &CleanPlan) {
+        if plan.len == 0 {
+            return;
+        }
+        self.rct_last = plan.rct_last;
+        self.rct_run = plan.rct_run;
+        self.apt_first = plan.apt_first;
+        self.apt_count = plan.apt_count;
+        self.apt_pos = plan.apt_pos;
+        self.add_healthy(u64::try_from(plan.len).unwrap_or(u64::MAX));
+    }
+
     /// Updates the test state for a stretch `scan_stretch` accepted.
     #[inline]
     fn absorb_clean_stretch<T: HealthSample>(&mut self, seg: &[T], hits: u32) {
@@ -910,6 +1123,111 @@ mod tests {
             (t.apt_pos, t.apt_count, t.rct_run),
             (m.apt_pos, m.apt_count, m.rct_run)
         );
+    }
+
+    /// The full observable and internal state of a tester.
+    fn snapshot(t: &HealthTest) -> (u64, u32, u64, u32, u32, u32, bool, bool, u8, u64, u64) {
+        (
+            t.rct_last,
+            t.rct_run,
+            t.apt_first,
+            t.apt_count,
+            t.apt_pos,
+            t.remaining,
+            t.startup,
+            t.disabled,
+            t.strikes,
+            t.clean_run,
+            t.failures,
+        )
+    }
+
+    /// `plan_clean` + `commit_clean` against stepping: every planned
+    /// sample steps `Creditable` and the states end equal; a prefix of a
+    /// plan is planned whole; the plan stops only before a piece that
+    /// stepping could fail or (per the sufficient test) might fail.
+    fn check_plan<T: PieceSample>(
+        cfg: HealthConfig,
+        bits: u32,
+        warm: &[T],
+        xs: &[T],
+    ) -> Result<(), proptest::test_runner::TestCaseError> {
+        use proptest::prelude::*;
+        let mut a = HealthTest::new(cfg, bits).unwrap();
+        let mut b = HealthTest::new(cfg, bits).unwrap();
+        for &x in warm {
+            a.step(x.widen());
+            b.step(x.widen());
+        }
+        let plan = a.plan_clean(xs);
+        prop_assert!(plan.len <= xs.len());
+        if a.state() != HealthState::Healthy {
+            prop_assert_eq!(plan.len, 0);
+        }
+        for k in [0, plan.len / 3, plan.len.saturating_sub(1), plan.len] {
+            prop_assert_eq!(a.plan_clean(&xs[..k]).len, k);
+        }
+        a.commit_clean(&plan);
+        for &x in &xs[..plan.len] {
+            prop_assert_eq!(b.step(x.widen()), Verdict::Creditable);
+        }
+        prop_assert_eq!(snapshot(&a), snapshot(&b));
+        Ok(())
+    }
+
+    /// Bytes from a small alphabet with runs: repeats and APT hits near
+    /// the cutoffs.
+    fn byte_stream() -> impl proptest::strategy::Strategy<Value = std::vec::Vec<u8>> {
+        use proptest::prelude::*;
+        proptest::collection::vec((any::<u8>(), 0u8..24, 1usize..10), 0..1200).prop_map(|v| {
+            v.into_iter()
+                .flat_map(|(x, narrow, run)| {
+                    let x = if narrow == 0 { x % 3 } else { x };
+                    core::iter::repeat_n(x, if narrow == 1 { run } else { 1 })
+                })
+                .collect()
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(
+            if cfg!(miri) { 2 } else { 256 }
+        ))]
+
+        #[test]
+        fn plan_and_commit_equal_stepping_bytes(
+            warm_n in 0usize..2200,
+            xs in byte_stream(),
+            h_eighths in 8u32..=64,
+            seed: u64,
+        ) {
+            let cfg = HealthConfig::new(MinEntropy(h_eighths), 30).unwrap();
+            let mut r = seed | 1;
+            let warm: std::vec::Vec<u8> = (0..warm_n)
+                .map(|_| {
+                    r ^= r << 13;
+                    r ^= r >> 7;
+                    r ^= r << 17;
+                    r.to_le_bytes()[0]
+                })
+                .collect();
+            check_plan(cfg, 8, &warm, &xs)?;
+        }
+
+        #[test]
+        fn plan_and_commit_equal_stepping_words(
+            warm in proptest::collection::vec(proptest::prelude::any::<u64>(), 1024..1600),
+            xs in proptest::collection::vec(0u64..6000, 0..1500),
+            repeat_at in proptest::option::of(0usize..1500),
+            h_bits in proptest::prop_oneof![proptest::strategy::Just(64u32), 1u32..64],
+        ) {
+            let cfg = HealthConfig::new(MinEntropy(h_bits * 8), 30).unwrap();
+            let mut xs = xs;
+            if let Some(i) = repeat_at.filter(|&i| i > 0 && i < xs.len()) {
+                xs[i] = xs[i - 1];
+            }
+            check_plan(cfg, 64, &warm, &xs)?;
+        }
     }
 
     #[test]

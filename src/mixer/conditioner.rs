@@ -25,16 +25,17 @@ const IV: [u32; 8] = [
     0x5be0_cd19,
 ];
 
-/// Words converted per scratch fill.
-pub(super) const SCRATCH_WORDS: usize = 64;
-
 /// Running SHA-256 of the current block's message.
+///
+/// Invariant: `buf[buf_len..]` is all zeros (every compressed buffer is
+/// cleared at once), so padding never needs a variable-length fill.
 #[derive(Zeroize, ZeroizeOnDrop)]
 struct Hash {
     /// State after the keyed prefix block.
     key_state: [u32; 8],
     state: [u32; 8],
     buf: [u8; 64],
+    /// Bytes buffered, `0..64`.
     buf_len: usize,
     /// Message bytes so far, prefix included.
     len: u64,
@@ -42,12 +43,11 @@ struct Hash {
     counter: u64,
 }
 
-/// The conditioner: the hash plus a scratch area for word conversion (kept
-/// here so it is zeroized with the rest, never left on the stack).
+/// The conditioner. Buffered input lives only in its own zeroized buffer,
+/// never in stack temporaries.
 #[derive(Zeroize, ZeroizeOnDrop)]
 pub(super) struct Conditioner {
     hash: Hash,
-    scratch: [u8; SCRATCH_WORDS * 8],
 }
 
 #[inline]
@@ -55,72 +55,188 @@ fn compress(state: &mut [u32; 8], block: &[u8; 64]) {
     sha2::block_api::compress256(state, core::slice::from_ref(block));
 }
 
+/// Copies `K` bytes at offset `at` of `src` to the same offset of `dst`
+/// (nothing if either is too short; callers guarantee they are not).
+#[inline(always)]
+fn copy_at<const K: usize>(dst: &mut [u8], src: &[u8], at: usize) {
+    let end = at.saturating_add(K);
+    if let (Some(d), Some(s)) = (dst.get_mut(at..end), src.get(at..end)) {
+        d.copy_from_slice(s);
+    }
+}
+
+/// `dst.copy_from_slice(src)` for up to 64 bytes, in a few fixed-size
+/// (possibly overlapping) moves instead of a call to `memcpy`.
+#[inline(always)]
+fn copy_small(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    if dst.len() != n {
+        return;
+    }
+    if n >= 32 {
+        let tail = n.saturating_sub(32);
+        if n > 64 {
+            dst.copy_from_slice(src);
+        } else {
+            copy_at::<32>(dst, src, 0);
+            copy_at::<32>(dst, src, tail);
+        }
+    } else if n >= 16 {
+        copy_at::<16>(dst, src, 0);
+        copy_at::<16>(dst, src, n.saturating_sub(16));
+    } else if n >= 8 {
+        copy_at::<8>(dst, src, 0);
+        copy_at::<8>(dst, src, n.saturating_sub(8));
+    } else if n >= 4 {
+        copy_at::<4>(dst, src, 0);
+        copy_at::<4>(dst, src, n.saturating_sub(4));
+    } else if n > 0 {
+        copy_at::<1>(dst, src, 0);
+        copy_at::<2>(dst, src, n.saturating_sub(2));
+        copy_at::<1>(dst, src, n.saturating_sub(1));
+    }
+}
+
 impl Hash {
+    /// Starts block `counter`'s message after the keyed prefix. The buffer
+    /// is all zeros here (invariant).
+    #[inline]
     fn begin_block(&mut self) {
         self.state = self.key_state;
-        self.buf_len = 0;
-        self.len = 64;
-        let n = self.counter.to_le_bytes();
-        self.update(&n);
+        if let Some(c) = self.buf.first_chunk_mut::<8>() {
+            *c = self.counter.to_le_bytes();
+        }
+        self.buf_len = 8;
+        self.len = 72;
     }
 
+    /// Compresses the full buffer and clears it.
     #[inline]
-    fn update(&mut self, mut data: &[u8]) {
+    fn flush(&mut self) {
+        compress(&mut self.state, &self.buf);
+        self.buf = [0; 64];
+        self.buf_len = 0;
+    }
+
+    /// Appends `data`; the common case (it fits in the buffer) inline.
+    #[inline]
+    fn update(&mut self, data: &[u8]) {
         // usize -> u64 never truncates on supported targets.
         self.len = self
             .len
             .wrapping_add(u64::try_from(data.len()).unwrap_or(u64::MAX));
+        let free = 64usize.saturating_sub(self.buf_len);
+        if data.len() < free {
+            let end = self.buf_len.saturating_add(data.len());
+            if let Some(dst) = self.buf.get_mut(self.buf_len..end) {
+                copy_small(dst, data);
+            }
+            self.buf_len = end;
+        } else {
+            self.update_long(data, free);
+        }
+    }
+
+    /// `update` when `data` fills the buffer (`free` bytes left in it).
+    #[inline(never)]
+    fn update_long(&mut self, data: &[u8], free: usize) {
+        let mut data = data;
         if self.buf_len > 0 {
-            let free = 64usize.saturating_sub(self.buf_len);
-            let take = free.min(data.len());
-            let Some((head, rest)) = data.split_at_checked(take) else {
+            let Some((head, rest)) = data.split_at_checked(free) else {
                 return;
             };
             if let Some(dst) = self.buf.get_mut(self.buf_len..) {
-                for (d, s) in dst.iter_mut().zip(head) {
-                    *d = *s;
-                }
+                copy_small(dst, head);
             }
-            self.buf_len = self.buf_len.saturating_add(take);
+            self.flush();
             data = rest;
-            if self.buf_len < 64 {
-                return;
-            }
-            compress(&mut self.state, &self.buf);
-            self.buf_len = 0;
         }
-        let mut chunks = data.chunks_exact(64);
-        for c in &mut chunks {
-            if let Ok(block) = <&[u8; 64]>::try_from(c) {
+        let mut blocks = data.chunks_exact(64);
+        for b in &mut blocks {
+            if let Ok(block) = <&[u8; 64]>::try_from(b) {
                 compress(&mut self.state, block);
             }
         }
-        let rem = chunks.remainder();
-        for (d, s) in self.buf.iter_mut().zip(rem) {
-            *d = *s;
+        let rem = blocks.remainder();
+        if let Some(dst) = self.buf.get_mut(..rem.len()) {
+            copy_small(dst, rem);
         }
         self.buf_len = rem.len();
     }
 
+    /// Appends the 5-byte frame header.
+    #[inline]
+    fn header(&mut self, tag: u8, byte_len: u32) {
+        let l = byte_len.to_le_bytes();
+        let at = self.buf_len;
+        let end = at.saturating_add(5);
+        if end < 64 {
+            // Two stores straight from registers (a 5-byte array on the
+            // stack would be reloaded across two stores: a forwarding
+            // stall).
+            if let Some(t) = self.buf.get_mut(at) {
+                *t = tag;
+            }
+            if let Some(dst) = self.buf.get_mut(at.saturating_add(1)..end) {
+                dst.copy_from_slice(&l);
+            }
+            self.buf_len = end;
+            self.len = self.len.wrapping_add(5);
+        } else {
+            self.update(&[tag, l[0], l[1], l[2], l[3]]);
+        }
+    }
+
+    /// Appends words as little-endian bytes, straight into the buffer.
+    #[inline]
+    fn update_words(&mut self, words: &[u64]) {
+        // 8 * len never overflows for a slice of u64 in memory.
+        let bytes = u64::try_from(words.len())
+            .unwrap_or(u64::MAX)
+            .wrapping_mul(8);
+        self.len = self.len.wrapping_add(bytes);
+        for w in words {
+            let b = w.to_le_bytes();
+            let end = self.buf_len.saturating_add(8);
+            if end <= 64 {
+                if let Some(dst) = self.buf.get_mut(self.buf_len..end) {
+                    dst.copy_from_slice(&b);
+                }
+                self.buf_len = end;
+                if end == 64 {
+                    self.flush();
+                }
+            } else {
+                // Straddles the buffer end: `free` in 1..8.
+                let free = 64usize.saturating_sub(self.buf_len);
+                let (head, tail) = b.split_at(free.min(8));
+                if let Some(dst) = self.buf.get_mut(self.buf_len..) {
+                    copy_small(dst, head);
+                }
+                self.flush();
+                if let Some(dst) = self.buf.get_mut(..tail.len()) {
+                    copy_small(dst, tail);
+                }
+                self.buf_len = tail.len();
+            }
+        }
+    }
+
     fn finish(&mut self) -> Block {
         let bit_len = self.len.wrapping_mul(8).to_be_bytes();
+        // The buffer past `buf_len` is zero (invariant): only the 0x80
+        // marker and the length need writing.
         if let Some(b) = self.buf.get_mut(self.buf_len) {
             *b = 0x80;
         }
-        let start = self.buf_len.saturating_add(1);
-        if let Some(rest) = self.buf.get_mut(start..) {
-            rest.fill(0);
+        if self.buf_len >= 56 {
+            self.flush();
         }
-        if start > 56 {
-            compress(&mut self.state, &self.buf);
-            self.buf.fill(0);
-        }
-        if let Some(tail) = self.buf.get_mut(56..) {
-            for (d, s) in tail.iter_mut().zip(bit_len) {
-                *d = s;
-            }
+        if let Some(tail) = self.buf.last_chunk_mut::<8>() {
+            *tail = bit_len;
         }
         compress(&mut self.state, &self.buf);
+        self.buf = [0; 64];
         // Written straight into the block: no temporary copy to wipe.
         let mut block = Block::from_bytes([0; 32]);
         for (o, w) in block.0.chunks_exact_mut(4).zip(self.state) {
@@ -150,10 +266,7 @@ impl Conditioner {
             counter: 0,
         };
         hash.begin_block();
-        Conditioner {
-            hash,
-            scratch: [0; SCRATCH_WORDS * 8],
-        }
+        Conditioner { hash }
     }
 
     /// Index of the block being built (= blocks finished so far).
@@ -162,46 +275,38 @@ impl Conditioner {
         self.hash.counter
     }
 
-    /// Appends a frame header.
+    /// Appends a frame of bytes: header and data.
     #[inline]
-    pub(super) fn header(&mut self, tag: u8, byte_len: u32) {
-        let l = byte_len.to_le_bytes();
-        self.hash.update(&[tag, l[0], l[1], l[2], l[3]]);
+    pub(super) fn frame_bytes(&mut self, tag: u8, data: &[u8]) {
+        self.hash
+            .header(tag, u32::try_from(data.len()).unwrap_or(u32::MAX));
+        self.hash.update(data);
     }
 
-    /// Appends bytes.
+    /// Appends a frame of words (as little-endian bytes): header and data.
     #[inline]
+    pub(super) fn frame_words(&mut self, tag: u8, words: &[u64]) {
+        let bytes = words.len().saturating_mul(8);
+        self.hash
+            .header(tag, u32::try_from(bytes).unwrap_or(u32::MAX));
+        self.hash.update_words(words);
+    }
+
+    /// Appends bytes (no header).
+    #[cfg(test)]
     pub(super) fn update(&mut self, data: &[u8]) {
         self.hash.update(data);
     }
 
-    /// Appends words as little-endian bytes.
-    #[inline]
-    pub(super) fn update_words(&mut self, words: &[u64]) {
-        for chunk in words.chunks(SCRATCH_WORDS) {
-            for (d, w) in self.scratch.chunks_exact_mut(8).zip(chunk) {
-                for (b, s) in d.iter_mut().zip(w.to_le_bytes()) {
-                    *b = s;
-                }
-            }
-            let n = chunk.len().saturating_mul(8);
-            if let Some(bytes) = self.scratch.get(..n) {
-                self.hash.update(bytes);
-            }
-        }
-    }
-
     /// Finishes the current block's hash, returns it, and starts the next
     /// block (counter + 1).
+    #[inline]
     pub(super) fn finish(&mut self) -> Block {
         self.hash.finish()
     }
 
     #[cfg(test)]
     pub(super) fn is_zeroed(&self) -> bool {
-        self.hash.state == [0; 8]
-            && self.hash.key_state == [0; 8]
-            && self.hash.buf == [0; 64]
-            && self.scratch.iter().all(|&b| b == 0)
+        self.hash.state == [0; 8] && self.hash.key_state == [0; 8] && self.hash.buf == [0; 64]
     }
 }

@@ -43,7 +43,7 @@ use subtle::{Choice, ConstantTimeEq};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::error::Error;
-use crate::health::{HealthState, HealthTest, HealthTestKind, Run};
+use crate::health::{HealthState, HealthTest, HealthTestKind, PieceSample, Run};
 use crate::source::Source;
 use conditioner::Conditioner;
 
@@ -62,8 +62,23 @@ pub const MAX_FRAME_SAMPLES: usize = 1 << 16;
 ///
 /// Zeroized on drop, never `Copy`/`Clone`, printed as `Block { .. }`,
 /// compared in constant time.
-#[derive(Zeroize, ZeroizeOnDrop)]
 pub struct Block([u8; 32]);
+
+impl Zeroize for Block {
+    fn zeroize(&mut self) {
+        // The slice impl wipes with one fill and an optimisation barrier
+        // (the array impl writes byte by byte).
+        self.0.as_mut_slice().zeroize();
+    }
+}
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        self.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for Block {}
 
 impl Block {
     /// Bytes in a block.
@@ -424,6 +439,17 @@ impl Mixer {
         let tag = source.bit();
         let target = BLOCK_CREDIT.units();
         while out.consumed < len {
+            // Whole frames of provably clean samples first; the general
+            // frame below handles everything else (start-up, quarantine,
+            // a possible failure, timestamps, zero credit).
+            let stop = match input {
+                Input::Bytes(b) => self.absorb_clean(source, b, &mut out, sink),
+                Input::Words(w) => self.absorb_clean(source, w, &mut out, sink),
+                Input::Timestamps(_) => false,
+            };
+            if stop || out.consumed >= len {
+                break;
+            }
             let Mixer {
                 cond,
                 pending,
@@ -442,17 +468,17 @@ impl Mixer {
                 need.div_ceil(s.rate)
             };
             let end = out.consumed.saturating_add(MAX_FRAME_SAMPLES).min(len);
-            let (run, width) = match input {
+            let run = match input {
                 Input::Bytes(b) => match b.get(out.consumed..end) {
-                    Some(chunk) => (s.health.run(chunk, want), 1),
+                    Some(chunk) => s.health.run(chunk, want),
                     None => break,
                 },
                 Input::Words(w) => match w.get(out.consumed..end) {
-                    Some(chunk) => (s.health.run(chunk, want), 8),
+                    Some(chunk) => s.health.run(chunk, want),
                     None => break,
                 },
                 Input::Timestamps(t) => match t.get(out.consumed..end) {
-                    Some(chunk) => (run_timestamps(s, deltas, chunk, want), 8),
+                    Some(chunk) => run_timestamps(s, deltas, chunk, want),
                     None => break,
                 },
             };
@@ -463,17 +489,15 @@ impl Mixer {
                 break;
             }
             // Hash the frame: exactly the samples the health tests took.
-            let frame_bytes = u32::try_from(run.consumed.saturating_mul(width)).unwrap_or(u32::MAX);
-            cond.header(tag, frame_bytes);
             match input {
                 Input::Bytes(b) => {
                     if let Some(f) = b.get(out.consumed..taken) {
-                        cond.update(f);
+                        cond.frame_bytes(tag, f);
                     }
                 }
                 Input::Words(w) | Input::Timestamps(w) => {
                     if let Some(f) = w.get(out.consumed..taken) {
-                        cond.update_words(f);
+                        cond.frame_words(tag, f);
                     }
                 }
             }
@@ -509,6 +533,195 @@ impl Mixer {
         }
         out.state = slot(&self.slots, source).health.state();
         Ok(out)
+    }
+}
+
+/// Samples the fast path proves clean at once (it bounds the scan wasted
+/// when the sink refuses a block early).
+const PLAN_SAMPLES: usize = 4096;
+
+/// A raw sample kind the fast path frames: external bytes or words.
+trait Framed: PieceSample {
+    /// Appends a frame of `xs` tagged `tag`.
+    fn frame(cond: &mut Conditioner, tag: u8, xs: &[Self]);
+}
+
+impl Framed for u8 {
+    #[inline]
+    fn frame(cond: &mut Conditioner, tag: u8, xs: &[u8]) {
+        cond.frame_bytes(tag, xs);
+    }
+}
+
+impl Framed for u64 {
+    #[inline]
+    fn frame(cond: &mut Conditioner, tag: u8, xs: &[u64]) {
+        cond.frame_words(tag, xs);
+    }
+}
+
+/// Samples in the frame that starts with `pending` credit at `rate > 0`
+/// with `avail` samples of input left: what the general path's health run
+/// takes when every sample is creditable. `full` is the size from zero.
+#[inline]
+fn frame_len(pending: u64, rate: u64, full: usize, avail: usize) -> usize {
+    let n = if pending == 0 {
+        full
+    } else {
+        let want = BLOCK_CREDIT.units().saturating_sub(pending).div_ceil(rate);
+        usize::try_from(want).unwrap_or(usize::MAX)
+    };
+    n.min(MAX_FRAME_SAMPLES).min(avail)
+}
+
+/// Credit pending after a whole creditable frame of `n` samples (zero
+/// when it completes a block).
+#[inline]
+fn pending_after(pending: u64, rate: u64, n: usize) -> u64 {
+    let p = pending.saturating_add(u64::try_from(n).unwrap_or(u64::MAX).saturating_mul(rate));
+    if p >= BLOCK_CREDIT.units() { 0 } else { p }
+}
+
+/// Samples in the whole frames (from `pending` credit, `avail` samples
+/// left) that fit in `limit` samples.
+fn frames_within(pending: u64, rate: u64, full: usize, avail: usize, limit: usize) -> usize {
+    let mut len = 0usize;
+    let mut pending = pending;
+    // Each frame takes at least one sample: at most `limit` rounds.
+    while len < limit {
+        let n = frame_len(pending, rate, full, avail.saturating_sub(len));
+        let next = len.saturating_add(n);
+        if n == 0 || next > limit {
+            break;
+        }
+        len = next;
+        pending = pending_after(pending, rate, n);
+    }
+    len
+}
+
+impl Mixer {
+    /// The fast path: while `source` is healthy with a non-zero rate,
+    /// proves up to [`PLAN_SAMPLES`] samples clean at once
+    /// ([`HealthTest::plan_clean`]) and hashes them as the very frames the
+    /// general path would make (every sample creditable, so a frame ends
+    /// exactly when its credit completes a block, at [`MAX_FRAME_SAMPLES`]
+    /// or at the end of the input), then commits the health state. Returns
+    /// `true` when the sink refused a block (the caller stops); `false`
+    /// when the general path must take over (or the input is used up).
+    fn absorb_clean<T: Framed, S: BlockSink + ?Sized>(
+        &mut self,
+        source: Source,
+        xs: &[T],
+        out: &mut Absorbed,
+        sink: &mut S,
+    ) -> bool {
+        let tag = source.bit();
+        let Mixer {
+            cond,
+            pending,
+            held,
+            slots,
+            blocks_emitted,
+            blocks_delivered,
+            ..
+        } = self;
+        let s = slot_mut(slots, source);
+        let rate = s.rate;
+        if rate == 0 {
+            return false;
+        }
+        // Frame size from zero pending credit: ceil(320 bits / rate).
+        let full = usize::try_from(BLOCK_CREDIT.units().div_ceil(rate)).unwrap_or(usize::MAX);
+        loop {
+            let Some(rest) = xs.get(out.consumed..) else {
+                return false;
+            };
+            if rest.is_empty() || s.health.state() != HealthState::Healthy {
+                return false;
+            }
+            let avail = rest.len();
+            let mut region = frames_within(*pending, rate, full, avail, PLAN_SAMPLES);
+            if region == 0 {
+                // One frame longer than `PLAN_SAMPLES`.
+                region = frame_len(*pending, rate, full, avail);
+            }
+            let Some(planned) = rest.get(..region) else {
+                return false;
+            };
+            let mut plan = s.health.plan_clean(planned);
+            if plan.len < region {
+                // Keep only the whole frames proved clean.
+                region = frames_within(*pending, rate, full, avail, plan.len);
+                let Some(planned) = rest.get(..region) else {
+                    return false;
+                };
+                plan = s.health.plan_clean(planned);
+                if region == 0 || plan.len != region {
+                    return false;
+                }
+            }
+            let mut pos = 0usize;
+            while pos < region {
+                let n = frame_len(*pending, rate, full, avail.saturating_sub(pos));
+                let end = pos.saturating_add(n);
+                let Some(frame) = rest.get(pos..end) else {
+                    break;
+                };
+                if n == 0 {
+                    break;
+                }
+                T::frame(cond, tag, frame);
+                let credit = u64::try_from(n).unwrap_or(u64::MAX).saturating_mul(rate);
+                s.samples = s
+                    .samples
+                    .saturating_add(u64::try_from(n).unwrap_or(u64::MAX));
+                s.credited = s.credited.saturating_add(credit);
+                *pending = pending.saturating_add(credit);
+                pos = end;
+                if *pending >= BLOCK_CREDIT.units() {
+                    *pending = 0;
+                    let block = cond.finish();
+                    *blocks_emitted = blocks_emitted.saturating_add(1);
+                    match sink.offer(block) {
+                        Ok(()) => {
+                            *blocks_delivered = blocks_delivered.saturating_add(1);
+                            out.blocks = out.blocks.saturating_add(1);
+                        }
+                        Err(block) => {
+                            *held = Some(block);
+                            out.sink_full = true;
+                            // Only the consumed prefix has been tested.
+                            if let Some(done) = rest.get(..pos) {
+                                commit_prefix(&mut s.health, done);
+                            }
+                            out.consumed = out.consumed.saturating_add(pos);
+                            return true;
+                        }
+                    }
+                }
+            }
+            if pos == plan.len {
+                s.health.commit_clean(&plan);
+            } else if let Some(done) = rest.get(..pos) {
+                commit_prefix(&mut s.health, done);
+            }
+            out.consumed = out.consumed.saturating_add(pos);
+        }
+    }
+}
+
+/// Applies the health tests to `done`, a prefix of a proved-clean plan:
+/// re-proved (a prefix of a clean stretch is clean), with the exact
+/// stepping path for anything not re-proved. Either way the state is the
+/// one stepping each sample gives.
+fn commit_prefix<T: PieceSample>(health: &mut HealthTest, done: &[T]) {
+    let plan = health.plan_clean(done);
+    health.commit_clean(&plan);
+    if let Some(tail) = done.get(plan.len..) {
+        if !tail.is_empty() {
+            health.run(tail, u64::MAX);
+        }
     }
 }
 
