@@ -162,16 +162,33 @@ impl<'s> MemoryCache<'s> {
         Ok(())
     }
 
+    /// Takes a copy of `block`, leaving `block` as it is: for a caller whose
+    /// own copy wipes itself (a [`crate::mixer::Block`] does on drop).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MemoryCacheFull`] when the cache is at capacity.
+    pub fn push_copy(&mut self, block: &[u8; BLOCK_LEN]) -> Result<(), Error> {
+        if self.is_full() {
+            return Err(Error::MemoryCacheFull);
+        }
+        if self.ring.push_with(|slot| *slot = *block).is_err() {
+            return Err(Error::MemoryCacheFull);
+        }
+        self.update_watermark();
+        Ok(())
+    }
+
     /// Moves the oldest block into `out`; its slot is zeroized.
     ///
     /// # Errors
     ///
     /// [`Error::Starving`] when the cache is empty (`out` untouched).
     pub fn pop(&mut self, out: &mut [u8; BLOCK_LEN]) -> Result<(), Error> {
-        let popped = self.ring.pop_with(|slot| {
-            *out = *slot;
-            slot.zeroize();
-        });
+        // The ring overwrites the slot with zeros (`T::default()`) before it
+        // releases it to the producer: a store the compiler must keep, as
+        // the slot stays reachable through the ring.
+        let popped = self.ring.pop_with(|slot| *out = *slot);
         self.update_watermark();
         popped.ok_or(Error::Starving)
     }
