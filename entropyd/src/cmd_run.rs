@@ -17,8 +17,10 @@
 //!   (sleeping [`IDLE_SLEEP`] when nothing is wanted, [`STARVED_SLEEP`] when
 //!   blocks are wanted but no source produced any: never a spin), forward
 //!   surplus entropy (below), reload the config store when its file changes
-//!   (checked every [`CONFIG_CHECK`]; a value the running pool cannot take
-//!   is logged and ignored, keeping the running configuration), and, when
+//!   (checked every [`CONFIG_CHECK`]; a config store that cannot be read
+//!   is logged and ignored, keeping the running configuration; a
+//!   memory-cache-size beyond the slots allocated at start is logged and
+//!   kept for the next start while the other changes apply), and, when
 //!   stderr is a terminal, redraw a live status line every second.
 //! - **Forward policy.** Only surplus goes out: blocks are forwarded while
 //!   the memory cache is not refilling (it was full and has not yet fallen
@@ -315,12 +317,29 @@ impl ConfigWatch {
                 ));
             }
             Err(Error::CapacityTooSmall) => {
+                // The memory slots cannot hold the new size: apply every
+                // other change with the running size.
+                let mut rest = config;
+                let running = pool.tunables().memory_cache_size_kib();
+                let applied = rest
+                    .tunables
+                    .set(Param::MemoryCacheSize, running)
+                    .and_then(|()| pool.set_tunables(&rest.tunables));
                 drop(pool);
                 log(format_args!(
-                    "memory-cache-size={} KiB is more than the {} KiB allocated at start: restart entropyd to apply it; keeping the running configuration",
+                    "memory-cache-size={} KiB is more than the {} KiB allocated at start: restart entropyd to apply it; keeping {running} KiB",
                     config.tunables.memory_cache_size_kib(),
                     self.slots_kib
                 ));
+                match applied {
+                    Ok(()) => log(format_args!(
+                        "configuration reloaded: {}",
+                        tunables_line(&rest)
+                    )),
+                    Err(e) => log(format_args!(
+                        "the other changes could not be applied either ({e}); the pool keeps running"
+                    )),
+                }
             }
             Err(e) => {
                 drop(pool);
