@@ -9,10 +9,12 @@
 //!   includes interrupts, keys the conditioner with 32 bytes from the OS
 //!   (`/dev/urandom`; the key is wiped after use) and opens the pool over
 //!   the given memory slots and storage medium.
-//! - [`DaemonBackend`] wraps the pool in one `Mutex`: the API's check for
-//!   room and the taking of external bytes happen under one lock
-//!   ([`Pool::submit`] takes at most the room), so concurrent adds never
-//!   exceed the capacity together. No method waits for entropy.
+//! - [`DaemonBackend`] wraps the pool in one `Mutex`. An add is absorbed in
+//!   pieces of [`ADD_PIECE`] bytes, each under one hold of the lock, where
+//!   [`Pool::submit`] checks the room and takes at most that much in one
+//!   step: concurrent adds never exceed the capacity together, and a read
+//!   waits for one piece at most. The first piece not taken whole ends the
+//!   add. No method waits for entropy.
 //! - [`snapshot`] maps the pool's status to the API's [`StatusSnapshot`].
 //! - [`log`] writes one line to stderr: an RFC 3339 UTC timestamp, then the
 //!   message; it clears a live status line first when one is shown.
@@ -48,6 +50,9 @@ pub type DaemonPool = Pool<'static, RealCpu, SystemClock, FileStorage>;
 /// Timestamps the interrupt ring holds: 8 s of the jitter thread's 1 ms
 /// ticks, far more than one poll interval.
 pub const INTERRUPT_RING_CAPACITY: usize = 8192;
+
+/// Bytes of one add absorbed under one hold of the pool lock.
+pub const ADD_PIECE: usize = 64 * 1024;
 
 /// The OS device the conditioner key is read from.
 pub const KEY_DEVICE: &str = "/dev/urandom";
@@ -321,13 +326,28 @@ impl PoolBackend for DaemonBackend {
     }
 
     fn add_external(&self, data: &[u8]) -> usize {
-        match self.lock().submit(data) {
-            Ok(n) => n,
-            Err(e) => {
-                log(format_args!("external entropy refused: {e}"));
-                0
+        // Piece by piece, each under the lock on its own, so status reads
+        // wait for at most one piece's hashing, not a whole 1 MiB add. Each
+        // piece takes at most the room there is at that moment (one atomic
+        // step), so concurrent adds never exceed the capacity; the first
+        // piece not taken whole ends the add (the rest is discarded).
+        let mut taken = 0usize;
+        for piece in data.chunks(ADD_PIECE) {
+            let result = self.lock().submit(piece);
+            match result {
+                Ok(n) => {
+                    taken = taken.saturating_add(n);
+                    if n < piece.len() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    log(format_args!("external entropy refused: {e}"));
+                    break;
+                }
             }
         }
+        taken
     }
 
     fn status(&self) -> StatusSnapshot {
