@@ -22,17 +22,20 @@
 //!   memory-cache-size beyond the slots allocated at start is logged and
 //!   kept for the next start while the other changes apply), and, when
 //!   stderr is a terminal, redraw a live status line every second.
-//! - **Forward policy.** Only surplus goes out: blocks are forwarded while
-//!   the memory cache is not refilling (it was full and has not yet fallen
-//!   below its low watermark), down to one block below the watermark (which
-//!   starts the refill), at most `--feed-rate` bytes per second (a token
-//!   bucket holding at most one second's worth), in whole 32-byte blocks,
-//!   at most [`FORWARD_MAX_BLOCKS`] blocks per write. So the storage cache
-//!   and the reserve below the watermark are never drained by the feed, and
-//!   a sink file grows by at most `--feed-rate` bytes per second. A block
-//!   taken for the output is gone: bytes a FIFO did not take (no reader,
-//!   pipe full) or the kernel refused are wiped, never re-sent. A FIFO with
-//!   no reader gets nothing taken for it.
+//! - **Forward policy.** Only surplus goes out. Blocks are forwarded
+//!   while the memory cache is not refilling (it reached full and has not
+//!   yet fallen below its low watermark) and the storage cache is full
+//!   (or absent, or nothing local can fill it: with external entropy only,
+//!   submissions reach the memory cache alone and the storage cache fills
+//!   at shutdown), down to one block below the low watermark (which starts
+//!   the refill), at most `--feed-rate` bytes per second (a token bucket
+//!   holding at most one second's worth), in whole 32-byte blocks, at most
+//!   [`FORWARD_MAX_BLOCKS`] blocks per write. So the feed never drains the
+//!   storage cache or the reserve below the watermark, the caches are kept
+//!   full first, and a sink file grows by at most `--feed-rate` bytes per
+//!   second. A block taken for the output is gone: bytes a FIFO did not
+//!   take (pipe full, reader gone) or the kernel refused are wiped, never
+//!   re-sent. A FIFO with no reader gets nothing taken for it.
 //! - Stop: the server first (no more adds), the jitter thread, then
 //!   [`Pool::flush_to_storage`](entropool::pool::Pool::flush_to_storage)
 //!   (the memory cache to the storage cache), a sink `fdatasync`, exit 0.
@@ -48,7 +51,7 @@ use std::time::{Duration, Instant};
 use clap::Args as ClapArgs;
 use entropool::Error;
 use entropool::config::{Config, Param};
-use entropool::source::SourceMask;
+use entropool::source::{Source, SourceMask};
 use entropool::storage::FileStorage;
 use entropool::store::StateDir;
 use zeroize::Zeroizing;
@@ -182,6 +185,15 @@ impl Forwarder {
         self.refill();
         let st = pool.status();
         if st.refill_wanted.is_some() {
+            return 0;
+        }
+        // The storage cache fills from blocks made while the memory cache
+        // is full: wait for it when a local source can fill it. (External
+        // submissions only ever reach the memory cache.)
+        let local = [Source::Interrupts, Source::Rdrand, Source::Rdseed]
+            .into_iter()
+            .any(|s| st.sources.contains(s));
+        if local && st.storage.present && st.storage.len_blocks < st.storage.capacity_blocks {
             return 0;
         }
         let floor =
@@ -590,11 +602,17 @@ pub fn run(args: &Args, ctx: &Context, _out: &mut dyn Write) -> Result<(), Failu
         let _ = jitter.stop();
     }
     forwarder.finish();
-    let result = backend.lock().flush_to_storage();
+    let (result, wiped) = {
+        let mut pool = backend.lock();
+        let before = pool.status().blocks_discarded;
+        let result = pool.flush_to_storage();
+        let wiped = pool.status().blocks_discarded.saturating_sub(before);
+        (result, wiped)
+    };
     match result {
         Ok(saved) => {
             log(format_args!(
-                "saved {saved} blocks to the storage cache; stopped"
+                "saved {saved} blocks to the storage cache ({wiped} did not fit and were wiped); stopped"
             ));
             Ok(())
         }
