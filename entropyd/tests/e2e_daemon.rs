@@ -240,7 +240,9 @@ fn sigterm_flushes_and_no_block_is_ever_forwarded_twice() {
 #[test]
 fn external_lost_after_the_timeout_and_recovered_by_a_submit() {
     let env = Env::new();
-    env.set(&["--external-entropy-lost-timeout=1"]);
+    // 2 s: short, yet far above the time between a submit and the status
+    // read that follows it, even on a loaded machine.
+    env.set(&["--external-entropy-lost-timeout=2"]);
     let token_arg = format!("--token-file={}", env.token.display());
     let d = env.start(&["--sources=8", &token_arg]);
     let listen = d.listen();
@@ -251,7 +253,7 @@ fn external_lost_after_the_timeout_and_recovered_by_a_submit() {
     };
     let st = status_json();
     assert!(st.running);
-    assert_eq!(st.external.lost_timeout_seconds, 1);
+    assert_eq!(st.external.lost_timeout_seconds, 2);
     wait_until("external lost", || status_json().external.lost);
     let text_view = text(&env.cmd(&["status", &listen]).stdout);
     assert!(text_view.contains("lost: YES"), "{text_view}");
@@ -259,9 +261,9 @@ fn external_lost_after_the_timeout_and_recovered_by_a_submit() {
     let out = env.cmd_stdin(&["submit", &listen, &token_arg], &random_bytes(512));
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout).trim(), "accepted 512 of 512 bytes");
-    let st = status_json();
+    let st = d.status();
     assert!(!st.external.lost, "a submit ends external lost");
-    assert_eq!(st.external.seconds_since_last, Some(0));
+    assert!(st.external.seconds_since_last.is_some_and(|s| s < 2));
     // With no feeder it is lost again after the timeout.
     wait_until("external lost again", || status_json().external.lost);
     let (status, log) = d.stop();
