@@ -9,12 +9,13 @@
 //!   includes interrupts, keys the conditioner with 32 bytes from the OS
 //!   (`/dev/urandom`; the key is wiped after use) and opens the pool over
 //!   the given memory slots and storage medium.
-//! - [`DaemonBackend`] wraps the pool in one `Mutex`. An add is absorbed in
-//!   pieces of [`ADD_PIECE`] bytes, each under one hold of the lock, where
-//!   [`Pool::submit`] checks the room and takes at most that much in one
-//!   step: concurrent adds never exceed the capacity together, and a read
-//!   waits for one piece at most. The first piece not taken whole ends the
-//!   add. No method waits for entropy.
+//! - [`DaemonBackend`] wraps the pool in one `Mutex`. An add takes at most
+//!   the room there is when it starts (capacity - currently_available),
+//!   absorbed in pieces of [`ADD_PIECE`] bytes, each under one hold of the
+//!   lock, where [`Pool::submit`] checks the room and takes at most that
+//!   much in one step: concurrent adds never exceed the capacity together,
+//!   and a read waits for one piece at most. The first piece not taken
+//!   whole ends the add. No method waits for entropy.
 //! - [`snapshot`] maps the pool's status to the API's [`StatusSnapshot`].
 //! - [`log`] writes one line to stderr: an RFC 3339 UTC timestamp, then the
 //!   message; it clears a live status line first when one is shown.
@@ -326,13 +327,17 @@ impl PoolBackend for DaemonBackend {
     }
 
     fn add_external(&self, data: &[u8]) -> usize {
-        // Piece by piece, each under the lock on its own, so status reads
-        // wait for at most one piece's hashing, not a whole 1 MiB add. Each
-        // piece takes at most the room there is at that moment (one atomic
-        // step), so concurrent adds never exceed the capacity; the first
-        // piece not taken whole ends the add (the rest is discarded).
+        // At most the room there is now (capacity - currently_available)...
+        let room = self.lock().external_room();
+        let offered = data.get(..room.min(data.len())).unwrap_or(&[]);
+        // ...absorbed piece by piece, each under the lock on its own, so
+        // status reads wait for at most one piece's hashing, not a whole
+        // 1 MiB add. Each piece takes at most the room there is at that
+        // moment (one atomic step), so concurrent adds never exceed the
+        // capacity together; the first piece not taken whole ends the add
+        // (the rest is discarded).
         let mut taken = 0usize;
-        for piece in data.chunks(ADD_PIECE) {
+        for piece in offered.chunks(ADD_PIECE) {
             let result = self.lock().submit(piece);
             match result {
                 Ok(n) => {

@@ -273,7 +273,8 @@ fn external_lost_after_the_timeout_and_recovered_by_a_submit() {
 #[test]
 fn set_while_running_takes_effect_without_restart() {
     let env = Env::new();
-    let d = env.start(&["--sources=8"]);
+    let token_arg = format!("--token-file={}", env.token.display());
+    let d = env.start(&["--sources=8", &token_arg]);
     let st = d.status();
     assert_eq!(st.memory_cache.capacity_blocks, 512 * 32);
     assert_eq!(st.memory_cache.low_watermark_percent, 20);
@@ -289,6 +290,13 @@ fn set_while_running_takes_effect_without_restart() {
     let pool = d.client(None).external_pool().unwrap();
     assert_eq!(pool.capacity, 2048 * 1024);
     assert_eq!(pool.low_watermark, 2048 * 1024 / 2);
+    // Adds larger than one piece (64 KiB) take min(len, room) as well.
+    for len in [300_000usize, 3 * 1024 * 1024] {
+        let before = d.client(None).external_pool().unwrap();
+        let room = before.capacity - before.currently_available;
+        let accepted = d.client(Some(TOKEN)).add(&random_bytes(len)).unwrap();
+        assert_eq!(accepted, (len as u64).min(room), "add of {len}, room {room}");
+    }
 
     // Beyond the slots allocated at start: logged, the running size kept.
     env.set(&["--memory-cache-size=65536"]);
