@@ -273,6 +273,9 @@ fn external_lost_after_the_timeout_and_recovered_by_a_submit() {
 #[test]
 fn set_while_running_takes_effect_without_restart() {
     let env = Env::new();
+    // No storage cache: the final flush then has nothing to write (saving
+    // tens of thousands of blocks takes seconds).
+    env.set(&["--storage-cache-size=0"]);
     let token_arg = format!("--token-file={}", env.token.display());
     let d = env.start(&["--sources=8", &token_arg]);
     let st = d.status();
