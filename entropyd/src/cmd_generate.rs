@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args as ClapArgs;
 use entropool::Error;
+use entropool::config::Config;
 use entropool::rng::{PoolRng, PoolRngConfig};
 use entropool::source::{Source, SourceMask};
 use zeroize::Zeroizing;
@@ -154,7 +155,20 @@ fn write_all(out: &mut dyn Write, data: &[u8]) -> Result<(), Failure> {
 /// runtime when the pool cannot start, stalls for [`STALL_LIMIT`], or
 /// stdout fails.
 pub fn run(args: &Args, ctx: &Context, out: &mut dyn Write) -> Result<(), Failure> {
-    let mut config = ctx.open_state()?.load_config()?;
+    let loaded = ctx
+        .open_state()
+        .and_then(|s| s.load_config().map_err(Failure::from));
+    let mut config = match loaded {
+        Ok(c) => c,
+        // With --sources the store only gives the memory cache size: an
+        // unreadable one (e.g. a root-only state directory) is no reason
+        // to fail.
+        Err(f) if args.sources.is_some() => {
+            eprintln!("entropyd: {f}; using the default tunables");
+            Config::DEFAULT
+        }
+        Err(f) => return Err(f),
+    };
     if let Some(s) = args.sources {
         config.sources =
             SourceMask::new(u64::from(s)).map_err(|e| Failure::invalid(e.to_string()))?;

@@ -298,7 +298,11 @@ fn set_while_running_takes_effect_without_restart() {
         let before = d.client(None).external_pool().unwrap();
         let room = before.capacity - before.currently_available;
         let accepted = d.client(Some(TOKEN)).add(&random_bytes(len)).unwrap();
-        assert_eq!(accepted, (len as u64).min(room), "add of {len}, room {room}");
+        assert_eq!(
+            accepted,
+            (len as u64).min(room),
+            "add of {len}, room {room}"
+        );
     }
 
     // Beyond the slots allocated at start: logged, the running size kept.
