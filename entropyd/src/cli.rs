@@ -14,7 +14,9 @@ use clap::{Parser, Subcommand};
 use entropool::store::StateDir;
 
 use crate::failure::{EXIT_INVALID, Failure};
-use crate::{cmd_config, cmd_kickstart};
+use crate::{
+    cmd_config, cmd_generate, cmd_kickstart, cmd_run, cmd_samples, cmd_status, cmd_submit,
+};
 
 /// The environment variable naming the state directory.
 pub const STATE_DIR_ENV: &str = "ENTROPYD_STATE_DIR";
@@ -44,6 +46,20 @@ pub enum Command {
     /// Validate a kickstart file and stage its `entropy` seed for the first
     /// start (fresh state directory only).
     Kickstart(cmd_kickstart::Args),
+    /// Run the daemon: keep the caches full, serve the API, forward
+    /// surplus entropy to the kernel or a sink; SIGTERM saves the memory
+    /// cache to the storage cache and exits 0.
+    Run(cmd_run::Args),
+    /// Show the pool's health: a running daemon's through the API, else
+    /// what the state directory holds.
+    Status(cmd_status::Args),
+    /// Write N random bytes to stdout from a fresh in-process pool.
+    Generate(cmd_generate::Args),
+    /// Write raw timing samples (low 8 bits of each delta, one byte each)
+    /// to stdout, for SP 800-90B assessment tools.
+    Samples(cmd_samples::Args),
+    /// Send stdin to a running daemon as external entropy.
+    Submit(cmd_submit::Args),
 }
 
 /// What every command gets besides its own arguments.
@@ -83,6 +99,11 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), Failure> {
         Command::Get(args) => cmd_config::get(args, &ctx, out),
         Command::Set(args) => cmd_config::set(args, &ctx, out),
         Command::Kickstart(args) => cmd_kickstart::run(args, &ctx, out),
+        Command::Run(args) => cmd_run::run(args, &ctx, out),
+        Command::Status(args) => cmd_status::run(args, &ctx, out),
+        Command::Generate(args) => cmd_generate::run(args, &ctx, out),
+        Command::Samples(args) => cmd_samples::run(args, &ctx, out),
+        Command::Submit(args) => cmd_submit::run(args, &ctx, out),
     }
 }
 

@@ -9,6 +9,9 @@
 //! 2 invalid input (a bad value, an invalid kickstart file, not a fresh
 //! install, a usage error).
 //!
+//! The daemon ([`cmd_run`] over [`daemon`]) and the tools around it
+//! ([`cmd_status`], [`cmd_generate`], [`cmd_samples`], [`cmd_submit`]).
+//!
 //! The network and OS half: the HTTP API ([`api`], [`server`], [`auth`]),
 //! its client ([`client`]), the pool seam ([`backend`]), the status view
 //! ([`view`]), the outputs ([`sink`], [`kernel`]) and signal handling
@@ -20,7 +23,13 @@ pub mod backend;
 pub mod cli;
 pub mod client;
 pub mod cmd_config;
+pub mod cmd_generate;
 pub mod cmd_kickstart;
+pub mod cmd_run;
+pub mod cmd_samples;
+pub mod cmd_status;
+pub mod cmd_submit;
+pub mod daemon;
 pub mod failure;
 pub mod kernel;
 pub mod server;

@@ -1,0 +1,207 @@
+//! `status`: the pool's health at a glance.
+//!
+//! Contract: asks the daemon at `--listen` for `GET /entropy/status`. When
+//! nothing answers there, reads the state directory instead, changing
+//! nothing in it: the config store (tunables, sources mask) and the storage
+//! cache's fill (the file is read into memory and the valid blocks are
+//! counted on that copy, so no block is erased and nothing is written).
+//! Text via [`view::render_text`] (led by a `daemon:` line), `--json` via
+//! [`view::render_json`] (the same fields as the API; `"running": false`
+//! when read from the state directory).
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::Path;
+
+use clap::Args as ClapArgs;
+use entropool::config::Config;
+use entropool::storage::{HEADER_LEN, MemStorage, StorageCache, slots_for_bytes};
+use zeroize::Zeroizing;
+
+use crate::backend::{
+    ExternalStatus, HealthState, MemoryCacheStatus, OutputStatus, SourceId, SourceStatus,
+    StatusSnapshot, StorageCacheStatus,
+};
+use crate::cli::Context;
+use crate::client::{Client, ClientError};
+use crate::daemon::{self, watermark_blocks};
+use crate::failure::Failure;
+use crate::server::{self, ListenAddr};
+use crate::view;
+
+/// How long to wait for a running daemon's answer.
+const STATUS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Arguments of `status`.
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    /// Print JSON (the fields of `GET /entropy/status`).
+    #[arg(long)]
+    pub json: bool,
+    /// Where a running daemon's API listens.
+    #[arg(long, value_name = "ADDR", default_value = server::DEFAULT_LISTEN)]
+    pub listen: String,
+}
+
+fn write_out(out: &mut dyn Write, text: &str) -> Result<(), Failure> {
+    out.write_all(text.as_bytes())
+        .map_err(|e| Failure::runtime(format!("cannot write to stdout: {e}")))
+}
+
+/// Shows the running daemon's status, or the state directory's.
+///
+/// # Errors
+/// Invalid input for a bad `--listen`; runtime when the daemon answers
+/// with an error or something not understood, or when the state directory
+/// or config store cannot be read.
+pub fn run(args: &Args, ctx: &Context, out: &mut dyn Write) -> Result<(), Failure> {
+    let listen: ListenAddr = args
+        .listen
+        .parse()
+        .map_err(|e: server::ServerError| Failure::invalid(e.to_string()))?;
+    let answer = match Client::new(&listen, None, STATUS_TIMEOUT) {
+        Ok(client) => client.status(),
+        Err(e @ ClientError::UnixUnsupported { .. }) => {
+            return Err(Failure::invalid(e.to_string()));
+        }
+        Err(e) => Err(e),
+    };
+    let (snapshot, offline) = match answer {
+        Ok(s) => (s, None),
+        Err(e) if e.is_unreachable() => {
+            let (s, config) = from_state_dir(ctx)?;
+            (s, Some(config))
+        }
+        Err(e) => return Err(Failure::runtime(e.to_string())),
+    };
+    if args.json {
+        let mut text = view::render_json(&snapshot)
+            .map_err(|e| Failure::runtime(format!("cannot render JSON: {e}")))?;
+        text.push('\n');
+        return write_out(out, &text);
+    }
+    let mut text = String::new();
+    match &offline {
+        None => text.push_str(&format!("daemon: running, API at {listen}\n")),
+        Some(_) => text.push_str(&format!(
+            "daemon: not running (nothing answers at {listen}); showing the state directory {}\n",
+            ctx.state_dir.display()
+        )),
+    }
+    text.push_str(&view::render_text(&snapshot));
+    if let Some(config) = offline {
+        text.push_str(&format!(
+            "\nconfiguration ({}):\n{}Sources: {}\n",
+            ctx.state_dir.join("config").display(),
+            config.tunables,
+            config.sources.value()
+        ));
+        if snapshot.sources_mask != config.sources.value() {
+            text.push_str(&format!(
+                "(sources {} resolves to {} on this CPU)\n",
+                config.sources.value(),
+                snapshot.sources_mask
+            ));
+        }
+    }
+    write_out(out, &text)
+}
+
+/// The snapshot a stopped daemon's state directory gives, and its config.
+fn from_state_dir(ctx: &Context) -> Result<(StatusSnapshot, Config), Failure> {
+    let state = ctx.open_state()?;
+    let config = state.load_config()?;
+    let tunables = config.tunables;
+    // The mask as the daemon would resolve it; unresolved when it cannot.
+    let sources = daemon::resolve_sources(config.sources).unwrap_or(config.sources);
+    let slots = slots_for_bytes(u64::from(tunables.storage_cache_size_kib()).saturating_mul(1024));
+    let stored = count_stored_blocks(&state.storage_cache_path(), slots)
+        .map_err(|e| Failure::runtime(format!("cannot read the storage cache: {e}")))?;
+    let memory_capacity =
+        entropool::cache::blocks_for_kib(u64::from(tunables.memory_cache_size_kib()))
+            .map_or(u64::MAX, |b| u64::try_from(b).unwrap_or(u64::MAX));
+    let percent = tunables.low_watermark_percent();
+    let snapshot = StatusSnapshot {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        uptime_seconds: 0,
+        running: false,
+        sources_mask: sources.value(),
+        memory_cache: MemoryCacheStatus {
+            // The memory cache lives in the daemon's RAM: empty when stopped.
+            len_blocks: 0,
+            capacity_blocks: memory_capacity,
+            low_watermark_percent: percent,
+            low_watermark_blocks: watermark_blocks(
+                usize::try_from(memory_capacity).unwrap_or(usize::MAX),
+                percent,
+            ),
+            refill_wanted: false,
+        },
+        storage_cache: StorageCacheStatus {
+            len_blocks: stored,
+            capacity_blocks: slots,
+        },
+        // Not running: no source has been tested; enabled ones await their
+        // start-up tests.
+        sources: SourceId::ALL
+            .iter()
+            .map(|&source| {
+                let enabled = sources.value() & source.bit() != 0;
+                SourceStatus {
+                    source,
+                    enabled,
+                    samples: 0,
+                    credited_bits: 0,
+                    health: if enabled {
+                        HealthState::Startup
+                    } else {
+                        HealthState::Disabled
+                    },
+                    health_failures: 0,
+                }
+            })
+            .collect(),
+        external: ExternalStatus {
+            lost: false,
+            seconds_since_last: None,
+            lost_timeout_seconds: u64::from(tunables.external_entropy_lost_timeout_s()),
+        },
+        output: OutputStatus::default(),
+    };
+    Ok((snapshot, config))
+}
+
+/// Valid blocks a daemon configured for `slots` slots would find in the
+/// storage cache file at `path`, counted on an in-memory copy (the file is
+/// not changed). A missing or header-less file holds none.
+///
+/// # Errors
+/// The I/O error reading the file.
+pub fn count_stored_blocks(path: &Path, slots: u64) -> io::Result<u64> {
+    let mut bytes = Zeroizing::new(Vec::new());
+    match File::open(path) {
+        Ok(f) => {
+            f.take(
+                entropool::storage::layout_len(slots_for_bytes(
+                    u64::from(entropool::config::STORAGE_CACHE_SIZE_MAX).saturating_mul(1024),
+                ))
+                .unwrap_or(u64::MAX),
+            )
+            .read_to_end(&mut bytes)?;
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    }
+    let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+    if len < HEADER_LEN || slots == 0 {
+        return Ok(0);
+    }
+    // The copy cannot grow: ask for no more slots than it holds. A store
+    // written with more slots keeps exactly the blocks below `slots` (what
+    // the daemon keeps); one written with fewer keeps all of its own.
+    let fitting = slots.min(slots_for_bytes(len));
+    match StorageCache::open(MemStorage::new(bytes.as_mut_slice()), fitting) {
+        Ok((cache, _report)) => Ok(cache.len()),
+        Err(_) => Ok(0),
+    }
+}

@@ -1,0 +1,70 @@
+//! `submit`: stdin to a running daemon as external entropy.
+//!
+//! Contract: reads stdin and sends it with the add call in pieces of
+//! [`SUBMIT_CHUNK`] (1 MiB) until the input ends or the pool takes less
+//! than a whole piece (it is full: the rest of that piece was discarded
+//! and the rest of the input is not read). Prints how many bytes the pool
+//! accepted. Needs the write token (`--token-file`, mode 0600) on TCP.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::Args as ClapArgs;
+
+use crate::auth::{ApiToken, TokenError};
+use crate::cli::Context;
+use crate::client::{Client, ClientError, DEFAULT_CLIENT_TIMEOUT, SUBMIT_CHUNK};
+use crate::failure::Failure;
+use crate::server::{self, ListenAddr};
+
+/// Arguments of `submit`.
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    /// Where the daemon's API listens.
+    #[arg(long, value_name = "ADDR", default_value = server::DEFAULT_LISTEN)]
+    pub listen: String,
+    /// The API write token file (mode 0600 or 0400).
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+}
+
+/// Sends stdin and prints `accepted N of M bytes`.
+///
+/// # Errors
+/// Invalid input for a bad address or token file; runtime when the daemon
+/// is unreachable, refuses (e.g. 401 for a wrong token), or stdin fails.
+pub fn run(args: &Args, _ctx: &Context, out: &mut dyn Write) -> Result<(), Failure> {
+    let listen: ListenAddr = args
+        .listen
+        .parse()
+        .map_err(|e: server::ServerError| Failure::invalid(e.to_string()))?;
+    let token = args
+        .token_file
+        .as_deref()
+        .map(ApiToken::from_file)
+        .transpose()
+        .map_err(|e| match e {
+            TokenError::Io { .. } => Failure::runtime(e.to_string()),
+            _ => Failure::invalid(e.to_string()),
+        })?;
+    let client = Client::new(&listen, token, DEFAULT_CLIENT_TIMEOUT).map_err(|e| match e {
+        ClientError::UnixUnsupported { .. } => Failure::invalid(e.to_string()),
+        _ => Failure::runtime(e.to_string()),
+    })?;
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    let summary = client
+        .submit(&mut input, SUBMIT_CHUNK)
+        .map_err(|e| Failure::runtime(e.to_string()))?;
+    let note = if summary.pool_full {
+        " (the pool is full: the rest of the last piece was discarded and the rest of the input not sent)"
+    } else {
+        ""
+    };
+    writeln!(
+        out,
+        "accepted {} of {} bytes{note}",
+        summary.accepted, summary.sent
+    )
+    .map_err(|e| Failure::runtime(format!("cannot write to stdout: {e}")))
+}

@@ -1,0 +1,389 @@
+//! The daemon's pool: building an entropool [`Pool`] from the config store
+//! and the OS, the [`PoolBackend`] the API serves from it, the status
+//! snapshot, and the daemon's log lines.
+//!
+//! Contract:
+//! - [`build_pool`] resolves the sources mask against the real CPU (a mask
+//!   naming a missing instruction is an error naming it), starts the
+//!   timer-jitter thread feeding a shared interrupt ring when the mask
+//!   includes interrupts, keys the conditioner with 32 bytes from the OS
+//!   (`/dev/urandom`; the key is wiped after use) and opens the pool over
+//!   the given memory slots and storage medium.
+//! - [`DaemonBackend`] wraps the pool in one `Mutex`. An add takes at most
+//!   the room there is when it starts (capacity - currently_available),
+//!   absorbed in pieces of [`ADD_PIECE`] bytes, each under one hold of the
+//!   lock, where [`Pool::submit`] checks the room and takes at most that
+//!   much in one step: concurrent adds never exceed the capacity together,
+//!   and a read waits for one piece at most. The first piece not taken
+//!   whole ends the add. No method waits for entropy.
+//! - [`snapshot`] maps the pool's status to the API's [`StatusSnapshot`].
+//! - [`log`] writes one line to stderr: an RFC 3339 UTC timestamp, then the
+//!   message; it clears a live status line first when one is shown.
+
+use std::fmt::Display;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use entropool::cache::{BlockSlot, blocks_for_kib};
+use entropool::config::Config;
+use entropool::hw::jitter::{JITTER_DEFAULT_INTERVAL, JitterThread};
+use entropool::hw::{Cpu, RealCpu};
+use entropool::interrupt::InterruptRing;
+use entropool::mixer::MixerConfig;
+use entropool::pool::{Pool, PoolParts, PoolStatus};
+use entropool::source::{Source, SourceMask};
+use entropool::storage::{FileStorage, LoadReport};
+use entropool::watch::SystemClock;
+use zeroize::Zeroizing;
+
+use crate::backend::{
+    ExternalPoolInfo, ExternalStatus, HealthState, MemoryCacheStatus, OutputStatus, PoolBackend,
+    SourceId, SourceStatus, StatusSnapshot, StorageCacheStatus,
+};
+use crate::failure::Failure;
+
+/// The pool the daemon and `generate` run.
+pub type DaemonPool = Pool<'static, RealCpu, SystemClock, FileStorage>;
+
+/// Timestamps the interrupt ring holds: 8 s of the jitter thread's 1 ms
+/// ticks, far more than one poll interval.
+pub const INTERRUPT_RING_CAPACITY: usize = 8192;
+
+/// Bytes of one add absorbed under one hold of the pool lock.
+pub const ADD_PIECE: usize = 64 * 1024;
+
+/// The OS device the conditioner key is read from.
+pub const KEY_DEVICE: &str = "/dev/urandom";
+
+/// Whether a live status line is on the terminal (log lines clear it
+/// first).
+static LIVE_LINE: AtomicBool = AtomicBool::new(false);
+
+/// Marks whether a live status line is shown on stderr.
+pub fn set_live_line(shown: bool) {
+    LIVE_LINE.store(shown, Ordering::Relaxed);
+}
+
+/// Writes `message` to stderr as one timestamped log line.
+pub fn log(message: impl Display) {
+    let clear = if LIVE_LINE.load(Ordering::Relaxed) {
+        "\r\x1b[K"
+    } else {
+        ""
+    };
+    let stderr = io::stderr();
+    let mut err = stderr.lock();
+    let _ = writeln!(err, "{clear}{} entropyd: {message}", utc_now());
+}
+
+/// The current UTC time as `YYYY-MM-DDTHH:MM:SSZ`.
+#[must_use]
+pub fn utc_now() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    utc_text(secs)
+}
+
+/// `secs` since the Unix epoch as `YYYY-MM-DDTHH:MM:SSZ` (proleptic
+/// Gregorian calendar; H. Hinnant's `civil_from_days`).
+#[must_use]
+pub fn utc_text(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (hour, minute, second) = (rem / 3600, (rem / 60) % 60, rem % 60);
+    // Shift the epoch to 0000-03-01; all values stay non-negative.
+    let z = days.saturating_add(719_468);
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe
+        .saturating_add(era.saturating_mul(400))
+        .saturating_add(u64::from(month <= 2));
+    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z")
+}
+
+/// 32 bytes from [`KEY_DEVICE`] for the conditioner key.
+///
+/// # Errors
+/// A runtime [`Failure`] when the device cannot be read.
+pub fn os_key() -> Result<Zeroizing<[u8; 32]>, Failure> {
+    let mut key = Zeroizing::new([0u8; 32]);
+    File::open(KEY_DEVICE)
+        .and_then(|mut f| f.read_exact(key.as_mut()))
+        .map_err(|e| {
+            Failure::runtime(format!(
+                "cannot read the conditioner key from {KEY_DEVICE}: {e}"
+            ))
+        })?;
+    Ok(key)
+}
+
+/// `kib` KiB of memory-cache slots that live for the rest of the process
+/// (allocated once; a daemon keeps its pool until it exits).
+///
+/// # Errors
+/// A runtime [`Failure`] when the size overflows.
+pub fn leak_slots(kib: u32) -> Result<&'static mut [BlockSlot], Failure> {
+    let blocks = blocks_for_kib(u64::from(kib))
+        .ok_or_else(|| Failure::runtime(format!("a memory cache of {kib} KiB is too large")))?;
+    let slots: Vec<BlockSlot> = std::iter::repeat_with(BlockSlot::default)
+        .take(blocks)
+        .collect();
+    Ok(Box::leak(slots.into_boxed_slice()))
+}
+
+/// The sources `config` resolves to on this CPU.
+///
+/// # Errors
+/// An invalid-input [`Failure`] naming the missing hardware source.
+pub fn resolve_sources(sources: SourceMask) -> Result<SourceMask, Failure> {
+    sources
+        .resolve(RealCpu::new().features())
+        .map_err(|e| Failure::invalid(format!("sources {}: {e}", sources.value())))
+}
+
+/// A pool and what runs beside it.
+#[derive(Debug)]
+pub struct BuiltPool {
+    /// The pool.
+    pub pool: DaemonPool,
+    /// The timer-jitter thread feeding the interrupt ring (when the
+    /// sources include interrupts); stop it before exiting.
+    pub jitter: Option<JitterThread>,
+    /// What opening the storage cache found, when there is one.
+    pub load: Option<LoadReport>,
+}
+
+/// Builds the pool (see the module documentation).
+///
+/// # Errors
+/// An invalid-input [`Failure`] for a mask naming a missing instruction; a
+/// runtime one when the key cannot be read, the jitter thread cannot start
+/// or the pool cannot be built (the driver self-tests, the storage cache).
+pub fn build_pool(
+    config: Config,
+    memory: &'static mut [BlockSlot],
+    storage: Option<FileStorage>,
+) -> Result<BuiltPool, Failure> {
+    let resolved = resolve_sources(config.sources)?;
+    let key = os_key()?;
+    let (interrupts, jitter) = if resolved.contains(Source::Interrupts) {
+        let (mut recorder, drain) = InterruptRing::new_shared(INTERRUPT_RING_CAPACITY)
+            .map_err(|e| Failure::runtime(format!("interrupt ring: {e}")))?;
+        let jitter = JitterThread::spawn(RealCpu::new(), JITTER_DEFAULT_INTERVAL, move |ts| {
+            // A full ring drops the timestamp and counts it.
+            let _ = recorder.record(ts);
+        })
+        .map_err(|e| Failure::runtime(format!("timer-jitter thread: {e}")))?;
+        (Some(drain), Some(jitter))
+    } else {
+        (None, None)
+    };
+    let parts = PoolParts {
+        config: Config {
+            sources: resolved,
+            ..config
+        },
+        cpu: RealCpu::new(),
+        clock: SystemClock::new(),
+        memory,
+        storage,
+        interrupts,
+        mixer: MixerConfig::DEFAULT,
+        key: *key,
+    };
+    let (pool, load) =
+        Pool::new(parts).map_err(|e| Failure::runtime(format!("cannot start the pool: {e}")))?;
+    Ok(BuiltPool { pool, jitter, load })
+}
+
+/// Blocks at or above which the memory cache is not below its low
+/// watermark: `ceil(percent * capacity / 100)`.
+#[must_use]
+pub fn watermark_blocks(capacity: usize, percent: u8) -> u64 {
+    let cap = u64::try_from(capacity).unwrap_or(u64::MAX);
+    let p = u128::from(cap).saturating_mul(u128::from(percent));
+    u64::try_from(p.div_ceil(100)).unwrap_or(u64::MAX)
+}
+
+fn to_u64(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+/// The health a source shows: `disabled` when it is not in the mask; the
+/// mixer's disabled state (after repeated failures) shows as quarantined,
+/// since it is not credited until reset.
+fn health_of(enabled: bool, state: entropool::health::HealthState) -> HealthState {
+    use entropool::health::HealthState as H;
+    if !enabled {
+        return HealthState::Disabled;
+    }
+    match state {
+        H::Startup => HealthState::Startup,
+        H::Healthy => HealthState::Ok,
+        H::Quarantined | H::Disabled => HealthState::Quarantined,
+    }
+}
+
+/// The API's status snapshot of a pool status.
+#[must_use]
+pub fn snapshot(st: &PoolStatus, uptime_seconds: u64, running: bool) -> StatusSnapshot {
+    let capacity = st.memory_capacity_blocks;
+    let sources = Source::ALL
+        .iter()
+        .zip(st.per_source.iter())
+        .map(|(&source, stats)| {
+            let enabled = st.sources.contains(source);
+            SourceStatus {
+                source: SourceId::from(source),
+                enabled,
+                samples: stats.samples,
+                credited_bits: stats.credited.whole_bits(),
+                health: health_of(enabled, stats.state),
+                health_failures: stats.health_failures,
+            }
+        })
+        .collect();
+    StatusSnapshot {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        uptime_seconds,
+        running,
+        sources_mask: st.sources.value(),
+        memory_cache: MemoryCacheStatus {
+            len_blocks: to_u64(st.memory_len_blocks),
+            capacity_blocks: to_u64(capacity),
+            low_watermark_percent: st.low_watermark_percent,
+            low_watermark_blocks: watermark_blocks(capacity, st.low_watermark_percent),
+            refill_wanted: st.refill_wanted.is_some(),
+        },
+        storage_cache: StorageCacheStatus {
+            len_blocks: st.storage.len_blocks,
+            capacity_blocks: st.storage.capacity_blocks,
+        },
+        sources,
+        external: ExternalStatus {
+            lost: st.external.lost,
+            seconds_since_last: st.external.ms_since_last.map(|ms| ms / 1000),
+            lost_timeout_seconds: st.external.timeout_ms / 1000,
+        },
+        output: OutputStatus {
+            blocks_emitted: st.mixer.blocks_emitted,
+            bytes_served: st.bytes_served,
+        },
+    }
+}
+
+/// The running daemon's pool behind one lock, as the API sees it.
+#[derive(Debug)]
+pub struct DaemonBackend {
+    pool: Mutex<DaemonPool>,
+    started: Instant,
+}
+
+impl DaemonBackend {
+    /// Wraps `pool`; uptime counts from now.
+    #[must_use]
+    pub fn new(pool: DaemonPool) -> Self {
+        DaemonBackend {
+            pool: Mutex::new(pool),
+            started: Instant::now(),
+        }
+    }
+
+    /// The pool, locked. (A panic while it was held cannot leave it
+    /// half-changed in a way that replays entropy: every pool operation
+    /// wipes what it hands out before returning. Keep serving.)
+    pub fn lock(&self) -> MutexGuard<'_, DaemonPool> {
+        self.pool.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Seconds since start.
+    #[must_use]
+    pub fn uptime_seconds(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+}
+
+impl PoolBackend for DaemonBackend {
+    fn external_pool(&self) -> ExternalPoolInfo {
+        let st = self.lock().status();
+        let capacity = to_u64(st.memory_capacity_blocks).saturating_mul(32);
+        ExternalPoolInfo {
+            enabled: st.sources.contains(Source::External),
+            capacity,
+            currently_available: to_u64(st.memory_len_blocks).saturating_mul(32),
+            low_watermark: watermark_blocks(st.memory_capacity_blocks, st.low_watermark_percent)
+                .saturating_mul(32),
+            inactive_source_timeout: u64::from(st.tunables.external_entropy_lost_timeout_s()),
+        }
+    }
+
+    fn add_external(&self, data: &[u8]) -> usize {
+        // At most the room there is now (capacity - currently_available)...
+        let room = self.lock().external_room();
+        let offered = data.get(..room.min(data.len())).unwrap_or(&[]);
+        // ...absorbed piece by piece, each under the lock on its own, so
+        // status reads wait for at most one piece's hashing, not a whole
+        // 1 MiB add. Each piece takes at most the room there is at that
+        // moment (one atomic step), so concurrent adds never exceed the
+        // capacity together; the first piece not taken whole ends the add
+        // (the rest is discarded).
+        let mut taken = 0usize;
+        for piece in offered.chunks(ADD_PIECE) {
+            let result = self.lock().submit(piece);
+            match result {
+                Ok(n) => {
+                    taken = taken.saturating_add(n);
+                    if n < piece.len() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    log(format_args!("external entropy refused: {e}"));
+                    break;
+                }
+            }
+        }
+        taken
+    }
+
+    fn status(&self) -> StatusSnapshot {
+        let st = self.lock().status();
+        snapshot(&st, self.uptime_seconds(), true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_text_matches_known_dates() {
+        // Independent derivations: 0 is the epoch; 951_782_400 s is
+        // 11016 days (30 years, 7 of them leap, + 59 days) = 2000-02-29;
+        // one day later is 2000-03-01.
+        assert_eq!(utc_text(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc_text(11_016 * 86_400), "2000-02-29T00:00:00Z");
+        assert_eq!(utc_text(11_017 * 86_400 + 3661), "2000-03-01T01:01:01Z");
+        // 2025-01-01 is 55 * 365 + 14 leap days = 20_089 days after the
+        // epoch; the last second of the day before:
+        assert_eq!(utc_text(20_088 * 86_400 + 86_399), "2024-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn watermark_blocks_is_the_first_level_not_below() {
+        // 20 % of 32 = 6.4: 6 blocks are below, 7 are not.
+        assert_eq!(watermark_blocks(32, 20), 7);
+        assert_eq!(watermark_blocks(10, 20), 2);
+        assert_eq!(watermark_blocks(10, 0), 0);
+        assert_eq!(watermark_blocks(10, 100), 10);
+    }
+}
