@@ -61,6 +61,8 @@ pub const RDRAND_BATCH: usize = 2560;
 /// Blocks held between the mixer and the storage cache within one absorb
 /// call (the storage cache is written once per batch, not per block).
 const OVERFLOW_BLOCKS: usize = 16;
+/// Blocks written per batch when saving the memory cache at shutdown.
+const FLUSH_BATCH: usize = 128;
 /// Words moved through the stack per absorb call.
 const WORD_CHUNK: usize = 256;
 
@@ -834,7 +836,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
     /// wiped, never kept in two places).
     pub fn flush_to_storage(&mut self) -> Result<usize, Error> {
         let mut saved = 0usize;
-        let mut batch = [[0u8; BLOCK_LEN]; OVERFLOW_BLOCKS];
+        let mut batch = [[0u8; BLOCK_LEN]; FLUSH_BATCH];
         let mut result = Ok(());
         if let Some(held) = self.mixer.take_held() {
             let mut bytes = *held.as_bytes();
@@ -867,7 +869,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
                 break;
             };
             let stored = match (self.storage.as_mut(), result.is_ok()) {
-                (Some(s), true) => match s.push_many(blocks) {
+                (Some(s), true) => match s.push_many_deferred(blocks) {
                     Ok(k) => k,
                     Err(e) => {
                         result = Err(e);
@@ -882,7 +884,13 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
                 .saturating_add(u64::try_from(n.saturating_sub(stored)).unwrap_or(u64::MAX));
             wipe(blocks);
         }
-        batch.zeroize();
+        wipe(&mut batch);
+        // One flush for the whole save.
+        if result.is_ok() && saved > 0 {
+            if let Some(s) = self.storage.as_mut() {
+                result = s.flush();
+            }
+        }
         if let Err(e) = result {
             self.storage_error = Some(e);
         }

@@ -635,6 +635,32 @@ impl<S: Storage> StorageCache<S> {
         }
     }
 
+    /// As [`push_many`](Self::push_many) but without the flush, for a run
+    /// of batches closed by one [`flush`](Self::flush) (a shutdown saving
+    /// the whole memory cache). Until that flush a crash may lose these
+    /// blocks; it cannot replay them, since the caller's copies are
+    /// zeroized here.
+    ///
+    /// # Errors
+    /// As [`push_many`](Self::push_many).
+    pub fn push_many_deferred(&mut self, blocks: &mut [[u8; BLOCK_LEN]]) -> Result<usize, Error> {
+        match self.push_unflushed(blocks) {
+            Ok(n) => Ok(n),
+            Err(e) => {
+                wipe_blocks(blocks);
+                Err(e)
+            }
+        }
+    }
+
+    /// Makes every earlier write durable.
+    ///
+    /// # Errors
+    /// [`Error::StorageIo`] when the medium fails.
+    pub fn flush(&mut self) -> Result<(), Error> {
+        self.storage.flush()
+    }
+
     /// Write blocks into free slots (each one slot, nothing else).
     fn push_unflushed(&mut self, blocks: &mut [[u8; BLOCK_LEN]]) -> Result<usize, Error> {
         let mut stored = 0usize;
