@@ -8,6 +8,7 @@ use core::hint::black_box;
 use entropool::{CpuFeatures, SourceMask};
 
 /// Every check, in module order. `main` calls each with an opaque seed.
+#[rustfmt::skip]
 pub const ALL: &[fn(u64) -> u64] = &[
     source,
     config,
