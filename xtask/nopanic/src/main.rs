@@ -20,6 +20,7 @@ use core::panic::PanicInfo;
 
 mod checks;
 
+#[cfg(not(feature = "locate"))]
 unsafe extern "C" {
     /// Defined nowhere, on purpose: a reachable panic fails the link.
     fn a_panic_is_reachable_in_entropool() -> !;
