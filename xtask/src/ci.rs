@@ -192,7 +192,22 @@ fn step_names() -> String {
 struct Record {
     name: &'static str,
     seconds: f64,
+    /// CPU seconds (user + system) of the step's commands, where known.
+    cpu: Option<f64>,
     result: String,
+}
+
+/// CPU seconds used so far by this process's finished children (Linux:
+/// `cutime + cstime` of /proc/self/stat, at the usual 100 ticks a second).
+/// It tells a slow step from a busy machine.
+fn children_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let (_, after_comm) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = after_comm.split_whitespace().collect();
+    // Field 3 (state) is fields[0]; cutime is field 16, cstime field 17.
+    let cutime: f64 = fields.get(13)?.parse().ok()?;
+    let cstime: f64 = fields.get(14)?.parse().ok()?;
+    Some((cutime + cstime) / 100.0)
 }
 
 /// `cargo xtask ci [--quick] [--only STEP,...]`.
@@ -220,6 +235,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
             records.push(Record {
                 name: step.name,
                 seconds: 0.0,
+                cpu: None,
                 result: "not run".to_owned(),
             });
             continue;
@@ -231,13 +247,18 @@ pub fn main(args: &[String]) -> Result<(), String> {
             records.push(Record {
                 name: step.name,
                 seconds: 0.0,
+                cpu: None,
                 result: "skipped (--quick)".to_owned(),
             });
             continue;
         }
         let t = Instant::now();
+        let cpu_before = children_cpu_seconds();
         let outcome = (step.run)(&ctx);
         let seconds = t.elapsed().as_secs_f64();
+        let cpu = children_cpu_seconds()
+            .zip(cpu_before)
+            .map(|(after, before)| after - before);
         let result = match outcome {
             Ok(Outcome::Passed) => "ok".to_owned(),
             Ok(Outcome::Skipped(why)) => {
@@ -253,10 +274,16 @@ pub fn main(args: &[String]) -> Result<(), String> {
         records.push(Record {
             name: step.name,
             seconds,
+            cpu,
             result,
         });
     }
-    summary(&records, started.elapsed().as_secs_f64(), failure.is_none());
+    summary(
+        &records,
+        started.elapsed().as_secs_f64(),
+        children_cpu_seconds(),
+        failure.is_none(),
+    );
     match failure {
         Some(msg) => Err(msg),
         None => {
@@ -266,16 +293,24 @@ pub fn main(args: &[String]) -> Result<(), String> {
     }
 }
 
-fn summary(records: &[Record], total: f64, ok: bool) {
+fn summary(records: &[Record], total: f64, total_cpu: Option<f64>, ok: bool) {
+    let cpu = |c: Option<f64>| c.map_or_else(|| "-".to_owned(), |c| format!("{c:.1}"));
     println!();
-    println!("{:<10} {:>8}  result", "step", "seconds");
+    println!("{:<10} {:>8} {:>8}  result", "step", "seconds", "cpu s");
     for r in records {
-        println!("{:<10} {:>8.1}  {}", r.name, r.seconds, r.result);
+        println!(
+            "{:<10} {:>8.1} {:>8}  {}",
+            r.name,
+            r.seconds,
+            cpu(r.cpu),
+            r.result
+        );
     }
     println!(
-        "{:<10} {:>8.1}  {}",
+        "{:<10} {:>8.1} {:>8}  {}",
         "total",
         total,
+        cpu(total_cpu),
         if ok { "ok" } else { "FAILED" }
     );
 }
