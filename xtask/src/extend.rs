@@ -56,7 +56,7 @@ pub struct ExtraCrate {
 pub const EXTRA_CRATES: &[ExtraCrate] = &[
     // The firmware getrandom route (issue 6): getrandom 0.3's custom backend.
     ExtraCrate {
-        manifest: "tests/getrandom-custom/Cargo.toml",
+        manifest: "tests/getrandom-custom-check/Cargo.toml",
         env: &[("RUSTFLAGS", "--cfg getrandom_backend=\"custom\"")],
     },
 ];
