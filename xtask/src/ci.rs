@@ -452,34 +452,50 @@ fn miri(ctx: &Ctx) -> Result<Outcome, String> {
     };
     // Builds the miri sysroot once (cached in ~/.cache/miri); quick after.
     ctx.cargo().args(["+nightly", "miri", "setup"]).run()?;
-    let mut ran = 0;
+    // The library run first, then the test targets, grouped by filters so
+    // each group is one cargo invocation.
+    let mut groups: Vec<(Vec<&str>, &[&str])> = Vec::new();
     for run in MIRI_RUNS {
-        let mut cmd = ctx.cargo().env("MIRIFLAGS", &flags).args([
-            "+nightly",
-            "miri",
-            "test",
-            "-p",
-            "entropool",
-            "--all-features",
-        ]);
-        match run.test {
-            None => cmd = cmd.arg("--lib"),
-            Some(name) if test_target_exists(ctx, name) => {
-                cmd = cmd.args(["--test", name]);
-            }
+        let target = match run.test {
+            None => None,
+            Some(name) if test_target_exists(ctx, name) => Some(name),
             Some(name) => {
-                println!("(note: no tests/{name}.rs yet: miri run skipped)");
+                println!("(note: no tests/{name}.rs yet: its miri run is skipped)");
                 continue;
             }
+        };
+        let mut args = match target {
+            None => vec!["--lib"],
+            Some(name) => vec!["--test", name],
+        };
+        match groups
+            .iter_mut()
+            .find(|(a, f)| *f == run.filters && target.is_some() && a.first() == Some(&"--test"))
+        {
+            Some((group, _)) => group.append(&mut args),
+            None => groups.push((args, run.filters)),
         }
-        if !run.filters.is_empty() {
-            cmd = cmd.arg("--").args(run.filters);
+    }
+    if groups.is_empty() {
+        return Ok(Outcome::Skipped("no miri targets exist yet".to_owned()));
+    }
+    for (targets, filters) in groups {
+        let mut cmd = ctx
+            .cargo()
+            .env("MIRIFLAGS", &flags)
+            .args([
+                "+nightly",
+                "miri",
+                "test",
+                "-p",
+                "entropool",
+                "--all-features",
+            ])
+            .args(targets);
+        if !filters.is_empty() {
+            cmd = cmd.arg("--").args(filters);
         }
         cmd.run()?;
-        ran += 1;
-    }
-    if ran == 0 {
-        return Ok(Outcome::Skipped("no miri targets exist yet".to_owned()));
     }
     Ok(Outcome::Passed)
 }

@@ -23,19 +23,54 @@ pub struct MiriRun {
     pub filters: &'static [&'static str],
 }
 
-/// Miri runs: the tests of the modules that hold `unsafe` (and what they
+impl MiriRun {
+    /// The library's unit tests whose path contains one of `filters`.
+    pub const fn lib(filters: &'static [&'static str]) -> MiriRun {
+        MiriRun {
+            test: None,
+            filters,
+        }
+    }
+
+    /// Every test of `tests/<name>.rs`.
+    pub const fn test(name: &'static str) -> MiriRun {
+        MiriRun {
+            test: Some(name),
+            filters: &[],
+        }
+    }
+
+    /// The tests of `tests/<name>.rs` whose path contains one of `filters`.
+    #[allow(dead_code)]
+    pub const fn test_filtered(name: &'static str, filters: &'static [&'static str]) -> MiriRun {
+        MiriRun {
+            test: Some(name),
+            filters,
+        }
+    }
+}
+
+/// Miri runs (test targets with the same filters share one cargo
+/// invocation): the tests of the modules that hold `unsafe` (and what they
 /// lean on). Tests here must shrink their loops under `cfg(miri)` and skip
 /// real hardware (`#[cfg_attr(miri, ignore)]` on tests that execute CPUID,
 /// RDRAND, RDSEED or RDTSC, or touch files: miri runs with isolation on).
 pub const MIRI_RUNS: &[MiriRun] = &[
-    MiriRun {
-        test: None,
-        filters: &["ring::", "interrupt::", "cache::", "hw::"],
-    },
-    MiriRun {
-        test: Some("ring_ops"),
-        filters: &[],
-    },
+    MiriRun::lib(&[
+        "ring::",
+        "interrupt::",
+        "cache::",
+        "hw::",
+        "getrandom_custom::",
+    ]),
+    // Integration tests of the ring and the memory cache (ring owner).
+    MiriRun::test("ring_api"),
+    MiriRun::test("ring_interrupt"),
+    MiriRun::test("ring_proptest"),
+    MiriRun::test("ring_stress"),
+    MiriRun::test("cache_memory"),
+    // The hardware drivers on fake CPUs (hw owner).
+    MiriRun::test("hw_fakes"),
 ];
 
 /// Flags for miri unless `MIRIFLAGS` is already set in the environment.
