@@ -339,6 +339,20 @@ pub fn seed_lock(ctx: &Ctx, manifest: &str, always: bool) -> Result<(), String> 
     Ok(())
 }
 
+/// `--config` overrides for builds whose target directory nobody else
+/// shares (`loom/`, `miri/`, the thumbv7em build): dependencies unoptimised
+/// and without debug info, which compiles them about four times faster (a
+/// cold loom build: 418 -> 109 CPU seconds). The ordinary steps keep the
+/// workspace's profile so they share artifacts with everyday builds.
+const LEAN_DEPS: &[&str] = &[
+    "--config",
+    "profile.dev.package.\"*\".opt-level=0",
+    "--config",
+    "profile.dev.package.\"*\".debug=false",
+    "--config",
+    "profile.dev.debug=false",
+];
+
 /// Append `extra` to the flags already in the environment variable `key`.
 fn with_env_flags(key: &str, extra: &str) -> String {
     match std::env::var(key) {
@@ -417,6 +431,7 @@ fn thumbv7em(ctx: &Ctx) -> Result<Outcome, String> {
             "--target",
             EMBEDDED_TARGET,
         ])
+        .args(LEAN_DEPS)
         .run()?;
     Ok(Outcome::Passed)
 }
@@ -491,6 +506,7 @@ fn miri(ctx: &Ctx) -> Result<Outcome, String> {
                 "entropool",
                 "--all-features",
             ])
+            .args(LEAN_DEPS)
             .args(targets);
         if !filters.is_empty() {
             cmd = cmd.arg("--").args(filters);
@@ -535,7 +551,10 @@ fn loom(ctx: &Ctx) -> Result<Outcome, String> {
         .cargo()
         .env("RUSTFLAGS", &with_env_flags("RUSTFLAGS", "--cfg loom"))
         .args(["test", "-p", "entropool", "--all-features", "--target-dir"])
-        .arg(ctx.target.join("loom"));
+        .arg(ctx.target.join("loom"))
+        .args(LEAN_DEPS)
+        // loom itself runs every interleaving: keep it optimised.
+        .args(["--config", "profile.dev.package.loom.opt-level=3"]);
     if std::env::var_os("LOOM_MAX_PREEMPTIONS").is_none() {
         // Bounds the interleavings explored (loom's advice: 2 or 3 finds
         // nearly every bug); a model may still set its own bound.
