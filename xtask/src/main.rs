@@ -1,3 +1,68 @@
-//! Project automation (being written).
+//! Project automation for entropool: `cargo xtask <command>`.
+//!
+//! Std only, no dependencies (it must build on a fresh machine with
+//! nothing but the Rust toolchain). `cargo xtask help` lists the commands.
 
-fn main() {}
+mod ci;
+mod cmd;
+mod extend;
+mod nopanic;
+
+use std::process::ExitCode;
+
+const HELP: &str = "\
+cargo xtask <command>
+
+Commands:
+  ci [--quick] [--only STEP,...]
+        The whole test gate (what .ci/run runs). Prints every command before
+        running it, stops at the first failing step, ends with a table of
+        steps, seconds and results. --quick leaves out the slow steps
+        (thumbv7em, nopanic, miri, loom); --only runs the named steps.
+  help  This text.
+
+Steps of `ci`, in order:
+";
+
+const CONVENTIONS: &str = "
+Extending the gate (no edit of the steps needed):
+  no-panic calls   one function per module in xtask/nopanic/src/checks.rs
+  miri             MIRI_RUNS in xtask/src/extend.rs (lib filters, test targets)
+  loom             any tests/loom_*.rs (start it with #![cfg(loom)])
+  fuzz replay      fuzz/Cargo.toml: `cargo test` there replays the corpora
+  extra crates     EXTRA_CRATES in xtask/src/extend.rs (manifest + env)
+";
+
+fn help() {
+    print!("{HELP}");
+    for step in ci::STEPS {
+        let quick = if step.slow { " (not in --quick)" } else { "" };
+        println!("  {:<10} {}{quick}", step.name, step.about);
+    }
+    print!("{CONVENTIONS}");
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (command, rest) = match args.split_first() {
+        Some((c, rest)) => (c.as_str(), rest),
+        None => ("help", &[][..]),
+    };
+    let result = match command {
+        "ci" => ci::main(rest),
+        "help" | "--help" | "-h" => {
+            help();
+            Ok(())
+        }
+        other => Err(format!(
+            "unknown command `{other}` (see `cargo xtask help`)"
+        )),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("xtask: error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
