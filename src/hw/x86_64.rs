@@ -266,6 +266,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "executes CPUID, RDRAND, RDSEED or RDTSC")]
     fn vendor_strings() {
         let (b, d, c) = regs(b"GenuineIntel");
         assert_eq!(vendor_from_regs(b, d, c), Vendor::Intel);
@@ -279,6 +280,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "executes CPUID, RDRAND, RDSEED or RDTSC")]
     fn family_from_published_signatures() {
         // Signatures from vendor documentation / CPUID dumps:
         // Intel Skylake 0x000506E3 = family 6; Pentium 4 0x00000F29 = 0xF;
@@ -295,6 +297,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "executes CPUID, RDRAND, RDSEED or RDTSC")]
     fn pack_round_trips() {
         for vendor in [Vendor::Intel, Vendor::Amd, Vendor::Other] {
             for family in [0, 6, 0xF, 0x17, 0x1A, 0xF + 0xFF] {
@@ -311,6 +314,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "executes CPUID, RDRAND, RDSEED or RDTSC")]
     fn detection_is_cached_and_stable() {
         let a = detected();
         assert_ne!(a & DETECTED, 0);
@@ -320,6 +324,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "executes CPUID, RDRAND, RDSEED or RDTSC")]
     fn missing_features_never_execute() {
         let cpu = RealCpu {
             features: CpuFeatures::default(),
@@ -334,6 +339,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "executes CPUID, RDRAND, RDSEED or RDTSC")]
     fn caller_clock_replaces_rdtsc() {
         let cpu = RealCpu::new().with_timestamp(|| 42);
         assert_eq!(cpu.cycles(), 42);

@@ -496,7 +496,9 @@ impl KickstartParser {
             let (now, later) = data.split_at_checked(take).unwrap_or((data, &[]));
             let end = self.chars_len.saturating_add(take);
             if let Some(dst) = self.chars.get_mut(self.chars_len..end) {
-                dst.copy_from_slice(now);
+                for (d, c) in dst.iter_mut().zip(now) {
+                    *d = *c;
+                }
             }
             self.chars_len = end;
             self.data_chars = self.data_chars.saturating_add(take as u64);

@@ -59,9 +59,10 @@ fn compress(state: &mut [u32; 8], block: &[u8; 64]) {
 /// (nothing if either is too short; callers guarantee they are not).
 #[inline(always)]
 fn copy_at<const K: usize>(dst: &mut [u8], src: &[u8], at: usize) {
-    let end = at.saturating_add(K);
-    if let (Some(d), Some(s)) = (dst.get_mut(at..end), src.get(at..end)) {
-        d.copy_from_slice(s);
+    let d = dst.get_mut(at..).and_then(|d| d.first_chunk_mut::<K>());
+    let s = src.get(at..).and_then(|s| s.first_chunk::<K>());
+    if let (Some(d), Some(s)) = (d, s) {
+        *d = *s;
     }
 }
 
@@ -76,7 +77,9 @@ fn copy_small(dst: &mut [u8], src: &[u8]) {
     if n >= 32 {
         let tail = n.saturating_sub(32);
         if n > 64 {
-            dst.copy_from_slice(src);
+            for (d, s) in dst.iter_mut().zip(src) {
+                *d = *s;
+            }
         } else {
             copy_at::<32>(dst, src, 0);
             copy_at::<32>(dst, src, tail);
@@ -177,8 +180,12 @@ impl Hash {
             if let Some(t) = self.buf.get_mut(at) {
                 *t = tag;
             }
-            if let Some(dst) = self.buf.get_mut(at.saturating_add(1)..end) {
-                dst.copy_from_slice(&l);
+            if let Some(dst) = self
+                .buf
+                .get_mut(at.saturating_add(1)..)
+                .and_then(|d| d.first_chunk_mut::<4>())
+            {
+                *dst = l;
             }
             self.buf_len = end;
             self.len = self.len.wrapping_add(5);
@@ -199,8 +206,12 @@ impl Hash {
             let b = w.to_le_bytes();
             let end = self.buf_len.saturating_add(8);
             if end <= 64 {
-                if let Some(dst) = self.buf.get_mut(self.buf_len..end) {
-                    dst.copy_from_slice(&b);
+                if let Some(dst) = self
+                    .buf
+                    .get_mut(self.buf_len..)
+                    .and_then(|d| d.first_chunk_mut::<8>())
+                {
+                    *dst = b;
                 }
                 self.buf_len = end;
                 if end == 64 {
@@ -240,7 +251,9 @@ impl Hash {
         // Written straight into the block: no temporary copy to wipe.
         let mut block = Block::from_bytes([0; 32]);
         for (o, w) in block.0.chunks_exact_mut(4).zip(self.state) {
-            o.copy_from_slice(&w.to_be_bytes());
+            for (o, b) in o.iter_mut().zip(w.to_be_bytes()) {
+                *o = b;
+            }
         }
         self.counter = self.counter.wrapping_add(1);
         self.begin_block();

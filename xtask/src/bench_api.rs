@@ -77,10 +77,12 @@ fn build_release(root: &Path) -> Result<PathBuf, String> {
         .status()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
     if !status.success() {
-        return Err(format!("cargo build --release -p entropyd failed: {status}"));
+        return Err(format!(
+            "cargo build --release -p entropyd failed: {status}"
+        ));
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| root.join("target"), PathBuf::from);
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let bin = target.join("release").join("entropyd");
     if bin.is_file() {
         Ok(bin)
@@ -177,8 +179,7 @@ impl Daemon {
 
 /// Standard base64 with padding (RFC 4648 section 4).
 fn base64(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let sym = |i: u32| char::from(ALPHABET[(i & 63) as usize]);
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
@@ -207,13 +208,15 @@ fn random_bytes(n: usize) -> Result<Vec<u8>, String> {
 /// One request; returns (status, body).
 fn request(addr: SocketAddr, head: &str, body: &[u8]) -> Result<(u16, String), String> {
     let mut s = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
-    s.set_read_timeout(Some(IO_TIMEOUT)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(IO_TIMEOUT))
+        .map_err(|e| e.to_string())?;
     s.set_nodelay(true).map_err(|e| e.to_string())?;
     s.write_all(head.as_bytes())
         .and_then(|()| s.write_all(body))
         .map_err(|e| format!("send: {e}"))?;
     let mut answer = Vec::new();
-    s.read_to_end(&mut answer).map_err(|e| format!("receive: {e}"))?;
+    s.read_to_end(&mut answer)
+        .map_err(|e| format!("receive: {e}"))?;
     let answer = String::from_utf8_lossy(&answer).into_owned();
     let status = answer
         .split_whitespace()
@@ -309,9 +312,8 @@ fn measure(addr: SocketAddr, o: &Options) -> Result<(), String> {
             Ok(())
         })
     };
-    let head = format!(
-        "GET /entropy/external-pool HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    );
+    let head =
+        format!("GET /entropy/external-pool HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     let mut times = Vec::with_capacity(o.gets);
     let started = Instant::now();
     let mut failure = None;

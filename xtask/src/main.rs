@@ -3,10 +3,12 @@
 //! Std only, no dependencies (it must build on a fresh machine with
 //! nothing but the Rust toolchain). `cargo xtask help` lists the commands.
 
+mod bench_api;
 mod ci;
 mod cmd;
 mod extend;
 mod nopanic;
+mod validate;
 
 use std::process::ExitCode;
 
@@ -19,6 +21,13 @@ Commands:
         running it, stops at the first failing step, ends with a table of
         steps, seconds and results. --quick leaves out the slow steps
         (thumbv7em, nopanic, miri, loom); --only runs the named steps.
+  validate [--bytes=N] [--file=PATH]...
+        Output validation: >= 20 MB from the full-entropy path and from
+        PoolRng (`entropyd generate`) through rngtest (FIPS 140-2) and a
+        quick dieharder subset; fails on a failure rate beyond expectation.
+  bench-api
+        Submit throughput over loopback in 1 MiB adds, and p50/p99 latency
+        of GET /entropy/external-pool under a steady load.
   help  This text.
 
 Steps of `ci`, in order:
@@ -50,6 +59,8 @@ fn main() -> ExitCode {
     };
     let result = match command {
         "ci" => ci::main(rest),
+        "validate" => validate::run(rest),
+        "bench-api" => bench_api::run(rest),
         "help" | "--help" | "-h" => {
             help();
             Ok(())
