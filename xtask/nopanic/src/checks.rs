@@ -26,7 +26,9 @@ fn bytes<const N: usize>(seed: u64) -> [u8; N] {
     let mut out = [0u8; N];
     let mut x = seed;
     for b in &mut out {
-        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        x = x
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         *b = (x >> 56) as u8;
     }
     black_box(out)
@@ -60,7 +62,6 @@ impl core::fmt::Write for Count {
         Ok(())
     }
 }
-
 
 /// Every check, in module order. `main` calls each with an opaque seed.
 #[rustfmt::skip]
@@ -132,7 +133,9 @@ fn kickstart(seed: u64) -> u64 {
     });
     let mut got = 0u64;
     let mut sink = |d: &[u8]| got = got.wrapping_add(d.len() as u64);
-    let (a, b) = input.split_at_checked(black_box(40)).unwrap_or((&input[..], &[]));
+    let (a, b) = input
+        .split_at_checked(black_box(40))
+        .unwrap_or((&input[..], &[]));
     let mut acc = 0u64;
     if parser.push(a, &mut sink).is_ok() && parser.push(b, &mut sink).is_ok() {
         if let Ok(summary) = parser.finish(&mut sink) {
@@ -282,7 +285,9 @@ fn watch(seed: u64) -> u64 {
     t.on_external(black_box(5));
     t.set_timeout_secs(black_box(u64::MAX));
     let st = t.status(black_box(0));
-    black_box(u64::from(lost) ^ st.ms_waiting ^ st.timeout_ms ^ t.empty_caches_error(seed).code() as u64)
+    black_box(
+        u64::from(lost) ^ st.ms_waiting ^ st.timeout_ms ^ t.empty_caches_error(seed).code() as u64,
+    )
 }
 
 /// `pool`: the facade on the real CPU, memory storage, an opaque clock.
