@@ -1,6 +1,6 @@
 //! NIST CAVP known-answer tests (CAVS 14.3, SP 800-90A) for HMAC_DRBG and
 //! Hash_DRBG with SHA-256: every case of the six `.rsp` excerpts in
-//! `../shared/vectors` (provenance in its README.md), run by one loop.
+//! `tests/vectors` (copied unmodified from the project's shared/vectors; provenance in its README.md), run by one loop.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -10,7 +10,7 @@ macro_rules! vectors {
     ($file:literal) => {
         include_str!(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/vectors/",
+            "/tests/vectors/",
             $file
         ))
     };
