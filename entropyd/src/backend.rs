@@ -135,8 +135,10 @@ pub enum HealthState {
     /// Failed a health test; counted and reported, not credited until it
     /// passes again.
     Quarantined,
-    /// Not in the active source mask.
+    /// Disabled after repeated health-test failures: refused until reset.
     Disabled,
+    /// Not in the active source mask.
+    Off,
     /// Enabled, still in its start-up tests; not credited yet.
     Startup,
 }
@@ -149,6 +151,7 @@ impl HealthState {
             HealthState::Ok => "ok",
             HealthState::Quarantined => "quarantined",
             HealthState::Disabled => "disabled",
+            HealthState::Off => "off",
             HealthState::Startup => "startup",
         }
     }

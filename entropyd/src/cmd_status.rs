@@ -155,7 +155,7 @@ fn from_state_dir(ctx: &Context) -> Result<(StatusSnapshot, Config), Failure> {
                     health: if enabled {
                         HealthState::Startup
                     } else {
-                        HealthState::Disabled
+                        HealthState::Off
                     },
                     health_failures: 0,
                 }

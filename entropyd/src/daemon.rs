@@ -218,18 +218,18 @@ fn to_u64(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
 }
 
-/// The health a source shows: `disabled` when it is not in the mask; the
-/// mixer's disabled state (after repeated failures) shows as quarantined,
-/// since it is not credited until reset.
+/// The health a source shows: `off` when it is not in the mask, else the
+/// mixer's state (`disabled` only after repeated health failures).
 fn health_of(enabled: bool, state: entropool::health::HealthState) -> HealthState {
     use entropool::health::HealthState as H;
     if !enabled {
-        return HealthState::Disabled;
+        return HealthState::Off;
     }
     match state {
         H::Startup => HealthState::Startup,
         H::Healthy => HealthState::Ok,
-        H::Quarantined | H::Disabled => HealthState::Quarantined,
+        H::Quarantined => HealthState::Quarantined,
+        H::Disabled => HealthState::Disabled,
     }
 }
 

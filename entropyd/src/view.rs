@@ -58,7 +58,7 @@ pub fn duration_text(seconds: u64) -> String {
 /// external feed  lost: no, last entropy 3s ago (timeout 1m 00s)
 ///
 /// source      enabled  samples  credited bits  health       failures
-/// interrupts  no       0        0              disabled     0
+/// interrupts  no       0        0              off          0
 /// ...
 /// ```
 #[must_use]
@@ -113,6 +113,7 @@ pub fn render_text(s: &StatusSnapshot) -> String {
     for src in &s.sources {
         let health = match src.health {
             HealthState::Quarantined => "QUARANTINED",
+            HealthState::Disabled => "DISABLED",
             other => other.name(),
         };
         let _ = writeln!(
@@ -179,7 +180,7 @@ pub fn render_line(s: &StatusSnapshot) -> String {
     let quarantined: Vec<&str> = s
         .sources
         .iter()
-        .filter(|x| x.health == HealthState::Quarantined)
+        .filter(|x| matches!(x.health, HealthState::Quarantined | HealthState::Disabled))
         .map(|x| x.source.name())
         .collect();
     if !quarantined.is_empty() {

@@ -47,7 +47,7 @@ fn text_view_shows_fill_levels_watermark_sources_and_external() {
     );
     assert_eq!(
         row("interrupts"),
-        ["interrupts", "no", "1000", "2000", "disabled", "0"]
+        ["interrupts", "no", "1000", "2000", "off", "0"]
     );
 }
 

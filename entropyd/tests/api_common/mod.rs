@@ -112,8 +112,8 @@ pub fn sample_status() -> StatusSnapshot {
                 samples: 1000 + i as u64,
                 credited_bits: 2000 + i as u64,
                 health: [
-                    HealthState::Disabled,
-                    HealthState::Disabled,
+                    HealthState::Off,
+                    HealthState::Off,
                     HealthState::Quarantined,
                     HealthState::Ok,
                 ][i],
