@@ -77,6 +77,27 @@ fn external_pool<'s, 'c>(
     pool
 }
 
+/// A pool on `cpu` with a memory cache only (no storage), sources `mask`.
+fn memory_only_pool<'s, 'c>(
+    cpu: &'c FakeCpu,
+    clock: &'c FakeClock,
+    mem: &'s mut [BlockSlot],
+    mask: u64,
+    t: Tunables,
+) -> Result<TestPool<'s, 'c>, Error> {
+    Pool::new(PoolParts {
+        config: config(mask, t),
+        cpu,
+        clock,
+        memory: mem,
+        storage: None,
+        interrupts: None,
+        mixer: MixerConfig::default(),
+        key: [0; 32],
+    })
+    .map(|(pool, _)| pool)
+}
+
 #[test]
 fn submit_takes_at_most_the_room_and_blocks_follow_credit() {
     let cpu = FakeCpu::good(1).with_features(NO_HW);
@@ -279,17 +300,7 @@ fn rdrand_credit_is_capped_at_128_bits_per_1024_words() {
     let cpu = FakeCpu::good(7);
     let clock = FakeClock::new(0);
     let mut mem = slots(32);
-    let (mut pool, _) = Pool::new(PoolParts {
-        config: config(2, tunables(60, 20, 1, 0)),
-        cpu: &cpu,
-        clock: &clock,
-        memory: &mut mem,
-        storage: None::<MemStorage<'_>>,
-        interrupts: None,
-        mixer: MixerConfig::default(),
-        key: [0; 32],
-    })
-    .unwrap();
+    let mut pool = memory_only_pool(&cpu, &clock, &mut mem, 2, tunables(60, 20, 1, 0)).unwrap();
     for _ in 0..20 {
         pool.poll().unwrap();
     }
@@ -309,17 +320,7 @@ fn failing_rdseed_never_hangs_and_credits_nothing() {
     let cpu = FakeCpu::good(1);
     let clock = FakeClock::new(0);
     let mut mem = slots(32);
-    let (mut pool, _) = Pool::new(PoolParts {
-        config: config(4, tunables(60, 20, 1, 0)),
-        cpu: &cpu,
-        clock: &clock,
-        memory: &mut mem,
-        storage: None::<MemStorage<'_>>,
-        interrupts: None,
-        mixer: MixerConfig::default(),
-        key: [0; 32],
-    })
-    .unwrap();
+    let mut pool = memory_only_pool(&cpu, &clock, &mut mem, 4, tunables(60, 20, 1, 0)).unwrap();
     // After a good self-test, RDSEED stops delivering.
     cpu.set_rdseed(FakeOutput::Fail);
     let before = cpu.rdseed_attempts();
@@ -342,17 +343,7 @@ fn missing_hardware_is_named_at_start() {
     });
     let clock = FakeClock::new(0);
     let mut mem = slots(32);
-    let err = Pool::new(PoolParts {
-        config: config(4, tunables(60, 20, 1, 0)),
-        cpu: &cpu,
-        clock: &clock,
-        memory: &mut mem,
-        storage: None::<MemStorage<'_>>,
-        interrupts: None,
-        mixer: MixerConfig::default(),
-        key: [0; 32],
-    })
-    .unwrap_err();
+    let err = memory_only_pool(&cpu, &clock, &mut mem, 4, tunables(60, 20, 1, 0)).unwrap_err();
     assert_eq!(
         err,
         Error::SourceUnavailable {
@@ -361,17 +352,7 @@ fn missing_hardware_is_named_at_start() {
     );
     // Default (0) resolves to interrupts + RDRAND here.
     let mut mem = slots(32);
-    let (pool, _) = Pool::new(PoolParts {
-        config: config(0, tunables(60, 20, 1, 0)),
-        cpu: &cpu,
-        clock: &clock,
-        memory: &mut mem,
-        storage: None::<MemStorage<'_>>,
-        interrupts: None,
-        mixer: MixerConfig::default(),
-        key: [0; 32],
-    })
-    .unwrap();
+    let pool = memory_only_pool(&cpu, &clock, &mut mem, 0, tunables(60, 20, 1, 0)).unwrap();
     assert_eq!(pool.sources().value(), 3);
 }
 
@@ -380,17 +361,7 @@ fn submit_without_external_source_is_refused() {
     let cpu = FakeCpu::good(1);
     let clock = FakeClock::new(0);
     let mut mem = slots(32);
-    let (mut pool, _) = Pool::new(PoolParts {
-        config: config(2, tunables(60, 20, 1, 0)),
-        cpu: &cpu,
-        clock: &clock,
-        memory: &mut mem,
-        storage: None::<MemStorage<'_>>,
-        interrupts: None,
-        mixer: MixerConfig::default(),
-        key: [0; 32],
-    })
-    .unwrap();
+    let mut pool = memory_only_pool(&cpu, &clock, &mut mem, 2, tunables(60, 20, 1, 0)).unwrap();
     assert_eq!(
         pool.submit(&[1; 64]),
         Err(Error::SourceUnavailable {
