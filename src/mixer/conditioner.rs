@@ -43,11 +43,98 @@ struct Hash {
     counter: u64,
 }
 
-/// The conditioner. Buffered input lives only in its own zeroized buffer,
+/// The conditioner. Buffered input lives only in its own zeroized buffers,
 /// never in stack temporaries.
 #[derive(Zeroize, ZeroizeOnDrop)]
 pub(super) struct Conditioner {
     hash: Hash,
+    /// The one-shot path's two message buffers (all zeros between calls).
+    pipe: [[u8; 64]; 2],
+}
+
+/// Most frame data bytes for which a whole block message (counter, frame
+/// header, data, padding) fits one compression: `8 + 5 + n + 9 <= 64`.
+pub(super) const ONE_SHOT_MAX: usize = 42;
+
+/// Raw samples as the bytes the framing hashes.
+pub(super) trait FrameData: Sized {
+    /// Bytes per sample.
+    const BYTES: usize;
+
+    /// Writes `xs` as framed bytes into `dst` (exactly `xs.len() * BYTES`
+    /// long; nothing is written otherwise).
+    fn write(xs: &[Self], dst: &mut [u8]);
+}
+
+impl FrameData for u8 {
+    const BYTES: usize = 1;
+
+    #[inline(always)]
+    fn write(xs: &[u8], dst: &mut [u8]) {
+        copy_small(dst, xs);
+    }
+}
+
+impl FrameData for u64 {
+    const BYTES: usize = 8;
+
+    #[inline(always)]
+    fn write(xs: &[u64], dst: &mut [u8]) {
+        if dst.len() != xs.len().saturating_mul(8) {
+            return;
+        }
+        for (d, w) in dst.chunks_exact_mut(8).zip(xs) {
+            if let Ok(d) = <&mut [u8; 8]>::try_from(d) {
+                *d = w.to_le_bytes();
+            }
+        }
+    }
+}
+
+/// Writes the whole message block of block `counter` holding one frame of
+/// `xs` (at most [`ONE_SHOT_MAX`] bytes) into `buf`, which is all zeros or
+/// holds a message of the same length (the bytes this leaves alone are
+/// zero in both): exactly the bytes the incremental path hashes after the
+/// keyed prefix.
+#[inline(always)]
+fn one_shot_message<T: FrameData>(buf: &mut [u8; 64], counter: u64, tag: u8, xs: &[T]) {
+    let n = xs.len().saturating_mul(T::BYTES);
+    if let Some(c) = buf.first_chunk_mut::<8>() {
+        *c = counter.to_le_bytes();
+    }
+    if let Some(t) = buf.get_mut(8) {
+        *t = tag;
+    }
+    if let Some(l) = buf.get_mut(9..).and_then(|d| d.first_chunk_mut::<4>()) {
+        // n <= ONE_SHOT_MAX: never truncates.
+        *l = u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes();
+    }
+    let end = n.saturating_add(13);
+    if let Some(d) = buf.get_mut(13..end) {
+        T::write(xs, d);
+    }
+    if let Some(m) = buf.get_mut(end) {
+        *m = 0x80;
+    }
+    // Prefix block (64) + counter (8) + header (5) + data, in bits.
+    let bits = u64::try_from(end.saturating_add(64))
+        .unwrap_or(u64::MAX)
+        .wrapping_mul(8);
+    if let Some(tail) = buf.last_chunk_mut::<8>() {
+        *tail = bits.to_be_bytes();
+    }
+}
+
+/// The digest in `state` as a block, written straight into it.
+#[inline(always)]
+fn state_block(state: &[u32; 8]) -> Block {
+    let mut block = Block::from_bytes([0; 32]);
+    for (o, w) in block.0.chunks_exact_mut(4).zip(state) {
+        for (o, b) in o.iter_mut().zip(w.to_be_bytes()) {
+            *o = b;
+        }
+    }
+    block
 }
 
 #[inline]
@@ -249,12 +336,7 @@ impl Hash {
         compress(&mut self.state, &self.buf);
         self.buf = [0; 64];
         // Written straight into the block: no temporary copy to wipe.
-        let mut block = Block::from_bytes([0; 32]);
-        for (o, w) in block.0.chunks_exact_mut(4).zip(self.state) {
-            for (o, b) in o.iter_mut().zip(w.to_be_bytes()) {
-                *o = b;
-            }
-        }
+        let block = state_block(&self.state);
         self.counter = self.counter.wrapping_add(1);
         self.begin_block();
         block
@@ -279,7 +361,77 @@ impl Conditioner {
             counter: 0,
         };
         hash.begin_block();
-        Conditioner { hash }
+        Conditioner {
+            hash,
+            pipe: [[0; 64]; 2],
+        }
+    }
+
+    /// The block being built holds nothing but its counter yet.
+    #[inline]
+    pub(super) fn is_fresh(&self) -> bool {
+        self.hash.buf_len == 8 && self.hash.len == 72
+    }
+
+    /// The one-shot path: hashes consecutive blocks of one frame each,
+    /// every frame `per` samples of `xs` (whole frames only, each at most
+    /// [`ONE_SHOT_MAX`] bytes), giving each block to `emit` until it
+    /// returns `false`. Returns the frames hashed (= blocks given to
+    /// `emit`). Requires [`Self::is_fresh`]; does nothing otherwise.
+    ///
+    /// The digests are exactly those of [`Self::frame_bytes`] /
+    /// [`Self::frame_words`] then [`Self::finish`]. What differs is the
+    /// order of work: frame `i + 1`'s message is written before block `i`
+    /// is compressed, so those stores have left the store buffer by the
+    /// time the compression of `i + 1` loads them, and the CPU overlaps
+    /// consecutive (independent) compressions instead of stalling on a
+    /// failed store-to-load forward.
+    pub(super) fn one_shot_blocks<T: FrameData>(
+        &mut self,
+        tag: u8,
+        xs: &[T],
+        per: usize,
+        mut emit: impl FnMut(Block) -> bool,
+    ) -> usize {
+        if !self.is_fresh() || per == 0 || per.saturating_mul(T::BYTES) > ONE_SHOT_MAX {
+            return 0;
+        }
+        let Conditioner { hash, pipe } = self;
+        let [a, b] = pipe;
+        let (mut cur, mut next) = (a, b);
+        let mut frames = xs.chunks_exact(per);
+        let Some(first) = frames.next() else {
+            return 0;
+        };
+        one_shot_message(cur, hash.counter, tag, first);
+        let mut done = 0usize;
+        loop {
+            let following = frames.next();
+            if let Some(f) = following {
+                one_shot_message(next, hash.counter.wrapping_add(1), tag, f);
+            }
+            hash.state = hash.key_state;
+            compress(&mut hash.state, cur);
+            let block = state_block(&hash.state);
+            // Wiped at once: measurably faster than overwriting the old
+            // message in place (the fresh zero stores let the next message's
+            // stores and loads be disambiguated early).
+            hash.counter = hash.counter.wrapping_add(1);
+            done = done.saturating_add(1);
+            if !emit(block) || following.is_none() {
+                break;
+            }
+            core::mem::swap(&mut cur, &mut next);
+        }
+        // Every message of one call has the same layout (one frame of `per`
+        // samples), so a buffer is overwritten in place from block to block
+        // (wiping it each time measured slower) and both are wiped here;
+        // one may hold the frame written ahead of a refused block, never
+        // hashed.
+        *next = [0; 64];
+        *cur = [0; 64];
+        hash.begin_block();
+        done
     }
 
     /// Index of the block being built (= blocks finished so far).
@@ -320,6 +472,14 @@ impl Conditioner {
 
     #[cfg(test)]
     pub(super) fn is_zeroed(&self) -> bool {
-        self.hash.state == [0; 8] && self.hash.key_state == [0; 8] && self.hash.buf == [0; 64]
+        self.hash.state == [0; 8]
+            && self.hash.key_state == [0; 8]
+            && self.hash.buf == [0; 64]
+            && self.pipe_is_clear()
+    }
+
+    #[cfg(test)]
+    pub(super) fn pipe_is_clear(&self) -> bool {
+        self.pipe == [[0; 64]; 2]
     }
 }

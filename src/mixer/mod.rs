@@ -45,7 +45,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 use crate::error::Error;
 use crate::health::{HealthState, HealthTest, HealthTestKind, PieceSample, Run};
 use crate::source::Source;
-use conditioner::Conditioner;
+use conditioner::{Conditioner, FrameData, ONE_SHOT_MAX};
 
 pub use credit::{
     BLOCK_CREDIT, Credit, CreditRate, MixerConfig, SourceConfig, UNITS_PER_BIT, sample_bits,
@@ -541,7 +541,7 @@ impl Mixer {
 const PLAN_SAMPLES: usize = 4096;
 
 /// A raw sample kind the fast path frames: external bytes or words.
-trait Framed: PieceSample {
+trait Framed: PieceSample + FrameData {
     /// Appends a frame of `xs` tagged `tag`.
     fn frame(cond: &mut Conditioner, tag: u8, xs: &[Self]);
 }
@@ -585,6 +585,16 @@ fn pending_after(pending: u64, rate: u64, n: usize) -> u64 {
 /// Samples in the whole frames (from `pending` credit, `avail` samples
 /// left) that fit in `limit` samples.
 fn frames_within(pending: u64, rate: u64, full: usize, avail: usize, limit: usize) -> usize {
+    if pending == 0 && full > 0 && full <= MAX_FRAME_SAMPLES {
+        // Every frame is `full` samples and completes a block (pending
+        // stays 0), but the last, which ends the input: the loop below in
+        // closed form.
+        return if avail <= limit {
+            avail
+        } else {
+            limit / full * full
+        };
+    }
     let mut len = 0usize;
     let mut pending = pending;
     // Each frame takes at least one sample: at most `limit` rounds.
@@ -663,6 +673,49 @@ impl Mixer {
             }
             let mut pos = 0usize;
             while pos < region {
+                if *pending == 0 && full.saturating_mul(T::BYTES) <= ONE_SHOT_MAX {
+                    // Whole one-compression frames: the pipelined path.
+                    let k = region.saturating_sub(pos) / full.max(1);
+                    let span = k.saturating_mul(full);
+                    if let Some(frames) = rest.get(pos..pos.saturating_add(span)) {
+                        if k > 1 && cond.is_fresh() {
+                            let mut refused = false;
+                            let done = cond.one_shot_blocks(tag, frames, full, |block| {
+                                *blocks_emitted = blocks_emitted.saturating_add(1);
+                                match sink.offer(block) {
+                                    Ok(()) => {
+                                        *blocks_delivered = blocks_delivered.saturating_add(1);
+                                        out.blocks = out.blocks.saturating_add(1);
+                                        true
+                                    }
+                                    Err(block) => {
+                                        *held = Some(block);
+                                        out.sink_full = true;
+                                        refused = true;
+                                        false
+                                    }
+                                }
+                            });
+                            // Each frame's credit (full * rate) completes its
+                            // block, so nothing stays pending.
+                            let n = done.saturating_mul(full);
+                            let n64 = u64::try_from(n).unwrap_or(u64::MAX);
+                            s.samples = s.samples.saturating_add(n64);
+                            s.credited = s.credited.saturating_add(n64.saturating_mul(rate));
+                            pos = pos.saturating_add(n);
+                            if refused {
+                                if let Some(done) = rest.get(..pos) {
+                                    commit_prefix(&mut s.health, done);
+                                }
+                                out.consumed = out.consumed.saturating_add(pos);
+                                return true;
+                            }
+                            if done > 0 {
+                                continue;
+                            }
+                        }
+                    }
+                }
                 let n = frame_len(*pending, rate, full, avail.saturating_sub(pos));
                 let end = pos.saturating_add(n);
                 let Some(frame) = rest.get(pos..end) else {
@@ -768,6 +821,51 @@ mod tests {
         assert!(!c.is_zeroed());
         c.zeroize();
         assert!(c.is_zeroed());
+    }
+
+    #[test]
+    fn one_shot_blocks_match_the_incremental_path_and_leave_no_message() {
+        let data: [u8; 200] = core::array::from_fn(|i| u8::try_from(i * 37 % 251).unwrap_or(0));
+        let mut inc = Conditioner::new(&[5; 32]);
+        let want: [Block; 5] = core::array::from_fn(|i| {
+            inc.frame_bytes(8, &data[i * 40..(i + 1) * 40]);
+            inc.finish()
+        });
+        // Refused at the third block: three blocks out, the fourth frame
+        // (written ahead) wiped, the counter after the third.
+        let mut one = Conditioner::new(&[5; 32]);
+        let mut got = [const { None }; 5];
+        let mut n = 0;
+        let done = one.one_shot_blocks(8, &data, 40, |b| {
+            got[n] = Some(b);
+            n += 1;
+            n < 3
+        });
+        assert_eq!(done, 3);
+        assert!(one.pipe_is_clear());
+        assert_eq!(one.counter(), 3);
+        for (g, w) in got.iter().zip(&want).take(3) {
+            assert_eq!(g.as_ref(), Some(w));
+        }
+        // The rest continues where the incremental path would.
+        let rest = one.one_shot_blocks(8, &data[120..], 40, |b| {
+            got[n] = Some(b);
+            n += 1;
+            true
+        });
+        assert_eq!(rest, 2);
+        assert!(one.pipe_is_clear());
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(g.as_ref(), Some(w));
+        }
+        // Not at the start of a block, or frames too long: nothing done.
+        one.frame_bytes(8, &data[..3]);
+        assert_eq!(one.one_shot_blocks(8, &data, 40, |_| true), 0);
+        let mut fresh = Conditioner::new(&[5; 32]);
+        assert_eq!(fresh.one_shot_blocks(8, &data, 43, |_| true), 0);
+        let words = [7u64; 10];
+        assert_eq!(fresh.one_shot_blocks(2, &words, 6, |_| true), 0);
+        assert_eq!(fresh.one_shot_blocks(2, &words, 5, |_| true), 2);
     }
 
     #[test]
