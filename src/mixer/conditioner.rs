@@ -48,8 +48,11 @@ struct Hash {
 #[derive(Zeroize, ZeroizeOnDrop)]
 pub(super) struct Conditioner {
     hash: Hash,
-    /// The one-shot path's two message buffers (all zeros between calls).
-    pipe: [[u8; 64]; 2],
+    /// The one-shot path's message buffers, two pairs (all zeros between
+    /// calls).
+    pipe: [[u8; 64]; 4],
+    /// The one-shot path's two hash states (all zeros between calls).
+    pair: [[u32; 8]; 2],
 }
 
 /// Most frame data bytes for which a whole block message (counter, frame
@@ -123,6 +126,26 @@ fn one_shot_message<T: FrameData>(buf: &mut [u8; 64], counter: u64, tag: u8, xs:
     if let Some(tail) = buf.last_chunk_mut::<8>() {
         *tail = bits.to_be_bytes();
     }
+}
+
+/// Writes the messages of blocks `counter` and `counter + 1` from the next
+/// two frames into `bufs`; returns how many frames there were (0 to 2).
+#[inline(always)]
+fn write_pair<'x, T: FrameData + 'x>(
+    bufs: &mut (&mut [u8; 64], &mut [u8; 64]),
+    counter: u64,
+    tag: u8,
+    frames: &mut impl Iterator<Item = &'x [T]>,
+) -> u64 {
+    let Some(f) = frames.next() else {
+        return 0;
+    };
+    one_shot_message(bufs.0, counter, tag, f);
+    let Some(f) = frames.next() else {
+        return 1;
+    };
+    one_shot_message(bufs.1, counter.wrapping_add(1), tag, f);
+    2
 }
 
 /// The digest in `state` as a block, written straight into it.
@@ -363,7 +386,8 @@ impl Conditioner {
         hash.begin_block();
         Conditioner {
             hash,
-            pipe: [[0; 64]; 2],
+            pipe: [[0; 64]; 4],
+            pair: [[0; 8]; 2],
         }
     }
 
@@ -381,11 +405,12 @@ impl Conditioner {
     ///
     /// The digests are exactly those of [`Self::frame_bytes`] /
     /// [`Self::frame_words`] then [`Self::finish`]. What differs is the
-    /// order of work: frame `i + 1`'s message is written before block `i`
-    /// is compressed, so those stores have left the store buffer by the
-    /// time the compression of `i + 1` loads them, and the CPU overlaps
-    /// consecutive (independent) compressions instead of stalling on a
-    /// failed store-to-load forward.
+    /// order of work: blocks go in pairs, and the next pair's messages are
+    /// written before the current pair is compressed, so those stores have
+    /// left the store buffer by the time their compressions load them
+    /// (instead of stalling on a failed store-to-load forward), and the two
+    /// compressions of a pair run back to back, so the CPU overlaps these
+    /// independent computations.
     pub(super) fn one_shot_blocks<T: FrameData>(
         &mut self,
         tag: u8,
@@ -396,40 +421,47 @@ impl Conditioner {
         if !self.is_fresh() || per == 0 || per.saturating_mul(T::BYTES) > ONE_SHOT_MAX {
             return 0;
         }
-        let Conditioner { hash, pipe } = self;
-        let [a, b] = pipe;
-        let (mut cur, mut next) = (a, b);
+        let Conditioner { hash, pipe, pair } = self;
+        let [m0, m1, m2, m3] = pipe;
+        let (mut cur, mut next) = ((m0, m1), (m2, m3));
+        let [s0, s1] = pair;
         let mut frames = xs.chunks_exact(per);
-        let Some(first) = frames.next() else {
-            return 0;
-        };
-        one_shot_message(cur, hash.counter, tag, first);
+        let mut have = write_pair(&mut cur, hash.counter, tag, &mut frames);
         let mut done = 0usize;
-        loop {
-            let following = frames.next();
-            if let Some(f) = following {
-                one_shot_message(next, hash.counter.wrapping_add(1), tag, f);
+        while have > 0 {
+            // The next pair's messages first (see above), then the two
+            // compressions back to back, so the second overlaps the first.
+            let ahead = write_pair(&mut next, hash.counter.wrapping_add(have), tag, &mut frames);
+            *s0 = hash.key_state;
+            compress(s0, cur.0);
+            if have > 1 {
+                *s1 = hash.key_state;
+                compress(s1, cur.1);
             }
-            hash.state = hash.key_state;
-            compress(&mut hash.state, cur);
-            let block = state_block(&hash.state);
-            // Wiped at once: measurably faster than overwriting the old
-            // message in place (the fresh zero stores let the next message's
-            // stores and loads be disambiguated early).
             hash.counter = hash.counter.wrapping_add(1);
             done = done.saturating_add(1);
-            if !emit(block) || following.is_none() {
+            if !emit(state_block(s0)) {
+                // A second block computed after a refused one is never
+                // handed out (wiped below; its frame is not consumed).
                 break;
             }
+            if have > 1 {
+                hash.counter = hash.counter.wrapping_add(1);
+                done = done.saturating_add(1);
+                if !emit(state_block(s1)) {
+                    break;
+                }
+            }
             core::mem::swap(&mut cur, &mut next);
+            have = ahead;
         }
         // Every message of one call has the same layout (one frame of `per`
         // samples), so a buffer is overwritten in place from block to block
-        // (wiping it each time measured slower) and both are wiped here;
-        // one may hold the frame written ahead of a refused block, never
-        // hashed.
-        *next = [0; 64];
-        *cur = [0; 64];
+        // (wiping it each time measured slower) and all are wiped here;
+        // some may hold frames written ahead of a refused block, never
+        // handed out.
+        *pipe = [[0; 64]; 4];
+        *pair = [[0; 8]; 2];
         hash.begin_block();
         done
     }
@@ -480,6 +512,6 @@ impl Conditioner {
 
     #[cfg(test)]
     pub(super) fn pipe_is_clear(&self) -> bool {
-        self.pipe == [[0; 64]; 2]
+        self.pipe == [[0; 64]; 4] && self.pair == [[0; 8]; 2]
     }
 }
