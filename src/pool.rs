@@ -485,18 +485,12 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             memory: &mut self.memory,
             overflow: &mut self.overflow,
         };
-        // Deliver a block held from an earlier call first.
-        let result = if self.mixer.deliver_held(&mut sink) {
-            step(&mut self.mixer, &mut sink, &self.words)
-        } else {
-            Ok(crate::mixer::Absorbed {
-                consumed: 0,
-                blocks: 0,
-                sink_full: true,
-                failures: 0,
-                state: crate::health::HealthState::Healthy,
-            })
-        };
+        // A block held from an earlier call goes first. The step offers it
+        // again itself (and consumes nothing while it is refused, reporting
+        // the source's real state), but not when that source is disabled:
+        // this keeps the held block moving whichever source runs.
+        self.mixer.deliver_held(&mut sink);
+        let result = step(&mut self.mixer, &mut sink, &self.words);
         self.spill_overflow();
         result
     }
