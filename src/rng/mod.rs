@@ -11,7 +11,9 @@
 //!   [`PoolRngConfig::reseed_after_bytes`] bytes, whichever comes first, on
 //!   demand ([`PoolRng::reseed_now`]), before every DRBG call when
 //!   [`PoolRngConfig::prediction_resistance`] is set, and (feature `std`) on
-//!   the first request after the process id changed (a fork).
+//!   the first request after a fork, in the child (a `pthread_atfork`
+//!   counter on Unix, so a request costs no system call; a process-id
+//!   comparison elsewhere).
 //! - A reseed that is due and cannot be supplied fails the request with
 //!   [`Error::DrbgReseedUnavailable`]; every later request retries the reseed
 //!   and fails the same way until it succeeds. The generator never runs on
@@ -252,9 +254,10 @@ impl<S: EntropySource, D: Drbg> PoolRng<S, D> {
         &mut self.source
     }
 
-    /// Replaces where the process id comes from (default
-    /// `std::process::id`), for tests that simulate a fork and for sandboxes
-    /// that know a cheaper way. Records the new source's current id.
+    /// Detects forks by comparing process ids from `pid_source` on every
+    /// request instead of the default (a `pthread_atfork` counter on Unix),
+    /// for tests that simulate a fork and for sandboxes that know another
+    /// way. Records the new source's current id.
     #[cfg(feature = "std")]
     pub fn set_pid_source(&mut self, pid_source: fn() -> u32) {
         self.fork.set_source(pid_source);
