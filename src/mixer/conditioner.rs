@@ -12,18 +12,7 @@
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use super::{Block, DOMAIN};
-
-/// SHA-256 initial hash value (FIPS 180-4 5.3.3).
-const IV: [u32; 8] = [
-    0x6a09_e667,
-    0xbb67_ae85,
-    0x3c6e_f372,
-    0xa54f_f53a,
-    0x510e_527f,
-    0x9b05_688c,
-    0x1f83_d9ab,
-    0x5be0_cd19,
-];
+use crate::drbg::sha256::{IV, compress};
 
 /// Running SHA-256 of the current block's message.
 ///
@@ -158,11 +147,6 @@ fn state_block(state: &[u32; 8]) -> Block {
         }
     }
     block
-}
-
-#[inline]
-fn compress(state: &mut [u32; 8], block: &[u8; 64]) {
-    sha2::block_api::compress256(state, core::slice::from_ref(block));
 }
 
 /// Copies `K` bytes at offset `at` of `src` to the same offset of `dst`

@@ -71,6 +71,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::drbg::sha256::{IV, state_bytes};
 use crate::error::Error;
 
 /// Bytes in one full-entropy block.
@@ -240,18 +241,6 @@ fn slot_offset(index: u64) -> Result<u64, Error> {
         .ok_or(Error::CapacityTooSmall)
 }
 
-/// SHA-256 initial hash value (FIPS 180-4 section 5.3.3).
-const SHA256_H0: [u32; 8] = [
-    0x6a09_e667,
-    0xbb67_ae85,
-    0x3c6e_f372,
-    0xa54f_f53a,
-    0x510e_527f,
-    0x9b05_688c,
-    0x1f83_d9ab,
-    0x5be0_cd19,
-];
-
 /// The final SHA-256 block for a 64-byte message: `0x80`, zeros, and the
 /// bit length 512 as a big-endian u64 (FIPS 180-4 section 5.1.1).
 const PAD_64: [u8; 64] = {
@@ -272,12 +261,10 @@ fn slot_check(index: u64, block: &[u8; BLOCK_LEN]) -> [u8; 32] {
     {
         *m = *b;
     }
-    let mut state = Zeroizing::new(SHA256_H0);
+    let mut state = Zeroizing::new(IV);
     compress256(&mut state, &[*msg, PAD_64]);
     let mut out = [0u8; 32];
-    for (o, w) in out.chunks_exact_mut(4).zip(state.iter()) {
-        o.copy_from_slice(&w.to_be_bytes());
-    }
+    state_bytes(&state, &mut out);
     out
 }
 
