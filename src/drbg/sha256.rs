@@ -236,8 +236,14 @@ impl HmacKey {
         }
         for piece in out.chunks_mut(32) {
             step(&mut block, v);
-            for (dst, src) in piece.iter_mut().zip(v.iter()) {
-                *dst = *src;
+            // Whole pieces as one fixed-size move (the byte loop became a
+            // `memcpy` call per piece).
+            if let Ok(whole) = <&mut [u8; 32]>::try_from(&mut *piece) {
+                *whole = *v;
+            } else {
+                for (dst, src) in piece.iter_mut().zip(v.iter()) {
+                    *dst = *src;
+                }
             }
         }
         block.zeroize();

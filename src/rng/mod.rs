@@ -316,9 +316,19 @@ impl<S: EntropySource, D: Drbg> PoolRng<S, D> {
             let Some((now, later)) = core::mem::take(&mut rest).split_at_mut_checked(n) else {
                 break;
             };
-            for (dst, src) in now.iter_mut().zip(avail.iter_mut()) {
-                *dst = *src;
-                *src = 0;
+            let taken = avail.get_mut(..n).unwrap_or_default();
+            if let (Ok(d), Ok(s)) = (
+                <&mut [u8; 32]>::try_from(&mut *now),
+                <&mut [u8; 32]>::try_from(&mut *taken),
+            ) {
+                // The common 32-byte request as two fixed-size moves.
+                *d = *s;
+                *s = [0; 32];
+            } else {
+                for (dst, src) in now.iter_mut().zip(taken.iter_mut()) {
+                    *dst = *src;
+                    *src = 0;
+                }
             }
             self.pos = self.pos.saturating_add(n);
             rest = later;
