@@ -10,12 +10,17 @@
 //! message; a daemon that is not running as [`ClientError::Unreachable`],
 //! so `entropyd status` can fall back to the state directory.
 //!
-//! Only TCP addresses are supported: ureq has no Unix-socket transport. For
-//! a daemon on a Unix socket use e.g. `curl --unix-socket PATH`.
+//! On a Unix socket (ureq has no such transport) the client speaks the
+//! server's one-request-per-connection HTTP/1.1 itself: it writes the
+//! request, reads the answer to the end of the connection (at most
+//! [`MAX_ANSWER`] bytes of body), and leaves the parsing of the status line
+//! and headers to [`httparse`]; the body must be exactly `Content-Length`
+//! bytes. The timeout there bounds each read and write.
 
 use std::fmt;
-use std::io::{self, Read};
-use std::path::PathBuf;
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use zeroize::Zeroizing;
@@ -44,11 +49,6 @@ pub enum ClientError {
         addr: String,
         /// What the transport said.
         detail: String,
-    },
-    /// The address is a Unix socket, which this client cannot use.
-    UnixUnsupported {
-        /// The socket path.
-        path: PathBuf,
     },
     /// The daemon answered with an error status.
     Refused {
@@ -82,11 +82,6 @@ impl fmt::Display for ClientError {
                     "no entropyd answers at {addr} (is `entropyd run` running?): {detail}"
                 )
             }
-            ClientError::UnixUnsupported { path } => write!(
-                f,
-                "this client speaks TCP only; for the Unix socket {} use curl --unix-socket",
-                path.display()
-            ),
             ClientError::Refused { status, message } => {
                 write!(f, "entropyd refused the request ({status}): {message}")
             }
@@ -117,38 +112,54 @@ pub struct SubmitSummary {
     pub pool_full: bool,
 }
 
+/// Where the daemon listens, and how to reach it.
+#[derive(Debug)]
+enum Target {
+    /// TCP, through ureq.
+    Tcp { base: String, agent: ureq::Agent },
+    /// A Unix socket, one connection per call.
+    Unix { path: PathBuf, timeout: Duration },
+}
+
 /// A client for one daemon.
 #[derive(Debug)]
 pub struct Client {
-    base: String,
-    agent: ureq::Agent,
+    target: Target,
     token: Option<ApiToken>,
 }
 
 impl Client {
     /// A client for the daemon at `listen`, authorizing writes with `token`,
-    /// each call limited to `timeout` overall.
+    /// each call limited to `timeout` overall (on a Unix socket: each read
+    /// and each write).
     ///
     /// # Errors
-    /// [`ClientError::UnixUnsupported`] for a Unix socket address.
+    /// None at present; the signature leaves room for a transport that
+    /// cannot be set up.
     pub fn new(
         listen: &ListenAddr,
         token: Option<ApiToken>,
         timeout: Duration,
     ) -> Result<Client, ClientError> {
-        let base = match listen {
-            ListenAddr::Tcp(addr) => format!("http://{addr}"),
-            ListenAddr::Unix(path) => {
-                return Err(ClientError::UnixUnsupported { path: path.clone() });
+        let target = match listen {
+            ListenAddr::Tcp(addr) => {
+                let agent: ureq::Agent = ureq::Agent::config_builder()
+                    .timeout_global(Some(timeout))
+                    .http_status_as_error(false)
+                    .max_redirects(0)
+                    .build()
+                    .into();
+                Target::Tcp {
+                    base: format!("http://{addr}"),
+                    agent,
+                }
             }
+            ListenAddr::Unix(path) => Target::Unix {
+                path: path.clone(),
+                timeout,
+            },
         };
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(timeout))
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .build()
-            .into();
-        Ok(Client { base, agent, token })
+        Ok(Client { target, token })
     }
 
     /// `GET /entropy/status`.
@@ -178,22 +189,32 @@ impl Client {
     /// [`ClientError::Refused`].
     pub fn add(&self, data: &[u8]) -> Result<u64, ClientError> {
         let body = api::encode_add_body(data);
-        let url = format!("{}{}?action=add", self.base, api::PATH_EXTERNAL_POOL);
-        let mut request = self
-            .agent
-            .post(&url)
-            .header("Content-Type", "application/json");
-        let auth;
-        if let Some(token) = &self.token {
-            let mut value = Zeroizing::new(b"Bearer ".to_vec());
-            value.extend_from_slice(token.as_bytes());
-            auth = value;
-            request = request.header("Authorization", auth.as_slice());
-        }
-        let response = request
-            .send(body.as_slice())
-            .map_err(|e| self.transport(e))?;
-        let answer = read_answer(response)?;
+        let target = format!("{}?action=add", api::PATH_EXTERNAL_POOL);
+        let answer = match &self.target {
+            Target::Tcp { base, agent } => {
+                let url = format!("{base}{target}");
+                let mut request = agent.post(&url).header("Content-Type", "application/json");
+                let auth;
+                if let Some(token) = &self.token {
+                    let mut value = Zeroizing::new(b"Bearer ".to_vec());
+                    value.extend_from_slice(token.as_bytes());
+                    auth = value;
+                    request = request.header("Authorization", auth.as_slice());
+                }
+                let response = request
+                    .send(body.as_slice())
+                    .map_err(|e| self.transport(e))?;
+                read_answer(response)?
+            }
+            Target::Unix { path, timeout } => unix_call(
+                path,
+                *timeout,
+                "POST",
+                &target,
+                Some(body.as_slice()),
+                self.token.as_ref(),
+            )?,
+        };
         let add: AddResponse =
             serde_json::from_slice(&answer).map_err(|e| ClientError::BadAnswer(e.to_string()))?;
         Ok(add.accepted)
@@ -229,9 +250,17 @@ impl Client {
     }
 
     fn get(&self, path: &str) -> Result<Vec<u8>, ClientError> {
-        let url = format!("{}{path}", self.base);
-        let response = self.agent.get(&url).call().map_err(|e| self.transport(e))?;
-        read_answer(response)
+        match &self.target {
+            Target::Tcp { base, agent } => {
+                let url = format!("{base}{path}");
+                let response = agent.get(&url).call().map_err(|e| self.transport(e))?;
+                read_answer(response)
+            }
+            Target::Unix {
+                path: socket,
+                timeout,
+            } => unix_call(socket, *timeout, "GET", path, None, None),
+        }
     }
 
     fn transport(&self, e: ureq::Error) -> ClientError {
@@ -243,15 +272,104 @@ impl Client {
             ),
             _ => false,
         };
+        let addr = match &self.target {
+            Target::Tcp { base, .. } => base.clone(),
+            Target::Unix { path, .. } => format!("unix:{}", path.display()),
+        };
         if unreachable {
             ClientError::Unreachable {
-                addr: self.base.clone(),
+                addr,
                 detail: e.to_string(),
             }
         } else {
             ClientError::Transport(e.to_string())
         }
     }
+}
+
+/// Room for the status line and headers of an answer, beyond its body.
+const MAX_ANSWER_HEAD: u64 = 16 * 1024;
+
+/// One request on the Unix socket at `socket`: `method target`, with a
+/// JSON `body` and a bearer `token` when given; returns the answer's body
+/// (a non-200 status becomes [`ClientError::Refused`]).
+fn unix_call(
+    socket: &Path,
+    timeout: Duration,
+    method: &str,
+    target: &str,
+    body: Option<&[u8]>,
+    token: Option<&ApiToken>,
+) -> Result<Vec<u8>, ClientError> {
+    let mut stream = UnixStream::connect(socket).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => ClientError::Unreachable {
+            addr: format!("unix:{}", socket.display()),
+            detail: e.to_string(),
+        },
+        _ => ClientError::Transport(format!("cannot connect to {}: {e}", socket.display())),
+    })?;
+    let io_err = |e: io::Error| ClientError::Transport(e.to_string());
+    stream.set_read_timeout(Some(timeout)).map_err(io_err)?;
+    stream.set_write_timeout(Some(timeout)).map_err(io_err)?;
+    // The request head may hold the token: wiped after use.
+    let mut head = Zeroizing::new(Vec::with_capacity(256));
+    head.extend_from_slice(
+        format!("{method} {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n")
+            .as_bytes(),
+    );
+    if let Some(body) = body {
+        head.extend_from_slice(
+            format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        );
+    }
+    if let Some(token) = token {
+        head.extend_from_slice(b"Authorization: Bearer ");
+        head.extend_from_slice(token.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+    stream.write_all(&head).map_err(io_err)?;
+    if let Some(body) = body {
+        stream.write_all(body).map_err(io_err)?;
+    }
+    let mut raw = Vec::new();
+    (&mut stream)
+        .take(MAX_ANSWER + MAX_ANSWER_HEAD)
+        .read_to_end(&mut raw)
+        .map_err(io_err)?;
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut response = httparse::Response::new(&mut headers);
+    let head_len = match response.parse(&raw) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => {
+            return Err(ClientError::BadAnswer(
+                "the answer ended in its headers".to_owned(),
+            ));
+        }
+        Err(e) => return Err(ClientError::BadAnswer(e.to_string())),
+    };
+    let status = response
+        .code
+        .ok_or_else(|| ClientError::BadAnswer("no status code".to_owned()))?;
+    let length = response
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+        .and_then(|h| std::str::from_utf8(h.value).ok())
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .ok_or_else(|| ClientError::BadAnswer("no usable Content-Length".to_owned()))?;
+    let body = raw.get(head_len..).unwrap_or_default();
+    if body.len() != length {
+        return Err(ClientError::BadAnswer(format!(
+            "the body has {} bytes, Content-Length says {length}",
+            body.len()
+        )));
+    }
+    answer(status, body.to_vec())
 }
 
 /// Reads an answer's body; a non-200 status becomes
@@ -264,6 +382,12 @@ fn read_answer(mut response: ureq::http::Response<ureq::Body>) -> Result<Vec<u8>
         .limit(MAX_ANSWER)
         .read_to_vec()
         .map_err(|e| ClientError::Transport(e.to_string()))?;
+    answer(status, body)
+}
+
+/// The body of a 200 answer; any other status becomes
+/// [`ClientError::Refused`] with the server's message.
+fn answer(status: u16, body: Vec<u8>) -> Result<Vec<u8>, ClientError> {
     if status == 200 {
         return Ok(body);
     }

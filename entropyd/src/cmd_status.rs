@@ -23,7 +23,7 @@ use crate::backend::{
     StatusSnapshot, StorageCacheStatus,
 };
 use crate::cli::Context;
-use crate::client::{Client, ClientError};
+use crate::client::Client;
 use crate::daemon::{self, watermark_blocks};
 use crate::failure::Failure;
 use crate::server::{self, ListenAddr};
@@ -59,13 +59,7 @@ pub fn run(args: &Args, ctx: &Context, out: &mut dyn Write) -> Result<(), Failur
         .listen
         .parse()
         .map_err(|e: server::ServerError| Failure::invalid(e.to_string()))?;
-    let answer = match Client::new(&listen, None, STATUS_TIMEOUT) {
-        Ok(client) => client.status(),
-        Err(e @ ClientError::UnixUnsupported { .. }) => {
-            return Err(Failure::invalid(e.to_string()));
-        }
-        Err(e) => Err(e),
-    };
+    let answer = Client::new(&listen, None, STATUS_TIMEOUT).and_then(|c| c.status());
     let (snapshot, offline) = match answer {
         Ok(s) => (s, None),
         Err(e) if e.is_unreachable() => {

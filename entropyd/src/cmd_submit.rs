@@ -13,7 +13,7 @@ use clap::Args as ClapArgs;
 
 use crate::auth::{ApiToken, TokenError};
 use crate::cli::Context;
-use crate::client::{Client, ClientError, DEFAULT_CLIENT_TIMEOUT, SUBMIT_CHUNK};
+use crate::client::{Client, DEFAULT_CLIENT_TIMEOUT, SUBMIT_CHUNK};
 use crate::failure::Failure;
 use crate::server::{self, ListenAddr};
 
@@ -47,10 +47,8 @@ pub fn run(args: &Args, _ctx: &Context, out: &mut dyn Write) -> Result<(), Failu
             TokenError::Io { .. } => Failure::runtime(e.to_string()),
             _ => Failure::invalid(e.to_string()),
         })?;
-    let client = Client::new(&listen, token, DEFAULT_CLIENT_TIMEOUT).map_err(|e| match e {
-        ClientError::UnixUnsupported { .. } => Failure::invalid(e.to_string()),
-        _ => Failure::runtime(e.to_string()),
-    })?;
+    let client = Client::new(&listen, token, DEFAULT_CLIENT_TIMEOUT)
+        .map_err(|e| Failure::runtime(e.to_string()))?;
     let stdin = std::io::stdin();
     let mut input = stdin.lock();
     let summary = client

@@ -108,3 +108,46 @@ fn socket_path_conflicts_are_refused_or_cleaned() {
     assert!(ApiServer::start(cfg, FakePool::new(1, 0)).is_err());
     drop(server);
 }
+
+#[test]
+fn the_client_speaks_to_a_unix_socket_daemon() {
+    use entropyd::client::{Client, ClientError};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("api.sock");
+    let unix = ListenAddr::Unix(path.clone());
+    let timeout = Duration::from_secs(10);
+    // Nothing listens yet: unreachable, so `status` falls back to the
+    // state directory.
+    let err = Client::new(&unix, None, timeout)
+        .unwrap()
+        .status()
+        .unwrap_err();
+    assert!(err.is_unreachable(), "{err}");
+
+    let pool = FakePool::new(100, 0);
+    let mut cfg = ServerConfig::new(unix.clone());
+    cfg.token = Some(token());
+    let server = ApiServer::start(cfg, Arc::clone(&pool) as _).unwrap();
+    let with = Client::new(&unix, Some(token()), timeout).unwrap();
+    let without = Client::new(&unix, None, timeout).unwrap();
+
+    assert_eq!(with.status().unwrap(), sample_status());
+    assert_eq!(with.add(&[7u8; 20]).unwrap(), 20);
+    assert_eq!(pool.credited(), vec![7u8; 20]);
+    assert_eq!(without.external_pool().unwrap().currently_available, 20);
+    match without.add(&[1u8; 4]) {
+        Err(ClientError::Refused { status: 401, .. }) => {}
+        other => panic!("a write without the token must be refused: {other:?}"),
+    }
+    assert_eq!(
+        pool.credited(),
+        vec![7u8; 20],
+        "the refused add changed nothing"
+    );
+    // submit reads its input in pieces and stops at its end.
+    let summary = with.submit(&mut &[9u8; 50][..], 16).unwrap();
+    assert_eq!((summary.sent, summary.accepted), (50, 50));
+    assert_eq!(pool.credited().len(), 70);
+    server.stop();
+}
