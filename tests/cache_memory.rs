@@ -345,7 +345,7 @@ proptest! {
     #[test]
     fn low_watermark_alone_matches_model(
         percent in 0_u8..=100,
-        steps in prop::collection::vec((0_usize..=40, 0_usize..=40, prop::option::of(0_u8..=100)), 0..200),
+        steps in prop::collection::vec((0_usize..=40, 0_usize..=40, prop::option::of(0_u8..=100)), 0..if cfg!(miri) { 20 } else { 200 }),
     ) {
         let mut w = LowWatermark::new(percent).unwrap();
         let mut model = Model { blocks: VecDeque::new(), capacity: 0, percent, refilling: false };
