@@ -234,16 +234,20 @@ impl HmacKey {
         if out.is_empty() {
             step(&mut block, v);
         }
-        for piece in out.chunks_mut(32) {
+        // Whole pieces as fixed-size moves (one loop over `chunks_mut`
+        // became a `memcpy` call per piece), then the tail.
+        let mut pieces = out.chunks_exact_mut(32);
+        for piece in &mut pieces {
             step(&mut block, v);
-            // Whole pieces as one fixed-size move (the byte loop became a
-            // `memcpy` call per piece).
-            if let Ok(whole) = <&mut [u8; 32]>::try_from(&mut *piece) {
+            if let Ok(whole) = <&mut [u8; 32]>::try_from(piece) {
                 *whole = *v;
-            } else {
-                for (dst, src) in piece.iter_mut().zip(v.iter()) {
-                    *dst = *src;
-                }
+            }
+        }
+        let tail = pieces.into_remainder();
+        if !tail.is_empty() {
+            step(&mut block, v);
+            for (dst, src) in tail.iter_mut().zip(v.iter()) {
+                *dst = *src;
             }
         }
         block.zeroize();
