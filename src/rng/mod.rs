@@ -11,9 +11,11 @@
 //!   [`PoolRngConfig::reseed_after_bytes`] bytes, whichever comes first, on
 //!   demand ([`PoolRng::reseed_now`]), before every DRBG call when
 //!   [`PoolRngConfig::prediction_resistance`] is set, and (feature `std`) on
-//!   the first request after a fork, in the child (a `pthread_atfork`
-//!   counter on Unix, so a request costs no system call; a process-id
-//!   comparison elsewhere).
+//!   the first request after a fork, in the child: by default the process
+//!   id is compared on every request, which sees every kind of fork;
+//!   [`PoolRng::set_fork_detection`] can trade that for a `pthread_atfork`
+//!   counter that costs no system call but sees only the C library's
+//!   `fork()` ([`ForkDetection`]).
 //! - A reseed that is due and cannot be supplied fails the request with
 //!   [`Error::DrbgReseedUnavailable`]; every later request retries the reseed
 //!   and fails the same way until it succeeds. The generator never runs on
@@ -32,6 +34,9 @@
 
 #[cfg(feature = "std")]
 mod fork;
+
+#[cfg(feature = "std")]
+pub use fork::ForkDetection;
 
 use core::fmt;
 
@@ -254,13 +259,31 @@ impl<S: EntropySource, D: Drbg> PoolRng<S, D> {
         &mut self.source
     }
 
-    /// Detects forks by comparing process ids from `pid_source` on every
-    /// request instead of the default (a `pthread_atfork` counter on Unix),
-    /// for tests that simulate a fork and for sandboxes that know another
-    /// way. Records the new source's current id.
+    /// Detects forks by comparing process ids from `pid_source` (instead of
+    /// `std::process::id`) on every request, for tests that simulate a fork
+    /// and for sandboxes that know another way. Records the new source's
+    /// current id; a fork the previous detector can still see stays
+    /// pending.
     #[cfg(feature = "std")]
     pub fn set_pid_source(&mut self, pid_source: fn() -> u32) {
         self.fork.set_source(pid_source);
+    }
+
+    /// Chooses how forks are noticed (see [`ForkDetection`]; the default
+    /// compares process ids on every request). Returns the detection in
+    /// force: [`ForkDetection::ProcessId`] when the atfork handler cannot be
+    /// registered or the platform has none. A fork before the switch is not
+    /// lost.
+    #[cfg(feature = "std")]
+    pub fn set_fork_detection(&mut self, how: ForkDetection) -> ForkDetection {
+        self.fork.set_detection(how)
+    }
+
+    /// How forks are noticed now.
+    #[cfg(feature = "std")]
+    #[must_use]
+    pub fn fork_detection(&self) -> ForkDetection {
+        self.fork.detection()
     }
 
     fn fill_inner(&mut self, out: &mut [u8]) -> Result<(), Error> {
