@@ -15,13 +15,13 @@
 //! request, reads the answer to the end of the connection (at most
 //! [`MAX_ANSWER`] bytes of body), and leaves the parsing of the status line
 //! and headers to [`httparse`]; the body must be exactly `Content-Length`
-//! bytes. The timeout there bounds each read and write.
+//! bytes. The timeout there bounds the whole call, as on TCP.
 
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
 
@@ -130,8 +130,7 @@ pub struct Client {
 
 impl Client {
     /// A client for the daemon at `listen`, authorizing writes with `token`,
-    /// each call limited to `timeout` overall (on a Unix socket: each read
-    /// and each write).
+    /// each call limited to `timeout` overall.
     ///
     /// # Errors
     /// None at present; the signature leaves room for a transport that
@@ -288,68 +287,59 @@ impl Client {
 }
 
 /// Room for the status line and headers of an answer, beyond its body.
-const MAX_ANSWER_HEAD: u64 = 16 * 1024;
+const MAX_ANSWER_HEAD: usize = 16 * 1024;
 
-/// One request on the Unix socket at `socket`: `method target`, with a
-/// JSON `body` and a bearer `token` when given; returns the answer's body
-/// (a non-200 status becomes [`ClientError::Refused`]).
-fn unix_call(
-    socket: &Path,
+/// Time left before `deadline`, or a timeout error.
+fn time_left(deadline: Instant, timeout: Duration) -> Result<Duration, ClientError> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(ClientError::Transport(format!(
+            "no answer within {} ms",
+            timeout.as_millis()
+        )));
+    }
+    Ok(left)
+}
+
+/// Writes all of `data` before `deadline`.
+fn send_all(
+    stream: &mut UnixStream,
+    data: &[u8],
+    deadline: Instant,
     timeout: Duration,
-    method: &str,
-    target: &str,
-    body: Option<&[u8]>,
-    token: Option<&ApiToken>,
-) -> Result<Vec<u8>, ClientError> {
-    let mut stream = UnixStream::connect(socket).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => ClientError::Unreachable {
-            addr: format!("unix:{}", socket.display()),
-            detail: e.to_string(),
-        },
-        _ => ClientError::Transport(format!("cannot connect to {}: {e}", socket.display())),
-    })?;
-    let io_err = |e: io::Error| ClientError::Transport(e.to_string());
-    stream.set_read_timeout(Some(timeout)).map_err(io_err)?;
-    stream.set_write_timeout(Some(timeout)).map_err(io_err)?;
-    // The request head may hold the token: wiped after use.
-    let mut head = Zeroizing::new(Vec::with_capacity(256));
-    head.extend_from_slice(
-        format!("{method} {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n")
-            .as_bytes(),
-    );
-    if let Some(body) = body {
-        head.extend_from_slice(
-            format!(
-                "Content-Type: application/json\r\nContent-Length: {}\r\n",
-                body.len()
-            )
-            .as_bytes(),
-        );
+) -> Result<(), SendError> {
+    let mut rest = data;
+    while !rest.is_empty() {
+        let left = time_left(deadline, timeout).map_err(SendError::Client)?;
+        stream
+            .set_write_timeout(Some(left))
+            .map_err(SendError::Io)?;
+        match stream.write(rest) {
+            Ok(0) => return Err(SendError::Io(io::ErrorKind::WriteZero.into())),
+            Ok(n) => rest = rest.get(n..).unwrap_or_default(),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(SendError::Io(e)),
+        }
     }
-    if let Some(token) = token {
-        head.extend_from_slice(b"Authorization: Bearer ");
-        head.extend_from_slice(token.as_bytes());
-        head.extend_from_slice(b"\r\n");
-    }
-    head.extend_from_slice(b"\r\n");
-    stream.write_all(&head).map_err(io_err)?;
-    if let Some(body) = body {
-        stream.write_all(body).map_err(io_err)?;
-    }
-    let mut raw = Vec::new();
-    (&mut stream)
-        .take(MAX_ANSWER + MAX_ANSWER_HEAD)
-        .read_to_end(&mut raw)
-        .map_err(io_err)?;
+    Ok(())
+}
+
+/// Why sending stopped.
+enum SendError {
+    /// Out of time.
+    Client(ClientError),
+    /// The socket said no.
+    Io(io::Error),
+}
+
+/// The status, head length and `Content-Length` of an answer whose head
+/// is complete in `raw`; `None` while it is not.
+fn answer_head(raw: &[u8]) -> Result<Option<(u16, usize, usize)>, ClientError> {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut response = httparse::Response::new(&mut headers);
-    let head_len = match response.parse(&raw) {
+    let head_len = match response.parse(raw) {
         Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => {
-            return Err(ClientError::BadAnswer(
-                "the answer ended in its headers".to_owned(),
-            ));
-        }
+        Ok(httparse::Status::Partial) => return Ok(None),
         Err(e) => return Err(ClientError::BadAnswer(e.to_string())),
     };
     let status = response
@@ -362,14 +352,127 @@ fn unix_call(
         .and_then(|h| std::str::from_utf8(h.value).ok())
         .and_then(|v| v.trim().parse::<usize>().ok())
         .ok_or_else(|| ClientError::BadAnswer("no usable Content-Length".to_owned()))?;
-    let body = raw.get(head_len..).unwrap_or_default();
-    if body.len() != length {
+    if u64::try_from(length).map_or(true, |l| l > MAX_ANSWER) {
         return Err(ClientError::BadAnswer(format!(
-            "the body has {} bytes, Content-Length says {length}",
-            body.len()
+            "an answer of {length} bytes is over the {MAX_ANSWER}-byte limit"
         )));
     }
-    answer(status, body.to_vec())
+    Ok(Some((status, head_len, length)))
+}
+
+/// One request on the Unix socket at `socket`: `method target`, with a
+/// JSON `body` and a bearer `token` when given; returns the answer's body
+/// (a non-200 status becomes [`ClientError::Refused`]). The whole call,
+/// connecting aside, ends by `timeout`.
+///
+/// The server may answer before it has read the body (a refused token, a
+/// body over its limit) and close: a write that then fails with a broken
+/// pipe or a reset stops sending, and the answer already sent is read and
+/// returned; likewise a read that fails after a whole answer arrived.
+fn unix_call(
+    socket: &Path,
+    timeout: Duration,
+    method: &str,
+    target: &str,
+    body: Option<&[u8]>,
+    token: Option<&ApiToken>,
+) -> Result<Vec<u8>, ClientError> {
+    let deadline = Instant::now()
+        .checked_add(timeout)
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400));
+    let mut stream = UnixStream::connect(socket).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => ClientError::Unreachable {
+            addr: format!("unix:{}", socket.display()),
+            detail: e.to_string(),
+        },
+        _ => ClientError::Transport(format!("cannot connect to {}: {e}", socket.display())),
+    })?;
+    let mut fixed =
+        format!("{method} {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    if let Some(body) = body {
+        fixed.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    const AUTH: &[u8] = b"Authorization: Bearer ";
+    let token_len = token.map_or(0, |t| AUTH.len() + t.as_bytes().len() + 2);
+    // The head may hold the token: sized once, so it is never reallocated
+    // (which would free a copy unwiped), and wiped after use.
+    let mut head = Zeroizing::new(Vec::with_capacity(fixed.len() + token_len + 2));
+    head.extend_from_slice(fixed.as_bytes());
+    if let Some(token) = token {
+        head.extend_from_slice(AUTH);
+        head.extend_from_slice(token.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+    let io_err = |e: io::Error| ClientError::Transport(e.to_string());
+    let mut sent = send_all(&mut stream, &head, deadline, timeout);
+    if sent.is_ok() {
+        if let Some(body) = body {
+            sent = send_all(&mut stream, body, deadline, timeout);
+        }
+    }
+    let send_failure = match sent {
+        Ok(()) => None,
+        Err(SendError::Client(e)) => return Err(e),
+        Err(SendError::Io(e))
+            if matches!(
+                e.kind(),
+                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+            ) =>
+        {
+            Some(e)
+        }
+        Err(SendError::Io(e)) => return Err(io_err(e)),
+    };
+    let mut raw = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let mut read_failure = None;
+    let mut head_info = None;
+    loop {
+        if head_info.is_none() {
+            head_info = answer_head(&raw)?;
+        }
+        if let Some((_, head_len, length)) = head_info {
+            if raw.len() >= head_len.saturating_add(length) {
+                break;
+            }
+        } else if raw.len() > MAX_ANSWER_HEAD {
+            return Err(ClientError::BadAnswer(
+                "the answer's head is too long".to_owned(),
+            ));
+        }
+        let left = time_left(deadline, timeout)?;
+        stream.set_read_timeout(Some(left)).map_err(io_err)?;
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(chunk.get(..n).unwrap_or_default()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                read_failure = Some(e);
+                break;
+            }
+        }
+    }
+    let Some((status, head_len, length)) = head_info else {
+        return Err(match read_failure.or(send_failure) {
+            Some(e) => io_err(e),
+            None => ClientError::BadAnswer("the answer ended in its head".to_owned()),
+        });
+    };
+    let body_bytes = raw.get(head_len..).unwrap_or_default();
+    if body_bytes.len() != length {
+        return Err(match read_failure.or(send_failure) {
+            Some(e) if body_bytes.len() < length => io_err(e),
+            _ => ClientError::BadAnswer(format!(
+                "the body has {} bytes, Content-Length says {length}",
+                body_bytes.len()
+            )),
+        });
+    }
+    answer(status, body_bytes.to_vec())
 }
 
 /// Reads an answer's body; a non-200 status becomes

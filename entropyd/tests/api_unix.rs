@@ -151,3 +151,65 @@ fn the_client_speaks_to_a_unix_socket_daemon() {
     assert_eq!(pool.credited().len(), 70);
     server.stop();
 }
+
+#[test]
+fn unix_client_reports_early_refusals_of_large_bodies() {
+    use entropyd::client::{Client, ClientError};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("api.sock");
+    let unix = ListenAddr::Unix(path.clone());
+    let pool = FakePool::new(1 << 30, 0);
+    let mut cfg = ServerConfig::new(unix.clone());
+    cfg.token = Some(token());
+    cfg.body_limit = 300_000;
+    let _server = ApiServer::start(cfg, Arc::clone(&pool) as _).unwrap();
+    let timeout = Duration::from_secs(10);
+    let without = Client::new(&unix, None, timeout).unwrap();
+    let with = Client::new(&unix, Some(token()), timeout).unwrap();
+    // The server refuses from the headers and closes before reading the
+    // body: the client must still report the refusal, whatever the size.
+    for size in [50_000, 100_000, 200_000, 1 << 20] {
+        match without.add(&vec![3u8; size]) {
+            Err(ClientError::Refused { status: 401, .. }) => {}
+            other => panic!("{size} bytes without the token: {other:?}"),
+        }
+    }
+    match with.add(&vec![3u8; 250_000]) {
+        Err(ClientError::Refused { status: 413, .. }) => {}
+        other => panic!("a body over the limit: {other:?}"),
+    }
+    assert!(pool.credited().is_empty(), "nothing refused was credited");
+    assert_eq!(with.add(&[4u8; 1000]).unwrap(), 1000);
+}
+
+#[test]
+fn unix_client_timeout_bounds_the_whole_call() {
+    use entropyd::client::{Client, ClientError};
+    use std::time::Instant;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("slow.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    // A peer that trickles a valid answer, one byte every 100 ms.
+    let peer = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
+        for b in answer {
+            if s.write_all(&[*b]).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let client = Client::new(&ListenAddr::Unix(path), None, Duration::from_millis(500)).unwrap();
+    let started = Instant::now();
+    let got = client.external_pool();
+    let took = started.elapsed();
+    assert!(
+        matches!(got, Err(ClientError::Transport(_))),
+        "a trickling peer times out: {got:?}"
+    );
+    assert!(took < Duration::from_secs(2), "the call took {took:?}");
+    peer.join().unwrap();
+}
