@@ -13,7 +13,7 @@
 //! On a Unix socket (ureq has no such transport) the client speaks the
 //! server's one-request-per-connection HTTP/1.1 itself: it writes the
 //! request, reads the answer to the end of the connection (at most
-//! [`MAX_ANSWER`] bytes of body), and leaves the parsing of the status line
+//! 1 MiB of body), and leaves the parsing of the status line
 //! and headers to [`httparse`]; the body must be exactly `Content-Length`
 //! bytes. The timeout there bounds the whole call, as on TCP.
 
