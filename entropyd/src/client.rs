@@ -12,10 +12,11 @@
 //!
 //! On a Unix socket (ureq has no such transport) the client speaks the
 //! server's one-request-per-connection HTTP/1.1 itself: it writes the
-//! request, reads the answer to the end of the connection (at most
-//! 1 MiB of body), and leaves the parsing of the status line
-//! and headers to [`httparse`]; the body must be exactly `Content-Length`
-//! bytes. The timeout there bounds the whole call, as on TCP.
+//! request, reads the answer up to its `Content-Length` (at most 1 MiB of
+//! body), and leaves the parsing of the status line and headers to
+//! [`httparse`]. An answer the server sends before reading the body (a
+//! refusal) is read and reported even if sending the body then fails. The
+//! timeout there bounds the whole call, as on TCP.
 
 use std::fmt;
 use std::io::{self, Read, Write};
