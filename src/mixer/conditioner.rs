@@ -12,7 +12,7 @@
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use super::{Block, DOMAIN};
-use crate::drbg::sha256::{IV, compress};
+use crate::drbg::sha256::{IV, compress, state_bytes};
 
 /// Running SHA-256 of the current block's message.
 ///
@@ -137,15 +137,12 @@ fn write_pair<'x, T: FrameData + 'x>(
     2
 }
 
-/// The digest in `state` as a block, written straight into it.
+/// The digest in `state` as a block, written straight into it (no
+/// temporary copy to wipe).
 #[inline(always)]
 fn state_block(state: &[u32; 8]) -> Block {
     let mut block = Block::from_bytes([0; 32]);
-    for (o, w) in block.0.chunks_exact_mut(4).zip(state) {
-        for (o, b) in o.iter_mut().zip(w.to_be_bytes()) {
-            *o = b;
-        }
-    }
+    state_bytes(state, &mut block.0);
     block
 }
 
@@ -342,7 +339,6 @@ impl Hash {
         }
         compress(&mut self.state, &self.buf);
         self.buf = [0; 64];
-        // Written straight into the block: no temporary copy to wipe.
         let block = state_block(&self.state);
         self.counter = self.counter.wrapping_add(1);
         self.begin_block();

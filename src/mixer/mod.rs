@@ -517,17 +517,15 @@ impl Mixer {
             if *pending >= target {
                 *pending = 0;
                 let block = cond.finish();
-                self.blocks_emitted = self.blocks_emitted.saturating_add(1);
-                match sink.offer(block) {
-                    Ok(()) => {
-                        self.blocks_delivered = self.blocks_delivered.saturating_add(1);
-                        out.blocks = out.blocks.saturating_add(1);
-                    }
-                    Err(block) => {
-                        self.held = Some(block);
-                        out.sink_full = true;
-                        break;
-                    }
+                if !emit_block(
+                    block,
+                    sink,
+                    &mut self.held,
+                    &mut self.blocks_emitted,
+                    &mut self.blocks_delivered,
+                    &mut out,
+                ) {
+                    break;
                 }
             }
         }
@@ -672,47 +670,29 @@ impl Mixer {
                 }
             }
             let mut pos = 0usize;
-            while pos < region {
-                if *pending == 0 && full.saturating_mul(T::BYTES) <= ONE_SHOT_MAX {
-                    // Whole one-compression frames: the pipelined path.
-                    let k = region.saturating_sub(pos) / full.max(1);
-                    let span = k.saturating_mul(full);
-                    if let Some(frames) = rest.get(pos..pos.saturating_add(span)) {
-                        if k > 1 && cond.is_fresh() {
-                            let mut refused = false;
-                            let done = cond.one_shot_blocks(tag, frames, full, |block| {
-                                *blocks_emitted = blocks_emitted.saturating_add(1);
-                                match sink.offer(block) {
-                                    Ok(()) => {
-                                        *blocks_delivered = blocks_delivered.saturating_add(1);
-                                        out.blocks = out.blocks.saturating_add(1);
-                                        true
-                                    }
-                                    Err(block) => {
-                                        *held = Some(block);
-                                        out.sink_full = true;
-                                        refused = true;
-                                        false
-                                    }
-                                }
-                            });
-                            // Each frame's credit (full * rate) completes its
-                            // block, so nothing stays pending.
-                            let n = done.saturating_mul(full);
-                            let n64 = u64::try_from(n).unwrap_or(u64::MAX);
-                            s.samples = s.samples.saturating_add(n64);
-                            s.credited = s.credited.saturating_add(n64.saturating_mul(rate));
-                            pos = pos.saturating_add(n);
-                            if refused {
-                                if let Some(done) = rest.get(..pos) {
-                                    commit_prefix(&mut s.health, done);
-                                }
-                                out.consumed = out.consumed.saturating_add(pos);
-                                return true;
-                            }
-                            if done > 0 {
-                                continue;
-                            }
+            // A refused block ends the region early (`out.sink_full`).
+            while pos < region && !out.sink_full {
+                // Whole one-compression frames from a fresh block: the
+                // pipelined path. Each frame's credit (`full * rate`)
+                // completes its block, so nothing stays pending.
+                let whole = region.saturating_sub(pos) / full.max(1);
+                if *pending == 0
+                    && whole > 1
+                    && full.saturating_mul(T::BYTES) <= ONE_SHOT_MAX
+                    && cond.is_fresh()
+                {
+                    let span = pos..pos.saturating_add(whole.saturating_mul(full));
+                    if let Some(frames) = rest.get(span) {
+                        let done = cond.one_shot_blocks(tag, frames, full, |block| {
+                            emit_block(block, sink, held, blocks_emitted, blocks_delivered, out)
+                        });
+                        let n = done.saturating_mul(full);
+                        let n64 = u64::try_from(n).unwrap_or(u64::MAX);
+                        s.samples = s.samples.saturating_add(n64);
+                        s.credited = s.credited.saturating_add(n64.saturating_mul(rate));
+                        pos = pos.saturating_add(n);
+                        if done > 0 {
+                            continue;
                         }
                     }
                 }
@@ -735,31 +715,45 @@ impl Mixer {
                 if *pending >= BLOCK_CREDIT.units() {
                     *pending = 0;
                     let block = cond.finish();
-                    *blocks_emitted = blocks_emitted.saturating_add(1);
-                    match sink.offer(block) {
-                        Ok(()) => {
-                            *blocks_delivered = blocks_delivered.saturating_add(1);
-                            out.blocks = out.blocks.saturating_add(1);
-                        }
-                        Err(block) => {
-                            *held = Some(block);
-                            out.sink_full = true;
-                            // Only the consumed prefix has been tested.
-                            if let Some(done) = rest.get(..pos) {
-                                commit_prefix(&mut s.health, done);
-                            }
-                            out.consumed = out.consumed.saturating_add(pos);
-                            return true;
-                        }
-                    }
+                    emit_block(block, sink, held, blocks_emitted, blocks_delivered, out);
                 }
             }
+            // Only the consumed prefix is committed to the health tests.
             if pos == plan.len {
                 s.health.commit_clean(&plan);
             } else if let Some(done) = rest.get(..pos) {
                 commit_prefix(&mut s.health, done);
             }
             out.consumed = out.consumed.saturating_add(pos);
+            if out.sink_full {
+                return true;
+            }
+        }
+    }
+}
+
+/// Counts `block` as emitted and offers it to `sink`: delivered (and
+/// counted in `out`), or kept in `held` with `out.sink_full` set. Returns
+/// whether the sink took it.
+fn emit_block<S: BlockSink + ?Sized>(
+    block: Block,
+    sink: &mut S,
+    held: &mut Option<Block>,
+    emitted: &mut u64,
+    delivered: &mut u64,
+    out: &mut Absorbed,
+) -> bool {
+    *emitted = emitted.saturating_add(1);
+    match sink.offer(block) {
+        Ok(()) => {
+            *delivered = delivered.saturating_add(1);
+            out.blocks = out.blocks.saturating_add(1);
+            true
+        }
+        Err(block) => {
+            *held = Some(block);
+            out.sink_full = true;
+            false
         }
     }
 }
