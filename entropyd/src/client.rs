@@ -290,47 +290,59 @@ impl Client {
 /// Room for the status line and headers of an answer, beyond its body.
 const MAX_ANSWER_HEAD: usize = 16 * 1024;
 
-/// Time left before `deadline`, or a timeout error.
-fn time_left(deadline: Instant, timeout: Duration) -> Result<Duration, ClientError> {
+/// Time left before `deadline`; a `TimedOut` error once it has passed.
+fn time_left(deadline: Instant) -> io::Result<Duration> {
     let left = deadline.saturating_duration_since(Instant::now());
     if left.is_zero() {
-        return Err(ClientError::Transport(format!(
-            "no answer within {} ms",
-            timeout.as_millis()
-        )));
+        return Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the call ran out of time",
+        ));
     }
     Ok(left)
 }
 
 /// Writes all of `data` before `deadline`.
-fn send_all(
-    stream: &mut UnixStream,
-    data: &[u8],
-    deadline: Instant,
-    timeout: Duration,
-) -> Result<(), SendError> {
+fn send_all(stream: &mut UnixStream, data: &[u8], deadline: Instant) -> io::Result<()> {
     let mut rest = data;
     while !rest.is_empty() {
-        let left = time_left(deadline, timeout).map_err(SendError::Client)?;
-        stream
-            .set_write_timeout(Some(left))
-            .map_err(SendError::Io)?;
+        stream.set_write_timeout(Some(time_left(deadline)?))?;
         match stream.write(rest) {
-            Ok(0) => return Err(SendError::Io(io::ErrorKind::WriteZero.into())),
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => rest = rest.get(n..).unwrap_or_default(),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(SendError::Io(e)),
+            Err(e) => return Err(e),
         }
     }
     Ok(())
 }
 
-/// Why sending stopped.
-enum SendError {
-    /// Out of time.
-    Client(ClientError),
-    /// The socket said no.
-    Io(io::Error),
+/// The request head (it may hold the token: allocated once at its final
+/// size, so no reallocation frees an unwiped copy, and wiped on drop).
+fn request_head(
+    method: &str,
+    target: &str,
+    body_len: Option<usize>,
+    token: Option<&ApiToken>,
+) -> Zeroizing<Vec<u8>> {
+    const AUTH: &[u8] = b"Authorization: Bearer ";
+    let mut fixed =
+        format!("{method} {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    if let Some(len) = body_len {
+        fixed.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {len}\r\n"
+        ));
+    }
+    let token_len = token.map_or(0, |t| AUTH.len() + t.as_bytes().len() + 2);
+    let mut head = Zeroizing::new(Vec::with_capacity(fixed.len() + token_len + 2));
+    head.extend_from_slice(fixed.as_bytes());
+    if let Some(token) = token {
+        head.extend_from_slice(AUTH);
+        head.extend_from_slice(token.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+    head
 }
 
 /// The status, head length and `Content-Length` of an answer whose head
@@ -378,9 +390,15 @@ fn unix_call(
     body: Option<&[u8]>,
     token: Option<&ApiToken>,
 ) -> Result<Vec<u8>, ClientError> {
+    let io_err = |e: io::Error| match e.kind() {
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
+            ClientError::Transport(format!("no answer within {} ms", timeout.as_millis()))
+        }
+        _ => ClientError::Transport(e.to_string()),
+    };
     let deadline = Instant::now()
         .checked_add(timeout)
-        .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400));
+        .ok_or_else(|| ClientError::Transport(format!("timeout {timeout:?} is too large")))?;
     let mut stream = UnixStream::connect(socket).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => ClientError::Unreachable {
             addr: format!("unix:{}", socket.display()),
@@ -388,37 +406,13 @@ fn unix_call(
         },
         _ => ClientError::Transport(format!("cannot connect to {}: {e}", socket.display())),
     })?;
-    let mut fixed =
-        format!("{method} {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
-    if let Some(body) = body {
-        fixed.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
-    }
-    const AUTH: &[u8] = b"Authorization: Bearer ";
-    let token_len = token.map_or(0, |t| AUTH.len() + t.as_bytes().len() + 2);
-    // The head may hold the token: sized once, so it is never reallocated
-    // (which would free a copy unwiped), and wiped after use.
-    let mut head = Zeroizing::new(Vec::with_capacity(fixed.len() + token_len + 2));
-    head.extend_from_slice(fixed.as_bytes());
-    if let Some(token) = token {
-        head.extend_from_slice(AUTH);
-        head.extend_from_slice(token.as_bytes());
-        head.extend_from_slice(b"\r\n");
-    }
-    head.extend_from_slice(b"\r\n");
-    let io_err = |e: io::Error| ClientError::Transport(e.to_string());
-    let mut sent = send_all(&mut stream, &head, deadline, timeout);
-    if sent.is_ok() {
-        if let Some(body) = body {
-            sent = send_all(&mut stream, body, deadline, timeout);
-        }
-    }
+    let head = request_head(method, target, body.map(<[u8]>::len), token);
+    let sent = send_all(&mut stream, &head, deadline)
+        .and_then(|()| body.map_or(Ok(()), |b| send_all(&mut stream, b, deadline)));
+    // A peer that answered early and closed: stop sending, read its answer.
     let send_failure = match sent {
         Ok(()) => None,
-        Err(SendError::Client(e)) => return Err(e),
-        Err(SendError::Io(e))
+        Err(e)
             if matches!(
                 e.kind(),
                 io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
@@ -426,7 +420,7 @@ fn unix_call(
         {
             Some(e)
         }
-        Err(SendError::Io(e)) => return Err(io_err(e)),
+        Err(e) => return Err(io_err(e)),
     };
     let mut raw = Vec::new();
     let mut chunk = [0u8; 8192];
@@ -445,7 +439,7 @@ fn unix_call(
                 "the answer's head is too long".to_owned(),
             ));
         }
-        let left = time_left(deadline, timeout)?;
+        let left = time_left(deadline).map_err(io_err)?;
         stream.set_read_timeout(Some(left)).map_err(io_err)?;
         match stream.read(&mut chunk) {
             Ok(0) => break,
