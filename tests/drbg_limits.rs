@@ -118,6 +118,63 @@ macro_rules! interval_test {
 interval_test!(hmac_reseed_interval, HmacDrbg);
 interval_test!(hash_reseed_interval, HashDrbg);
 
+/// `generate_pair` equals two `generate` calls (any lengths, with and
+/// without additional input), and a request either instance must refuse
+/// changes neither instance nor either output.
+fn pair_equals_two_calls<D: Drbg>() {
+    let twins = |tag: &[u8]| {
+        (
+            D::instantiate(&E, &N, tag).unwrap(),
+            D::instantiate(&E, &N, tag).unwrap(),
+        )
+    };
+    let (mut a, mut a_model) = twins(b"a");
+    let (mut b, mut b_model) = twins(b"b");
+    for (la, lb, add) in [
+        (1024usize, 1024usize, &b""[..]),
+        (0, 64, b"x"),
+        (77, 0, b""),
+        (33, 100, b"additional input"),
+        (MAX_REQUEST_LEN, 31, b""),
+    ] {
+        let (mut oa, mut ob) = (vec![0u8; la], vec![0u8; lb]);
+        a.generate_pair(&mut b, &mut oa, &mut ob, add).unwrap();
+        let (mut ma, mut mb) = (vec![0u8; la], vec![0u8; lb]);
+        a_model.generate(&mut ma, add).unwrap();
+        b_model.generate(&mut mb, add).unwrap();
+        assert_eq!((oa, ob), (ma, mb), "lengths {la}, {lb}");
+    }
+    // Refused for either instance: nothing changes.
+    let mut huge = vec![0x77u8; MAX_REQUEST_LEN + 1];
+    let mut small = [0x77u8; 40];
+    assert_eq!(
+        a.generate_pair(&mut b, &mut small, &mut huge, b""),
+        Err(Error::DrbgRequestTooLarge)
+    );
+    assert_eq!(
+        a.generate_pair(&mut b, &mut huge, &mut small, b""),
+        Err(Error::DrbgRequestTooLarge)
+    );
+    assert!(small.iter().all(|&x| x == 0x77) && huge.iter().all(|&x| x == 0x77));
+    let (mut x, mut y) = ([0u8; 40], [0u8; 40]);
+    a.generate(&mut x, b"").unwrap();
+    a_model.generate(&mut y, b"").unwrap();
+    assert_eq!(x, y, "a refused pair left the first instance unchanged");
+    b.generate(&mut x, b"").unwrap();
+    b_model.generate(&mut y, b"").unwrap();
+    assert_eq!(x, y, "and the second");
+}
+
+#[test]
+fn hmac_pair_equals_two_calls() {
+    pair_equals_two_calls::<HmacDrbg>();
+}
+
+#[test]
+fn hash_pair_equals_two_calls() {
+    pair_equals_two_calls::<HashDrbg>();
+}
+
 type PeerDrbg = hmac_drbg::HmacDRBG<sha2_09::Sha256>;
 
 /// 1 MiB from a fixed seed, in requests of varied sizes with and without

@@ -206,6 +206,25 @@ impl Drbg for HashDrbg {
     fn generate(&mut self, out: &mut [u8], additional: &[u8]) -> Result<(), Error> {
         HashDrbg::generate(self, out, additional)
     }
+
+    /// Checks both requests first, so on error neither instance changes.
+    fn generate_pair(
+        &mut self,
+        other: &mut Self,
+        out: &mut [u8],
+        other_out: &mut [u8],
+        additional: &[u8],
+    ) -> Result<(), Error> {
+        check_generate(out, additional, self.reseed_counter, self.reseed_interval)?;
+        check_generate(
+            other_out,
+            additional,
+            other.reseed_counter,
+            other.reseed_interval,
+        )?;
+        HashDrbg::generate(self, out, additional)?;
+        HashDrbg::generate(other, other_out, additional)
+    }
 }
 
 impl Zeroize for HashDrbg {

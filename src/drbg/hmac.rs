@@ -88,6 +88,49 @@ impl HmacDrbg {
         Ok(())
     }
 
+    /// Two generate calls on two independent instances at once: the same
+    /// result as `self.generate(out, additional)` followed by
+    /// `other.generate(other_out, additional)`, with the two output loops
+    /// run in lockstep so the CPU overlaps their compressions (about 1.5
+    /// times the throughput of one instance).
+    ///
+    /// # Errors
+    /// As [`generate`](Self::generate), for either instance; both are
+    /// checked first, so on error neither state nor output is changed.
+    pub fn generate_pair(
+        &mut self,
+        other: &mut HmacDrbg,
+        out: &mut [u8],
+        other_out: &mut [u8],
+        additional: &[u8],
+    ) -> Result<(), Error> {
+        check_generate(out, additional, self.reseed_counter, self.reseed_interval)?;
+        check_generate(
+            other_out,
+            additional,
+            other.reseed_counter,
+            other.reseed_interval,
+        )?;
+        if !additional.is_empty() {
+            self.update(additional, &[], &[]);
+            other.update(additional, &[], &[]);
+        }
+        match (out.is_empty(), other_out.is_empty()) {
+            (false, false) => HmacKey::chain_pair(
+                (&self.key, &mut self.v, out),
+                (&other.key, &mut other.v, other_out),
+            ),
+            (false, true) => self.key.chain(&mut self.v, out),
+            (true, false) => other.key.chain(&mut other.v, other_out),
+            (true, true) => {}
+        }
+        for drbg in [self, other] {
+            drbg.update(additional, &[], &[]);
+            drbg.reseed_counter = drbg.reseed_counter.saturating_add(1);
+        }
+        Ok(())
+    }
+
     /// Lowers the reseed interval (generate calls allowed between reseeds)
     /// from the default 2^48. Takes effect at once, counting calls made
     /// since the last reseed.
@@ -129,6 +172,16 @@ impl Drbg for HmacDrbg {
 
     fn generate(&mut self, out: &mut [u8], additional: &[u8]) -> Result<(), Error> {
         HmacDrbg::generate(self, out, additional)
+    }
+
+    fn generate_pair(
+        &mut self,
+        other: &mut Self,
+        out: &mut [u8],
+        other_out: &mut [u8],
+        additional: &[u8],
+    ) -> Result<(), Error> {
+        HmacDrbg::generate_pair(self, other, out, other_out, additional)
     }
 }
 

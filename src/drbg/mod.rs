@@ -20,7 +20,12 @@
 //! The working state is secret: zeroized on drop, never `Clone` or `Copy`,
 //! printed as `HmacDrbg { .. }`. HMAC_DRBG keeps the keyed inner and outer
 //! HMAC midstates of its key, so each 32-byte output block costs exactly two
-//! SHA-256 compressions; Hash_DRBG costs one per 32-byte block.
+//! SHA-256 compressions; Hash_DRBG costs one per 32-byte block. On x86_64
+//! CPUs with the SHA extensions (CPUID), HMAC_DRBG's output loop runs on
+//! them with the inner digest kept in registers, and
+//! [`HmacDrbg::generate_pair`] interleaves the loops of two instances so
+//! their compressions overlap; elsewhere (and under miri) the portable path
+//! over `sha2` runs. Both give the same bytes.
 //!
 //! Prediction resistance is a property of the caller: reseed before each
 //! generate call (as [`crate::rng::PoolRng`] does when asked to).
@@ -74,6 +79,26 @@ pub trait Drbg: Sized + zeroize::ZeroizeOnDrop {
     /// [`MAX_INPUT_LEN`], [`Error::DrbgReseedRequired`] when the reseed
     /// interval is exhausted. On error `out` is left untouched.
     fn generate(&mut self, out: &mut [u8], additional: &[u8]) -> Result<(), Error>;
+
+    /// Two generate calls on two independent instances: the same result as
+    /// `self.generate(out, additional)` followed by
+    /// `other.generate(other_out, additional)`, which is what this provided
+    /// method does. [`HmacDrbg`] overrides it to interleave the two output
+    /// loops, and checks both requests before it changes either instance.
+    ///
+    /// # Errors
+    /// As [`generate`](Self::generate). Here `self` has generated already
+    /// when `other` fails; an override may do better.
+    fn generate_pair(
+        &mut self,
+        other: &mut Self,
+        out: &mut [u8],
+        other_out: &mut [u8],
+        additional: &[u8],
+    ) -> Result<(), Error> {
+        self.generate(out, additional)?;
+        other.generate(other_out, additional)
+    }
 }
 
 /// Checks the inputs of instantiate.

@@ -212,46 +212,83 @@ impl HmacKey {
     /// space is wiped once at the end, not per step (per-step volatile
     /// wiping cost about a third of the throughput).
     pub(crate) fn chain(&self, v: &mut [u8; 32], out: &mut [u8]) {
-        let mut block = padded_96(v);
-        let mut state = [0u32; 8];
-        let mut step = |block: &mut [u8; BLOCK], v: &mut [u8; 32]| {
-            state = self.inner;
-            compress(&mut state, block);
-            if let Some(msg) = block.get_mut(..32) {
-                for (dst, word) in msg.chunks_exact_mut(4).zip(state.iter()) {
-                    for (d, s) in dst.iter_mut().zip(word.to_be_bytes()) {
-                        *d = s;
-                    }
-                }
-            }
-            state = self.outer;
-            compress(&mut state, block);
-            state_bytes(&state, v);
-            for (dst, src) in block.iter_mut().zip(v.iter()) {
-                *dst = *src;
-            }
-        };
+        self.chain_with(v, out, true);
+    }
+
+    /// [`chain`](Self::chain), on the SHA extensions when `accelerate` and
+    /// the CPU has them (all whole pieces), else (and for a partial last
+    /// piece) on the portable path. Tests compare the two.
+    fn chain_with(&self, v: &mut [u8; 32], out: &mut [u8], accelerate: bool) {
         if out.is_empty() {
-            step(&mut block, v);
+            let mut lane = Lane::new(self, v);
+            lane.inner();
+            lane.outer();
+            return;
         }
-        // Whole pieces as fixed-size moves (one loop over `chunks_mut`
-        // became a `memcpy` call per piece), then the tail.
-        let mut pieces = out.chunks_exact_mut(32);
-        for piece in &mut pieces {
-            step(&mut block, v);
-            if let Ok(whole) = <&mut [u8; 32]>::try_from(piece) {
-                *whole = *v;
+        let done = if accelerate {
+            accelerated(&mut [(self, &mut *v, &mut *out)])
+        } else {
+            0
+        };
+        let mut lane = Lane::new(self, v);
+        for piece in out.get_mut(done..).unwrap_or_default().chunks_mut(32) {
+            lane.inner();
+            lane.outer();
+            lane.emit(piece);
+        }
+    }
+
+    /// Two independent output loops, `a.chain(va, out_a)` and
+    /// `b.chain(vb, out_b)` (both outputs non-empty for the same result),
+    /// run in lockstep: the compressions of one loop do not depend on the
+    /// other's, so the CPU overlaps them (on the SHA extensions, about 1.5
+    /// times the throughput of one loop here).
+    pub(crate) fn chain_pair(
+        a: (&Self, &mut [u8; 32], &mut [u8]),
+        b: (&Self, &mut [u8; 32], &mut [u8]),
+    ) {
+        Self::chain_pair_with(a, b, true);
+    }
+
+    /// [`chain_pair`](Self::chain_pair), accelerated as in
+    /// [`chain_with`](Self::chain_with).
+    fn chain_pair_with(
+        (a, va, out_a): (&Self, &mut [u8; 32], &mut [u8]),
+        (b, vb, out_b): (&Self, &mut [u8; 32], &mut [u8]),
+        accelerate: bool,
+    ) {
+        let done = if accelerate {
+            accelerated(&mut [(a, &mut *va, &mut *out_a), (b, &mut *vb, &mut *out_b)])
+        } else {
+            0
+        };
+        let mut la = Lane::new(a, va);
+        let mut lb = Lane::new(b, vb);
+        let mut pieces_a = out_a.get_mut(done..).unwrap_or_default().chunks_mut(32);
+        let mut pieces_b = out_b.get_mut(done..).unwrap_or_default().chunks_mut(32);
+        loop {
+            match (pieces_a.next(), pieces_b.next()) {
+                (Some(pa), Some(pb)) => {
+                    la.inner();
+                    lb.inner();
+                    la.outer();
+                    lb.outer();
+                    la.emit(pa);
+                    lb.emit(pb);
+                }
+                (Some(piece), None) => {
+                    la.inner();
+                    la.outer();
+                    la.emit(piece);
+                }
+                (None, Some(piece)) => {
+                    lb.inner();
+                    lb.outer();
+                    lb.emit(piece);
+                }
+                (None, None) => break,
             }
         }
-        let tail = pieces.into_remainder();
-        if !tail.is_empty() {
-            step(&mut block, v);
-            for (dst, src) in tail.iter_mut().zip(v.iter()) {
-                *dst = *src;
-            }
-        }
-        block.zeroize();
-        state.zeroize();
     }
 
     /// `HMAC(key, parts[0] || parts[1] || ...)`.
@@ -264,6 +301,96 @@ impl HmacKey {
         stream.finalize_into(&mut digest);
         self.outer(&digest, out);
         digest.zeroize();
+    }
+}
+
+/// Runs the whole 32-byte steps every loop has on the SHA extensions;
+/// returns the bytes done per loop (0 where the CPU lacks them or on other
+/// architectures).
+#[cfg(target_arch = "x86_64")]
+fn accelerated<const N: usize>(loops: &mut [(&HmacKey, &mut [u8; 32], &mut [u8]); N]) -> usize {
+    use crate::hw::sha::{Chain, hmac_chain};
+    let mut chains = loops.each_mut().map(|(key, v, out)| Chain {
+        inner: &key.inner,
+        outer: &key.outer,
+        v,
+        out,
+    });
+    hmac_chain(&mut chains).saturating_mul(32)
+}
+
+/// No SHA extensions here: the portable path does every step.
+#[cfg(not(target_arch = "x86_64"))]
+fn accelerated<const N: usize>(_: &mut [(&HmacKey, &mut [u8; 32], &mut [u8]); N]) -> usize {
+    0
+}
+
+/// One HMAC_DRBG output loop in progress: `v = HMAC(key, v)` split into
+/// its inner and outer compressions, so two loops can be interleaved.
+/// Its scratch space is wiped on drop.
+struct Lane<'a> {
+    key: &'a HmacKey,
+    v: &'a mut [u8; 32],
+    /// The next compression's message: `v` (or the inner digest) padded as
+    /// the second block of a 96-byte message.
+    block: [u8; BLOCK],
+    state: [u32; 8],
+}
+
+impl<'a> Lane<'a> {
+    fn new(key: &'a HmacKey, v: &'a mut [u8; 32]) -> Self {
+        let block = padded_96(v);
+        Self {
+            key,
+            v,
+            block,
+            state: [0; 8],
+        }
+    }
+
+    /// The inner compression; its digest becomes the outer message.
+    #[inline]
+    fn inner(&mut self) {
+        self.state = self.key.inner;
+        compress(&mut self.state, &self.block);
+        if let Some(msg) = self.block.get_mut(..32) {
+            for (dst, word) in msg.chunks_exact_mut(4).zip(self.state.iter()) {
+                for (d, s) in dst.iter_mut().zip(word.to_be_bytes()) {
+                    *d = s;
+                }
+            }
+        }
+    }
+
+    /// The outer compression: the new `v`, also the next inner message.
+    #[inline]
+    fn outer(&mut self) {
+        self.state = self.key.outer;
+        compress(&mut self.state, &self.block);
+        state_bytes(&self.state, self.v);
+        for (dst, src) in self.block.iter_mut().zip(self.v.iter()) {
+            *dst = *src;
+        }
+    }
+
+    /// Copies the leftmost bytes of `v` into `piece` (at most 32 bytes); a
+    /// whole piece is one fixed-size move (a loop became a `memcpy` call).
+    #[inline]
+    fn emit(&self, piece: &mut [u8]) {
+        if let Ok(whole) = <&mut [u8; 32]>::try_from(&mut *piece) {
+            *whole = *self.v;
+        } else {
+            for (dst, src) in piece.iter_mut().zip(self.v.iter()) {
+                *dst = *src;
+            }
+        }
+    }
+}
+
+impl Drop for Lane<'_> {
+    fn drop(&mut self) {
+        self.block.zeroize();
+        self.state.zeroize();
     }
 }
 
@@ -337,6 +464,37 @@ mod tests {
             let mut w = v;
             k.mac32_in_place(&mut w);
             prop_assert_eq!(w, hmac_ref(&key, &[&v]));
+        }
+
+        /// The output loop, one or two at a time, accelerated (SHA
+        /// extensions, where the CPU has them) or portable, equals
+        /// `v = HMAC(key, v)` by the `hmac` crate once per (partial) piece.
+        #[test]
+        fn output_loops_match_hmac_crate(k0 in any::<[u8; 32]>(), k1 in any::<[u8; 32]>(),
+                                         v0 in any::<[u8; 32]>(), v1 in any::<[u8; 32]>(),
+                                         n0 in 1usize..300, n1 in 1usize..300) {
+            let model = |key: &[u8; 32], v: [u8; 32], n: usize| {
+                let mut v = v;
+                let mut out = std::vec![0u8; n];
+                for piece in out.chunks_mut(32) {
+                    v = hmac_ref(key, &[&v]);
+                    piece.copy_from_slice(&v[..piece.len()]);
+                }
+                (out, v)
+            };
+            let (want0, end0) = model(&k0, v0, n0);
+            let (want1, end1) = model(&k1, v1, n1);
+            let (a, b) = (HmacKey::new(&k0), HmacKey::new(&k1));
+            for accelerate in [true, false] {
+                let (mut o0, mut o1) = (std::vec![0u8; n0], std::vec![0u8; n1]);
+                let (mut w0, mut w1) = (v0, v1);
+                a.chain_with(&mut w0, &mut o0, accelerate);
+                prop_assert_eq!((&o0, w0), (&want0, end0));
+                let mut w0 = v0;
+                HmacKey::chain_pair_with((&a, &mut w0, &mut o0), (&b, &mut w1, &mut o1), accelerate);
+                prop_assert_eq!((&o0, w0), (&want0, end0));
+                prop_assert_eq!((&o1, w1), (&want1, end1));
+            }
         }
     }
 

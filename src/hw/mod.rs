@@ -14,7 +14,9 @@
 //!   failures, and retry only up to a named, cited limit
 //!   ([`RDRAND_RETRY_LIMIT`], [`RDSEED_RETRY_LIMIT`]). No call loops without
 //!   bound; every failure is an `Err` and no word is returned from it.
-//! - `unsafe` lives only in `x86_64.rs`.
+//! - `unsafe` lives only in `x86_64.rs` and `sha_x86_64.rs` (the SHA
+//!   extensions, which HMAC_DRBG uses for its output loop when CPUID reports
+//!   them).
 
 use crate::source::CpuFeatures;
 
@@ -34,6 +36,11 @@ mod arch;
 #[cfg(not(target_arch = "x86_64"))]
 #[path = "other.rs"]
 mod arch;
+
+/// HMAC-SHA-256 output loops on the SHA extensions (used by `drbg`).
+#[cfg(target_arch = "x86_64")]
+#[path = "sha_x86_64.rs"]
+pub(crate) mod sha;
 
 pub use arch::RealCpu;
 pub use rdrand::{RDRAND_RETRY_LIMIT, RDRAND_SELF_TEST_WORDS, Rdrand};

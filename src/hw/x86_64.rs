@@ -147,6 +147,8 @@ unsafe fn rdseed64_step() -> Option<u64> {
 static CACHE: AtomicU32 = AtomicU32::new(0);
 
 const DETECTED: u32 = 1 << 31;
+/// SHA, SSSE3 and SSE4.1 together: what the SHA-NI kernel needs.
+const SHA_NI: u32 = 1 << 30;
 const RDRAND: u32 = 1 << 0;
 const RDSEED: u32 = 1 << 1;
 const VENDOR_SHIFT: u32 = 2;
@@ -158,6 +160,21 @@ const FAMILY_MASK: u32 = 0xFFF;
 const LEAF1_ECX_RDRAND: u32 = 1 << 30;
 /// CPUID leaf 7 subleaf 0 EBX bit 18.
 const LEAF7_EBX_RDSEED: u32 = 1 << 18;
+/// CPUID leaf 1 ECX bit 9 (SSSE3) and bit 19 (SSE4.1).
+const LEAF1_ECX_SSSE3_SSE41: u32 = (1 << 9) | (1 << 19);
+/// CPUID leaf 7 subleaf 0 EBX bit 29 (SHA extensions).
+const LEAF7_EBX_SHA: u32 = 1 << 29;
+
+/// Whether the CPU has the SHA extensions and the SSSE3/SSE4.1 shuffles the
+/// SHA-NI kernel uses (CPUID, cached with the rest). Never under miri,
+/// which cannot run CPUID: the portable path runs there.
+#[inline]
+pub(super) fn has_sha_ni() -> bool {
+    if cfg!(miri) {
+        return false;
+    }
+    detected() & SHA_NI != 0
+}
 
 #[inline]
 fn detected() -> u32 {
@@ -176,27 +193,31 @@ fn detect() -> u32 {
     let leaf0 = unsafe { __cpuid(0) };
     let max_leaf = leaf0.eax;
     let vendor = vendor_from_regs(leaf0.ebx, leaf0.edx, leaf0.ecx);
-    let (family, rdrand) = if max_leaf >= 1 {
+    let (family, rdrand, shuffles) = if max_leaf >= 1 {
         // SAFETY: CPUID exists and leaf 1 is at most the maximum leaf.
         let leaf1 = unsafe { __cpuid(1) };
         (
             family_from_eax(leaf1.eax),
             leaf1.ecx & LEAF1_ECX_RDRAND != 0,
+            leaf1.ecx & LEAF1_ECX_SSSE3_SSE41 == LEAF1_ECX_SSSE3_SSE41,
         )
     } else {
-        (0, false)
+        (0, false, false)
     };
-    let rdseed = if max_leaf >= 7 {
+    let (rdseed, sha) = if max_leaf >= 7 {
         // SAFETY: CPUID exists and leaf 7 is at most the maximum leaf.
         let leaf7 = unsafe { __cpuid_count(7, 0) };
-        leaf7.ebx & LEAF7_EBX_RDSEED != 0
+        (
+            leaf7.ebx & LEAF7_EBX_RDSEED != 0,
+            leaf7.ebx & LEAF7_EBX_SHA != 0,
+        )
     } else {
-        false
+        (false, false)
     };
     let word = pack(
         CpuFeatures { rdrand, rdseed },
         CpuIdentity { vendor, family },
-    );
+    ) | if sha && shuffles { SHA_NI } else { 0 };
     CACHE.store(word, Ordering::Relaxed);
     word
 }

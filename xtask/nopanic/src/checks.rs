@@ -336,7 +336,8 @@ fn pool(seed: u64) -> u64 {
     black_box(acc ^ u64::from(at(&out[..], 7)))
 }
 
-/// `drbg`: HMAC_DRBG and Hash_DRBG instantiate, generate, reseed.
+/// `drbg`: HMAC_DRBG and Hash_DRBG instantiate, generate, reseed; two
+/// HMAC_DRBG instances generating in lockstep.
 #[inline(never)]
 fn drbg(seed: u64) -> u64 {
     let e = bytes::<48>(seed);
@@ -346,6 +347,11 @@ fn drbg(seed: u64) -> u64 {
         let _ = d.generate(&mut out, prefix(&e, 5));
         let _ = d.reseed(&e, &[]);
         acc ^= u64::from(at(&out[..], 9));
+        if let Ok(mut other) = HmacDrbg::new(&e, &[], &[]) {
+            let mut more = [0u8; 77];
+            let _ = d.generate_pair(&mut other, &mut out, &mut more, prefix(&e, 2));
+            acc ^= u64::from(at(&more[..], 13));
+        }
     }
     if let Ok(mut d) = HashDrbg::new(prefix(&e, 32), e.get(32..).unwrap_or(&[]), &[]) {
         let _ = d.generate(&mut out, &[]);
