@@ -110,6 +110,10 @@ fn fork_and_run(
     }
 }
 
+/// Source bytes at instantiation and per reseed: 48 and 32 per lane.
+const SEED: u64 = 48 * PoolRngConfig::DEFAULT.lanes as u64;
+const RESEED: u64 = 32 * PoolRngConfig::DEFAULT.lanes as u64;
+
 /// A generator whose buffer holds output both processes would serve alike.
 fn warmed(detection: ForkDetection) -> PoolRng<Counter> {
     let source = Counter {
@@ -120,7 +124,7 @@ fn warmed(detection: ForkDetection) -> PoolRng<Counter> {
     assert_eq!(rng.set_fork_detection(detection), detection);
     let mut warm = [0u8; 32];
     rng.fill(&mut warm).unwrap();
-    assert_eq!(rng.source_mut().drawn, 48, "seed and nonce only");
+    assert_eq!(rng.source_mut().drawn, SEED, "seed and nonce only");
     rng
 }
 
@@ -133,10 +137,10 @@ fn check_diverged(rng: &mut PoolRng<Counter>, child: &Child, reseeds_in_child: u
     let parent = draw64(rng).unwrap();
     assert_eq!(
         child.drawn,
-        48 + 32 * reseeds_in_child,
+        SEED + RESEED * reseeds_in_child,
         "the child reseeded exactly {reseeds_in_child} time(s)"
     );
-    assert_eq!(rng.source_mut().drawn, 48, "the parent did not reseed");
+    assert_eq!(rng.source_mut().drawn, SEED, "the parent did not reseed");
     assert_ne!(child.bytes, parent, "parent and child streams differ");
 }
 

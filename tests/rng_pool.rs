@@ -1,4 +1,5 @@
-//! `PoolRng`: output equals a plain HMAC_DRBG model, reseeds happen when
+//! `PoolRng`: output equals a model of plain HMAC_DRBG instances (one per
+//! lane, each taking its half of every generate call), reseeds happen when
 //! due, a due reseed that cannot be supplied fails closed, prediction
 //! resistance reseeds every call, and (with `std`) a changed process id
 //! forces a reseed that makes the child's stream differ from the parent's.
@@ -19,6 +20,7 @@ use rand_core::{TryCryptoRng, TryRng};
 #[derive(Clone, Default)]
 struct Fake {
     calls: Rc<Cell<u64>>,
+    bytes: Rc<Cell<u64>>,
     failing: Rc<Cell<bool>>,
 }
 
@@ -34,6 +36,7 @@ impl EntropySource for Fake {
                 .wrapping_add(i.to_le_bytes()[0]);
         }
         self.calls.set(c + 1);
+        self.bytes.set(self.bytes.get() + out.len() as u64);
         Ok(())
     }
 }
@@ -46,13 +49,42 @@ fn pid() -> u32 {
     }
 }
 
-/// The model: an HMAC_DRBG instantiated exactly as the module doc says.
-fn model() -> HmacDrbg {
-    let mut seed = [0u8; 48];
-    Fake::default().fill_full_entropy(&mut seed).unwrap();
-    let mut pers = b"entropool PoolRng v1".to_vec();
-    pers.extend_from_slice(&pid().to_be_bytes());
-    HmacDrbg::new(&seed[..32], &seed[32..], &pers).unwrap()
+/// The model: one HMAC_DRBG per lane, instantiated exactly as the module
+/// doc says (one source read of 48 bytes per lane: entropy then nonce;
+/// personalization "entropool PoolRng v1" || pid || lane).
+struct Model(Vec<HmacDrbg>);
+
+impl Model {
+    fn new(lanes: u8) -> Self {
+        let mut seed = vec![0u8; 48 * usize::from(lanes)];
+        Fake::default().fill_full_entropy(&mut seed).unwrap();
+        Model(
+            seed.chunks(48)
+                .zip(0u8..)
+                .map(|(s, lane)| {
+                    let mut pers = b"entropool PoolRng v1".to_vec();
+                    pers.extend_from_slice(&pid().to_be_bytes());
+                    pers.push(lane);
+                    HmacDrbg::new(&s[..32], &s[32..], &pers).unwrap()
+                })
+                .collect(),
+        )
+    }
+
+    /// One generate call per lane: lane 0 the first half (rounded up).
+    fn generate(&mut self, out: &mut [u8]) {
+        let half = out.len().div_ceil(self.0.len());
+        for (drbg, part) in self.0.iter_mut().zip(out.chunks_mut(half.max(1))) {
+            drbg.generate(part, b"").unwrap();
+        }
+    }
+}
+
+fn lanes_config(lanes: u8) -> PoolRngConfig {
+    PoolRngConfig {
+        lanes,
+        ..PoolRngConfig::DEFAULT
+    }
 }
 
 proptest! {
@@ -62,13 +94,13 @@ proptest! {
     /// `BUFFER_LEN`-byte generate calls (the buffer changes nothing but
     /// speed); a large request is one model call per 64 KiB.
     #[test]
-    fn output_equals_plain_drbg_model(sizes in proptest::collection::vec(0usize..=SMALL_REQUEST_MAX, 1..60), big in (SMALL_REQUEST_MAX + 1)..70_000usize) {
-        let mut rng = PoolRng::new(Fake::default(), PoolRngConfig::default()).unwrap();
-        let mut m = model();
+    fn output_equals_plain_drbg_model(sizes in proptest::collection::vec(0usize..=SMALL_REQUEST_MAX, 1..60), big in (SMALL_REQUEST_MAX + 1)..140_000usize, lanes in 1u8..=2) {
+        let mut rng = PoolRng::new(Fake::default(), lanes_config(lanes)).unwrap();
+        let mut m = Model::new(lanes);
         let total: usize = sizes.iter().sum();
         let mut expected = vec![0u8; total.div_ceil(BUFFER_LEN) * BUFFER_LEN];
         for block in expected.chunks_mut(BUFFER_LEN) {
-            m.generate(block, b"").unwrap();
+            m.generate(block);
         }
         let mut got = Vec::new();
         for n in sizes {
@@ -78,14 +110,15 @@ proptest! {
         }
         prop_assert_eq!(&got[..], &expected[..total]);
 
-        // A large request bypasses the buffer (the buffered rest is kept).
-        let mut rng = PoolRng::new(Fake::default(), PoolRngConfig::default()).unwrap();
-        let mut m = model();
+        // A large request bypasses the buffer (the buffered rest is kept):
+        // one call per lane per 64 KiB per lane.
+        let mut rng = PoolRng::new(Fake::default(), lanes_config(lanes)).unwrap();
+        let mut m = Model::new(lanes);
         let mut out = vec![0u8; big];
         rng.fill(&mut out).unwrap();
         let mut want = vec![0u8; big];
-        for chunk in want.chunks_mut(65536) {
-            m.generate(chunk, b"").unwrap();
+        for chunk in want.chunks_mut(65536 * usize::from(lanes)) {
+            m.generate(chunk);
         }
         prop_assert_eq!(out, want);
     }
@@ -200,12 +233,49 @@ fn prediction_resistance_reseeds_every_call() {
         rng.fill(&mut out).unwrap();
         assert_eq!(src.calls.get(), 2 + i);
     }
-    // A 100 KiB request is two DRBG calls: two reseeds.
+    // A 100 KiB request is one call per lane (64 KiB each at most): one
+    // reseed of both lanes.
     let mut big = vec![0u8; 100 * 1024];
     rng.fill(&mut big).unwrap();
-    assert_eq!(src.calls.get(), 8);
+    assert_eq!(src.calls.get(), 7);
     src.failing.set(true);
     assert_eq!(rng.fill(&mut out), Err(Error::DrbgReseedUnavailable));
+
+    // With one lane, 100 KiB is two DRBG calls: two reseeds.
+    let src = Fake::default();
+    let mut rng = PoolRng::new(src.clone(), PoolRngConfig { lanes: 1, ..cfg }).unwrap();
+    rng.fill(&mut big).unwrap();
+    assert_eq!(src.calls.get(), 3);
+}
+
+/// Each lane takes its own 32 bytes of entropy and 16 of nonce at
+/// instantiation and 32 per reseed, in one source read; the lanes' streams
+/// differ even when the source hands both the same bytes.
+#[test]
+fn lanes_take_their_own_entropy_and_differ() {
+    for (lanes, seed, per_reseed) in [(1u8, 48u64, 32u64), (2, 96, 64)] {
+        let src = Fake::default();
+        let mut rng = PoolRng::new(src.clone(), lanes_config(lanes)).unwrap();
+        assert_eq!((src.calls.get(), src.bytes.get()), (1, seed));
+        rng.reseed_now().unwrap();
+        assert_eq!((src.calls.get(), src.bytes.get()), (2, seed + per_reseed));
+    }
+
+    /// Hands out the same byte everywhere: both lanes get equal seeds.
+    struct Constant;
+    impl EntropySource for Constant {
+        fn fill_full_entropy(&mut self, out: &mut [u8]) -> Result<(), Error> {
+            out.fill(0x5a);
+            Ok(())
+        }
+    }
+    let mut rng = PoolRng::new(Constant, PoolRngConfig::DEFAULT).unwrap();
+    let mut buffer = vec![0u8; BUFFER_LEN];
+    for piece in buffer.chunks_mut(32) {
+        rng.fill(piece).unwrap();
+    }
+    let (first, second) = buffer.split_at(BUFFER_LEN / 2);
+    assert_ne!(first, second, "the lane number personalizes each lane");
 }
 
 #[test]
@@ -219,6 +289,8 @@ fn config_ranges_and_debug() {
             reseed_after_bytes: (1 << 48) + 1,
             ..PoolRngConfig::DEFAULT
         },
+        lanes_config(0),
+        lanes_config(3),
     ] {
         assert!(matches!(
             PoolRng::new(Fake::default(), cfg),
@@ -241,9 +313,9 @@ fn rand_core_traits_and_hash_drbg_mechanism() {
     let (x, y) = (draw(&mut a), draw(&mut h));
     assert_ne!(x, y, "HMAC and Hash mechanisms give different streams");
     // The u32/u64 are the next buffered bytes, little-endian.
-    let mut m = model();
+    let mut m = Model::new(PoolRngConfig::DEFAULT.lanes);
     let mut block = [0u8; BUFFER_LEN];
-    m.generate(&mut block, b"").unwrap();
+    m.generate(&mut block);
     assert_eq!(x.2[..], block[..7]);
     assert_eq!(x.0, u32::from_le_bytes(block[7..11].try_into().unwrap()));
     assert_eq!(x.1, u64::from_le_bytes(block[11..19].try_into().unwrap()));

@@ -5,8 +5,18 @@
 //! - [`EntropySource`] hands out full-entropy bytes (the pool implements it):
 //!   it fills the whole buffer or returns an error, never a partial fill
 //!   reported as success.
-//! - [`PoolRng`] is instantiated with 32 bytes (256 bits) of full entropy and
-//!   a 16-byte (128-bit) nonce from its source. It reseeds with 32 fresh bytes
+//! - [`PoolRng`] runs [`PoolRngConfig::lanes`] (1 or 2, default 2)
+//!   independent DRBG instances. Each lane is instantiated with its own 32
+//!   bytes (256 bits) of full entropy and 16-byte (128-bit) nonce from the
+//!   source (one read of 48 bytes per lane), personalized with the process
+//!   id and the lane number, and reseeded with its own 32 fresh bytes. Every
+//!   generate call is split between the lanes: lane 0 produces the first
+//!   half (rounded up), lane 1 the rest. Each byte of output is therefore
+//!   the output of one SP 800-90A instance at full security strength; two
+//!   lanes cost twice the pool entropy and, on x86_64 with the SHA
+//!   extensions, run about 1.5 times as fast, because the two HMAC chains
+//!   are computed interleaved ([`HmacDrbg::generate_pair`]).
+//! - It reseeds (every lane, from one source read)
 //!   after [`PoolRngConfig::reseed_after_requests`] requests or
 //!   [`PoolRngConfig::reseed_after_bytes`] bytes, whichever comes first, on
 //!   demand ([`PoolRng::reseed_now`]), before every DRBG call when
@@ -26,11 +36,12 @@
 //!   handed out (fast key erasure), so neither the DRBG state nor the buffer
 //!   lets anyone recover bytes already returned. The buffer is discarded
 //!   (zeroed) at every reseed, so no byte handed out after a reseed was
-//!   generated before it. Larger requests go straight to the DRBG in
-//!   64 KiB calls.
-//! - Every reseed's additional input holds a reseed counter and (with `std`)
-//!   the process id, so a forked child's stream differs from its parent's
-//!   even if both reseed from copies of the same pool state.
+//!   generated before it. Larger requests go straight to the DRBG in calls
+//!   of at most 64 KiB per lane.
+//! - Every reseed's additional input holds a reseed counter, (with `std`)
+//!   the process id and the lane number, so a forked child's stream differs
+//!   from its parent's even if both reseed from copies of the same pool
+//!   state.
 
 #[cfg(feature = "std")]
 mod fork;
@@ -74,6 +85,10 @@ const SEED_LEN: usize = 32;
 const NONCE_LEN: usize = 16;
 /// Personalization string (domain separation).
 const PERSONALIZATION: &[u8] = b"entropool PoolRng v1";
+/// Most DRBG instances a generator interleaves.
+pub const MAX_LANES: u8 = 2;
+/// Source bytes per lane at instantiation.
+const LANE_SEED: usize = SEED_LEN + NONCE_LEN;
 
 /// When [`PoolRng`] reseeds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,24 +100,40 @@ pub struct PoolRngConfig {
     /// last reseed; `1..=2^48`.
     pub reseed_after_bytes: u64,
     /// Reseed before every DRBG generate call (SP 800-90A prediction
-    /// resistance); each call then costs 32 bytes of pool entropy.
+    /// resistance); each call then costs 32 bytes of pool entropy per lane.
     pub prediction_resistance: bool,
+    /// Independent DRBG instances, each seeded with its own entropy and
+    /// nonce, whose outputs are interleaved: 1 or 2. Two cost twice the
+    /// pool entropy per (re)seed and run about 1.5 times as fast where the
+    /// CPU overlaps independent SHA-256 compressions (see the
+    /// [module doc](self)).
+    pub lanes: u8,
 }
 
 impl PoolRngConfig {
     /// The defaults: reseed every 65536 requests or 16 MiB, no prediction
-    /// resistance.
+    /// resistance, two lanes.
     pub const DEFAULT: Self = Self {
         reseed_after_requests: 1 << 16,
         reseed_after_bytes: 1 << 24,
         prediction_resistance: false,
+        lanes: MAX_LANES,
     };
 
     /// Checks the ranges.
     ///
     /// # Errors
-    /// [`Error::InvalidValue`] naming the first field out of `1..=2^48`.
+    /// [`Error::InvalidValue`] naming the first field out of its range
+    /// (`1..=2^48` for the reseed limits, `1..=2` for `lanes`).
     pub fn validate(&self) -> Result<(), Error> {
+        if self.lanes == 0 || self.lanes > MAX_LANES {
+            return Err(Error::InvalidValue {
+                param: "lanes",
+                value: u64::from(self.lanes),
+                min: 1,
+                max: u64::from(MAX_LANES),
+            });
+        }
         for (param, value) in [
             ("reseed-after-requests", self.reseed_after_requests),
             ("reseed-after-bytes", self.reseed_after_bytes),
@@ -152,7 +183,11 @@ impl Default for PoolRngConfig {
 /// ```
 pub struct PoolRng<S: EntropySource, D: Drbg = HmacDrbg> {
     source: S,
+    /// Lane 0: fills the first half of each buffer (all of it with one
+    /// lane) and of each direct request.
     drbg: D,
+    /// Lane 1, with `config.lanes == 2`: the second halves.
+    second: Option<D>,
     config: PoolRngConfig,
     /// `buf[pos..]` is unused DRBG output; `buf[..pos]` is zero.
     buf: [u8; BUFFER_LEN],
@@ -187,8 +222,12 @@ impl<S: EntropySource, D: Drbg> PoolRng<S, D> {
     /// As [`PoolRng::new`].
     pub fn with_drbg(mut source: S, config: PoolRngConfig) -> Result<Self, Error> {
         config.validate()?;
-        let mut seed = [0u8; SEED_LEN + NONCE_LEN];
-        let filled = source.fill_full_entropy(&mut seed);
+        let lanes = usize::from(config.lanes);
+        let mut seed = [0u8; LANE_SEED * MAX_LANES as usize];
+        // `lanes <= MAX_LANES` was validated; an empty slice would fail the
+        // instantiation below (entropy too short), never panic.
+        let filled =
+            source.fill_full_entropy(seed.get_mut(..LANE_SEED * lanes).unwrap_or_default());
         if let Err(e) = filled {
             seed.zeroize();
             return Err(e);
@@ -199,19 +238,17 @@ impl<S: EntropySource, D: Drbg> PoolRng<S, D> {
         let pid = fork.current();
         #[cfg(not(feature = "std"))]
         let pid = 0u32;
-        let (entropy, nonce) = seed.split_at(SEED_LEN);
-        let mut personalization = [0u8; PERSONALIZATION.len() + 4];
-        for (dst, src) in personalization
-            .iter_mut()
-            .zip(PERSONALIZATION.iter().chain(pid.to_be_bytes().iter()))
-        {
-            *dst = *src;
-        }
-        let drbg = D::instantiate(entropy, nonce, &personalization);
+        let mut lane_seeds = seed.chunks_exact(LANE_SEED).take(lanes);
+        let drbg = Self::instantiate_lane(lane_seeds.next(), pid, 0);
+        let second = lane_seeds
+            .next()
+            .map(|lane| Self::instantiate_lane(Some(lane), pid, 1))
+            .transpose();
         seed.zeroize();
         Ok(Self {
             source,
             drbg: drbg?,
+            second: second?,
             config,
             buf: [0; BUFFER_LEN],
             pos: BUFFER_LEN,
@@ -222,6 +259,23 @@ impl<S: EntropySource, D: Drbg> PoolRng<S, D> {
             #[cfg(feature = "std")]
             fork,
         })
+    }
+
+    /// Instantiates one lane from its 48 seed bytes (entropy, then nonce),
+    /// personalized with the process id and the lane number.
+    fn instantiate_lane(seed: Option<&[u8]>, pid: u32, lane: u8) -> Result<D, Error> {
+        let seed = seed.unwrap_or_default();
+        let (entropy, nonce) = seed.split_at_checked(SEED_LEN).unwrap_or_default();
+        let mut personalization = [0u8; PERSONALIZATION.len() + 5];
+        for (dst, src) in personalization.iter_mut().zip(
+            PERSONALIZATION
+                .iter()
+                .chain(pid.to_be_bytes().iter())
+                .chain([lane].iter()),
+        ) {
+            *dst = *src;
+        }
+        D::instantiate(entropy, nonce, &personalization)
     }
 
     /// Fills `out` with DRBG output (any length).
@@ -309,16 +363,29 @@ impl<S: EntropySource, D: Drbg> PoolRng<S, D> {
         Ok(())
     }
 
-    /// Straight from the DRBG, in calls of at most 64 KiB.
+    /// Straight from the DRBG, in calls of at most 64 KiB per lane.
     fn fill_direct(&mut self, out: &mut [u8]) -> Result<(), Error> {
-        for chunk in out.chunks_mut(MAX_REQUEST_LEN) {
+        let chunk_len = MAX_REQUEST_LEN.saturating_mul(usize::from(self.config.lanes));
+        for chunk in out.chunks_mut(chunk_len) {
             if self.config.prediction_resistance {
                 self.reseed_pending = true;
                 self.reseed().map_err(|_| Error::DrbgReseedUnavailable)?;
             }
-            self.drbg.generate(chunk, &[])?;
+            Self::generate_lanes(&mut self.drbg, self.second.as_mut(), chunk)?;
         }
         Ok(())
+    }
+
+    /// One generate call per lane: lane 0 fills the first half of `out`
+    /// (rounded up), lane 1 the rest; with one lane, lane 0 fills it all.
+    fn generate_lanes(drbg: &mut D, second: Option<&mut D>, out: &mut [u8]) -> Result<(), Error> {
+        match second {
+            Some(second) => {
+                let (first_half, second_half) = out.split_at_mut(out.len().div_ceil(2));
+                drbg.generate_pair(second, first_half, second_half, &[])
+            }
+            None => drbg.generate(out, &[]),
+        }
     }
 
     /// From the buffer, refilling it when it runs dry; bytes handed out are
@@ -331,7 +398,13 @@ impl<S: EntropySource, D: Drbg> PoolRng<S, D> {
                 return Ok(());
             }
             if self.pos >= BUFFER_LEN {
-                self.drbg.generate(&mut self.buf, &[])?;
+                let generated =
+                    Self::generate_lanes(&mut self.drbg, self.second.as_mut(), &mut self.buf);
+                if let Err(e) = generated {
+                    // A lane may have written its half: none of it is used.
+                    self.discard_buffer();
+                    return Err(e);
+                }
                 self.pos = 0;
             }
             let avail = self.buf.get_mut(self.pos..).unwrap_or_default();
@@ -374,8 +447,13 @@ impl<S: EntropySource, D: Drbg> PoolRng<S, D> {
     /// Reseeds from the source; clears `reseed_pending` on success.
     fn reseed(&mut self) -> Result<(), Error> {
         self.discard_buffer();
-        let mut entropy = [0u8; SEED_LEN];
-        let filled = self.source.fill_full_entropy(&mut entropy);
+        let lanes = usize::from(self.config.lanes);
+        let mut entropy = [0u8; SEED_LEN * MAX_LANES as usize];
+        // As at instantiation: `lanes` was validated, an empty slice would
+        // fail the reseed below.
+        let filled = self
+            .source
+            .fill_full_entropy(entropy.get_mut(..SEED_LEN * lanes).unwrap_or_default());
         if let Err(e) = filled {
             entropy.zeroize();
             return Err(e);
@@ -384,16 +462,28 @@ impl<S: EntropySource, D: Drbg> PoolRng<S, D> {
         let pid = self.fork.current();
         #[cfg(not(feature = "std"))]
         let pid = 0u32;
-        let mut additional = [0u8; 12];
-        for (dst, src) in additional.iter_mut().zip(
-            self.reseeds
-                .to_be_bytes()
-                .iter()
-                .chain(pid.to_be_bytes().iter()),
-        ) {
-            *dst = *src;
+        let mut reseeded = Ok(());
+        let mut lane_entropy = entropy.chunks_exact(SEED_LEN);
+        for (lane, drbg) in [Some(&mut self.drbg), self.second.as_mut()]
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let mut additional = [0u8; 13];
+            let lane = u8::try_from(lane).unwrap_or(u8::MAX);
+            for (dst, src) in additional.iter_mut().zip(
+                self.reseeds
+                    .to_be_bytes()
+                    .iter()
+                    .chain(pid.to_be_bytes().iter())
+                    .chain([lane].iter()),
+            ) {
+                *dst = *src;
+            }
+            // Both lanes are reseeded or the reseed stays due.
+            reseeded =
+                reseeded.and(drbg.reseed(lane_entropy.next().unwrap_or_default(), &additional));
         }
-        let reseeded = self.drbg.reseed(&entropy, &additional);
         entropy.zeroize();
         reseeded?;
         #[cfg(feature = "std")]
