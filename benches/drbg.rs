@@ -45,6 +45,25 @@ fn small(c: &mut Criterion) {
         })
     });
     g.finish();
+
+    // With `std`: the cost of each fork detector per 32-byte request.
+    #[cfg(feature = "std")]
+    {
+        use entropool::rng::ForkDetection;
+        let mut g = c.benchmark_group("drbg_32B_fork_check");
+        g.throughput(Throughput::Bytes(32));
+        for (id, how) in [
+            ("process_id", ForkDetection::ProcessId),
+            ("atfork_counter", ForkDetection::AtforkCounter),
+        ] {
+            let mut rng = PoolRng::new(FastFake(1), PoolRngConfig::DEFAULT).unwrap();
+            rng.set_fork_detection(how);
+            g.bench_function(BenchmarkId::new(id, 32), |b| {
+                b.iter(|| rng.fill(black_box(&mut out)).unwrap())
+            });
+        }
+        g.finish();
+    }
 }
 
 const BULK: usize = 64 * 1024;

@@ -18,8 +18,10 @@ const SEEDLEN_BITS: u32 = 440;
 /// SP 800-90A Hash_DRBG with SHA-256 at 256-bit security strength.
 ///
 /// Same API and limits as [`HmacDrbg`](super::HmacDrbg) (see the
-/// [module doc](super)); about twice as fast, as each 32-byte output block
-/// costs one SHA-256 compression (`V` is 55 bytes and pads into one block).
+/// [module doc](super)). Each 32-byte output block costs one SHA-256
+/// compression (`V` is 55 bytes and pads into one block) against HMAC_DRBG's
+/// two; where HMAC_DRBG's loop runs on the SHA extensions the two are about
+/// as fast (BENCHMARKS.md).
 ///
 /// ```
 /// use entropool::drbg::HashDrbg;
