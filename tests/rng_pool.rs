@@ -259,6 +259,10 @@ fn lanes_take_their_own_entropy_and_differ() {
         assert_eq!((src.calls.get(), src.bytes.get()), (1, seed));
         rng.reseed_now().unwrap();
         assert_eq!((src.calls.get(), src.bytes.get()), (2, seed + per_reseed));
+        // What the config says a caller must wait for is what was read.
+        let config = lanes_config(lanes);
+        assert_eq!(config.seed_len() as u64, seed);
+        assert_eq!(config.reseed_len() as u64, per_reseed);
     }
 
     /// Hands out the same byte everywhere: both lanes get equal seeds.

@@ -7,12 +7,16 @@
 //!   in the state directory is written or read besides the config store).
 //!   A mask with no source but external is refused: nothing feeds this
 //!   pool from outside.
-//! - Default: an SP 800-90A HMAC_DRBG ([`PoolRng`]) seeded (and reseeded
-//!   every 16 MiB) with full-entropy blocks from the pool. With
+//! - Default: [`PoolRng`] (two SP 800-90A HMAC_DRBG lanes) seeded (and
+//!   reseeded every 16 MiB) with full-entropy blocks from the pool; it
+//!   waits until the memory cache holds what a seed or reseed takes
+//!   ([`PoolRngConfig::seed_len`], [`PoolRngConfig::reseed_len`]). With
 //!   `--full-entropy`: conditioned blocks only, straight from the pool.
 //! - Never hangs: when the sources produce nothing (no sample, no block)
-//!   for [`STALL_LIMIT`], it fails with an error naming the sources. It
-//!   sleeps a millisecond whenever a poll produced nothing: never a spin.
+//!   for [`STALL_LIMIT`], or the generator cannot be seeded or reseeded for
+//!   that long, it fails with an error naming the sources. It polls at
+//!   least once per failed attempt and sleeps a millisecond whenever a poll
+//!   produced nothing: never a spin.
 //! - On a terminal stderr and for at least [`PROGRESS_MIN_BYTES`], a
 //!   progress bar is drawn on stderr.
 
@@ -22,7 +26,7 @@ use std::time::{Duration, Instant};
 use clap::Args as ClapArgs;
 use entropool::Error;
 use entropool::config::Config;
-use entropool::rng::{PoolRng, PoolRngConfig};
+use entropool::rng::{EntropySource, PoolRng, PoolRngConfig};
 use entropool::source::{Source, SourceMask};
 use zeroize::Zeroizing;
 
@@ -54,47 +58,112 @@ pub struct Args {
     pub sources: Option<u8>,
 }
 
-/// Polls the pool and fails when nothing has come for [`STALL_LIMIT`].
+/// What `generate` needs from its pool: polls and full-entropy bytes. The
+/// daemon's pool implements it; the tests use a slow fake.
+trait Feed: EntropySource {
+    /// One poll of the sources; `true` when any of them produced anything.
+    ///
+    /// # Errors
+    /// The pool's error.
+    fn poll_sources(&mut self) -> Result<bool, Error>;
+    /// Full-entropy bytes the memory cache holds now.
+    fn available(&mut self) -> usize;
+}
+
+impl Feed for DaemonPool {
+    fn poll_sources(&mut self) -> Result<bool, Error> {
+        let report = self.poll()?;
+        Ok(report.blocks > 0
+            || report.rdseed_words > 0
+            || report.rdrand_words > 0
+            || report.interrupt_samples > 0)
+    }
+
+    fn available(&mut self) -> usize {
+        self.status().memory_len_blocks.saturating_mul(32)
+    }
+}
+
+/// Polls the pool and fails when nothing has come, or the generator could
+/// not be (re)seeded, for `stall_limit` ([`STALL_LIMIT`]).
 #[derive(Debug)]
 struct Harvester {
     last_progress: Instant,
+    /// Since when seeding or reseeding has kept failing.
+    failing_since: Option<Instant>,
+    stall_limit: Duration,
     sources: SourceMask,
 }
 
 impl Harvester {
+    fn new(sources: SourceMask, stall_limit: Duration) -> Self {
+        Harvester {
+            last_progress: Instant::now(),
+            failing_since: None,
+            stall_limit,
+            sources,
+        }
+    }
+
+    /// The error after `stall_limit` without entropy.
+    fn stalled(&self, what: &str) -> Failure {
+        Failure::runtime(format!(
+            "{what} for {} s: the sources {} ({}) did not supply enough entropy (see `entropyd status`; try another --sources)",
+            self.stall_limit.as_secs_f32(),
+            self.sources.value(),
+            view::mask_names(self.sources.value())
+        ))
+    }
+
     /// One poll; sleeps a little when it produced nothing.
-    fn poll(&mut self, pool: &mut DaemonPool) -> Result<(), Failure> {
-        let report = pool
-            .poll()
+    fn poll<P: Feed + ?Sized>(&mut self, pool: &mut P) -> Result<(), Failure> {
+        let produced = pool
+            .poll_sources()
             .map_err(|e| Failure::runtime(format!("the pool failed: {e}")))?;
-        let produced = report.blocks > 0
-            || report.rdseed_words > 0
-            || report.rdrand_words > 0
-            || report.interrupt_samples > 0;
         if produced {
             self.last_progress = Instant::now();
             return Ok(());
         }
-        if self.last_progress.elapsed() >= STALL_LIMIT {
-            return Err(Failure::runtime(format!(
-                "no entropy for {} s: the sources {} ({}) produced nothing (see `entropyd status`; try another --sources)",
-                STALL_LIMIT.as_secs(),
-                self.sources.value(),
-                view::mask_names(self.sources.value())
-            )));
+        if self.last_progress.elapsed() >= self.stall_limit {
+            return Err(self.stalled("no entropy"));
         }
         std::thread::sleep(NOTHING_SLEEP);
         Ok(())
     }
 
-    /// Polls until the memory cache holds at least `blocks` blocks.
-    fn wait_for(&mut self, pool: &mut DaemonPool, blocks: usize) -> Result<(), Failure> {
+    /// Polls until the memory cache holds at least `bytes` bytes.
+    fn wait_for<P: Feed + ?Sized>(&mut self, pool: &mut P, bytes: usize) -> Result<(), Failure> {
         // Bounded: every round either polls with progress or sleeps, and
-        // `poll` fails after STALL_LIMIT without progress.
-        while pool.status().memory_len_blocks < blocks {
+        // `poll` fails after `stall_limit` without progress.
+        while pool.available() < bytes {
             self.poll(pool)?;
         }
         Ok(())
+    }
+
+    /// A seed or reseed of `bytes` failed with `error`: gives up when that
+    /// has gone on for `stall_limit`, else polls at least once and waits
+    /// for `bytes`. Without the forced poll a cache that holds enough
+    /// blocks for the wait but not for the fill (or a fill that fails for
+    /// another reason) would be retried in a tight loop forever.
+    fn starved<P: Feed + ?Sized>(
+        &mut self,
+        pool: &mut P,
+        bytes: usize,
+        what: &str,
+        error: &Error,
+    ) -> Result<(), Failure> {
+        let since = *self.failing_since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= self.stall_limit {
+            return Err(self.stalled(&format!("{what} ({error})")));
+        }
+        self.poll(pool)?;
+        self.wait_for(pool, bytes)
+    }
+
+    /// A seed, reseed or request succeeded.
+    fn fed(&mut self) {
+        self.failing_since = None;
     }
 }
 
@@ -184,15 +253,20 @@ pub fn run(args: &Args, ctx: &Context, out: &mut dyn Write) -> Result<(), Failur
     let memory = daemon::leak_slots(config.tunables.memory_cache_size_kib())?;
     let built = daemon::build_pool(config, memory, None)?;
     let mut pool = built.pool;
-    let mut harvester = Harvester {
-        last_progress: Instant::now(),
-        sources: resolved,
-    };
+    let mut harvester = Harvester::new(resolved, STALL_LIMIT);
     let mut progress = Progress::new(args.bytes);
     let result = if args.full_entropy {
         full_entropy(&mut pool, &mut harvester, &mut progress, args.bytes, out)
     } else {
-        drbg(&mut pool, &mut harvester, &mut progress, args.bytes, out)
+        let config = PoolRngConfig::DEFAULT;
+        drbg(
+            &mut pool,
+            config,
+            &mut harvester,
+            &mut progress,
+            args.bytes,
+            out,
+        )
     };
     progress.finish();
     if let Some(jitter) = built.jitter {
@@ -202,8 +276,8 @@ pub fn run(args: &Args, ctx: &Context, out: &mut dyn Write) -> Result<(), Failur
 }
 
 /// Conditioned blocks straight from the pool.
-fn full_entropy(
-    pool: &mut DaemonPool,
+fn full_entropy<P: Feed>(
+    pool: &mut P,
     harvester: &mut Harvester,
     progress: &mut Progress,
     total: u64,
@@ -214,13 +288,12 @@ fn full_entropy(
     progress.update(0);
     while done < total {
         let left = usize::try_from(total.saturating_sub(done)).unwrap_or(usize::MAX);
-        let have = pool.status().memory_len_blocks.saturating_mul(32);
-        let n = left.min(have).min(CHUNK);
+        let n = left.min(pool.available()).min(CHUNK);
         let Some(piece) = buf.get_mut(..n).filter(|p| !p.is_empty()) else {
             harvester.poll(pool)?;
             continue;
         };
-        pool.fill(piece)
+        pool.fill_full_entropy(piece)
             .map_err(|e| Failure::runtime(format!("the pool failed: {e}")))?;
         write_all(out, piece)?;
         zeroize::Zeroize::zeroize(piece);
@@ -231,17 +304,25 @@ fn full_entropy(
 }
 
 /// The DRBG over the pool.
-fn drbg(
-    pool: &mut DaemonPool,
+fn drbg<P: Feed>(
+    pool: &mut P,
+    config: PoolRngConfig,
     harvester: &mut Harvester,
     progress: &mut Progress,
     total: u64,
     out: &mut dyn Write,
 ) -> Result<(), Failure> {
-    // Instantiation takes a 32-byte seed and a 16-byte nonce: two blocks.
-    harvester.wait_for(pool, 2)?;
-    let mut rng = PoolRng::new(&mut *pool, PoolRngConfig::DEFAULT)
-        .map_err(|e| Failure::runtime(format!("cannot seed the generator: {e}")))?;
+    // Instantiation takes 48 bytes per lane in one read.
+    harvester.wait_for(pool, config.seed_len())?;
+    let mut rng = loop {
+        let error = match PoolRng::new(&mut *pool, config) {
+            Ok(rng) => break rng,
+            Err(e @ (Error::Starving | Error::ExternalLost)) => e,
+            Err(e) => return Err(Failure::runtime(format!("cannot seed the generator: {e}"))),
+        };
+        harvester.starved(pool, config.seed_len(), "cannot seed the generator", &error)?;
+    };
+    harvester.fed();
     let mut buf = Zeroizing::new(vec![0u8; CHUNK]);
     let mut done = 0u64;
     progress.update(0);
@@ -252,17 +333,232 @@ fn drbg(
         };
         match rng.fill(piece) {
             Ok(()) => {
+                harvester.fed();
                 write_all(out, piece)?;
                 zeroize::Zeroize::zeroize(piece);
                 done = done.saturating_add(u64::try_from(piece.len()).unwrap_or(u64::MAX));
                 progress.update(done);
             }
-            Err(Error::DrbgReseedUnavailable) => {
-                // A reseed is due: one block is enough.
-                harvester.wait_for(rng.source_mut(), 1)?;
+            Err(e @ Error::DrbgReseedUnavailable) => {
+                // A reseed is due: 32 bytes per lane in one read.
+                let source: &mut P = rng.source_mut();
+                harvester.starved(
+                    source,
+                    config.reseed_len(),
+                    "cannot reseed the generator",
+                    &e,
+                )?;
             }
             Err(e) => return Err(Failure::runtime(format!("the generator failed: {e}"))),
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A slow pool: each poll produces at most one 32-byte block (when
+    /// `per_poll`), fills are all or nothing by whole blocks, as the pool's.
+    struct SlowFeed {
+        blocks: usize,
+        next: u8,
+        polls: usize,
+        per_poll: bool,
+        /// Fills after this many successful ones fail with `ExternalLost`,
+        /// even when blocks are there.
+        fills_allowed: usize,
+    }
+
+    impl SlowFeed {
+        fn new(blocks: usize) -> Self {
+            SlowFeed {
+                blocks,
+                next: 0,
+                polls: 0,
+                per_poll: true,
+                fills_allowed: usize::MAX,
+            }
+        }
+    }
+
+    impl EntropySource for SlowFeed {
+        fn fill_full_entropy(&mut self, out: &mut [u8]) -> Result<(), Error> {
+            let need = out.len().div_ceil(32);
+            if self.fills_allowed == 0 {
+                return Err(Error::ExternalLost);
+            }
+            if need > self.blocks {
+                return Err(Error::Starving);
+            }
+            self.blocks -= need;
+            self.fills_allowed -= 1;
+            for b in out.iter_mut() {
+                *b = self.next;
+                self.next = self.next.wrapping_add(1);
+            }
+            Ok(())
+        }
+    }
+
+    impl Feed for SlowFeed {
+        fn poll_sources(&mut self) -> Result<bool, Error> {
+            self.polls += 1;
+            if self.per_poll {
+                self.blocks += 1;
+            }
+            Ok(self.per_poll)
+        }
+
+        fn available(&mut self) -> usize {
+            self.blocks * 32
+        }
+    }
+
+    fn harvester(limit: Duration) -> Harvester {
+        Harvester::new(SourceMask::new(1).unwrap(), limit)
+    }
+
+    fn small_reseeds() -> PoolRngConfig {
+        PoolRngConfig {
+            reseed_after_bytes: 4096,
+            ..PoolRngConfig::DEFAULT
+        }
+    }
+
+    #[test]
+    fn drbg_waits_for_a_whole_seed_and_every_reseed_on_a_slow_pool() {
+        let config = small_reseeds();
+        let mut pool = SlowFeed::new(0);
+        let mut out = Vec::new();
+        // Six requests of up to CHUNK bytes: each after the first is past
+        // `reseed_after_bytes` and reseeds first.
+        let total = 5 * CHUNK as u64 + 100;
+        drbg(
+            &mut pool,
+            config,
+            &mut harvester(Duration::from_secs(10)),
+            &mut Progress::new(0),
+            total,
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(out.len() as u64, total);
+        // One seed (3 blocks with two lanes) and five reseeds (2 each), a
+        // block per poll and the reseed's forced poll among them: the generator took what it needed and no more
+        // polls than that took.
+        let seed = config.seed_len() / 32;
+        let reseed = config.reseed_len() / 32;
+        assert_eq!((seed, reseed), (3, 2));
+        assert_eq!(pool.polls, seed + 5 * reseed);
+        assert_eq!(pool.blocks, 0);
+    }
+
+    #[test]
+    fn drbg_seeds_with_exactly_the_seed_in_the_cache() {
+        // 64 bytes from a pool that holds just the three seed blocks: the
+        // earlier code waited for two blocks and failed "starving".
+        let mut pool = SlowFeed::new(3);
+        pool.per_poll = false;
+        let mut out = Vec::new();
+        drbg(
+            &mut pool,
+            PoolRngConfig::DEFAULT,
+            &mut harvester(Duration::from_secs(10)),
+            &mut Progress::new(0),
+            64,
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!((out.len(), pool.polls, pool.blocks), (64, 0, 0));
+    }
+
+    #[test]
+    fn drbg_gives_up_when_reseeds_keep_failing_with_blocks_in_the_cache() {
+        // The seed works; then polls keep producing and the cache reports
+        // blocks, but every fill fails: the stall limit must end it (the
+        // earlier code retried without polling, forever).
+        let mut pool = SlowFeed::new(0);
+        pool.fills_allowed = 1;
+        let mut out = Vec::new();
+        let err = drbg(
+            &mut pool,
+            small_reseeds(),
+            &mut harvester(Duration::from_millis(50)),
+            &mut Progress::new(0),
+            2 * CHUNK as u64,
+            &mut out,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("cannot reseed the generator"), "{err}");
+        assert!(err.contains("E0505"), "{err}");
+        assert!(pool.polls > 3, "it polled while it retried: {}", pool.polls);
+        assert_eq!(out.len(), CHUNK, "the first request was served");
+    }
+
+    #[test]
+    fn drbg_gives_up_when_seeding_keeps_failing() {
+        let mut pool = SlowFeed::new(0);
+        pool.fills_allowed = 0;
+        let mut out = Vec::new();
+        let err = drbg(
+            &mut pool,
+            PoolRngConfig::DEFAULT,
+            &mut harvester(Duration::from_millis(50)),
+            &mut Progress::new(0),
+            1,
+            &mut out,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("cannot seed the generator"), "{err}");
+        assert!(err.contains("E0402"), "{err}");
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn drbg_and_full_entropy_fail_after_the_stall_limit_on_a_silent_pool() {
+        for full in [false, true] {
+            let mut pool = SlowFeed::new(0);
+            pool.per_poll = false;
+            let mut out = Vec::new();
+            let mut h = harvester(Duration::from_millis(20));
+            let mut progress = Progress::new(0);
+            let err = if full {
+                full_entropy(&mut pool, &mut h, &mut progress, 10, &mut out)
+            } else {
+                drbg(
+                    &mut pool,
+                    PoolRngConfig::DEFAULT,
+                    &mut h,
+                    &mut progress,
+                    10,
+                    &mut out,
+                )
+            }
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("no entropy"), "{err}");
+            assert!(err.contains("interrupts"), "names the sources: {err}");
+            assert!(pool.polls >= 2 && out.is_empty());
+        }
+    }
+
+    #[test]
+    fn full_entropy_takes_blocks_as_they_come() {
+        let mut pool = SlowFeed::new(0);
+        let mut out = Vec::new();
+        full_entropy(
+            &mut pool,
+            &mut harvester(Duration::from_secs(10)),
+            &mut Progress::new(0),
+            100,
+            &mut out,
+        )
+        .unwrap();
+        let want: Vec<u8> = (0..100).collect();
+        assert_eq!(out, want);
+    }
 }

@@ -112,6 +112,22 @@ fn generate_writes_exactly_n_bytes_and_passes_rngtest() {
 }
 
 #[test]
+fn generate_seeds_both_lanes_from_a_small_pool() {
+    // RDRAND alone yields few blocks per poll: the generator must wait for
+    // all the seed its two lanes take (96 bytes), not fail "starving".
+    let env = Env::new();
+    for sources in ["--sources=2", "--sources=3"] {
+        let out = env.cmd(&["generate", "--bytes=64", sources]);
+        if default_mask_fails(&out) {
+            println!("skipped {sources}: {}", text(&out.stderr));
+            continue;
+        }
+        assert!(out.status.success(), "{sources}: {}", text(&out.stderr));
+        assert_eq!(out.stdout.len(), 64);
+    }
+}
+
+#[test]
 fn generate_refuses_external_only() {
     let env = Env::new();
     let out = env.cmd(&["generate", "--bytes=10", "--sources=8"]);

@@ -120,6 +120,21 @@ impl PoolRngConfig {
         lanes: MAX_LANES,
     };
 
+    /// Full-entropy bytes one instantiation takes from the source: 32 of
+    /// entropy and 16 of nonce per lane (96 with the default two lanes).
+    /// A caller that waits for its source to fill up waits for this many.
+    #[must_use]
+    pub fn seed_len(&self) -> usize {
+        LANE_SEED.saturating_mul(usize::from(self.lanes))
+    }
+
+    /// Full-entropy bytes one reseed takes from the source: 32 per lane
+    /// (64 with the default two lanes).
+    #[must_use]
+    pub fn reseed_len(&self) -> usize {
+        SEED_LEN.saturating_mul(usize::from(self.lanes))
+    }
+
     /// Checks the ranges.
     ///
     /// # Errors
@@ -208,7 +223,8 @@ impl<S: EntropySource> PoolRng<S> {
     ///
     /// # Errors
     /// [`Error::InvalidValue`] for a bad `config`; the source's error (e.g.
-    /// [`Error::Starving`]) when it cannot supply the 48 seed bytes.
+    /// [`Error::Starving`]) when it cannot supply the
+    /// [`PoolRngConfig::seed_len`] seed bytes (48 per lane) in one read.
     pub fn new(source: S, config: PoolRngConfig) -> Result<Self, Error> {
         Self::with_drbg(source, config)
     }
@@ -480,7 +496,9 @@ impl<S: EntropySource, D: Drbg> PoolRng<S, D> {
             ) {
                 *dst = *src;
             }
-            // Both lanes are reseeded or the reseed stays due.
+            // Every lane is offered its reseed; if any lane's fails, the
+            // reseed stays due (the others may already be reseeded, which
+            // is harmless: the next attempt reseeds them again).
             reseeded =
                 reseeded.and(drbg.reseed(lane_entropy.next().unwrap_or_default(), &additional));
         }
