@@ -306,8 +306,8 @@ impl HmacKey {
 
 /// Runs the whole 32-byte steps every loop has on the SHA extensions;
 /// returns the bytes done per loop (0 where the CPU lacks them or on other
-/// architectures).
-#[cfg(target_arch = "x86_64")]
+/// architectures and x86_64 targets without SSE2).
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 fn accelerated<const N: usize>(loops: &mut [(&HmacKey, &mut [u8; 32], &mut [u8]); N]) -> usize {
     use crate::hw::sha::{Chain, hmac_chain};
     let mut chains = loops.each_mut().map(|(key, v, out)| Chain {
@@ -320,7 +320,7 @@ fn accelerated<const N: usize>(loops: &mut [(&HmacKey, &mut [u8; 32], &mut [u8])
 }
 
 /// No SHA extensions here: the portable path does every step.
-#[cfg(not(target_arch = "x86_64"))]
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
 fn accelerated<const N: usize>(_: &mut [(&HmacKey, &mut [u8; 32], &mut [u8]); N]) -> usize {
     0
 }
@@ -490,7 +490,8 @@ mod tests {
                 let (mut w0, mut w1) = (v0, v1);
                 a.chain_with(&mut w0, &mut o0, accelerate);
                 prop_assert_eq!((&o0, w0), (&want0, end0));
-                let mut w0 = v0;
+                // Fresh buffers: the pair must write every byte itself.
+                let (mut w0, mut o0) = (v0, std::vec![0u8; n0]);
                 HmacKey::chain_pair_with((&a, &mut w0, &mut o0), (&b, &mut w1, &mut o1), accelerate);
                 prop_assert_eq!((&o0, w0), (&want0, end0));
                 prop_assert_eq!((&o1, w1), (&want1, end1));

@@ -37,8 +37,11 @@ mod arch;
 #[path = "other.rs"]
 mod arch;
 
-/// HMAC-SHA-256 output loops on the SHA extensions (used by `drbg`).
-#[cfg(target_arch = "x86_64")]
+/// HMAC-SHA-256 output loops on the SHA extensions (used by `drbg`). Only
+/// where the target itself enables SSE2 (every x86_64 OS target): a bare
+/// target such as `x86_64-unknown-none` is built without it because its
+/// kernel may not save vector registers, and gets the portable path.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[path = "sha_x86_64.rs"]
 pub(crate) mod sha;
 

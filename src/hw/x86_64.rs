@@ -168,6 +168,7 @@ const LEAF7_EBX_SHA: u32 = 1 << 29;
 /// Whether the CPU has the SHA extensions and the SSSE3/SSE4.1 shuffles the
 /// SHA-NI kernel uses (CPUID, cached with the rest). Never under miri,
 /// which cannot run CPUID: the portable path runs there.
+#[cfg(target_feature = "sse2")]
 #[inline]
 pub(super) fn has_sha_ni() -> bool {
     if cfg!(miri) {
