@@ -51,7 +51,7 @@ fn pid() -> u32 {
 
 /// The model: one HMAC_DRBG per lane, instantiated exactly as the module
 /// doc says (one source read of 48 bytes per lane: entropy then nonce;
-/// personalization "entropool PoolRng v1" || pid || lane).
+/// personalization "entropool PoolRng v2" || pid || lane).
 struct Model(Vec<HmacDrbg>);
 
 impl Model {
@@ -62,7 +62,7 @@ impl Model {
             seed.chunks(48)
                 .zip(0u8..)
                 .map(|(s, lane)| {
-                    let mut pers = b"entropool PoolRng v1".to_vec();
+                    let mut pers = b"entropool PoolRng v2".to_vec();
                     pers.extend_from_slice(&pid().to_be_bytes());
                     pers.push(lane);
                     HmacDrbg::new(&s[..32], &s[32..], &pers).unwrap()

@@ -25,7 +25,16 @@
 //! them with the inner digest kept in registers, and
 //! [`HmacDrbg::generate_pair`] interleaves the loops of two instances so
 //! their compressions overlap; elsewhere (and under miri) the portable path
-//! over `sha2` runs. Both give the same bytes.
+//! over `sha2` runs. Both give the same bytes: the CAVP vectors run on the
+//! accelerated path where the CPU has it, and a property test checks the
+//! two output loops against each other and against the `hmac` crate.
+//!
+//! Wiping: the state and the scratch buffers this module owns are
+//! zeroized. Copies the compiler makes of secret values (registers spilled
+//! to the stack, temporaries inside `sha2` and the SHA-NI kernel) are not
+//! wiped, as in the `sha2` and `hmac` crates themselves; a caller that must
+//! erase those too should wipe its stack (e.g. run on a dedicated stack it
+//! zeroes afterwards).
 //!
 //! Prediction resistance is a property of the caller: reseed before each
 //! generate call (as [`crate::rng::PoolRng`] does when asked to).
@@ -83,8 +92,9 @@ pub trait Drbg: Sized + zeroize::ZeroizeOnDrop {
     /// Two generate calls on two independent instances: the same result as
     /// `self.generate(out, additional)` followed by
     /// `other.generate(other_out, additional)`, which is what this provided
-    /// method does. [`HmacDrbg`] overrides it to interleave the two output
-    /// loops, and checks both requests before it changes either instance.
+    /// method does. Both mechanisms here override it to check both
+    /// requests before either instance changes; [`HmacDrbg`]'s also
+    /// interleaves the two output loops.
     ///
     /// # Errors
     /// As [`generate`](Self::generate). Here `self` has generated already

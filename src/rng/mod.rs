@@ -15,7 +15,11 @@
 //!   the output of one SP 800-90A instance at full security strength; two
 //!   lanes cost twice the pool entropy and, on x86_64 with the SHA
 //!   extensions, run about 1.5 times as fast, because the two HMAC chains
-//!   are computed interleaved ([`HmacDrbg::generate_pair`]).
+//!   are computed interleaved ([`HmacDrbg::generate_pair`]). Lanes add
+//!   speed, not strength: the generator's security strength stays 256
+//!   bits, each half of an output comes from its own instance, and every
+//!   rule below (reseed limits, prediction resistance, fork detection)
+//!   applies to each lane.
 //! - It reseeds (every lane, from one source read)
 //!   after [`PoolRngConfig::reseed_after_requests`] requests or
 //!   [`PoolRngConfig::reseed_after_bytes`] bytes, whichever comes first, on
@@ -83,8 +87,9 @@ pub const SMALL_REQUEST_MAX: usize = 256;
 const SEED_LEN: usize = 32;
 /// Nonce taken from the source at instantiation: 128 bits.
 const NONCE_LEN: usize = 16;
-/// Personalization string (domain separation).
-const PERSONALIZATION: &[u8] = b"entropool PoolRng v1";
+/// Personalization string (domain separation). v2: the lane number
+/// follows the process id (v1 had one instance and no lane byte).
+const PERSONALIZATION: &[u8] = b"entropool PoolRng v2";
 /// Most DRBG instances a generator interleaves.
 pub const MAX_LANES: u8 = 2;
 /// Source bytes per lane at instantiation.
