@@ -87,8 +87,8 @@ pub const SMALL_REQUEST_MAX: usize = 256;
 const SEED_LEN: usize = 32;
 /// Nonce taken from the source at instantiation: 128 bits.
 const NONCE_LEN: usize = 16;
-/// Personalization string (domain separation). v2: the lane number
-/// follows the process id (v1 had one instance and no lane byte).
+/// Personalization string (domain separation), followed by the process id
+/// and the lane number; v2 marks the layout with lanes.
 const PERSONALIZATION: &[u8] = b"entropool PoolRng v2";
 /// Most DRBG instances a generator interleaves.
 pub const MAX_LANES: u8 = 2;
