@@ -7,16 +7,21 @@
 //!   in the state directory is written or read besides the config store).
 //!   A mask with no source but external is refused: nothing feeds this
 //!   pool from outside.
-//! - Default: [`PoolRng`] (two SP 800-90A HMAC_DRBG lanes) seeded (and
+//! - Default: [`PoolRng`] (two SP 800-90A `HMAC_DRBG` lanes) seeded (and
 //!   reseeded every 16 MiB) with full-entropy blocks from the pool; it
 //!   waits until the memory cache holds what a seed or reseed takes
 //!   ([`PoolRngConfig::seed_len`], [`PoolRngConfig::reseed_len`]). With
 //!   `--full-entropy`: conditioned blocks only, straight from the pool.
-//! - Never hangs: when the sources produce nothing (no sample, no block)
-//!   for [`STALL_LIMIT`], or the generator cannot be seeded or reseeded for
-//!   that long, it fails with an error naming the sources. It polls at
-//!   least once per failed attempt and sleeps a millisecond whenever a poll
-//!   produced nothing: never a spin.
+//! - The private pool refills whenever its memory cache is not full (low
+//!   watermark 100 %, whatever the store says): it exists only to serve
+//!   this run, and a stored watermark of 0 would never refill it.
+//! - Never hangs: while it waits for entropy, when the sources produce
+//!   nothing (no sample, no block) for [`STALL_LIMIT`], it fails with an
+//!   error naming the sources (time spent writing to stdout does not
+//!   count). A seed or reseed that keeps failing although the cache holds
+//!   what it takes fails the run after [`STALL_LIMIT`] too. Every failed
+//!   attempt polls at least once and every retry that found nothing new
+//!   sleeps a millisecond: never a spin.
 //! - On a terminal stderr and for at least [`PROGRESS_MIN_BYTES`], a
 //!   progress bar is drawn on stderr.
 
@@ -25,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args as ClapArgs;
 use entropool::Error;
-use entropool::config::Config;
+use entropool::config::{Config, Param};
 use entropool::rng::{EntropySource, PoolRng, PoolRngConfig};
 use entropool::source::{Source, SourceMask};
 use zeroize::Zeroizing;
@@ -131,8 +136,12 @@ impl Harvester {
         Ok(())
     }
 
-    /// Polls until the memory cache holds at least `bytes` bytes.
+    /// Polls until the memory cache holds at least `bytes` bytes. The
+    /// stall clock starts when the wait does.
     fn wait_for<P: Feed + ?Sized>(&mut self, pool: &mut P, bytes: usize) -> Result<(), Failure> {
+        if pool.available() < bytes {
+            self.last_progress = Instant::now();
+        }
         // Bounded: every round either polls with progress or sleeps, and
         // `poll` fails after `stall_limit` without progress.
         while pool.available() < bytes {
@@ -141,11 +150,10 @@ impl Harvester {
         Ok(())
     }
 
-    /// A seed or reseed of `bytes` failed with `error`: gives up when that
-    /// has gone on for `stall_limit`, else polls at least once and waits
-    /// for `bytes`. Without the forced poll a cache that holds enough
-    /// blocks for the wait but not for the fill (or a fill that fails for
-    /// another reason) would be retried in a tight loop forever.
+    /// A seed or reseed of `bytes` failed with `error`. Short of blocks:
+    /// waits for them. With enough cached (the fill failed for another
+    /// reason): gives up once that has gone on for `stall_limit`, else
+    /// polls once and sleeps, so the retry is never a tight loop.
     fn starved<P: Feed + ?Sized>(
         &mut self,
         pool: &mut P,
@@ -153,12 +161,17 @@ impl Harvester {
         what: &str,
         error: &Error,
     ) -> Result<(), Failure> {
+        if pool.available() < bytes {
+            return self.wait_for(pool, bytes);
+        }
         let since = *self.failing_since.get_or_insert_with(Instant::now);
         if since.elapsed() >= self.stall_limit {
             return Err(self.stalled(&format!("{what} ({error})")));
         }
-        self.poll(pool)?;
-        self.wait_for(pool, bytes)
+        pool.poll_sources()
+            .map_err(|e| Failure::runtime(format!("the pool failed: {e}")))?;
+        std::thread::sleep(NOTHING_SLEEP);
+        Ok(())
     }
 
     /// A seed, reseed or request succeeded.
@@ -250,6 +263,13 @@ pub fn run(args: &Args, ctx: &Context, out: &mut dyn Write) -> Result<(), Failur
             view::mask_names(resolved.value())
         )));
     }
+    config
+        .tunables
+        .set(
+            Param::MemoryCacheLowWatermark,
+            Param::MemoryCacheLowWatermark.max_value(),
+        )
+        .map_err(|e| Failure::runtime(format!("cannot set the watermark: {e}")))?;
     let memory = daemon::leak_slots(config.tunables.memory_cache_size_kib())?;
     let built = daemon::build_pool(config, memory, None)?;
     let mut pool = built.pool;
@@ -290,7 +310,7 @@ fn full_entropy<P: Feed>(
         let left = usize::try_from(total.saturating_sub(done)).unwrap_or(usize::MAX);
         let n = left.min(pool.available()).min(CHUNK);
         let Some(piece) = buf.get_mut(..n).filter(|p| !p.is_empty()) else {
-            harvester.poll(pool)?;
+            harvester.wait_for(pool, 1)?;
             continue;
         };
         pool.fill_full_entropy(piece)
@@ -359,16 +379,24 @@ fn drbg<P: Feed>(
 mod tests {
     use super::*;
 
-    /// A slow pool: each poll produces at most one 32-byte block (when
-    /// `per_poll`), fills are all or nothing by whole blocks, as the pool's.
+    /// A slow pool: each poll produces `per_poll` 32-byte blocks (one by
+    /// default, none when silent) after `poll_delay`; fills are all or
+    /// nothing by whole blocks, as the pool's.
     struct SlowFeed {
         blocks: usize,
         next: u8,
         polls: usize,
-        per_poll: bool,
+        per_poll: usize,
+        poll_delay: Duration,
+        /// Fill calls so far, failed or not.
+        attempts: usize,
         /// Fills after this many successful ones fail with `ExternalLost`,
         /// even when blocks are there.
         fills_allowed: usize,
+        /// Every second fill call fails with `ExternalLost`.
+        flaky: bool,
+        /// This many polls produce nothing before the others do.
+        quiet_first: usize,
     }
 
     impl SlowFeed {
@@ -377,8 +405,12 @@ mod tests {
                 blocks,
                 next: 0,
                 polls: 0,
-                per_poll: true,
+                per_poll: 1,
+                poll_delay: Duration::ZERO,
+                attempts: 0,
                 fills_allowed: usize::MAX,
+                flaky: false,
+                quiet_first: 0,
             }
         }
     }
@@ -386,7 +418,8 @@ mod tests {
     impl EntropySource for SlowFeed {
         fn fill_full_entropy(&mut self, out: &mut [u8]) -> Result<(), Error> {
             let need = out.len().div_ceil(32);
-            if self.fills_allowed == 0 {
+            self.attempts += 1;
+            if self.fills_allowed == 0 || (self.flaky && self.attempts % 2 == 0) {
                 return Err(Error::ExternalLost);
             }
             if need > self.blocks {
@@ -405,10 +438,12 @@ mod tests {
     impl Feed for SlowFeed {
         fn poll_sources(&mut self) -> Result<bool, Error> {
             self.polls += 1;
-            if self.per_poll {
-                self.blocks += 1;
+            std::thread::sleep(self.poll_delay);
+            if self.polls <= self.quiet_first {
+                return Ok(false);
             }
-            Ok(self.per_poll)
+            self.blocks += self.per_poll;
+            Ok(self.per_poll > 0)
         }
 
         fn available(&mut self) -> usize {
@@ -460,7 +495,7 @@ mod tests {
         // 64 bytes from a pool that holds just the three seed blocks: the
         // earlier code waited for two blocks and failed "starving".
         let mut pool = SlowFeed::new(3);
-        pool.per_poll = false;
+        pool.per_poll = 0;
         let mut out = Vec::new();
         drbg(
             &mut pool,
@@ -494,8 +529,42 @@ mod tests {
         .to_string();
         assert!(err.contains("cannot reseed the generator"), "{err}");
         assert!(err.contains("E0505"), "{err}");
-        assert!(pool.polls > 3, "it polled while it retried: {}", pool.polls);
+        // Every failed attempt polled (the last one gave up instead).
+        assert!(pool.attempts > 5, "{} attempts", pool.attempts);
+        assert!(
+            pool.polls + 1 >= pool.attempts,
+            "{} polls for {} attempts",
+            pool.polls,
+            pool.attempts
+        );
         assert_eq!(out.len(), CHUNK, "the first request was served");
+    }
+
+    #[test]
+    fn occasional_failed_reseeds_never_add_up_to_the_stall_limit() {
+        // Every second fill fails although the cache holds enough; each
+        // success must restart the failure clock, or the failures of many
+        // reseeds, each followed by a success, would add up past the limit.
+        let mut pool = SlowFeed::new(0);
+        pool.flaky = true;
+        pool.per_poll = 4;
+        pool.poll_delay = Duration::from_millis(5);
+        let mut out = Vec::new();
+        let total = 20 * CHUNK as u64;
+        let started = Instant::now();
+        drbg(
+            &mut pool,
+            small_reseeds(),
+            &mut harvester(Duration::from_millis(30)),
+            &mut Progress::new(0),
+            total,
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(out.len() as u64, total);
+        assert!(started.elapsed() > Duration::from_millis(30));
+        // The seed, then 19 reseeds of two attempts each.
+        assert_eq!(pool.attempts, 1 + 2 * 19);
     }
 
     #[test]
@@ -522,7 +591,7 @@ mod tests {
     fn drbg_and_full_entropy_fail_after_the_stall_limit_on_a_silent_pool() {
         for full in [false, true] {
             let mut pool = SlowFeed::new(0);
-            pool.per_poll = false;
+            pool.per_poll = 0;
             let mut out = Vec::new();
             let mut h = harvester(Duration::from_millis(20));
             let mut progress = Progress::new(0);
@@ -560,5 +629,19 @@ mod tests {
         .unwrap();
         let want: Vec<u8> = (0..100).collect();
         assert_eq!(out, want);
+    }
+
+    #[test]
+    fn time_spent_writing_does_not_count_as_a_stall() {
+        // The last progress was long ago (a slow stdout), and the next
+        // poll finds nothing: the wait starts its own clock instead of
+        // failing at once.
+        let mut pool = SlowFeed::new(0);
+        pool.quiet_first = 1;
+        let mut h = harvester(Duration::from_millis(200));
+        h.last_progress = Instant::now().checked_sub(Duration::from_secs(1)).unwrap();
+        let mut out = Vec::new();
+        full_entropy(&mut pool, &mut h, &mut Progress::new(0), 40, &mut out).unwrap();
+        assert_eq!((out.len(), pool.polls), (40, 3));
     }
 }
