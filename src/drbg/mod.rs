@@ -25,9 +25,10 @@
 //! them with the inner digest kept in registers, and
 //! [`HmacDrbg::generate_pair`] interleaves the loops of two instances so
 //! their compressions overlap; elsewhere (and under miri) the portable path
-//! over `sha2` runs. Both give the same bytes: the CAVP vectors run on the
-//! accelerated path where the CPU has it, and a property test checks the
-//! two output loops against each other and against the `hmac` crate.
+//! over `sha2` runs. Both give the same bytes: the HMAC_DRBG CAVP vectors
+//! run on both paths (the unit tests force the portable one), and a
+//! property test checks the two output loops against each other and
+//! against the `hmac` crate.
 //!
 //! Wiping: the state and the scratch buffers this module owns are
 //! zeroized. Copies the compiler makes of secret values (registers spilled
@@ -168,4 +169,54 @@ fn check_interval(interval: u64) -> Result<(), Error> {
         });
     }
     Ok(())
+}
+
+/// The CAVP parser and loop of `tests/drbg_cavp.rs`, for the unit tests.
+#[cfg(test)]
+#[path = "../../tests/cavp/mod.rs"]
+mod cavp;
+
+#[cfg(test)]
+mod tests {
+    //! HMAC_DRBG on the portable output loop, whatever the CPU: the path
+    //! every target without the SHA extensions (the firmware's) runs.
+    #![allow(clippy::unwrap_used)]
+
+    use super::sha256::PORTABLE_ONLY;
+    use super::{HmacDrbg, cavp};
+
+    #[test]
+    fn hmac_cavp_cases_pass_on_the_portable_path() {
+        PORTABLE_ONLY.with(|p| p.set(true));
+        let mut files = 0;
+        for (name, text) in cavp::FILES.iter().filter(|(n, _)| n.starts_with("HMAC")) {
+            assert_eq!(
+                cavp::run::<HmacDrbg>(name, text),
+                cavp::CASES_PER_FILE,
+                "{name}"
+            );
+            files += 1;
+        }
+        assert_eq!(files, 3);
+    }
+
+    #[test]
+    fn pair_on_the_portable_path_equals_the_accelerated_one() {
+        let make = |tag: u8| HmacDrbg::new(&[tag; 32], &[tag; 16], b"pair").unwrap();
+        let mut outputs = std::vec::Vec::new();
+        for portable in [true, false] {
+            PORTABLE_ONLY.with(|p| p.set(portable));
+            let (mut a, mut b) = (make(1), make(2));
+            let (mut oa, mut ob) = ([0u8; 200], [0u8; 131]);
+            a.generate_pair(&mut b, &mut oa, &mut ob, b"extra").unwrap();
+            outputs.push((oa, ob));
+        }
+        assert_eq!(outputs[0], outputs[1]);
+        // And the pair is two single calls.
+        let (mut a, mut b) = (make(1), make(2));
+        let (mut oa, mut ob) = ([0u8; 200], [0u8; 131]);
+        a.generate(&mut oa, b"extra").unwrap();
+        b.generate(&mut ob, b"extra").unwrap();
+        assert_eq!(outputs[0], (oa, ob));
+    }
 }

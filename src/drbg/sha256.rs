@@ -212,7 +212,7 @@ impl HmacKey {
     /// space is wiped once at the end, not per step (per-step volatile
     /// wiping cost about a third of the throughput).
     pub(crate) fn chain(&self, v: &mut [u8; 32], out: &mut [u8]) {
-        self.chain_with(v, out, true);
+        self.chain_with(v, out, accelerate());
     }
 
     /// [`chain`](Self::chain), on the SHA extensions when `accelerate` and
@@ -247,7 +247,7 @@ impl HmacKey {
         a: (&Self, &mut [u8; 32], &mut [u8]),
         b: (&Self, &mut [u8; 32], &mut [u8]),
     ) {
-        Self::chain_pair_with(a, b, true);
+        Self::chain_pair_with(a, b, accelerate());
     }
 
     /// [`chain_pair`](Self::chain_pair), accelerated as in
@@ -301,6 +301,27 @@ impl HmacKey {
         stream.finalize_into(&mut digest);
         self.outer(&digest, out);
         digest.zeroize();
+    }
+}
+
+#[cfg(test)]
+std::thread_local! {
+    /// Unit tests set it to run whole DRBGs on the portable path on a CPU
+    /// with the SHA extensions (per thread: other tests are unaffected).
+    pub(crate) static PORTABLE_ONLY: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+}
+
+/// Whether the output loops may use the SHA extensions: always, except in
+/// a unit test that asked for the portable path.
+#[inline]
+fn accelerate() -> bool {
+    #[cfg(test)]
+    {
+        !PORTABLE_ONLY.with(core::cell::Cell::get)
+    }
+    #[cfg(not(test))]
+    {
+        true
     }
 }
 
