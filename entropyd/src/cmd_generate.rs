@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args as ClapArgs;
 use entropool::Error;
+use entropool::cache::BLOCK_LEN;
 use entropool::config::{Config, Param};
 use entropool::rng::{EntropySource, PoolRng, PoolRngConfig};
 use entropool::source::{Source, SourceMask};
@@ -85,7 +86,7 @@ impl Feed for DaemonPool {
     }
 
     fn available(&mut self) -> usize {
-        self.status().memory_len_blocks.saturating_mul(32)
+        self.status().memory_len_blocks.saturating_mul(BLOCK_LEN)
     }
 }
 
@@ -139,15 +140,18 @@ impl Harvester {
     /// Polls until the memory cache holds at least `bytes` bytes. The
     /// stall clock starts when the wait does.
     fn wait_for<P: Feed + ?Sized>(&mut self, pool: &mut P, bytes: usize) -> Result<(), Failure> {
-        if pool.available() < bytes {
-            self.last_progress = Instant::now();
+        if pool.available() >= bytes {
+            return Ok(());
         }
+        self.last_progress = Instant::now();
         // Bounded: every round either polls with progress or sleeps, and
         // `poll` fails after `stall_limit` without progress.
-        while pool.available() < bytes {
+        loop {
             self.poll(pool)?;
+            if pool.available() >= bytes {
+                return Ok(());
+            }
         }
-        Ok(())
     }
 
     /// A seed or reseed of `bytes` failed with `error`. Short of blocks:
@@ -417,7 +421,7 @@ mod tests {
 
     impl EntropySource for SlowFeed {
         fn fill_full_entropy(&mut self, out: &mut [u8]) -> Result<(), Error> {
-            let need = out.len().div_ceil(32);
+            let need = out.len().div_ceil(BLOCK_LEN);
             self.attempts += 1;
             if self.fills_allowed == 0 || (self.flaky && self.attempts % 2 == 0) {
                 return Err(Error::ExternalLost);
@@ -447,12 +451,43 @@ mod tests {
         }
 
         fn available(&mut self) -> usize {
-            self.blocks * 32
+            self.blocks * BLOCK_LEN
         }
     }
 
     fn harvester(limit: Duration) -> Harvester {
         Harvester::new(SourceMask::new(1).unwrap(), limit)
+    }
+
+    /// `drbg` for `total` bytes, stall limit `limit`: its result and output.
+    fn run_drbg(
+        pool: &mut SlowFeed,
+        config: PoolRngConfig,
+        limit: Duration,
+        total: u64,
+    ) -> (Result<(), Failure>, Vec<u8>) {
+        let mut out = Vec::new();
+        let mut progress = Progress::new(0);
+        let result = drbg(
+            pool,
+            config,
+            &mut harvester(limit),
+            &mut progress,
+            total,
+            &mut out,
+        );
+        (result, out)
+    }
+
+    /// `full_entropy` for `total` bytes with harvester `h`.
+    fn run_full(
+        pool: &mut SlowFeed,
+        h: &mut Harvester,
+        total: u64,
+    ) -> (Result<(), Failure>, Vec<u8>) {
+        let mut out = Vec::new();
+        let result = full_entropy(pool, h, &mut Progress::new(0), total, &mut out);
+        (result, out)
     }
 
     fn small_reseeds() -> PoolRngConfig {
@@ -466,25 +501,17 @@ mod tests {
     fn drbg_waits_for_a_whole_seed_and_every_reseed_on_a_slow_pool() {
         let config = small_reseeds();
         let mut pool = SlowFeed::new(0);
-        let mut out = Vec::new();
         // Six requests of up to CHUNK bytes: each after the first is past
         // `reseed_after_bytes` and reseeds first.
         let total = 5 * CHUNK as u64 + 100;
-        drbg(
-            &mut pool,
-            config,
-            &mut harvester(Duration::from_secs(10)),
-            &mut Progress::new(0),
-            total,
-            &mut out,
-        )
-        .unwrap();
+        let (result, out) = run_drbg(&mut pool, config, Duration::from_secs(10), total);
+        result.unwrap();
         assert_eq!(out.len() as u64, total);
         // One seed (3 blocks with two lanes) and five reseeds (2 each), a
-        // block per poll and the reseed's forced poll among them: the generator took what it needed and no more
-        // polls than that took.
-        let seed = config.seed_len() / 32;
-        let reseed = config.reseed_len() / 32;
+        // block per poll: the generator polled for what it needed and no
+        // more.
+        let seed = config.seed_len() / BLOCK_LEN;
+        let reseed = config.reseed_len() / BLOCK_LEN;
         assert_eq!((seed, reseed), (3, 2));
         assert_eq!(pool.polls, seed + 5 * reseed);
         assert_eq!(pool.blocks, 0);
@@ -496,16 +523,13 @@ mod tests {
         // earlier code waited for two blocks and failed "starving".
         let mut pool = SlowFeed::new(3);
         pool.per_poll = 0;
-        let mut out = Vec::new();
-        drbg(
+        let (result, out) = run_drbg(
             &mut pool,
             PoolRngConfig::DEFAULT,
-            &mut harvester(Duration::from_secs(10)),
-            &mut Progress::new(0),
+            Duration::from_secs(10),
             64,
-            &mut out,
-        )
-        .unwrap();
+        );
+        result.unwrap();
         assert_eq!((out.len(), pool.polls, pool.blocks), (64, 0, 0));
     }
 
@@ -516,17 +540,13 @@ mod tests {
         // earlier code retried without polling, forever).
         let mut pool = SlowFeed::new(0);
         pool.fills_allowed = 1;
-        let mut out = Vec::new();
-        let err = drbg(
+        let (result, out) = run_drbg(
             &mut pool,
             small_reseeds(),
-            &mut harvester(Duration::from_millis(50)),
-            &mut Progress::new(0),
+            Duration::from_millis(50),
             2 * CHUNK as u64,
-            &mut out,
-        )
-        .unwrap_err()
-        .to_string();
+        );
+        let err = result.unwrap_err().to_string();
         assert!(err.contains("cannot reseed the generator"), "{err}");
         assert!(err.contains("E0505"), "{err}");
         // Every failed attempt polled (the last one gave up instead).
@@ -549,18 +569,10 @@ mod tests {
         pool.flaky = true;
         pool.per_poll = 4;
         pool.poll_delay = Duration::from_millis(5);
-        let mut out = Vec::new();
         let total = 20 * CHUNK as u64;
         let started = Instant::now();
-        drbg(
-            &mut pool,
-            small_reseeds(),
-            &mut harvester(Duration::from_millis(30)),
-            &mut Progress::new(0),
-            total,
-            &mut out,
-        )
-        .unwrap();
+        let (result, out) = run_drbg(&mut pool, small_reseeds(), Duration::from_millis(30), total);
+        result.unwrap();
         assert_eq!(out.len() as u64, total);
         assert!(started.elapsed() > Duration::from_millis(30));
         // The seed, then 19 reseeds of two attempts each.
@@ -571,17 +583,13 @@ mod tests {
     fn drbg_gives_up_when_seeding_keeps_failing() {
         let mut pool = SlowFeed::new(0);
         pool.fills_allowed = 0;
-        let mut out = Vec::new();
-        let err = drbg(
+        let (result, out) = run_drbg(
             &mut pool,
             PoolRngConfig::DEFAULT,
-            &mut harvester(Duration::from_millis(50)),
-            &mut Progress::new(0),
+            Duration::from_millis(50),
             1,
-            &mut out,
-        )
-        .unwrap_err()
-        .to_string();
+        );
+        let err = result.unwrap_err().to_string();
         assert!(err.contains("cannot seed the generator"), "{err}");
         assert!(err.contains("E0402"), "{err}");
         assert!(out.is_empty());
@@ -592,23 +600,13 @@ mod tests {
         for full in [false, true] {
             let mut pool = SlowFeed::new(0);
             pool.per_poll = 0;
-            let mut out = Vec::new();
-            let mut h = harvester(Duration::from_millis(20));
-            let mut progress = Progress::new(0);
-            let err = if full {
-                full_entropy(&mut pool, &mut h, &mut progress, 10, &mut out)
+            let limit = Duration::from_millis(20);
+            let (result, out) = if full {
+                run_full(&mut pool, &mut harvester(limit), 10)
             } else {
-                drbg(
-                    &mut pool,
-                    PoolRngConfig::DEFAULT,
-                    &mut h,
-                    &mut progress,
-                    10,
-                    &mut out,
-                )
-            }
-            .unwrap_err()
-            .to_string();
+                run_drbg(&mut pool, PoolRngConfig::DEFAULT, limit, 10)
+            };
+            let err = result.unwrap_err().to_string();
             assert!(err.contains("no entropy"), "{err}");
             assert!(err.contains("interrupts"), "names the sources: {err}");
             assert!(pool.polls >= 2 && out.is_empty());
@@ -618,15 +616,8 @@ mod tests {
     #[test]
     fn full_entropy_takes_blocks_as_they_come() {
         let mut pool = SlowFeed::new(0);
-        let mut out = Vec::new();
-        full_entropy(
-            &mut pool,
-            &mut harvester(Duration::from_secs(10)),
-            &mut Progress::new(0),
-            100,
-            &mut out,
-        )
-        .unwrap();
+        let (result, out) = run_full(&mut pool, &mut harvester(Duration::from_secs(10)), 100);
+        result.unwrap();
         let want: Vec<u8> = (0..100).collect();
         assert_eq!(out, want);
     }
@@ -640,8 +631,8 @@ mod tests {
         pool.quiet_first = 1;
         let mut h = harvester(Duration::from_millis(200));
         h.last_progress = Instant::now().checked_sub(Duration::from_secs(1)).unwrap();
-        let mut out = Vec::new();
-        full_entropy(&mut pool, &mut h, &mut Progress::new(0), 40, &mut out).unwrap();
+        let (result, out) = run_full(&mut pool, &mut h, 40);
+        result.unwrap();
         assert_eq!((out.len(), pool.polls), (40, 3));
     }
 }
