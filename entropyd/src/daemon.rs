@@ -278,6 +278,7 @@ pub fn snapshot(st: &PoolStatus, uptime_seconds: u64, running: bool) -> StatusSn
             blocks_emitted: st.mixer.blocks_emitted,
             bytes_served: st.bytes_served,
         },
+        api: None,
     }
 }
 

@@ -129,6 +129,7 @@ pub fn sample_status() -> StatusSnapshot {
             blocks_emitted: 5000,
             bytes_served: 160_000,
         },
+        api: None,
     }
 }
 
