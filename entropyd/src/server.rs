@@ -737,6 +737,15 @@ impl Stream {
         }
     }
 
+    /// Ends a TLS session cleanly (close_notify) after a whole answer;
+    /// nothing to do in plain text, where closing the socket says it.
+    fn finish(&mut self) {
+        if let Stream::Tls(s) = self {
+            s.conn.send_close_notify();
+            let _ = s.flush();
+        }
+    }
+
     fn shutdown_write(&mut self) {
         let _ = match self {
             Stream::Tcp(s) => s.shutdown(Shutdown::Write),
@@ -1220,7 +1229,9 @@ fn serve_connection(accepted: Accepted, shared: &Shared, id: u64) {
     let _ = stream.set_write_timeout(shared.request_timeout);
     match outcome {
         Ok(answer) => {
-            let _ = write_response(&mut stream, 200, &[], &answer.body);
+            if write_response(&mut stream, 200, &[], &answer.body).is_ok() {
+                stream.finish();
+            }
         }
         Err(Failure::Api(err)) => {
             audit_refusal(shared, &seen, &err, &peer);
