@@ -128,12 +128,19 @@ impl Daemon {
     /// Starts `run --listen=127.0.0.1:0 args...` and waits for the
     /// `listening on ADDR` log line.
     pub fn start(state: &Path, args: &[&str]) -> Daemon {
+        Daemon::start_on(state, "127.0.0.1:0", args)
+    }
+
+    /// Starts `run --listen=LISTEN args...` and waits for the `listening on
+    /// ADDR` log line; `addr` is that address (an unspecified IP reached
+    /// on loopback).
+    pub fn start_on(state: &Path, listen: &str, args: &[&str]) -> Daemon {
         let mut child = Command::new(bin())
             .env_remove("ENTROPYD_STATE_DIR")
             .arg("--state-dir")
             .arg(state)
             .arg("run")
-            .arg("--listen=127.0.0.1:0")
+            .arg(format!("--listen={listen}"))
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -163,6 +170,9 @@ impl Daemon {
                     .and_then(|(_, a)| a.trim().parse::<SocketAddr>().ok())
             }) {
                 daemon.addr = addr;
+                if addr.ip().is_unspecified() {
+                    daemon.addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
                 return daemon;
             }
             if let Some(status) = daemon.child.try_wait().unwrap() {
