@@ -717,7 +717,56 @@ impl Listener {
 enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
-    Tls(Box<StreamOwned<ServerConnection, TcpStream>>),
+    Tls(Box<StreamOwned<ServerConnection, BufSocket>>),
+}
+
+/// A TCP socket read through a 64 KiB buffer: rustls asks for 4 KiB at a
+/// time, so a 1 MiB add would otherwise cost hundreds of `read` calls.
+/// Writes go straight through.
+#[derive(Debug)]
+struct BufSocket {
+    sock: TcpStream,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl BufSocket {
+    fn new(sock: TcpStream) -> BufSocket {
+        BufSocket {
+            sock,
+            buf: vec![0u8; 64 * 1024],
+            start: 0,
+            end: 0,
+        }
+    }
+}
+
+impl Read for BufSocket {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.start >= self.end {
+            let n = self.sock.read(&mut self.buf)?;
+            self.start = 0;
+            self.end = n.min(self.buf.len());
+        }
+        let have = self.buf.get(self.start..self.end).unwrap_or_default();
+        let n = have.len().min(out.len());
+        if let (Some(dst), Some(src)) = (out.get_mut(..n), have.get(..n)) {
+            dst.copy_from_slice(src);
+        }
+        self.start = self.start.saturating_add(n);
+        Ok(n)
+    }
+}
+
+impl Write for BufSocket {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.sock.write(data)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.sock.flush()
+    }
 }
 
 impl Stream {
@@ -725,7 +774,7 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.set_read_timeout(Some(t)),
             Stream::Unix(s) => s.set_read_timeout(Some(t)),
-            Stream::Tls(s) => s.sock.set_read_timeout(Some(t)),
+            Stream::Tls(s) => s.sock.sock.set_read_timeout(Some(t)),
         }
     }
 
@@ -733,7 +782,7 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.set_write_timeout(Some(t)),
             Stream::Unix(s) => s.set_write_timeout(Some(t)),
-            Stream::Tls(s) => s.sock.set_write_timeout(Some(t)),
+            Stream::Tls(s) => s.sock.sock.set_write_timeout(Some(t)),
         }
     }
 
@@ -753,7 +802,7 @@ impl Stream {
             Stream::Tls(s) => {
                 s.conn.send_close_notify();
                 let _ = s.flush();
-                s.sock.shutdown(Shutdown::Write)
+                s.sock.sock.shutdown(Shutdown::Write)
             }
         };
     }
@@ -1356,7 +1405,10 @@ fn handshake(
         );
         return None;
     }
-    Some(Stream::Tls(Box::new(StreamOwned::new(conn, sock))))
+    Some(Stream::Tls(Box::new(StreamOwned::new(
+        conn,
+        BufSocket::new(sock),
+    ))))
 }
 
 /// After a refusal, stop writing and drain a little of what the client is

@@ -25,9 +25,11 @@ Commands:
         Output validation: >= 20 MB from the full-entropy path and from
         PoolRng (`entropyd generate`) through rngtest (FIPS 140-2) and a
         quick dieharder subset; fails on a failure rate beyond expectation.
-  bench-api
-        Submit throughput over loopback in 1 MiB adds, and p50/p99 latency
-        of GET /entropy/external-pool under a steady load.
+  bench-api [--adds=N] [--gets=N] [--handshakes=N] [--attackers=N]
+        Submit throughput over loopback in 1 MiB adds, plain and TLS;
+        p50/p99 latency of GET /entropy/external-pool under a steady load;
+        TLS handshakes per second; GET and add latency while 1000 slow
+        clients trickle request heads or stall TLS handshakes.
   help  This text.
 
 Steps of `ci`, in order:
