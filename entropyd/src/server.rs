@@ -79,7 +79,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use rustls::{ServerConnection, StreamOwned};
+use rustls::ServerConnection;
 use zeroize::Zeroizing;
 
 use crate::api::{self, ApiError, Route};
@@ -717,7 +717,56 @@ impl Listener {
 enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
-    Tls(Box<StreamOwned<ServerConnection, BufSocket>>),
+    Tls(Box<TlsConn>),
+}
+
+/// A TLS connection past its handshake. Unlike rustls' `StreamOwned`, a
+/// read makes at most one read from the socket before it returns (with
+/// `WouldBlock` when no plaintext came), so [`read_until`] checks the
+/// deadline between socket reads and a client trickling a record one byte
+/// at a time is still cut off at the deadline.
+#[derive(Debug)]
+struct TlsConn {
+    conn: ServerConnection,
+    sock: BufSocket,
+}
+
+impl TlsConn {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.conn.reader().read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            done => return done,
+        }
+        let got = self.conn.read_tls(&mut self.sock)?;
+        if let Err(e) = self.conn.process_new_packets() {
+            // Send rustls' alert, then report the failure.
+            let _ = self.conn.write_tls(&mut self.sock);
+            return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+        }
+        match self.conn.reader().read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && got == 0 => {
+                Err(io::ErrorKind::UnexpectedEof.into())
+            }
+            other => other,
+        }
+    }
+
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = self.conn.writer().write(data)?;
+        self.flush()?;
+        Ok(n)
+    }
+
+    /// Writes out every TLS record rustls holds (each socket write bounded
+    /// by the write timeout; stops when one makes no progress).
+    fn flush(&mut self) -> io::Result<()> {
+        while self.conn.wants_write() {
+            if self.conn.write_tls(&mut self.sock)? == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+        }
+        self.sock.flush()
+    }
 }
 
 /// A TCP socket read through a 64 KiB buffer: rustls asks for 4 KiB at a
@@ -1350,8 +1399,10 @@ fn audit_refusal(shared: &Shared, seen: &Seen, err: &ApiError, peer: &str) {
     }
 }
 
-/// The TLS handshake, within `deadline`. `None` when it failed (recorded
-/// when rustls refused the peer) or the client went away.
+/// The TLS handshake, within `deadline`: one socket read or write at a
+/// time, the deadline checked before each (a client trickling its
+/// ClientHello is cut off at the deadline). `None` when it failed
+/// (recorded when rustls refused the peer) or the client went away.
 fn handshake(
     mut sock: TcpStream,
     tls: &TlsState,
@@ -1360,41 +1411,54 @@ fn handshake(
     peer: &str,
 ) -> Option<Stream> {
     let mut conn = ServerConnection::new(tls.current()).ok()?;
-    let mut idle = 0u32;
-    while conn.is_handshaking() {
+    let refused = |e: &rustls::Error| {
+        let reason = e.to_string();
+        shared
+            .audit
+            .record(Event::TlsRefused, &[("peer", &peer), ("reason", &reason)]);
+    };
+    // Bounded: each pass makes one socket call that waits at most until
+    // the deadline, and the deadline is checked before each.
+    while conn.is_handshaking() || conn.wants_write() {
         if shared.stopping() {
             return None;
         }
         let left = deadline
             .checked_duration_since(Instant::now())
             .filter(|d| !d.is_zero())?;
-        sock.set_read_timeout(Some(left)).ok()?;
-        sock.set_write_timeout(Some(left)).ok()?;
-        match conn.complete_io(&mut sock) {
-            Ok((0, 0)) => {
-                // No progress twice running: the peer is gone.
-                idle = idle.saturating_add(1);
-                if idle > 1 {
-                    return None;
-                }
+        if conn.wants_write() {
+            sock.set_write_timeout(Some(left)).ok()?;
+            match conn.write_tls(&mut sock) {
+                Ok(0) => return None,
+                Ok(_) => continue,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return None,
             }
-            Ok(_) => idle = 0,
+        }
+        sock.set_read_timeout(Some(left)).ok()?;
+        match conn.read_tls(&mut sock) {
+            // The client went away.
+            Ok(0) => return None,
+            Ok(_) => {}
             Err(e)
                 if matches!(
                     e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                // rustls refused the peer (an untrusted certificate, plain
-                // HTTP, a protocol error); its alert was already sent.
-                let reason = e.to_string();
-                shared
-                    .audit
-                    .record(Event::TlsRefused, &[("peer", &peer), ("reason", &reason)]);
-                return None;
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue;
             }
             Err(_) => return None,
+        }
+        if let Err(e) = conn.process_new_packets() {
+            // rustls refused the peer (an untrusted certificate, plain
+            // HTTP, a protocol error): send its alert, record it.
+            let _ = sock.set_write_timeout(Some(Duration::from_millis(200)));
+            let _ = conn.write_tls(&mut sock);
+            refused(&e);
+            return None;
         }
     }
     if shared.mutual_tls && conn.peer_certificates().is_none_or(<[_]>::is_empty) {
@@ -1405,10 +1469,10 @@ fn handshake(
         );
         return None;
     }
-    Some(Stream::Tls(Box::new(StreamOwned::new(
+    Some(Stream::Tls(Box::new(TlsConn {
         conn,
-        BufSocket::new(sock),
-    ))))
+        sock: BufSocket::new(sock),
+    })))
 }
 
 /// After a refusal, stop writing and drain a little of what the client is

@@ -211,3 +211,77 @@ fn stalled_tls_handshakes_delay_no_one() {
     assert_eq!(pool.credited().len(), 10 * 32);
     drop(attackers);
 }
+
+/// Sends `bytes` one every 100 ms until the server closes the connection;
+/// returns how long that took (at most 15 s).
+fn trickle_until_closed(mut s: TcpStream, bytes: &[u8]) -> Duration {
+    use std::io::Read;
+    let t = Instant::now();
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut scratch = [0u8; 4096];
+    let mut i = 0;
+    while t.elapsed() < Duration::from_secs(15) {
+        match s.read(&mut scratch) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break,
+        }
+        if s.write_all(&[bytes[i % bytes.len()]]).is_err() {
+            break;
+        }
+        i += 1;
+    }
+    t.elapsed()
+}
+
+#[test]
+fn tls_tricklers_are_cut_at_the_head_deadline() {
+    let pki = Pki::new("trickle");
+    let (cert, key) = pki.server("server");
+    let tls = Arc::new(
+        TlsState::load(TlsFiles {
+            cert,
+            key,
+            client_ca: None,
+        })
+        .unwrap(),
+    );
+    let mut cfg = config(Some(tls));
+    cfg.head_timeout = Duration::from_secs(1);
+    let (_server, addr) = start_with(cfg, FakePool::new(1000, 0));
+    // In the handshake: a ClientHello record that never ends, one byte at
+    // a time.
+    let s = TcpStream::connect(addr).unwrap();
+    let hello = [
+        0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
+    ];
+    let took = trickle_until_closed(s, &hello);
+    assert!(
+        took < Duration::from_secs(6),
+        "handshake trickle held {took:?}"
+    );
+    // After the handshake: a request head's TLS record, one byte at a time.
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    let config = client_config(&pki.ca_pem, None);
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut conn = rustls::ClientConnection::new(config, name).unwrap();
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp).unwrap();
+    }
+    let t = Instant::now();
+    conn.writer()
+        .write_all(b"GET /entropy/external-pool HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaa")
+        .unwrap();
+    let mut record = Vec::new();
+    while conn.wants_write() {
+        conn.write_tls(&mut record).unwrap();
+    }
+    let took = trickle_until_closed(tcp, &record) + t.elapsed();
+    assert!(took < Duration::from_secs(6), "head trickle held {took:?}");
+}
