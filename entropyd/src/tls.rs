@@ -181,11 +181,19 @@ impl TlsFiles {
     }
 }
 
-/// The TLS configuration in use, and the files to reload it from.
-#[derive(Debug)]
+/// The TLS configuration in use, and the files to reload it from. Prints
+/// the file names only, never the key.
 pub struct TlsState {
     files: TlsFiles,
     current: RwLock<Arc<ServerConfig>>,
+}
+
+impl fmt::Debug for TlsState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsState")
+            .field("files", &self.files)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TlsState {
@@ -222,5 +230,56 @@ impl TlsState {
         let config = self.files.load()?;
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = config;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(dir: &Path, cert: &str, key: &str) -> TlsFiles {
+        let c = dir.join("c.pem");
+        let k = dir.join("k.pem");
+        std::fs::write(&c, cert).unwrap();
+        std::fs::write(&k, key).unwrap();
+        std::fs::set_permissions(&k, std::fs::Permissions::from_mode(0o600)).unwrap();
+        TlsFiles {
+            cert: c,
+            key: k,
+            client_ca: None,
+        }
+    }
+
+    #[test]
+    fn bad_files_are_named_and_the_key_never_printed() {
+        let dir = tempfile::tempdir().unwrap();
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let (cert, key) = (made.cert.pem(), made.signing_key.serialize_pem());
+        let err = files(dir.path(), "", &key).load().unwrap_err().to_string();
+        assert!(
+            err.contains("c.pem") && err.contains("no PEM certificate"),
+            "{err}"
+        );
+        let err = files(dir.path(), &cert, &cert)
+            .load()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("k.pem") && err.contains("no usable PEM private key"),
+            "{err}"
+        );
+        let good = files(dir.path(), &cert, &key);
+        let state = TlsState::load(good.clone()).unwrap();
+        assert!(!state.mutual());
+        let shown = format!("{state:?}");
+        assert!(
+            shown.contains("k.pem") && !shown.contains("PRIVATE"),
+            "{shown}"
+        );
+        // A CA file without certificates is refused too.
+        let mut with_ca = good;
+        with_ca.client_ca = Some(dir.path().join("k.pem"));
+        let err = with_ca.load().unwrap_err().to_string();
+        assert!(err.contains("no PEM certificate"), "{err}");
     }
 }
