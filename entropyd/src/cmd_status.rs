@@ -108,7 +108,8 @@ fn from_state_dir(ctx: &Context) -> Result<(StatusSnapshot, Config), Failure> {
     let tunables = config.tunables;
     // The mask as the daemon would resolve it; unresolved when it cannot.
     let sources = daemon::resolve_sources(config.sources).unwrap_or(config.sources);
-    let slots = slots_for_bytes(u64::from(tunables.storage_cache_size_kib()).saturating_mul(1024));
+    // storage-cache-size counts entropy bytes: one slot per 32 bytes.
+    let slots = u64::from(tunables.storage_cache_blocks());
     let stored = count_stored_blocks(&state.storage_cache_path(), slots)
         .map_err(|e| Failure::runtime(format!("cannot read the storage cache: {e}")))?;
     let memory_capacity =
@@ -176,9 +177,9 @@ pub fn count_stored_blocks(path: &Path, slots: u64) -> io::Result<u64> {
     match File::open(path) {
         Ok(f) => {
             f.take(
-                entropool::storage::layout_len(slots_for_bytes(
-                    u64::from(entropool::config::STORAGE_CACHE_SIZE_MAX).saturating_mul(1024),
-                ))
+                entropool::storage::layout_len(
+                    u64::from(entropool::config::STORAGE_CACHE_SIZE_MAX).saturating_mul(32),
+                )
                 .unwrap_or(u64::MAX),
             )
             .read_to_end(&mut bytes)?;

@@ -16,6 +16,12 @@
 //!   much in one step: concurrent adds never exceed the capacity together,
 //!   and a read waits for one piece at most. The first piece not taken
 //!   whole ends the add. No method waits for entropy.
+//! - [`DaemonBackend::external_pool`] advertises the room as
+//!   [`Pool::external_room`] (what fills the memory cache: 40 bytes a
+//!   block at 8 bits/byte, plus the health tests' start-up window), capped
+//!   at the capacity: `currently_available` is `capacity - room`, so a
+//!   feeder that sends `capacity - currently_available` fills the cache in
+//!   at most three adds, and in one when the room fits the capacity.
 //! - [`snapshot`] maps the pool's status to the API's [`StatusSnapshot`].
 //! - [`log`] writes one line to stderr: an RFC 3339 UTC timestamp, then the
 //!   message; it clears a live status line first when one is shown.
@@ -314,12 +320,18 @@ impl DaemonBackend {
 
 impl PoolBackend for DaemonBackend {
     fn external_pool(&self) -> ExternalPoolInfo {
-        let st = self.lock().status();
+        let (st, room) = {
+            let mut pool = self.lock();
+            (pool.status(), pool.external_room())
+        };
         let capacity = to_u64(st.memory_capacity_blocks).saturating_mul(32);
         ExternalPoolInfo {
             enabled: st.sources.contains(Source::External),
             capacity,
-            currently_available: to_u64(st.memory_len_blocks).saturating_mul(32),
+            // capacity - currently_available is the room: the external
+            // bytes that fill the memory cache (at most the capacity), so
+            // a feeder that sends it gets the cache full.
+            currently_available: capacity.saturating_sub(to_u64(room)),
             low_watermark: watermark_blocks(st.memory_capacity_blocks, st.low_watermark_percent)
                 .saturating_mul(32),
             inactive_source_timeout: u64::from(st.tunables.external_entropy_lost_timeout_s()),
@@ -327,8 +339,13 @@ impl PoolBackend for DaemonBackend {
     }
 
     fn add_external(&self, data: &[u8]) -> usize {
-        // At most the room there is now (capacity - currently_available)...
-        let room = self.lock().external_room();
+        // At most the room advertised now (capacity - currently_available)...
+        let room = {
+            let pool = self.lock();
+            let capacity = pool.tunables().memory_cache_blocks().saturating_mul(32);
+            pool.external_room()
+                .min(usize::try_from(capacity).unwrap_or(usize::MAX))
+        };
         let offered = data.get(..room.min(data.len())).unwrap_or(&[]);
         // ...absorbed piece by piece, each under the lock on its own, so
         // status reads wait for at most one piece's hashing, not a whole
