@@ -70,6 +70,7 @@ pub fn run(args: &Args, ctx: &Context, out: &mut dyn Write) -> Result<(), Failur
         &ctx.state_dir,
         Duration::from_secs(args.wait),
         false,
+        true,
         |listen| Client::new(listen, None, STATUS_TIMEOUT).and_then(|c| c.status()),
     )
     .map_err(Failure::invalid)?;

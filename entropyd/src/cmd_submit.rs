@@ -62,6 +62,7 @@ pub fn run(args: &Args, ctx: &Context, out: &mut dyn Write) -> Result<(), Failur
         &ctx.state_dir,
         Duration::from_secs(args.wait),
         true,
+        false,
         |listen| Client::new(listen, None, DEFAULT_CLIENT_TIMEOUT)?.external_pool(),
     )
     .map_err(Failure::invalid)?;

@@ -23,8 +23,12 @@
 //!   [`with_daemon`] retries a call that found nobody listening, every
 //!   [`RETRY_EVERY`], for up to the `--wait` time, but only while a daemon
 //!   may be starting: always for `submit` (it needs a daemon), and for
-//!   `status` only while a live runtime file says one is there, so a
-//!   `status` with no daemon answers at once from the state directory.
+//!   `status` during a first [`STARTING_GRACE`] (a daemon started with `&`
+//!   just before has not written its runtime file yet) and then only while
+//!   a live runtime file says one is there, so a `status` with no daemon
+//!   answers from the state directory within that grace. `status` also
+//!   waits (within `--wait`) while the runtime file says the daemon is not
+//!   ready yet, so what it shows includes the initial seed.
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
@@ -42,6 +46,8 @@ pub const RUNTIME_FILE: &str = "entropyd.runtime";
 pub const DEFAULT_WAIT_SECONDS: u64 = 5;
 /// How often a client retries a daemon that is starting.
 pub const RETRY_EVERY: Duration = Duration::from_millis(100);
+/// How long `status` retries with no runtime file in sight.
+pub const STARTING_GRACE: Duration = Duration::from_millis(500);
 
 /// Where a daemon is in its start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -378,10 +384,12 @@ pub fn target(flag: Option<&str>, state_dir: &Path) -> Result<Target, server::Se
 }
 
 /// Runs `call` against the daemon at the [`target`]; while nobody answers
-/// and a daemon may be starting (`always_wait`, or a live runtime file in
-/// `state_dir`), resolves the target again and retries every
-/// [`RETRY_EVERY`] until `wait` has passed. Returns the last answer and
-/// the target it came from.
+/// and a daemon may be starting (`always_wait`, the first
+/// [`STARTING_GRACE`], or a live runtime file in `state_dir`), resolves the
+/// target again and retries every [`RETRY_EVERY`] until `wait` has passed.
+/// With `until_ready`, it first waits (within `wait`) while a live runtime
+/// file says the daemon is not ready yet. Returns the last answer and the
+/// target it came from.
 ///
 /// # Errors
 /// The parse error of a bad `--listen` (as a message).
@@ -390,14 +398,22 @@ pub fn with_daemon<T>(
     state_dir: &Path,
     wait: Duration,
     always_wait: bool,
+    until_ready: bool,
     mut call: impl FnMut(&ListenAddr) -> Result<T, ClientError>,
 ) -> Result<(Result<T, ClientError>, Target), String> {
-    let deadline = Instant::now().checked_add(wait);
+    let started = Instant::now();
+    let deadline = started.checked_add(wait);
     loop {
+        let time_left = deadline.is_some_and(|d| Instant::now() < d);
+        if until_ready && time_left && live(state_dir).is_some_and(|i| i.phase != Phase::Ready) {
+            std::thread::sleep(RETRY_EVERY);
+            continue;
+        }
         let target = target(flag, state_dir).map_err(|e| e.to_string())?;
         let answer = call(&target.listen);
         let unreachable = matches!(&answer, Err(e) if e.is_unreachable());
-        let may_start = always_wait || live(state_dir).is_some();
+        let may_start =
+            always_wait || started.elapsed() < STARTING_GRACE || live(state_dir).is_some();
         let time_left = deadline.is_some_and(|d| Instant::now() < d);
         if !unreachable || !may_start || !time_left {
             return Ok((answer, target));
