@@ -124,6 +124,12 @@ pub const STEPS: &[Step] = &[
         run: nopanic::step,
     },
     Step {
+        name: "firmware",
+        about: "examples/cortex-m under QEMU (mps2-an386): on-target checks, then the footprint",
+        slow: true,
+        run: crate::firmware::step,
+    },
+    Step {
         name: "fuzz",
         about: "replay of the committed fuzz corpora on stable (fuzz/ workspace)",
         slow: false,
@@ -317,7 +323,11 @@ fn summary(records: &[Record], total: f64, total_cpu: Option<f64>, ok: bool) {
 
 /// Separate workspaces (not members) that exist in this checkout.
 fn separate_workspaces(ctx: &Ctx) -> Vec<&'static str> {
-    let mut all = vec!["xtask/nopanic/Cargo.toml", "fuzz/Cargo.toml"];
+    let mut all = vec![
+        "xtask/nopanic/Cargo.toml",
+        "fuzz/Cargo.toml",
+        "examples/cortex-m/Cargo.toml",
+    ];
     all.extend(EXTRA_CRATES.iter().map(|c| c.manifest));
     all.into_iter().filter(|m| ctx.path(m).is_file()).collect()
 }
