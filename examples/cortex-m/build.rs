@@ -16,6 +16,7 @@ use std::fmt::Write as _;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
+use entropool::drbg::HmacDrbg;
 use entropool::rng::{EntropySource, PoolRng, PoolRngConfig};
 
 /// Cases taken from each section of each file.
@@ -68,7 +69,8 @@ fn main() {
     std::fs::write(out.join("device_key.bin"), key).unwrap();
 }
 
-/// What the target computes in `check_poolrng_known_answer`: two lanes,
+/// What the target computes in `check_poolrng_known_answer`: a 512-byte
+/// buffer (the firmware's), two lanes,
 /// a reseed after every 2 requests; a small request, a large one (past the
 /// buffer), a small one after the reseed.
 pub fn poolrng_kat() -> Vec<u8> {
@@ -76,7 +78,7 @@ pub fn poolrng_kat() -> Vec<u8> {
         reseed_after_requests: 2,
         ..PoolRngConfig::DEFAULT
     };
-    let mut rng = PoolRng::new(Counter(0), config).unwrap();
+    let mut rng = PoolRng::<_, HmacDrbg, 512>::with_drbg(Counter(0), config).unwrap();
     let mut all = Vec::new();
     for len in [32usize, 300, 32] {
         let mut buf = vec![0u8; len];

@@ -3,7 +3,8 @@
 //!
 //! - no features: (a) a static pool, interrupts (SysTick) + external (a
 //!   provisioning seed), no storage, no DRBG;
-//! - `--features rng`: (b) the same plus PoolRng (two HMAC_DRBG lanes);
+//! - `--features rng`: (b) the same plus PoolRng (two HMAC_DRBG lanes, a
+//!   512-byte output buffer);
 //! - `--features rng,flash`: (c) the same plus a 4 KiB storage cache on
 //!   NOR flash.
 //!
@@ -53,7 +54,11 @@ static RECORDER: Mutex<RefCell<Option<InterruptRecorder<'static>>>> =
     Mutex::new(RefCell::new(None));
 
 #[cfg(feature = "rng")]
-type Rng = entropool::rng::PoolRng<&'static mut Pool<'static, RealCpu, TickClock, Medium>>;
+type Rng = entropool::rng::PoolRng<
+    &'static mut Pool<'static, RealCpu, TickClock, Medium>,
+    entropool::drbg::HmacDrbg,
+    512,
+>;
 /// The generator in a static too: its state counts as static RAM.
 #[cfg(feature = "rng")]
 static RNG: StaticCell<Rng> = StaticCell::new();
@@ -115,7 +120,7 @@ fn main() -> ! {
     }
     let _ = pool.seed_external(black_box(&SEED));
     #[cfg(feature = "rng")]
-    let rng = match entropool::rng::PoolRng::new(pool, entropool::rng::PoolRngConfig::DEFAULT)
+    let rng = match Rng::with_drbg(pool, entropool::rng::PoolRngConfig::DEFAULT)
         .ok()
         .and_then(|rng| RNG.try_init(rng))
     {
