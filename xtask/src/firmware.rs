@@ -128,10 +128,11 @@ fn elf_path(ctx: &Ctx, bin: &str) -> PathBuf {
 
 /// `cargo build --release` in the example's directory (so its
 /// `.cargo/config.toml` applies), all binaries, or the footprint binary
-/// with `features`.
+/// with `features`. Not `--locked`: the example's Cargo.lock follows the
+/// library's dependencies when they change.
 fn build(ctx: &Ctx, footprint_features: Option<&str>) -> Result<(), String> {
     let mut cmd = Cmd::new("cargo", &ctx.path(DIR))
-        .args(["build", "--release", "--locked", "--target-dir"])
+        .args(["build", "--release", "--target-dir"])
         .arg(ctx.target.join("firmware"));
     if let Some(features) = footprint_features {
         cmd = cmd.args(["--bin", "footprint"]);

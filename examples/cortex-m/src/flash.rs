@@ -54,6 +54,15 @@ pub enum FlashError {
     PoweredOff,
 }
 
+/// The operation a power cut tore.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TornOp {
+    /// A sector erase (half the sector went to `0xFF`).
+    Erase,
+    /// A program (half the bytes were programmed).
+    Program,
+}
+
 /// A NOR flash chip over a RAM region whose length is a multiple of
 /// [`SECTOR_LEN`].
 pub struct NorFlash<'a> {
@@ -61,6 +70,7 @@ pub struct NorFlash<'a> {
     /// Erase/program operations left before the power goes.
     power_left: Option<u32>,
     powered: bool,
+    torn: Option<TornOp>,
     erases: u32,
     programs: u32,
 }
@@ -88,6 +98,7 @@ impl<'a> NorFlash<'a> {
             bytes,
             power_left: None,
             powered: true,
+            torn: None,
             erases: 0,
             programs: 0,
         })
@@ -127,6 +138,13 @@ impl<'a> NorFlash<'a> {
     pub fn power_on(&mut self) {
         self.power_left = None;
         self.powered = true;
+        self.torn = None;
+    }
+
+    /// The operation the last power cut tore (until [`NorFlash::power_on`]).
+    #[must_use]
+    pub fn torn(&self) -> Option<TornOp> {
+        self.torn
     }
 
     /// Whether the chip has power.
@@ -149,13 +167,14 @@ impl<'a> NorFlash<'a> {
 
     /// Starts one erase/program operation: `Ok(false)` to do it whole,
     /// `Ok(true)` to tear it (the power goes during it).
-    fn start_op(&mut self) -> Result<bool, FlashError> {
+    fn start_op(&mut self, op: TornOp) -> Result<bool, FlashError> {
         if !self.powered {
             return Err(FlashError::PoweredOff);
         }
         match self.power_left {
             Some(0) => {
                 self.powered = false;
+                self.torn = Some(op);
                 Ok(true)
             }
             Some(n) => {
@@ -181,7 +200,7 @@ impl<'a> NorFlash<'a> {
         if end > self.bytes.len() {
             return Err(FlashError::OutOfRange);
         }
-        let torn = self.start_op()?;
+        let torn = self.start_op(TornOp::Erase)?;
         let done = if torn { SECTOR_LEN / 2 } else { SECTOR_LEN };
         if let Some(sector) = self.bytes.get_mut(start..start.saturating_add(done)) {
             sector.fill(0xFF);
@@ -209,7 +228,7 @@ impl<'a> NorFlash<'a> {
         if old.iter().zip(data).any(|(o, n)| n & !o != 0) {
             return Err(FlashError::WouldSetBits);
         }
-        let torn = self.start_op()?;
+        let torn = self.start_op(TornOp::Program)?;
         let done = if torn { data.len() / 2 } else { data.len() };
         if let Some(dst) = self.bytes.get_mut(offset..end) {
             for (d, n) in dst.iter_mut().zip(data).take(done) {
