@@ -12,6 +12,9 @@
 //!   seed and the device's conditioner key, fresh random bytes for every
 //!   build (from the build host's `/dev/urandom`), never committed.
 
+// A build script: failing loudly is its job.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::fmt::Write as _;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -26,7 +29,7 @@ const PER_SECTION: usize = 2;
 const SEED_LEN: usize = 8192;
 
 /// The PoolRng known answer's source: bytes 0, 1, 2, ... (wrapping).
-pub struct Counter(u8);
+struct Counter(u8);
 
 impl EntropySource for Counter {
     fn fill_full_entropy(&mut self, out: &mut [u8]) -> Result<(), entropool::Error> {
@@ -73,7 +76,7 @@ fn main() {
 /// buffer (the firmware's), two lanes,
 /// a reseed after every 2 requests; a small request, a large one (past the
 /// buffer), a small one after the reseed.
-pub fn poolrng_kat() -> Vec<u8> {
+fn poolrng_kat() -> Vec<u8> {
     let config = PoolRngConfig {
         reseed_after_requests: 2,
         ..PoolRngConfig::DEFAULT
