@@ -38,7 +38,7 @@
 
 use core::fmt;
 
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::cache::{BLOCK_LEN, BlockSlot, MemoryCache};
 use crate::config::{Config, Tunables};
@@ -86,6 +86,13 @@ pub struct PoolParts<'s, C, K, S> {
     /// The conditioner's per-instance key (a device-unique secret where
     /// firmware has one).
     pub key: [u8; 32],
+    /// Fresh material for this start: every block taken from the storage
+    /// cache is keyed with it, so pools started from copies of one store
+    /// never share a block (see [`crate::storage`]'s threat model). The
+    /// daemon uses [`FileStorage::start_key`](crate::storage::FileStorage);
+    /// firmware supplies a value that differs at every start. Wiped after
+    /// use.
+    pub storage_key: [u8; 32],
 }
 
 impl<C, K, S> fmt::Debug for PoolParts<'_, C, K, S> {
@@ -238,6 +245,11 @@ pub struct Pool<'s, C: Cpu + Clone, K: Clock, S: Storage> {
     mixer: Mixer,
     memory: MemoryCache<'s>,
     storage: Option<StorageCache<S>>,
+    /// This start's storage key, kept for re-opening the store.
+    storage_key: Zeroizing<[u8; 32]>,
+    /// The sources blocks made from now on may come from: the resolved
+    /// mask, plus external once install-time entropy was mixed in.
+    provenance: SourceMask,
     /// A medium kept while storage-cache-size is 0.
     idle_medium: Option<S>,
     storage_error: Option<Error>,
@@ -293,8 +305,10 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             interrupts,
             mixer,
             key,
+            storage_key,
         } = parts;
         let mut key = key;
+        let storage_key = Zeroizing::new(storage_key);
         let tunables = config.tunables;
         let sources = config.sources.resolve(cpu.features())?;
         let rdrand = if sources.contains(Source::Rdrand) {
@@ -318,7 +332,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
         let slots = storage_slots(&tunables);
         let (storage, idle_medium, report) = match storage {
             Some(medium) if slots > 0 => {
-                let (cache, report) = StorageCache::open(medium, slots)?;
+                let (cache, report) = StorageCache::open(medium, slots, sources, &storage_key)?;
                 (Some(cache), None, Some(report))
             }
             other => (None, other, None),
@@ -339,6 +353,8 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             mixer,
             memory,
             storage,
+            storage_key,
+            provenance: sources,
             idle_medium,
             storage_error: None,
             storage_corrupt_before: 0,
@@ -620,9 +636,23 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
                 source: Source::External,
             });
         }
+        self.note_provenance(Source::External);
         let consumed = self.absorb_external_bytes(data)?;
         self.note_external(data.len(), consumed);
         Ok(consumed)
+    }
+
+    /// Records that blocks made from now on may carry entropy of `source`
+    /// (stamped on the blocks the storage cache keeps).
+    fn note_provenance(&mut self, source: Source) {
+        let value = self.provenance.value() | source.bit();
+        if let Ok(mask) = SourceMask::new(u64::from(value)) {
+            self.provenance = mask;
+            if let Some(s) = self.storage.as_mut() {
+                // `mask` holds `source`, so it is never 0.
+                let _ = s.set_provenance(mask);
+            }
+        }
     }
 
     fn note_external(&mut self, offered: usize, consumed: usize) {
@@ -809,7 +839,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             self.idle_medium = Some(medium);
             return Ok(());
         }
-        match StorageCache::open(medium, slots) {
+        match StorageCache::open(medium, slots, self.provenance, &self.storage_key) {
             Ok((cache, _report)) => {
                 self.storage = Some(cache);
                 Ok(())

@@ -72,6 +72,7 @@ fn external_pool<'s, 'c>(
         interrupts: None,
         mixer: MixerConfig::default(),
         key: [7; 32],
+        storage_key: [0x5B; 32],
     })
     .unwrap();
     pool
@@ -94,6 +95,7 @@ fn memory_only_pool<'s, 'c>(
         interrupts: None,
         mixer: MixerConfig::default(),
         key: [0; 32],
+        storage_key: [0x5B; 32],
     })
     .map(|(pool, _)| pool)
 }
@@ -263,6 +265,7 @@ fn hardware_harvest_fills_memory_then_storage() {
         interrupts: None,
         mixer: MixerConfig::default(),
         key: [0; 32],
+        storage_key: [0x5B; 32],
     })
     .unwrap();
     assert!(report.is_some());

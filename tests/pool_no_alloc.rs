@@ -68,6 +68,7 @@ fn no_heap_allocation_after_construction() {
         interrupts: Some(drain),
         mixer: MixerConfig::default(),
         key: [1; 32],
+        storage_key: [2; 32],
     })
     .unwrap();
     let mut out = [0u8; 100];

@@ -194,7 +194,16 @@ pub fn count_stored_blocks(path: &Path, slots: u64) -> io::Result<u64> {
     // written with more slots keeps exactly the blocks below `slots` (what
     // the daemon keeps); one written with fewer keeps all of its own.
     let fitting = slots.min(slots_for_bytes(len));
-    match StorageCache::open(MemStorage::new(bytes.as_mut_slice()), fitting) {
+    // Counted under every source (a daemon on a narrower mask wipes the
+    // foreign ones at start); the key only matters for blocks taken.
+    let every =
+        entropool::SourceMask::new(u64::from(entropool::SourceMask::MAX)).unwrap_or_default();
+    match StorageCache::open(
+        MemStorage::new(bytes.as_mut_slice()),
+        fitting,
+        every,
+        &[0; 32],
+    ) {
         Ok((cache, _report)) => Ok(cache.len()),
         Err(_) => Ok(0),
     }

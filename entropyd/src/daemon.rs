@@ -199,6 +199,8 @@ pub fn build_pool(
         interrupts,
         mixer: MixerConfig::DEFAULT,
         key: *key,
+        storage_key: *FileStorage::start_key()
+            .map_err(|e| Failure::runtime(format!("cannot make the storage start key: {e}")))?,
     };
     let (pool, load) =
         Pool::new(parts).map_err(|e| Failure::runtime(format!("cannot start the pool: {e}")))?;

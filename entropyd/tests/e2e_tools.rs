@@ -190,7 +190,9 @@ fn status_without_a_daemon_reads_the_state_directory() {
     {
         use entropool::storage::{FileStorage, StorageCache, slots_for_bytes};
         let medium = FileStorage::open_in(&env.state).unwrap();
-        let (mut cache, _) = StorageCache::open(medium, slots_for_bytes(4 * 1024)).unwrap();
+        let every = entropool::SourceMask::new(15).unwrap();
+        let (mut cache, _) =
+            StorageCache::open(medium, slots_for_bytes(4 * 1024), every, &[0; 32]).unwrap();
         for i in 0..5u8 {
             let mut block = [i; 32];
             assert!(cache.push(&mut block).unwrap());

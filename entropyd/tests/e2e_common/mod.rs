@@ -265,24 +265,21 @@ pub fn raw_add(addr: SocketAddr, auth: Option<&str>, body: &[u8]) -> (u16, Strin
     raw_http(addr, &head, body)
 }
 
-/// The valid blocks of a storage cache file, read from a copy (the file
-/// is not changed), in the order the store hands them out.
+/// The blocks of a storage cache file as stored (the first 32 bytes of
+/// every non-empty slot; the store keys them with a fresh start key before
+/// any is used, so none of these may ever appear in an output).
 pub fn stored_blocks(path: &Path) -> Vec<[u8; 32]> {
-    use entropool::storage::{MemStorage, StorageCache, slots_for_bytes};
-    let Ok(mut bytes) = std::fs::read(path) else {
+    use entropool::storage::{HEADER_LEN, SLOT_LEN};
+    let Ok(bytes) = std::fs::read(path) else {
         return Vec::new();
     };
-    let slots = slots_for_bytes(bytes.len() as u64);
-    if slots == 0 {
-        return Vec::new();
-    }
-    let (mut cache, _) = StorageCache::open(MemStorage::new(&mut bytes), slots).unwrap();
-    let mut out = Vec::new();
-    let mut block = [0u8; 32];
-    while cache.take(&mut block).unwrap() {
-        out.push(block);
-    }
-    out
+    bytes
+        .get(HEADER_LEN as usize..)
+        .unwrap_or_default()
+        .chunks_exact(SLOT_LEN as usize)
+        .filter(|slot| slot.iter().any(|&b| b != 0))
+        .map(|slot| <[u8; 32]>::try_from(&slot[..32]).unwrap())
+        .collect()
 }
 
 /// A file's content split in 32-byte blocks (the length must be whole

@@ -262,7 +262,11 @@ fn storage(seed: u64) -> u64 {
     if let Some(m) = medium.get_mut(black_box(70)) {
         *m = seed as u8;
     }
-    let Ok((mut s, report)) = StorageCache::open(MemStorage::new(&mut medium), black_box(8)) else {
+    let sources = SourceMask::new(black_box((seed | 8) & 15)).unwrap_or(SourceMask::DEFAULT);
+    let key = bytes::<32>(seed);
+    let Ok((mut s, report)) =
+        StorageCache::open(MemStorage::new(&mut medium), black_box(8), sources, &key)
+    else {
         return 0;
     };
     let mut blocks = [bytes::<32>(seed), bytes::<32>(!seed)];
@@ -314,6 +318,7 @@ fn pool(seed: u64) -> u64 {
         interrupts: Some(drain),
         mixer: MixerConfig::DEFAULT,
         key: bytes::<32>(seed),
+        storage_key: bytes::<32>(seed ^ 1),
     }) else {
         return 0;
     };
