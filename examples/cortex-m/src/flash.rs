@@ -366,3 +366,20 @@ impl Storage for FlashStorage<'_> {
         }
     }
 }
+
+/// A boot counter on NOR flash: every start clears one more bit of the
+/// region (from bit 0 of byte 0 up), so the count only grows and needs no
+/// erase for `8 * len` starts. [`next_boot`] makes the new count durable
+/// before it returns it.
+///
+/// # Errors
+/// [`FlashError::OutOfRange`] when every bit is used (erase the region,
+/// after moving the count elsewhere); the chip's errors.
+pub fn next_boot(flash: &mut NorFlash<'_>) -> Result<u32, FlashError> {
+    let bytes = flash.view(0, flash.len())?;
+    let used: u32 = bytes.iter().map(|b| b.count_zeros()).sum();
+    let at = usize::try_from(used / 8).map_err(|_| FlashError::OutOfRange)?;
+    let old = *bytes.get(at).ok_or(FlashError::OutOfRange)?;
+    flash.program(at, &[old & !(1u8 << (used % 8))])?;
+    Ok(used.saturating_add(1))
+}

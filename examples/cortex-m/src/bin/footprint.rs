@@ -106,6 +106,9 @@ fn start() -> Result<&'static mut Pool<'static, RealCpu, TickClock, Medium>, Err
         interrupts: Some(drain),
         mixer: MixerConfig::default(),
         key: black_box([0x5A; 32]),
+        // Where the storage cache is used, a value that differs at every
+        // start (see src/main.rs's start_key).
+        storage_key: black_box([0xA5; 32]),
     })?;
     POOL.try_init(pool).ok_or(Error::CapacityTooSmall)
 }
