@@ -1,7 +1,7 @@
 //! `cargo xtask firmware [--size]`: entropool on an emulated Cortex-M4F.
 //!
 //! - Checks that the README's Firmware section still shows the example's
-//!   code (the `// ANCHOR: name` regions of `examples/cortex-m/src/main.rs`).
+//!   code (the `// ANCHOR: name` regions of `examples/cortex-m/src/`).
 //! - Builds `examples/cortex-m` (its own workspace) in release for
 //!   `thumbv7em-none-eabihf` (added with rustup when missing) into
 //!   `<target>/firmware`, and runs it under `qemu-system-arm -machine
@@ -36,8 +36,15 @@ const QEMU_ARGS: &[&str] = &[
 ];
 /// The whole run takes about a second; the machine may be very busy.
 const RUN_TIMEOUT: Duration = Duration::from_secs(300);
-/// The README code blocks, in order: anchors of the example's main.rs.
-const README_ANCHORS: &[&str] = &["statics", "handler", "pool", "main-loop"];
+/// The README code blocks, in order: (file under the example's `src/`,
+/// anchor).
+const README_ANCHORS: &[(&str, &str)] = &[
+    ("main.rs", "statics"),
+    ("main.rs", "handler"),
+    ("main.rs", "pool"),
+    ("main.rs", "main-loop"),
+    ("flash.rs", "flash-write"),
+];
 /// The footprint builds: label and the example's features.
 const VARIANTS: &[(&str, &str)] = &[
     ("(a) pool: interrupts + external, no DRBG", ""),
@@ -199,32 +206,37 @@ fn ensure_qemu(ctx: &Ctx) -> Result<String, String> {
         .ok_or_else(|| format!("{qemu} is still missing after apt-get install qemu-system-arm"))
 }
 
-/// The text between `// ANCHOR: name` and `// ANCHOR_END: name`.
+/// The lines between the line `// ANCHOR: name` and the line
+/// `// ANCHOR_END: name` (either may be indented).
 fn anchor<'a>(source: &'a str, name: &str) -> Option<&'a str> {
     let start_tag = format!("// ANCHOR: {name}\n");
     let end_tag = format!("// ANCHOR_END: {name}\n");
     let start = source.find(&start_tag)? + start_tag.len();
     let end = start + source[start..].find(&end_tag)?;
+    // Back to the start of the end tag's line.
+    let end = source[..end]
+        .rfind('\n')
+        .map_or(start, |i| (i + 1).max(start));
     Some(&source[start..end])
 }
 
 /// The README's Firmware section must hold each anchored region of the
 /// example as a `rust,ignore` block, in order.
 fn check_readme(ctx: &Ctx) -> Result<(), String> {
-    let main_rs = ctx.path(&format!("{DIR}/src/main.rs"));
-    let source = read(&main_rs)?;
     let readme = read(&ctx.path("README.md"))?;
     let mut at = 0;
-    for name in README_ANCHORS {
+    for (file, name) in README_ANCHORS {
+        let path = ctx.path(&format!("{DIR}/src/{file}"));
+        let source = read(&path)?;
         let code = anchor(&source, name)
-            .ok_or_else(|| format!("{}: no `// ANCHOR: {name}` region", main_rs.display()))?;
+            .ok_or_else(|| format!("{}: no `// ANCHOR: {name}` region", path.display()))?;
         let block = format!("```rust,ignore\n{code}```\n");
         match readme[at..].find(&block) {
             Some(i) => at += i + block.len(),
             None => {
                 return Err(format!(
                     "README.md's Firmware section no longer shows the example: the \
-                     `{name}` region of {DIR}/src/main.rs must appear in it (after the \
+                     `{name}` region of {DIR}/src/{file} must appear in it (after the \
                      regions before it) as\n{block}"
                 ));
             }
@@ -452,6 +464,10 @@ mod tests {
         let src = "a\n// ANCHOR: x\nfn f() {}\n// ANCHOR_END: x\nb\n";
         assert_eq!(anchor(src, "x"), Some("fn f() {}\n"));
         assert_eq!(anchor(src, "y"), None);
+        let indented = "impl A {\n    // ANCHOR: m\n    fn m() {}\n    // ANCHOR_END: m\n}\n";
+        assert_eq!(anchor(indented, "m"), Some("    fn m() {}\n"));
+        let empty = "// ANCHOR: e\n// ANCHOR_END: e\n";
+        assert_eq!(anchor(empty, "e"), Some(""));
     }
 
     #[test]

@@ -290,6 +290,7 @@ impl<'a> FlashStorage<'a> {
         &self.flash
     }
 
+    // ANCHOR: flash-write
     /// Writes `data` into sector `sector` at `at` within it.
     fn write_in_sector(&mut self, sector: usize, at: usize, data: &[u8]) -> Result<(), Error> {
         let base = sector
@@ -321,6 +322,7 @@ impl<'a> FlashStorage<'a> {
         self.flash.erase_sector(sector).map_err(io)?;
         self.flash.program(base, &self.image).map_err(io)
     }
+    // ANCHOR_END: flash-write
 }
 
 impl Storage for FlashStorage<'_> {
