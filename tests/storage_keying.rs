@@ -19,7 +19,6 @@ use entropool::ring::Slot;
 use entropool::source::{CpuFeatures, SourceMask};
 use entropool::storage::{
     HeaderState, MAGIC, MemStorage, OLD_VERSION, StorageCache, key_block, layout_len,
-    slots_for_bytes,
 };
 use entropool::watch::FakeClock;
 use sha2::{Digest, Sha256};
@@ -198,7 +197,8 @@ fn disk_filled_by_rdseed() -> Vec<u8> {
     let cpu = FakeCpu::good(77).with_features(RDSEED_ONLY);
     let clock = FakeClock::new(0);
     let mut mem: Vec<BlockSlot> = (0..32).map(|_| Slot::new([0u8; 32])).collect();
-    let mut disk = vec![0u8; layout_len(slots_for_bytes(1024)).unwrap() as usize];
+    // storage-cache-size 1 KiB counts entropy: 32 blocks.
+    let mut disk = vec![0u8; layout_len(32).unwrap() as usize];
     {
         let (mut pool, _) =
             Pool::new(pool_parts(&cpu, &clock, &mut mem, &mut disk, 4, [1; 32])).unwrap();

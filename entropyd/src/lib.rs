@@ -32,6 +32,7 @@ pub mod cmd_submit;
 pub mod daemon;
 pub mod failure;
 pub mod kernel;
+pub mod runtime;
 pub mod server;
 pub mod signals;
 pub mod sink;

@@ -128,7 +128,15 @@ impl Daemon {
     /// Starts `run --listen=127.0.0.1:0 args...` and waits for the
     /// `listening on ADDR` log line.
     pub fn start(state: &Path, args: &[&str]) -> Daemon {
-        let mut child = Command::new(bin())
+        Daemon::start_with(state, args, |_| {})
+    }
+
+    /// As [`Daemon::start`], with `configure` applied to the command first
+    /// (e.g. to run it as another user).
+    pub fn start_with(state: &Path, args: &[&str], configure: impl FnOnce(&mut Command)) -> Daemon {
+        let mut cmd = Command::new(bin());
+        configure(&mut cmd);
+        let mut child = cmd
             .env_remove("ENTROPYD_STATE_DIR")
             .arg("--state-dir")
             .arg(state)

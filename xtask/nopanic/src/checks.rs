@@ -298,7 +298,8 @@ fn watch(seed: u64) -> u64 {
 #[inline(never)]
 fn pool(seed: u64) -> u64 {
     let mut slots: [BlockSlot; 64] = [const { Slot::new([0; 32]) }; 64];
-    let mut medium = [0u8; 2048];
+    // storage-cache-size=1 KiB: 32 slots of 64 bytes after a 64-byte header.
+    let mut medium = [0u8; 64 + 64 * 32];
     let mut isr: [Slot<u64>; 16] = [const { Slot::new(0) }; 16];
     let Ok(mut ring) = InterruptRing::new(&mut isr) else {
         return 0;
