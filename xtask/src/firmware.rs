@@ -49,7 +49,7 @@ const README_ANCHORS: &[(&str, &str)] = &[
 const VARIANTS: &[(&str, &str)] = &[
     ("(a) pool: interrupts + external, no DRBG", ""),
     ("(b) (a) + HMAC_DRBG and PoolRng", "rng"),
-    ("(c) (b) + 4 KiB storage cache on NOR flash", "rng,flash"),
+    ("(c) (b) + 1 KiB storage cache on NOR flash", "rng,flash"),
 ];
 /// Goals for (b): flash and static RAM beyond the caller's slots.
 const FLASH_GOAL: u64 = 24 * 1024;
@@ -58,17 +58,21 @@ const RAM_GOAL: u64 = 2 * 1024;
 /// flash region), not counted against the RAM goal.
 const CALLER_STORAGE: &[&str] = &["15INTERRUPT_SLOTS", "6MEMORY", "11STORE_FLASH"];
 
-/// `cargo xtask firmware [--size]`.
+/// `cargo xtask firmware [--size | --bless-readme]`.
 pub fn run(args: &[String]) -> Result<(), String> {
     let mut size = false;
+    let mut bless = false;
     for arg in args {
         match arg.as_str() {
             "--size" => size = true,
+            "--bless-readme" => bless = true,
             other => return Err(format!("unknown option `{other}` to `firmware`")),
         }
     }
     let ctx = Ctx::discover()?;
-    if size {
+    if bless {
+        bless_readme(&ctx)
+    } else if size {
         footprint(&ctx)
     } else {
         check_and_run(&ctx)
@@ -237,7 +241,8 @@ fn check_readme(ctx: &Ctx) -> Result<(), String> {
                 return Err(format!(
                     "README.md's Firmware section no longer shows the example: the \
                      `{name}` region of {DIR}/src/{file} must appear in it (after the \
-                     regions before it) as\n{block}"
+                     regions before it; `cargo xtask firmware --bless-readme` copies \
+                     them) as\n{block}"
                 ));
             }
         }
@@ -247,6 +252,47 @@ fn check_readme(ctx: &Ctx) -> Result<(), String> {
         README_ANCHORS.len()
     );
     Ok(())
+}
+
+/// Rewrites the `rust,ignore` blocks of the README's Firmware section, in
+/// order, with the example's anchored regions (after an edit of the
+/// example: `cargo xtask firmware --bless-readme`).
+fn bless_readme(ctx: &Ctx) -> Result<(), String> {
+    const OPEN: &str = "```rust,ignore\n";
+    const CLOSE: &str = "```\n";
+    let path = ctx.path("README.md");
+    let readme = read(&path)?;
+    let start = readme
+        .find("\n## Firmware\n")
+        .ok_or("README.md has no `## Firmware` section")?;
+    let end = readme[start + 1..]
+        .find("\n## ")
+        .map_or(readme.len(), |i| start + 1 + i);
+    let section = &readme[start..end];
+    let mut out = String::new();
+    let mut pos = 0;
+    for (file, name) in README_ANCHORS {
+        let source = read(&ctx.path(&format!("{DIR}/src/{file}")))?;
+        let code = anchor(&source, name)
+            .ok_or_else(|| format!("{DIR}/src/{file}: no `// ANCHOR: {name}` region"))?;
+        let open = section[pos..]
+            .find(OPEN)
+            .map(|i| pos + i)
+            .ok_or_else(|| format!("the Firmware section has no block for `{name}`"))?;
+        let body = open + OPEN.len();
+        let close = section[body..]
+            .find(CLOSE)
+            .map(|i| body + i)
+            .ok_or("an unclosed code block in the Firmware section")?;
+        out.push_str(&section[pos..body]);
+        out.push_str(code);
+        pos = close;
+    }
+    out.push_str(&section[pos..]);
+    let new = format!("{}{out}{}", &readme[..start], &readme[end..]);
+    std::fs::write(&path, new).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    println!("(README.md's Firmware section now shows the example's regions)");
+    check_readme(ctx)
 }
 
 fn read(path: &Path) -> Result<String, String> {

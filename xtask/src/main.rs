@@ -27,11 +27,13 @@ Commands:
         Output validation: >= 20 MB from the full-entropy path and from
         PoolRng (`entropyd generate`) through rngtest (FIPS 140-2) and a
         quick dieharder subset; fails on a failure rate beyond expectation.
-  firmware [--size]
+  firmware [--size | --bless-readme]
         Builds examples/cortex-m and runs its on-target checks under QEMU
         (mps2-an386, a Cortex-M4F); the semihosting exit status is the
         verdict. --size prints .text/.rodata/.data/.bss of the footprint
         builds (pool; + HMAC_DRBG and PoolRng; + flash storage).
+        --bless-readme copies the example's code into README's Firmware
+        section (which the run checks).
   bench-api
         Submit throughput over loopback in 1 MiB adds, and p50/p99 latency
         of GET /entropy/external-pool under a steady load.

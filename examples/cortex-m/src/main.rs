@@ -87,10 +87,11 @@ static INTERRUPT_RING: StaticCell<InterruptRing<'static>> = StaticCell::new();
 /// The memory cache's slots: 32 blocks (memory-cache-size 1 KiB).
 static MEMORY: ConstStaticCell<[BlockSlot; 32]> =
     ConstStaticCell::new([const { Slot::new([0; 32]) }; 32]);
-/// The NOR flash region of the storage cache: 4 sectors, 63 blocks
-/// (storage-cache-size 4 KiB). RAM here; a flash partition on a device.
-static STORE_FLASH: ConstStaticCell<[u8; 4 * SECTOR_LEN]> =
-    ConstStaticCell::new([0xFF; 4 * SECTOR_LEN]);
+/// The NOR flash region of the storage cache: 3 sectors for 32 blocks
+/// (storage-cache-size 1 KiB of entropy: 64 + 32 * 64 bytes on the medium).
+/// RAM here; a flash partition on a device.
+static STORE_FLASH: ConstStaticCell<[u8; 3 * SECTOR_LEN]> =
+    ConstStaticCell::new([0xFF; 3 * SECTOR_LEN]);
 /// The pool: interrupts + external, in a `static`, no allocator.
 static POOL: StaticCell<FirmwarePool> = StaticCell::new();
 type FirmwarePool = Pool<'static, RealCpu, TickClock, FlashStorage<'static>>;
@@ -120,7 +121,7 @@ fn SysTick() {
 
 // ANCHOR: pool
 /// Builds the static pool: interrupts (the SysTick ring) + external,
-/// a 1 KiB memory cache, a 4 KiB storage cache on NOR flash.
+/// a 1 KiB memory cache, a 1 KiB storage cache on NOR flash.
 fn start_pool() -> Result<&'static mut FirmwarePool, Fail> {
     let slots = INTERRUPT_SLOTS
         .try_take()
@@ -134,8 +135,8 @@ fn start_pool() -> Result<&'static mut FirmwarePool, Fail> {
     let flash = NorFlash::new(flash).ok_or(Fail::Check("flash not whole sectors"))?;
     let (pool, _load_report) = Pool::new(PoolParts {
         config: Config {
-            // lost timeout 60 s, low watermark 20 %, memory 1 KiB, storage 4 KiB
-            tunables: Tunables::new(60, 20, 1, 4)?,
+            // lost timeout 60 s, low watermark 20 %, memory 1 KiB, storage 1 KiB
+            tunables: Tunables::new(60, 20, 1, 1)?,
             sources: SourceMask::new(1 | 8)?, // interrupts + external
         },
         cpu: RealCpu::new(),
@@ -501,8 +502,8 @@ fn check_stuck_source() -> Result<(), Fail> {
 ///    before, in this round or an earlier one.
 fn check_no_replay_across_crashes() -> Result<(), Fail> {
     const ROUNDS: u32 = 48;
-    static CRASH_FLASH: ConstStaticCell<[u8; 4 * SECTOR_LEN]> =
-        ConstStaticCell::new([0xFF; 4 * SECTOR_LEN]);
+    static CRASH_FLASH: ConstStaticCell<[u8; 3 * SECTOR_LEN]> =
+        ConstStaticCell::new([0xFF; 3 * SECTOR_LEN]);
     static LEDGER: ConstStaticCell<Ledger> = ConstStaticCell::new(Ledger {
         blocks: [[0; 32]; LEDGER_LEN],
         len: 0,
@@ -529,7 +530,7 @@ fn check_no_replay_across_crashes() -> Result<(), Fail> {
         // (whether the pool opened, how the round ended)
         let (was_open, outcome) = match Pool::new(PoolParts {
             config: Config {
-                tunables: Tunables::new(60, 20, 1, 4)?,
+                tunables: Tunables::new(60, 20, 1, 1)?,
                 sources: SourceMask::new(8)?, // external only
             },
             cpu: RealCpu::new(),

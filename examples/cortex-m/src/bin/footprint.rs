@@ -5,8 +5,8 @@
 //!   provisioning seed), no storage, no DRBG;
 //! - `--features rng`: (b) the same plus PoolRng (two HMAC_DRBG lanes, a
 //!   512-byte output buffer);
-//! - `--features rng,flash`: (c) the same plus a 4 KiB storage cache on
-//!   NOR flash.
+//! - `--features rng,flash`: (c) the same plus a 1 KiB (32-block) storage
+//!   cache on NOR flash.
 //!
 //! Its panic handler is a permanent fault (no output machinery). It runs
 //! under QEMU but checks nothing: `src/main.rs` is the checked example.
@@ -45,8 +45,8 @@ static INTERRUPT_SLOTS: ConstStaticCell<[Slot<u64>; 64]> =
 static MEMORY: ConstStaticCell<[BlockSlot; 32]> =
     ConstStaticCell::new([const { Slot::new([0; 32]) }; 32]);
 #[cfg(feature = "flash")]
-static STORE_FLASH: ConstStaticCell<[u8; 4 * SECTOR_LEN]> =
-    ConstStaticCell::new([0xFF; 4 * SECTOR_LEN]);
+static STORE_FLASH: ConstStaticCell<[u8; 3 * SECTOR_LEN]> =
+    ConstStaticCell::new([0xFF; 3 * SECTOR_LEN]);
 
 static INTERRUPT_RING: StaticCell<InterruptRing<'static>> = StaticCell::new();
 static POOL: StaticCell<Pool<'static, RealCpu, TickClock, Medium>> = StaticCell::new();
@@ -90,7 +90,7 @@ fn start() -> Result<&'static mut Pool<'static, RealCpu, TickClock, Medium>, Err
     let (storage, storage_kib) = {
         let bytes = STORE_FLASH.try_take().ok_or(Error::CapacityTooSmall)?;
         let flash = NorFlash::new(bytes).ok_or(Error::CapacityTooSmall)?;
-        (Some(FlashStorage::new(flash)), 4)
+        (Some(FlashStorage::new(flash)), 1)
     };
     #[cfg(not(feature = "flash"))]
     let (storage, storage_kib) = (None::<Medium>, 0);
