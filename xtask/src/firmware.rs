@@ -168,6 +168,23 @@ fn ensure_target(ctx: &Ctx) -> Result<(), String> {
         .run()
 }
 
+/// With qemu-system-arm missing: `Ok` when the gate may install it (root
+/// and apt-get), else the error that says what to install. Never a skip.
+fn may_install(root: bool, apt: bool) -> Result<(), String> {
+    if root && apt {
+        return Ok(());
+    }
+    let why = match (root, apt) {
+        (false, _) => "not running as root",
+        _ => "no apt-get here",
+    };
+    Err(format!(
+        "qemu-system-arm is missing ({why}): install the Debian package \
+         qemu-system-arm (apt-get install qemu-system-arm), or run the gate as \
+         root on a Debian-like system so it installs it"
+    ))
+}
+
 /// `qemu-system-arm`, installed with apt when missing and running as root.
 fn ensure_qemu(ctx: &Ctx) -> Result<String, String> {
     let qemu = "qemu-system-arm";
@@ -184,13 +201,7 @@ fn ensure_qemu(ctx: &Ctx) -> Result<String, String> {
         .arg("--version")
         .probe()
         .is_some();
-    if !(root && apt) {
-        return Err(format!(
-            "{qemu} is missing: install the Debian package qemu-system-arm \
-             (apt-get install qemu-system-arm), or run the gate as root on a \
-             Debian-like system so it installs it"
-        ));
-    }
+    may_install(root, apt)?;
     println!("({qemu} is missing: installing the Debian package with apt)");
     Cmd::new("apt-get", &ctx.root)
         .env("DEBIAN_FRONTEND", "noninteractive")
@@ -514,6 +525,20 @@ mod tests {
         assert_eq!(anchor(indented, "m"), Some("    fn m() {}\n"));
         let empty = "// ANCHOR: e\n// ANCHOR_END: e\n";
         assert_eq!(anchor(empty, "e"), Some(""));
+    }
+
+    #[test]
+    fn a_missing_qemu_is_installed_or_named_never_skipped() {
+        assert_eq!(may_install(true, true), Ok(()));
+        for (root, apt, why) in [
+            (false, true, "not running as root"),
+            (false, false, "not running as root"),
+            (true, false, "no apt-get"),
+        ] {
+            let e = may_install(root, apt).unwrap_err();
+            assert!(e.contains("apt-get install qemu-system-arm"), "{e}");
+            assert!(e.contains(why), "{e}");
+        }
     }
 
     #[test]
