@@ -78,8 +78,16 @@ pub const RDRAND_BATCH: usize = 2560;
 const OVERFLOW_BLOCKS: usize = 16;
 /// Blocks written per batch when saving the memory cache at shutdown.
 const FLUSH_BATCH: usize = 128;
-/// Words moved through the stack per absorb call.
-const WORD_CHUNK: usize = 256;
+/// Words moved through the pool's word buffer per absorb call: 256, or 64
+/// where pointers are 32 bits (microcontrollers, where the buffer is part
+/// of the pool's static RAM: 512 bytes instead of 2 KiB). A poll then
+/// drains the interrupt ring in chunks, still at most [`INTERRUPT_BATCH`].
+const WORD_CHUNK: usize = if cfg!(target_pointer_width = "32") {
+    64
+} else {
+    256
+};
+const _: () = assert!(RDSEED_BATCH <= WORD_CHUNK && WORD_CHUNK <= INTERRUPT_BATCH);
 
 /// What the pool is built from.
 pub struct PoolParts<'s, C, K, S> {
@@ -575,20 +583,34 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
         self.timer.observe(now);
         let mut report = PollReport::default();
 
-        // Interrupts: always drain so the ring does not overflow. Samples
-        // the caches have no room for are hashed into nothing and dropped:
-        // they carried no credit yet.
-        if let Some(drain) = self.interrupts.as_mut() {
-            let n = drain.drain_timestamps(&mut self.words);
-            if n > 0 {
-                let a = self.absorb_step(|m, sink, words| match words.get(..n) {
-                    Some(w) => m.absorb_words(Source::Interrupts, w, sink),
-                    None => Err(Error::CapacityTooSmall),
-                });
-                if let Ok(a) = a {
-                    report.interrupt_samples = a.consumed;
-                    report.blocks = report.blocks.saturating_add(a.blocks);
-                }
+        // Interrupts: always drain (at most INTERRUPT_BATCH timestamps, in
+        // chunks of WORD_CHUNK: one chunk where pointers are 64 bits) so the
+        // ring does not overflow. Samples the caches have no room for are
+        // hashed into nothing and dropped: they carried no credit yet.
+        let mut left = INTERRUPT_BATCH;
+        while left > 0 {
+            let Some(drain) = self.interrupts.as_mut() else {
+                break;
+            };
+            let Some(buf) = self.words.get_mut(..left.min(WORD_CHUNK)) else {
+                break;
+            };
+            let n = drain.drain_timestamps(buf);
+            if n == 0 {
+                break;
+            }
+            left = left.saturating_sub(n);
+            let a = self.absorb_step(|m, sink, words| match words.get(..n) {
+                Some(w) => m.absorb_words(Source::Interrupts, w, sink),
+                None => Err(Error::CapacityTooSmall),
+            });
+            if let Ok(a) = a {
+                report.interrupt_samples = report.interrupt_samples.saturating_add(a.consumed);
+                report.blocks = report.blocks.saturating_add(a.blocks);
+            }
+            if n < WORD_CHUNK {
+                // The ring is empty.
+                break;
             }
         }
 
