@@ -754,7 +754,7 @@ pub fn run(args: &Args, ctx: &Context, _out: &mut dyn Write) -> Result<(), Failu
             storage_path.display()
         ))
     })?;
-    let built = daemon::build_pool(config, memory, Some(storage)).inspect_err(|_| {
+    let mut built = daemon::build_pool(config, memory, Some(storage)).inspect_err(|_| {
         undo_start(None, &storage_path, storage_existed);
     })?;
     if let Some(report) = built.load {
@@ -767,6 +767,15 @@ pub fn run(args: &Args, ctx: &Context, _out: &mut dyn Write) -> Result<(), Failu
                 } else {
                     ""
                 }
+            ));
+        }
+        if report.foreign_wiped > 0 {
+            let sources = built.pool.status().sources.value();
+            log(format_args!(
+                "the storage cache held {} blocks from sources outside {} ({}); they were wiped, never served as its entropy",
+                report.foreign_wiped,
+                sources,
+                view::mask_names(sources)
             ));
         }
     }
