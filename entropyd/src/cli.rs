@@ -166,3 +166,32 @@ pub fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permission_errors_on_the_default_dir_get_a_hint() {
+        let ctx = Context {
+            state_dir: PathBuf::from(StateDir::DEFAULT_PATH),
+            default_state_dir: true,
+        };
+        let denied = Failure::runtime(format!(
+            "{}/config: Permission denied (os error 13)",
+            StateDir::DEFAULT_PATH
+        ));
+        let hinted = with_state_dir_hint(denied.clone(), &ctx);
+        assert!(hinted.message.contains("--state-dir=DIR"), "{hinted}");
+        assert!(hinted.message.contains(STATE_DIR_ENV), "{hinted}");
+        assert_eq!(hinted.status, denied.status);
+        // Another error, or a directory the user chose: unchanged.
+        let other = Failure::runtime(format!("{}/config: corrupt", StateDir::DEFAULT_PATH));
+        assert_eq!(with_state_dir_hint(other.clone(), &ctx), other);
+        let chosen = Context {
+            default_state_dir: false,
+            ..ctx
+        };
+        assert_eq!(with_state_dir_hint(denied.clone(), &chosen), denied);
+    }
+}
