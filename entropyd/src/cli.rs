@@ -45,11 +45,12 @@ pub enum Command {
     /// changes. Prints nothing on success.
     Set(cmd_config::SetArgs),
     /// Validate a kickstart file and stage its `entropy` seed for the first
-    /// start (fresh state directory only).
+    /// start (no pool state yet: before the first run; a `set` before it is
+    /// fine).
     Kickstart(cmd_kickstart::Args),
-    /// Run the daemon: keep the caches full, serve the API, forward
-    /// surplus entropy to the kernel or a sink; SIGTERM saves the memory
-    /// cache to the storage cache and exits 0.
+    /// Run the daemon: seed the kernel or a sink at start, then feed it
+    /// at a bounded rate while keeping the caches full, and serve the API;
+    /// SIGTERM saves the memory cache to the storage cache and exits 0.
     Run(cmd_run::Args),
     /// Show the pool's health: a running daemon's through the API, else
     /// what the state directory holds.

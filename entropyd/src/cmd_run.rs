@@ -129,11 +129,12 @@ pub struct Args {
     /// unix:/path/to/socket.
     #[arg(long, value_name = "ADDR", default_value = server::DEFAULT_LISTEN)]
     pub listen: String,
-    /// Forward surplus entropy to the kernel's pool (RNDADDENTROPY on
+    /// Forward entropy to the kernel's pool (RNDADDENTROPY on
     /// /dev/random; needs root or CAP_SYS_ADMIN).
     #[arg(long, conflicts_with = "sink")]
     pub kernel: bool,
-    /// Append surplus entropy to this file or FIFO (created 0600).
+    /// Append entropy to this file or FIFO (created 0600), as the kernel
+    /// would get it.
     #[arg(long, value_name = "PATH")]
     pub sink: Option<PathBuf>,
     /// The API write token (a file of mode 0600 or 0400); without it the
@@ -156,7 +157,7 @@ pub struct Args {
     pub ready_file: Option<PathBuf>,
 }
 
-/// Where surplus entropy goes.
+/// Where forwarded entropy goes.
 #[derive(Debug)]
 enum Output {
     None,
