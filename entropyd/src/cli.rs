@@ -42,7 +42,8 @@ pub enum Command {
     /// Print the tunables (esxcli `system entropyd get`).
     Get(cmd_config::GetArgs),
     /// Change tunables; the whole request is validated before anything
-    /// changes. Prints nothing on success.
+    /// changes. Prints nothing on success, except a note when the running
+    /// daemon can take a value only at its next start.
     Set(cmd_config::SetArgs),
     /// Validate a kickstart file and stage its `entropy` seed for the first
     /// start (no pool state yet: before the first run; a `set` before it is
