@@ -875,7 +875,10 @@ pub fn run(args: &Args, ctx: &Context, _out: &mut dyn Write) -> Result<(), Failu
             last_line = Some(Instant::now());
         }
         let report = report.unwrap_or_default();
-        let harvested = report.blocks > 0 || report.rdseed_words > 0 || report.rdrand_words > 0;
+        let harvested = report.blocks > 0
+            || report.loaded > 0
+            || report.rdseed_words > 0
+            || report.rdrand_words > 0;
         if taken.is_some() || (report.still_wanted && harvested) {
             // Work was done and more is wanted: let the API threads in.
             std::thread::yield_now();
