@@ -608,5 +608,5 @@ fn readme_quickstart_runs_line_by_line() {
     assert!(stderr.contains("64 from the storage cache"), "{stderr}");
     assert!(stdout.contains("accepted "), "{stdout}");
     assert!(len_of(&work.join("entropy.out")) >= 64);
-    assert_eq!(len_of(&work.join("fe.bin")), 1_048_576);
+    assert_eq!(len_of(&work.join("fe.bin")), 65_536);
 }
