@@ -12,7 +12,11 @@
 //!   (memory slots for max(memory-cache-size, [`MEMORY_SLOTS_FLOOR_KIB`])
 //!   KiB, so `set` can grow the cache up to that while running; the
 //!   storage cache file in the state directory) and the API server. The
-//!   bound address is logged as `listening on ADDR`.
+//!   bound address is logged as `listening on ADDR`. A TCP address other
+//!   than loopback needs `--tls-cert/--tls-key` and a credential
+//!   (`--token-file`, `--tls-client-ca`, or both): without them `run`
+//!   refuses to start (exit 2). SIGHUP reloads the TLS files; a bad new
+//!   pair is logged and the one in use kept.
 //! - **A failed start changes nothing.** Until the server listens, nothing
 //!   of the state directory is used up: a storage cache file this start
 //!   created is removed again, and blocks already loaded from an existing
@@ -85,8 +89,9 @@ use crate::failure::Failure;
 use crate::kernel::KernelFeed;
 use crate::runtime::{self, ReadyFile, RuntimeFile};
 use crate::server::{self, ApiServer, ListenAddr, ServerConfig};
-use crate::signals::Shutdown;
+use crate::signals::{Reload, Shutdown};
 use crate::sink::{PIPE_ATOMIC, Sink, SinkError, SinkKind};
+use crate::tls::{TlsError, TlsFiles, TlsState};
 use crate::view;
 
 /// Default `--feed-rate`: 4096 bytes (128 blocks) per second.
@@ -125,10 +130,20 @@ pub struct Args {
     /// 0 the default), overriding the stored one for this run.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=15))]
     pub sources: Option<u8>,
-    /// Where the API listens: a loopback IP:PORT (port 0 picks one) or
-    /// unix:/path/to/socket.
+    /// Where the API listens: IP:PORT (port 0 picks one; other than
+    /// loopback it needs --tls-cert/--tls-key and --token-file or
+    /// --tls-client-ca) or unix:/path/to/socket.
     #[arg(long, value_name = "ADDR", default_value = server::DEFAULT_LISTEN)]
     pub listen: String,
+    /// The API's TLS certificate chain (PEM, leaf first); reloaded on SIGHUP.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The API's TLS private key (PEM, mode 0600 or 0400); reloaded on SIGHUP.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Mutual TLS: every client needs a certificate from this CA (PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
     /// Forward entropy to the kernel's pool (RNDADDENTROPY on
     /// /dev/random; needs root or CAP_SYS_ADMIN).
     #[arg(long, conflicts_with = "sink")]
@@ -602,6 +617,36 @@ fn lock_state_dir(_path: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The TLS configuration of `--tls-cert/--tls-key/--tls-client-ca`.
+fn load_tls(args: &Args) -> Result<Option<Arc<TlsState>>, Failure> {
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    let files = TlsFiles {
+        cert: cert.clone(),
+        key: key.clone(),
+        client_ca: args.tls_client_ca.clone(),
+    };
+    TlsState::load(files)
+        .map(Arc::new)
+        .map(Some)
+        .map_err(|e| match e {
+            TlsError::Io { .. } => Failure::runtime(format!("TLS: {e}")),
+            TlsError::Bad { .. } => Failure::invalid(format!("TLS: {e}")),
+        })
+}
+
+/// SIGHUP: the new certificate and key, or the old ones kept.
+fn reload_tls(server: &ApiServer) {
+    match server.reload_tls() {
+        Ok(true) => log("SIGHUP: TLS certificate and key reloaded for new connections"),
+        Ok(false) => log("SIGHUP: no TLS configured, nothing to reload"),
+        Err(e) => log(format_args!(
+            "SIGHUP: TLS reload failed, keeping the certificate and key in use: {e}"
+        )),
+    }
+}
+
 fn token_failure(e: TokenError) -> Failure {
     match e {
         TokenError::Io { .. } => Failure::runtime(e.to_string()),
@@ -712,6 +757,11 @@ pub fn run(args: &Args, ctx: &Context, _out: &mut dyn Write) -> Result<(), Failu
         .map(ApiToken::from_file)
         .transpose()
         .map_err(token_failure)?;
+    let tls = load_tls(args)?;
+    server::check_listen(&listen, tls.as_ref().map(|t| t.mutual()), token.is_some())
+        .map_err(|e| Failure::invalid(e.to_string()))?;
+    let reload = Reload::install()
+        .map_err(|e| Failure::runtime(format!("cannot install the SIGHUP handler: {e}")))?;
     let output = open_output(args)?;
     let output_text = output.describe(args);
 
@@ -786,6 +836,7 @@ pub fn run(args: &Args, ctx: &Context, _out: &mut dyn Write) -> Result<(), Failu
     }
     let server_config = ServerConfig {
         token,
+        tls,
         ..ServerConfig::new(listen)
     };
     let dyn_backend: Arc<dyn PoolBackend> = backend.clone();
@@ -846,6 +897,9 @@ pub fn run(args: &Args, ctx: &Context, _out: &mut dyn Write) -> Result<(), Failu
     let mut ready = false;
 
     while !shutdown.requested() {
+        if reload.take() {
+            reload_tls(&server);
+        }
         let (report, taken) = {
             let mut pool = backend.lock();
             let report = pool.poll();

@@ -12,12 +12,14 @@
 //! The daemon ([`cmd_run`] over [`daemon`]) and the tools around it
 //! ([`cmd_status`], [`cmd_generate`], [`cmd_samples`], [`cmd_submit`]).
 //!
-//! The network and OS half: the HTTP API ([`api`], [`server`], [`auth`]),
+//! The network and OS half: the HTTP API ([`api`], [`server`], [`auth`],
+//! [`tls`], [`audit`]),
 //! its client ([`client`]), the pool seam ([`backend`]), the status view
 //! ([`view`]), the outputs ([`sink`], [`kernel`]) and signal handling
 //! ([`signals`]).
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod backend;
 pub mod cli;
@@ -36,4 +38,5 @@ pub mod runtime;
 pub mod server;
 pub mod signals;
 pub mod sink;
+pub mod tls;
 pub mod view;

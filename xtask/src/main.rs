@@ -34,9 +34,11 @@ Commands:
         builds (pool; + HMAC_DRBG and PoolRng; + flash storage).
         --bless-readme copies the example's code into README's Firmware
         section (which the run checks).
-  bench-api
-        Submit throughput over loopback in 1 MiB adds, and p50/p99 latency
-        of GET /entropy/external-pool under a steady load.
+  bench-api [--adds=N] [--gets=N] [--handshakes=N] [--attackers=N]
+        Submit throughput over loopback in 1 MiB adds, plain and TLS;
+        p50/p99 latency of GET /entropy/external-pool under a steady load;
+        TLS handshakes per second; GET and add latency while 1000 slow
+        clients trickle request heads or stall TLS handshakes.
   help  This text.
 
 Steps of `ci`, in order:
