@@ -8,6 +8,7 @@ mod ci;
 mod cmd;
 mod extend;
 mod nopanic;
+mod packages;
 mod validate;
 
 use std::process::ExitCode;
