@@ -287,12 +287,7 @@ impl Conn {
 
     /// Sets both socket timeouts to what is left before `deadline`.
     fn arm(&self, deadline: Instant) -> io::Result<()> {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "out of time"));
-        }
-        self.tcp().set_read_timeout(Some(left))?;
-        self.tcp().set_write_timeout(Some(left))
+        arm(self.tcp(), deadline)
     }
 }
 
@@ -384,17 +379,15 @@ impl HttpLink {
             .map_err(|e| LinkError(format!("{:?} is not a TLS server name: {e}", self.url.host)))?;
         let conn = ClientConnection::new(Arc::clone(tls), name)
             .map_err(|e| LinkError(format!("TLS setup: {e}")))?;
-        let mut conn = Conn::Tls(Box::new(StreamOwned::new(conn, tcp)));
+        let mut tls = StreamOwned::new(conn, tcp);
         // Finish the handshake before anything secret is written.
-        if let Conn::Tls(s) = &mut conn {
-            while s.conn.is_handshaking() {
-                conn_arm(&s.sock, deadline).map_err(|e| self.io_error("TLS handshake", &e))?;
-                s.conn
-                    .complete_io(&mut s.sock)
-                    .map_err(|e| self.io_error("TLS handshake", &e))?;
-            }
+        while tls.conn.is_handshaking() {
+            arm(&tls.sock, deadline).map_err(|e| self.io_error("TLS handshake", &e))?;
+            tls.conn
+                .complete_io(&mut tls.sock)
+                .map_err(|e| self.io_error("TLS handshake", &e))?;
         }
-        Ok(conn)
+        Ok(Conn::Tls(Box::new(tls)))
     }
 
     fn io_error(&self, what: &str, e: &io::Error) -> LinkError {
@@ -459,7 +452,9 @@ impl HttpLink {
     }
 }
 
-fn conn_arm(sock: &TcpStream, deadline: Instant) -> io::Result<()> {
+/// Sets both timeouts of `sock` to what is left before `deadline`; a
+/// `TimedOut` error once it has passed.
+fn arm(sock: &TcpStream, deadline: Instant) -> io::Result<()> {
     let left = deadline.saturating_duration_since(Instant::now());
     if left.is_zero() {
         return Err(io::Error::new(io::ErrorKind::TimedOut, "out of time"));

@@ -12,8 +12,8 @@
 //! - **A round for one host** ([`HostFeeder::round`]) is at most
 //!   [`MAX_PASSES`] passes of: GET the external pool; if
 //!   `currently_available < capacity`, add exactly
-//!   `capacity - currently_available` bytes, in pieces of at most
-//!   [`MAX_PIECE`] (1 MiB). It ends when a GET shows the host full, when a
+//!   `capacity - currently_available` bytes (at most [`MAX_PASS_BYTES`]),
+//!   in pieces of at most [`MAX_PIECE`] (1 MiB). It ends when a GET shows the host full, when a
 //!   pass took nothing, or on the first error. A pool makes a 32-byte block
 //!   of 40 credited bytes, so one pass never fills it: the passes are what
 //!   bring it to full.
@@ -58,6 +58,11 @@ pub const BACKOFF_CAP: Duration = Duration::from_secs(30);
 
 /// The shortest interval between two rounds of one host.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Most bytes sent to one host in one pass: the largest pool the tunables
+/// allow (a 64 MiB memory cache). A host that claims more room gets this
+/// much, so a wrong or hostile answer cannot drain the source.
+pub const MAX_PASS_BYTES: u64 = 64 * 1024 * 1024;
 
 /// What a host says about its external pool (a GET's answer, or the
 /// AddResult fields of an add's answer), all sizes in bytes.
@@ -301,6 +306,7 @@ pub struct HostFeeder {
     link: Box<dyn HostLink>,
     interval: Option<Duration>,
     piece_max: usize,
+    pass_max: u64,
     status: HostStatus,
 }
 
@@ -323,8 +329,16 @@ impl HostFeeder {
             link,
             interval,
             piece_max: piece_max.clamp(1, MAX_PIECE),
+            pass_max: MAX_PASS_BYTES,
             status: HostStatus::default(),
         }
+    }
+
+    /// The same feeder with another cap on the bytes of one pass (tests).
+    #[cfg(test)]
+    fn with_pass_max(mut self, pass_max: u64) -> Self {
+        self.pass_max = pass_max;
+        self
     }
 
     /// The host's name (URL).
@@ -370,7 +384,13 @@ impl HostFeeder {
     }
 
     fn fail(&mut self, e: &LinkError) -> RoundEnd {
-        self.status.last_error = Some(e.0.clone());
+        // One printable line, whatever the host sent.
+        let line: String =
+            e.0.chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .take(300)
+                .collect();
+        self.status.last_error = Some(line);
         RoundEnd::HostFailed
     }
 
@@ -390,7 +410,7 @@ impl HostFeeder {
             if self.status.full {
                 return RoundEnd::Full;
             }
-            match self.send(source, figures.room(), now) {
+            match self.send(source, figures.room().min(self.pass_max), now) {
                 Ok(0) => return RoundEnd::NotFull,
                 Ok(_) => {}
                 Err(end) => return end,
@@ -549,6 +569,7 @@ fn feed_host(
     lines: &mpsc::Sender<String>,
 ) -> (RoundEnd, HostFeeder) {
     let mut last = RoundEnd::NotFull;
+    // The stop flag only says "stop"; it publishes no data: Relaxed.
     while !stop.load(Ordering::Relaxed) {
         let (end, due) = host.round(source, start.elapsed());
         let _ = lines.send(host.status_line(start.elapsed()));

@@ -91,6 +91,8 @@ struct FakeHost {
     log: Arc<Mutex<Log>>,
     /// Whether the add answers carry the AddResult figures.
     add_result: bool,
+    /// The feeder's cap on one pass, for the room check.
+    pass_cap: u64,
 }
 
 impl FakeHost {
@@ -140,7 +142,7 @@ impl HostLink for FakeLink {
         }
         match h.next_fate() {
             Fate::Ok => {
-                h.pending = Some(h.figures().room());
+                h.pending = Some(h.figures().room().min(h.pass_cap));
                 Ok(h.figures())
             }
             _ => Err(LinkError("fake: GET failed".to_owned())),
@@ -227,6 +229,7 @@ fn setup(pools: &[(u64, u64)], piece_max: usize, source_len: usize, fail_at_end:
             pending: None,
             log: Arc::clone(&log),
             add_result: id % 2 == 0,
+            pass_cap: MAX_PASS_BYTES,
         }));
         feeders.push(HostFeeder::new(FakeLink::new(&host), None, piece_max));
         hosts.push(host);
@@ -346,6 +349,7 @@ fn an_explicit_interval_wins() {
         pending: None,
         log,
         add_result: false,
+        pass_cap: MAX_PASS_BYTES,
     }));
     let mut f = HostFeeder::new(FakeLink::new(&host), Some(Duration::from_secs(7)), 10);
     let source = SharedSource::new(Box::new(FakeSource {
@@ -357,6 +361,29 @@ fn an_explicit_interval_wins() {
         f.round(&source, Duration::ZERO),
         (RoundEnd::Full, Duration::from_secs(7))
     );
+}
+
+#[test]
+fn a_host_claiming_endless_room_gets_a_bounded_round() {
+    // A host that takes everything yet never fills: each pass is capped,
+    // and a round is at most MAX_PASSES passes.
+    let s = setup(&[(1 << 40, 0)], 500, 1 << 20, false);
+    s.hosts[0].lock().unwrap().pass_cap = 1000;
+    let mut f = HostFeeder::new(FakeLink::new(&s.hosts[0]), None, 500).with_pass_max(1000);
+    let (end, _) = f.round(&s.source, Duration::ZERO);
+    assert_eq!(end, RoundEnd::NotFull);
+    assert_eq!(s.source.bytes_read(), 1000 * u64::from(MAX_PASSES));
+    assert_no_byte_twice(&s.stream, &s.log.lock().unwrap().adds);
+}
+
+#[test]
+fn a_host_error_is_one_printable_line() {
+    let mut s = setup(&[(100, 0)], 40, 1 << 12, false);
+    s.hosts[0].lock().unwrap().enabled = false;
+    s.feeders[0].fail(&LinkError("refused (401): evil\n\x1b[2Jline".to_owned()));
+    let line = s.feeders[0].status_line(Duration::ZERO);
+    assert_eq!(line.lines().count(), 1);
+    assert!(!line.contains('\x1b'), "{line:?}");
 }
 
 #[test]
