@@ -390,6 +390,15 @@ impl HttpLink {
         Ok(Conn::Tls(Box::new(tls)))
     }
 
+    /// `GET path` (after the URL's prefix); the answer's body. For tools
+    /// and tests (`/entropy/status`).
+    ///
+    /// # Errors
+    /// As [`HostLink::external_pool`].
+    pub fn get(&self, path: &str) -> Result<Vec<u8>, LinkError> {
+        self.call("GET", path, None)
+    }
+
     fn io_error(&self, what: &str, e: &io::Error) -> LinkError {
         match e.kind() {
             io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => LinkError(format!(
