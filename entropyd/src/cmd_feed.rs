@@ -149,6 +149,11 @@ fn load_token(path: &Path) -> Result<ApiToken, Failure> {
 /// file; a runtime failure (exit 1) when the source cannot be opened,
 /// fails or ends, or with `--once` when a host is not full.
 pub fn run(args: &Args, _ctx: &Context, out: &mut dyn Write) -> Result<(), Failure> {
+    if args.from_pkcs11.is_none() && (args.slot.is_some() || args.pin_file.is_some()) {
+        return Err(Failure::invalid(
+            "--slot and --pin-file go with --from-pkcs11=MODULE.so",
+        ));
+    }
     let urls = host_urls(args)?;
     let needs_tls = urls.iter().any(|u| u.scheme == Scheme::Https);
     let tls = match (&args.ca, needs_tls) {

@@ -551,3 +551,58 @@ fn a_restarted_host_is_brought_back_and_lost_recovers() {
     wait_until("host 2 recovered", || !d2.status().external.lost);
     feeder.stop();
 }
+
+#[test]
+fn bad_command_lines_are_refused_whole() {
+    let env = Env::new();
+    let empty = env.path("hosts");
+    std::fs::write(&empty, "# nobody yet\n\n").unwrap();
+    let cases: [(&[&str], &str); 6] = [
+        (&["--to=http://127.0.0.1:1", "--once"], "--from-pkcs11"),
+        (&["--from-file=/dev/urandom", "--once"], "--to"),
+        (
+            &[
+                "--from-file=/dev/urandom",
+                "--slot=1",
+                "--to=http://127.0.0.1:1",
+            ],
+            "--from-pkcs11",
+        ),
+        (
+            &[
+                "--from-file=/dev/urandom",
+                "--to=http://127.0.0.1:1",
+                "--to=http://127.0.0.1:1",
+            ],
+            "named twice",
+        ),
+        (
+            &[
+                "--from-file=/dev/urandom",
+                "--to=http://127.0.0.1:1",
+                "--interval=0",
+            ],
+            "interval",
+        ),
+        (
+            &["--from-file=/dev/urandom", "--to=ftp://127.0.0.1:1"],
+            "https://",
+        ),
+    ];
+    for (args, says) in cases {
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let out = feed(None, &args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    let out = feed(
+        None,
+        &[
+            "--from-file=/dev/urandom".to_owned(),
+            format!("--hosts-file={}", empty.display()),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no host to feed"));
+}
