@@ -5,6 +5,10 @@
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
+pub mod assess;
 pub mod cache;
 pub mod config;
 pub mod drbg;

@@ -37,6 +37,7 @@ pub mod daemon;
 pub mod failure;
 pub mod feed;
 pub mod kernel;
+pub mod runtime;
 pub mod server;
 pub mod signals;
 pub mod sink;
