@@ -13,10 +13,11 @@
 //!   [`MAX_PASSES`] passes of: GET the external pool; if
 //!   `currently_available < capacity`, add exactly
 //!   `capacity - currently_available` bytes (at most [`MAX_PASS_BYTES`]),
-//!   in pieces of at most [`MAX_PIECE`] (1 MiB). It ends when a GET shows the host full, when a
-//!   pass took nothing, or on the first error. A pool makes a 32-byte block
-//!   of 40 credited bytes, so one pass never fills it: the passes are what
-//!   bring it to full.
+//!   in pieces of at most [`MAX_PIECE`] (1 MiB). It ends when a GET shows
+//!   the host full, when a pass took nothing, or on the first error. A
+//!   pool may need more bytes than the room it can show (a 32-byte block
+//!   costs 40 credited bytes, and the health tests' start-up window earns
+//!   nothing), so one pass may leave it short: the passes bring it to full.
 //! - **Timing** is logical: rounds take `now` (time since the feeder
 //!   started) and say when the host is due again: after the `--interval`,
 //!   by default half the host's `inactive_source_timeout` (so a healthy
