@@ -245,6 +245,11 @@ fn daemon_at(env: &Env, addr: SocketAddr, extra: &[&str]) -> Daemon {
     d
 }
 
+/// `entropyd run --sources=8 --token-file ...` on a port of its choosing.
+fn daemon(env: &Env) -> Daemon {
+    env.start(&["--sources=8", &token_arg(env)])
+}
+
 /// A fresh state directory with a 64 KiB memory cache and no storage cache.
 fn small_env() -> Env {
     let env = Env::new();
@@ -278,8 +283,8 @@ fn external_bytes(d: &Daemon) -> u64 {
 fn once_from_softhsm_fills_every_host() {
     let hsm = SoftHsm::new();
     let (e1, e2) = (small_env(), small_env());
-    let d1 = daemon_at(&e1, free_addr(), &[]);
-    let d2 = daemon_at(&e2, free_addr(), &[]);
+    let d1 = daemon(&e1);
+    let d2 = daemon(&e2);
     assert!(!is_full(&d1));
     let mut args = hsm.args();
     args.extend([url(&d1), url(&d2), token_arg(&e1), "--once".to_owned()]);
@@ -321,7 +326,7 @@ fn once_from_softhsm_fills_every_host() {
 fn a_dead_host_fails_alone_and_promptly() {
     let hsm = SoftHsm::new();
     let env = small_env();
-    let d = daemon_at(&env, free_addr(), &[]);
+    let d = daemon(&env);
     let dead = free_addr();
     let mut args = hsm.args();
     args.extend([
@@ -348,7 +353,7 @@ fn a_dead_host_fails_alone_and_promptly() {
 fn hsm_errors_name_module_and_slot_and_send_nothing() {
     let hsm = SoftHsm::new();
     let env = small_env();
-    let d = daemon_at(&env, free_addr(), &[]);
+    let d = daemon(&env);
     let module = hsm.module.display().to_string();
     let base = |source: Vec<String>| {
         let mut a = source;
@@ -457,7 +462,7 @@ fn plain_http_to_another_address_is_refused() {
 #[test]
 fn a_file_is_read_once_front_to_back() {
     let env = small_env();
-    let d = daemon_at(&env, free_addr(), &[]);
+    let d = daemon(&env);
     // Less than the room: all of it goes, once, then the source has ended.
     let file = env.path("entropy.bin");
     std::fs::write(&file, e2e_common::random_bytes(5000)).unwrap();
@@ -481,7 +486,7 @@ fn a_file_is_read_once_front_to_back() {
 #[test]
 fn a_wrong_token_is_refused_and_nothing_is_credited() {
     let env = small_env();
-    let d = daemon_at(&env, free_addr(), &[]);
+    let d = daemon(&env);
     let bad = env.path("bad-token");
     write_secret(&bad, "not-the-right-token-at-all-0000\n");
     let out = feed(
