@@ -44,6 +44,20 @@ fn present(ctx: &Ctx, n: &Needed) -> bool {
     }
 }
 
+/// Whether the gate may install `missing` itself: only as root (CI);
+/// otherwise the error names the packages and the command.
+fn may_install(missing: &[&str], root: bool) -> Result<(), String> {
+    if root {
+        Ok(())
+    } else {
+        Err(format!(
+            "the tests need the Debian package(s) {0}: install with `sudo apt-get install -y {0}` \
+             (or run the gate as root, as CI does, and it installs them)",
+            missing.join(" ")
+        ))
+    }
+}
+
 /// Makes sure every item of `needed` is there: installs the missing
 /// packages with apt-get when running as root, else fails naming them.
 pub fn ensure(ctx: &Ctx, needed: &[Needed]) -> Result<(), String> {
@@ -60,12 +74,7 @@ pub fn ensure(ctx: &Ctx, needed: &[Needed]) -> Result<(), String> {
         .arg("-u")
         .probe()
         .is_some_and(|u| u.trim() == "0");
-    if !root {
-        return Err(format!(
-            "the tests need the Debian package(s) {0}: install with `sudo apt-get install -y {0}`",
-            missing.join(" ")
-        ));
-    }
+    may_install(&missing, root)?;
     println!("(missing {}: installing with apt-get)", missing.join(" "));
     Cmd::new("apt-get", &ctx.root)
         .env("DEBIAN_FRONTEND", "noninteractive")
@@ -88,5 +97,41 @@ pub fn ensure(ctx: &Ctx, needed: &[Needed]) -> Result<(), String> {
             "still missing after apt-get install: {}",
             still.join(", ")
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_root_installs_and_others_are_told_what() {
+        assert_eq!(may_install(&["softhsm2"], true), Ok(()));
+        let e = may_install(&["softhsm2"], false).unwrap_err();
+        assert!(e.contains("apt-get install -y softhsm2"), "{e}");
+    }
+
+    #[test]
+    fn a_present_file_or_command_counts() {
+        let ctx = Ctx::discover().unwrap();
+        let here = Needed {
+            what: "/nonexistent/lib.so",
+            alternatives: &["/bin/sh"],
+            package: "x",
+        };
+        assert!(present(&ctx, &here));
+        let gone = Needed {
+            what: "/nonexistent/lib.so",
+            alternatives: &[],
+            package: "x",
+        };
+        assert!(!present(&ctx, &gone));
+        let cmd = Needed {
+            what: "cargo",
+            alternatives: &[],
+            package: "cargo",
+        };
+        assert!(present(&ctx, &cmd));
+        assert_eq!(ensure(&ctx, &[cmd, here]), Ok(()));
     }
 }
