@@ -15,7 +15,7 @@ use entropool::store::StateDir;
 
 use crate::failure::{EXIT_INVALID, Failure};
 use crate::{
-    cmd_config, cmd_generate, cmd_kickstart, cmd_run, cmd_samples, cmd_status, cmd_submit,
+    cmd_config, cmd_feed, cmd_generate, cmd_kickstart, cmd_run, cmd_samples, cmd_status, cmd_submit,
 };
 
 /// The environment variable naming the state directory.
@@ -63,6 +63,9 @@ pub enum Command {
     Samples(cmd_samples::Args),
     /// Send stdin to a running daemon as external entropy.
     Submit(cmd_submit::Args),
+    /// The HSM bridge: keep one or many hosts' external pools full from a
+    /// PKCS#11 token or a device, never sending a byte twice.
+    Feed(cmd_feed::Args),
 }
 
 /// What every command gets besides its own arguments.
@@ -135,6 +138,7 @@ fn dispatch(command: &Command, ctx: &Context, out: &mut dyn Write) -> Result<(),
         Command::Generate(args) => cmd_generate::run(args, ctx, out),
         Command::Samples(args) => cmd_samples::run(args, ctx, out),
         Command::Submit(args) => cmd_submit::run(args, ctx, out),
+        Command::Feed(args) => cmd_feed::run(args, ctx, out),
     }
 }
 

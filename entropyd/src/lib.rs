@@ -17,6 +17,9 @@
 //! its client ([`client`]), the pool seam ([`backend`]), the status view
 //! ([`view`]), the outputs ([`sink`], [`kernel`]) and signal handling
 //! ([`signals`]).
+//!
+//! The HSM bridge: [`cmd_feed`] over [`feed`] (its source, its TLS client
+//! and its rounds).
 
 pub mod api;
 pub mod audit;
@@ -25,6 +28,7 @@ pub mod backend;
 pub mod cli;
 pub mod client;
 pub mod cmd_config;
+pub mod cmd_feed;
 pub mod cmd_generate;
 pub mod cmd_kickstart;
 pub mod cmd_run;
@@ -33,6 +37,7 @@ pub mod cmd_status;
 pub mod cmd_submit;
 pub mod daemon;
 pub mod failure;
+pub mod feed;
 pub mod kernel;
 pub mod runtime;
 pub mod server;

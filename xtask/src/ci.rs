@@ -101,7 +101,7 @@ pub const STEPS: &[Step] = &[
     },
     Step {
         name: "test",
-        about: "all tests of the workspace (unit, integration, doc), then the library without default features",
+        about: "all tests of the workspace (unit, integration, doc), then the library without default features; softhsm2 is installed with apt when missing",
         slow: false,
         run: test,
     },
@@ -397,6 +397,8 @@ fn clippy(ctx: &Ctx) -> Result<Outcome, String> {
 }
 
 fn test(ctx: &Ctx) -> Result<Outcome, String> {
+    // Real components of the tests (SoftHSM2): installed, or a failure.
+    crate::packages::ensure(ctx, crate::packages::TEST_PACKAGES)?;
     ctx.cargo()
         .args(["test", "--workspace", "--all-features"])
         .run()?;

@@ -9,6 +9,7 @@ mod cmd;
 mod extend;
 mod firmware;
 mod nopanic;
+mod packages;
 mod validate;
 
 use std::process::ExitCode;
