@@ -509,7 +509,8 @@ pub fn run(args: &Args, ctx: &Context, _out: &mut dyn Write) -> Result<(), Failu
             state.storage_cache_path().display()
         ))
     })?;
-    let built = daemon::build_pool(config, memory, Some(storage))?;
+    let (mixer, _credit) = daemon::mixer_config(&state)?;
+    let built = daemon::build_pool_with(config, memory, Some(storage), mixer)?;
     let mut pool = built.pool;
     if let Some(report) = built.load {
         if report.found_corruption() {

@@ -37,7 +37,7 @@ mod predict;
 mod tuple;
 
 pub use basic::{collision, compression, markov, most_common};
-pub use credit::{interrupts_config, recommended_credit};
+pub use credit::{AssessedCredit, interrupts_config, recommended_credit};
 #[cfg(feature = "alloc")]
 pub use predict::{lag, lz78y, multi_mmc};
 pub use predict::{multi_mcw, prediction_estimate};
