@@ -14,6 +14,8 @@
 //! it), and `get` shows it. A source with one value only (stuck) is
 //! assessed at 0 and recommended 0. Nothing is recorded when collecting or
 //! estimating fails. On a terminal, stderr shows a progress line.
+//! `--input=FILE` assesses (and records) samples saved by `samples` instead
+//! of collecting new ones.
 
 use std::io::Write;
 
@@ -46,6 +48,11 @@ pub struct Args {
     /// How many samples to collect and assess.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_COUNT)]
     pub count: u64,
+    /// Assess the samples in FILE (as `samples` writes them, one byte
+    /// each; `--count` is then ignored) instead of collecting, e.g. to
+    /// compare with NIST's tool on the same data.
+    #[arg(long, value_name = "FILE")]
+    pub input: Option<std::path::PathBuf>,
 }
 
 /// Collects, assesses, prints and records (see the module documentation).
@@ -55,6 +62,11 @@ pub struct Args {
 /// writing to stdout or recording the credit fails.
 pub fn run(args: &Args, ctx: &Context, out: &mut dyn Write) -> Result<(), Failure> {
     cmd_samples::check_source(&args.source)?;
+    if let Some(path) = &args.input {
+        let samples = read_samples(path)?;
+        let state = ctx.open_state()?;
+        return assess_and_record(&samples, &state, out).map(|_| ());
+    }
     check_count(args.count)?;
     let len = usize::try_from(args.count)
         .map_err(|_| Failure::invalid(format!("--count={}: too large here", args.count)))?;
@@ -74,6 +86,30 @@ pub fn run(args: &Args, ctx: &Context, out: &mut dyn Write) -> Result<(), Failur
         .and_then(|state| assess_and_record(&samples, &state, out));
     progress.finish();
     result.map(|_| ())
+}
+
+/// Reads a samples file of [`MIN_COUNT`]`..=`[`MAX_COUNT`] bytes.
+fn read_samples(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)
+        .map_err(|e| Failure::invalid(format!("--input={}: {e}", path.display())))?;
+    let mut samples = Vec::new();
+    file.take(MAX_COUNT + 1)
+        .read_to_end(&mut samples)
+        .map_err(|e| Failure::invalid(format!("--input={}: {e}", path.display())))?;
+    let n = u64::try_from(samples.len()).unwrap_or(u64::MAX);
+    if !(MIN_COUNT..=MAX_COUNT).contains(&n) {
+        return Err(Failure::invalid(format!(
+            "--input={}: {} samples; accepted: {MIN_COUNT}..={MAX_COUNT} (one byte each)",
+            path.display(),
+            if n > MAX_COUNT {
+                "more than 10000000".to_owned()
+            } else {
+                n.to_string()
+            }
+        )));
+    }
+    Ok(samples)
 }
 
 /// Checks `count` against [`MIN_COUNT`]`..=`[`MAX_COUNT`].
