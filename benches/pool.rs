@@ -46,6 +46,7 @@ fn pool_fill_external(c: &mut Criterion) {
         interrupts: None,
         mixer: MixerConfig::default(),
         key: [3; 32],
+        storage_key: [4; 32],
     })
     .unwrap();
     // Pass the start-up health test once, outside the measurement.

@@ -18,10 +18,24 @@
 //!   Blocks are wanted while the memory cache is below its low watermark
 //!   (until it is full again: hysteresis) or, once it is full, while the
 //!   storage cache has room.
-//! - [`Pool::submit`] takes external entropy: at most the free room of the
-//!   memory cache in bytes (ESXi's `capacity - currently_available`), the
-//!   rest discarded; it says how many bytes it took, and each accepted
-//!   submission restarts the external-lost timer.
+//! - [`Pool::submit`] takes external entropy: at most
+//!   [`Pool::external_room`] bytes, the rest discarded; it says how many
+//!   bytes it took, and each accepted submission restarts the external-lost
+//!   timer. The room is what it takes to fill the memory cache, not the
+//!   free bytes (ESXi's `capacity - currently_available`): a block costs
+//!   320 credited bits (40 bytes at the default 8 bits/byte), less the
+//!   credit already pending, plus what is left of the health tests'
+//!   start-up window. So an external-only pool fed the room it advertises
+//!   is full after that add: no cache stuck one block short (the room of
+//!   one free block, 32 bytes, never earned the 40 bytes a block needs).
+//! - [`Pool::seed_external`] takes the staged install-time seed through
+//!   the same external path (health tests, credit per byte), whatever the
+//!   sources mask: seed material is used at first boot even when the
+//!   steady-state sources do not include external.
+//! - The storage cache holds storage-cache-size KiB of entropy
+//!   ([`Tunables::storage_cache_blocks`] blocks); its medium is larger by
+//!   the store's header and per-slot overhead
+//!   ([`crate::storage::layout_len`]).
 //! - [`Pool::fill`] hands out full-entropy bytes from the memory cache, then
 //!   the storage cache, or fails without handing out anything: it never
 //!   reports a partial fill as success. Every block is used once: the tail
@@ -38,16 +52,17 @@
 
 use core::fmt;
 
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::cache::{BLOCK_LEN, BlockSlot, MemoryCache};
 use crate::config::{Config, Tunables};
 use crate::error::Error;
+use crate::health::{HealthState, STARTUP_SAMPLES};
 use crate::hw::{Cpu, HwStats, Rdrand, Rdseed};
 use crate::interrupt::InterruptDrain;
-use crate::mixer::{Block, BlockSink, Mixer, MixerConfig, MixerStats, SourceStats};
+use crate::mixer::{BLOCK_CREDIT, Block, BlockSink, Mixer, MixerConfig, MixerStats, SourceStats};
 use crate::source::{Source, SourceMask};
-use crate::storage::{LoadReport, Storage, StorageCache, slots_for_bytes};
+use crate::storage::{LoadReport, Storage, StorageCache};
 use crate::watch::{Clock, ExternalLostTimer, ExternalStatus};
 
 /// Interrupt timestamps drained per [`Pool::poll`] at most (in chunks of
@@ -88,6 +103,13 @@ pub struct PoolParts<'s, C, K, S> {
     /// The conditioner's per-instance key (a device-unique secret where
     /// firmware has one).
     pub key: [u8; 32],
+    /// Fresh material for this start: every block taken from the storage
+    /// cache is keyed with it, so pools started from copies of one store
+    /// never share a block (see [`crate::storage`]'s threat model). The
+    /// daemon uses [`FileStorage::start_key`](crate::storage::FileStorage);
+    /// firmware supplies a value that differs at every start. Wiped after
+    /// use.
+    pub storage_key: [u8; 32],
 }
 
 impl<C, K, S> fmt::Debug for PoolParts<'_, C, K, S> {
@@ -160,6 +182,9 @@ pub struct PoolStatus {
     pub blocks_served: u64,
     /// Bytes handed out through [`Pool::fill`].
     pub bytes_served: u64,
+    /// Of [`PoolStatus::bytes_served`], the bytes of blocks that came from
+    /// the storage cache (loaded at start or taken from it directly).
+    pub bytes_served_from_storage: u64,
     /// Blocks zeroized without being used (a cache shrank with nowhere to
     /// put them, or they did not fit storage at shutdown).
     pub blocks_discarded: u64,
@@ -240,6 +265,11 @@ pub struct Pool<'s, C: Cpu + Clone, K: Clock, S: Storage> {
     mixer: Mixer,
     memory: MemoryCache<'s>,
     storage: Option<StorageCache<S>>,
+    /// This start's storage key, kept for re-opening the store.
+    storage_key: Zeroizing<[u8; 32]>,
+    /// The sources blocks made from now on may come from: the resolved
+    /// mask, plus external once install-time entropy was mixed in.
+    provenance: SourceMask,
     /// A medium kept while storage-cache-size is 0.
     idle_medium: Option<S>,
     storage_error: Option<Error>,
@@ -252,6 +282,12 @@ pub struct Pool<'s, C: Cpu + Clone, K: Clock, S: Storage> {
     external_discarded: u64,
     blocks_served: u64,
     bytes_served: u64,
+    bytes_from_storage: u64,
+    /// Blocks at the front of the memory cache (it is FIFO) that were
+    /// loaded from the storage cache.
+    memory_from_storage: usize,
+    /// The external source's credit per byte, in credit units.
+    external_rate: u64,
     blocks_discarded: u64,
 }
 
@@ -267,8 +303,9 @@ impl<C: Cpu + Clone, K: Clock, S: Storage> Drop for Pool<'_, C, K, S> {
     }
 }
 
+/// Storage slots for `tunables`: storage-cache-size counts entropy bytes.
 fn storage_slots(tunables: &Tunables) -> u64 {
-    slots_for_bytes(u64::from(tunables.storage_cache_size_kib()).saturating_mul(1024))
+    u64::from(tunables.storage_cache_blocks())
 }
 
 impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
@@ -295,8 +332,10 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             interrupts,
             mixer,
             key,
+            storage_key,
         } = parts;
         let mut key = key;
+        let storage_key = Zeroizing::new(storage_key);
         let tunables = config.tunables;
         let sources = config.sources.resolve(cpu.features())?;
         let rdrand = if sources.contains(Source::Rdrand) {
@@ -309,6 +348,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
         } else {
             None
         };
+        let external_rate = mixer.source(Source::External).credit.units();
         let mixer = Mixer::new(&mixer, &key);
         key.zeroize();
         let mixer = mixer?;
@@ -320,7 +360,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
         let slots = storage_slots(&tunables);
         let (storage, idle_medium, report) = match storage {
             Some(medium) if slots > 0 => {
-                let (cache, report) = StorageCache::open(medium, slots)?;
+                let (cache, report) = StorageCache::open(medium, slots, sources, &storage_key)?;
                 (Some(cache), None, Some(report))
             }
             other => (None, other, None),
@@ -341,6 +381,8 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             mixer,
             memory,
             storage,
+            storage_key,
+            provenance: sources,
             idle_medium,
             storage_error: None,
             storage_corrupt_before: 0,
@@ -351,6 +393,9 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             external_discarded: 0,
             blocks_served: 0,
             bytes_served: 0,
+            bytes_from_storage: 0,
+            memory_from_storage: 0,
+            external_rate,
             blocks_discarded: 0,
         };
         pool.load_from_storage();
@@ -388,6 +433,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
                         }
                     }
                     moved = moved.saturating_add(n);
+                    self.memory_from_storage = self.memory_from_storage.saturating_add(n);
                 }
                 Err(e) => {
                     self.storage_error = Some(e);
@@ -420,14 +466,37 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             || (self.memory.is_full() && self.storage.as_ref().is_some_and(|s| !s.is_full()))
     }
 
-    /// Bytes of room for external entropy: the memory cache's free room
-    /// (capacity minus currently available, in bytes).
+    /// Bytes of external entropy it takes to fill the memory cache: each
+    /// free block costs 320 credited bits at the external source's credit
+    /// per byte, less the credit already pending toward the next block,
+    /// plus the health tests' start-up window still to pass (the whole
+    /// window again after a failure). 0 when the memory cache is full; the
+    /// free bytes when external bytes earn no credit.
     #[must_use]
     pub fn external_room(&self) -> usize {
-        self.memory
-            .capacity()
-            .saturating_sub(self.memory.len())
-            .saturating_mul(BLOCK_LEN)
+        let free = self.memory.capacity().saturating_sub(self.memory.len());
+        if free == 0 {
+            return 0;
+        }
+        let rate = self.external_rate;
+        if rate == 0 {
+            return free.saturating_mul(BLOCK_LEN);
+        }
+        let pending = self.mixer.mixer_stats().pending.units();
+        let need = u64::try_from(free)
+            .unwrap_or(u64::MAX)
+            .saturating_mul(BLOCK_CREDIT.units())
+            .saturating_sub(pending);
+        let stats = self.mixer.stats(Source::External);
+        let window = u64::from(STARTUP_SAMPLES);
+        let startup = match stats.state {
+            HealthState::Startup if stats.health_failures == 0 => {
+                window.saturating_sub(stats.samples)
+            }
+            HealthState::Startup | HealthState::Quarantined => window,
+            HealthState::Healthy | HealthState::Disabled => 0,
+        };
+        usize::try_from(need.div_ceil(rate).saturating_add(startup)).unwrap_or(usize::MAX)
     }
 
     fn storage_room(&self) -> usize {
@@ -626,21 +695,32 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
         Ok(consumed)
     }
 
-    /// Takes install-time entropy (the staged kickstart data): absorbs as
-    /// much as the memory and storage caches can hold as blocks; the rest
-    /// is discarded. Returns the bytes absorbed.
+    /// Takes install-time entropy (the staged kickstart data) through the
+    /// external path, whatever the sources mask: absorbs as much as the
+    /// memory and storage caches can hold as blocks (the memory cache
+    /// first); the rest is discarded. Returns the bytes absorbed.
     ///
     /// # Errors
-    /// As [`Pool::submit`].
+    /// [`Error::SourceDisabled`] when repeated health failures disabled the
+    /// external source.
     pub fn seed_external(&mut self, data: &[u8]) -> Result<usize, Error> {
-        if !self.sources.contains(Source::External) {
-            return Err(Error::SourceUnavailable {
-                source: Source::External,
-            });
-        }
+        self.note_provenance(Source::External);
         let consumed = self.absorb_external_bytes(data)?;
         self.note_external(data.len(), consumed);
         Ok(consumed)
+    }
+
+    /// Records that blocks made from now on may carry entropy of `source`
+    /// (stamped on the blocks the storage cache keeps).
+    fn note_provenance(&mut self, source: Source) {
+        let value = self.provenance.value() | source.bit();
+        if let Ok(mask) = SourceMask::new(u64::from(value)) {
+            self.provenance = mask;
+            if let Some(s) = self.storage.as_mut() {
+                // `mask` holds `source`, so it is never 0.
+                let _ = s.set_provenance(mask);
+            }
+        }
     }
 
     fn note_external(&mut self, offered: usize, consumed: usize) {
@@ -694,17 +774,21 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
         }
         let mut block = [0u8; BLOCK_LEN];
         let mut result = Ok(());
+        let mut from_storage = 0usize;
         for chunk in out.chunks_mut(BLOCK_LEN) {
             // A whole block goes straight into `out`: no copy left behind.
             if let Ok(whole) = <&mut [u8; BLOCK_LEN]>::try_from(&mut *chunk) {
                 if self.memory.pop(whole).is_ok() {
                     self.blocks_served = self.blocks_served.saturating_add(1);
+                    from_storage = from_storage.saturating_add(self.take_stored_mark(BLOCK_LEN));
                     continue;
                 }
             }
-            if self.memory.pop(&mut block).is_err() {
+            if self.memory.pop(&mut block).is_ok() {
+                from_storage = from_storage.saturating_add(self.take_stored_mark(chunk.len()));
+            } else {
                 match self.storage.as_mut().map(|s| s.take(&mut block)) {
-                    Some(Ok(true)) => {}
+                    Some(Ok(true)) => from_storage = from_storage.saturating_add(chunk.len()),
                     Some(Ok(false)) | None => {
                         result = Err(Error::Starving);
                         break;
@@ -728,6 +812,9 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
                 self.bytes_served = self
                     .bytes_served
                     .saturating_add(u64::try_from(out.len()).unwrap_or(u64::MAX));
+                self.bytes_from_storage = self
+                    .bytes_from_storage
+                    .saturating_add(u64::try_from(from_storage).unwrap_or(u64::MAX));
                 Ok(())
             }
             Err(e) => {
@@ -735,6 +822,16 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
                 Err(e)
             }
         }
+    }
+
+    /// Counts one block popped from the front of the memory cache: returns
+    /// `len` when it was one loaded from the storage cache, else 0.
+    fn take_stored_mark(&mut self, len: usize) -> usize {
+        if self.memory_from_storage == 0 {
+            return 0;
+        }
+        self.memory_from_storage = self.memory_from_storage.saturating_sub(1);
+        len
     }
 
     /// Applies new tunables to the running pool. Checked whole first: a
@@ -794,6 +891,10 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             wipe(tail);
         }
         self.storage = storage;
+        // The oldest blocks (loaded from storage first) spilled first.
+        if let Ok(n) = &res {
+            self.memory_from_storage = self.memory_from_storage.saturating_sub(*n);
+        }
         self.blocks_discarded = self.blocks_discarded.saturating_add(discarded);
         if let Some(e) = storage_error {
             self.storage_error = Some(e);
@@ -827,7 +928,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             self.idle_medium = Some(medium);
             return Ok(());
         }
-        match StorageCache::open(medium, slots) {
+        match StorageCache::open(medium, slots, self.provenance, &self.storage_key) {
             Ok((cache, _report)) => {
                 self.storage = Some(cache);
                 Ok(())
@@ -897,6 +998,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             wipe(blocks);
         }
         wipe(&mut batch);
+        self.memory_from_storage = 0;
         // One flush for the whole save.
         if result.is_ok() && saved > 0 {
             if let Some(s) = self.storage.as_mut() {
@@ -966,6 +1068,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             mixer: self.mixer.mixer_stats(),
             blocks_served: self.blocks_served,
             bytes_served: self.bytes_served,
+            bytes_served_from_storage: self.bytes_from_storage,
             blocks_discarded: self.blocks_discarded,
         }
     }

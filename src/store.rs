@@ -11,8 +11,10 @@
 //!   error naming the file ([`StoreError`] with [`Error::ConfigCorrupt`]),
 //!   never silently reset.
 //! - A kickstart seed is staged ([`StateDir::stage_kickstart`]) only into a
-//!   fresh state directory: no config file, no staged seed and no storage
-//!   cache file. Otherwise [`Error::NotFreshInstall`] and nothing changes.
+//!   fresh state directory: no pool state yet, that is no staged seed and
+//!   no storage cache file (a config store written by `set` is allowed and
+//!   keeps its tunables). Otherwise [`Error::NotFreshInstall`] and nothing
+//!   changes.
 //! - [`StateDir::take_staged_kickstart`] removes the staged file (unlink and
 //!   directory fsync) *before* it returns the seed, so the seed is used at
 //!   most once, even across a crash; it then overwrites the unlinked file's
@@ -21,7 +23,12 @@
 //!   [`StateDir::CREDIT_FILE`] ([`AssessedCredit`]'s text form), written the
 //!   same atomic way; `set --reset=all` leaves it alone (it is a
 //!   measurement of this machine, not a tunable).
-//! - Files are created with mode 0600, the directory with 0700 (Unix).
+//! - Files are created with mode 0600, the directory with 0700 (Unix). A
+//!   file replaced by an atomic write keeps its owner and mode, and a new
+//!   one gets the directory's owner (so `set` run as root on a daemon's
+//!   directory leaves the daemon able to read its config); when that
+//!   ownership cannot be given, the write is refused with an error naming
+//!   both users and nothing changes.
 //! - Concurrent writers are not locked against each other: each write is
 //!   atomic, and the last one wins.
 
@@ -266,17 +273,14 @@ impl StateDir {
         Ok(new)
     }
 
-    /// Whether the state directory is fresh: no config file, no staged
-    /// kickstart seed and no storage cache file.
+    /// Whether the state directory is fresh: no pool state yet, that is
+    /// no staged kickstart seed and no storage cache file (a config file
+    /// may exist).
     ///
     /// # Errors
     /// A [`StoreError`] when a file's existence cannot be determined.
     pub fn is_fresh(&self) -> Result<bool, StoreError> {
-        for name in [
-            Self::CONFIG_FILE,
-            Self::STAGED_KICKSTART_FILE,
-            Self::STORAGE_CACHE_FILE,
-        ] {
+        for name in [Self::STAGED_KICKSTART_FILE, Self::STORAGE_CACHE_FILE] {
             let path = self.path.join(name);
             match fs::symlink_metadata(&path) {
                 Ok(_) => return Ok(false),
@@ -287,25 +291,25 @@ impl StateDir {
         Ok(true)
     }
 
-    /// Stage a kickstart seed and record `sources` (with default tunables)
-    /// in the config store. Only into a fresh state directory.
+    /// Stage a kickstart seed and record `sources` in the config store
+    /// (keeping the tunables a `set` stored). Only into a fresh state
+    /// directory.
     ///
     /// The seed is written first, then the config; a crash between the two
-    /// leaves the seed staged with the default config (sources `0`), which
-    /// `get` shows and `kickstart` then refuses to overwrite.
+    /// leaves the seed staged with the config as it was, which `get` shows
+    /// and `kickstart` then refuses to overwrite.
     ///
     /// # Errors
     /// [`Error::NotFreshInstall`] (naming the directory) when it is not
-    /// fresh, with nothing changed; otherwise an I/O [`StoreError`].
+    /// fresh, with nothing changed; a corrupt config store; otherwise an
+    /// I/O [`StoreError`].
     pub fn stage_kickstart(&self, data: &[u8], sources: SourceMask) -> Result<(), StoreError> {
         if !self.is_fresh()? {
             return Err(StoreError::invalid(&self.path, Error::NotFreshInstall));
         }
+        let config = self.load_config()?;
         self.write_atomic(Self::STAGED_KICKSTART_FILE, data)?;
-        self.save_config(&Config {
-            sources,
-            ..Config::DEFAULT
-        })
+        self.save_config(&Config { sources, ..config })
     }
 
     /// Take the staged kickstart seed, if any: the file is unlinked and the
@@ -369,6 +373,8 @@ impl StateDir {
                 options.mode(0o600);
             }
             let mut f = options.open(&tmp)?;
+            #[cfg(unix)]
+            keep_owner(&f, &path, &self.path)?;
             f.write_all(bytes)?;
             f.sync_all()?;
             drop(f);
@@ -379,6 +385,59 @@ impl StateDir {
             return Err(StoreError::io(&path, e));
         }
         sync_dir(&self.path).map_err(|e| StoreError::io(&self.path, e))
+    }
+}
+
+/// Gives the new file `f` the owner and mode of the file `path` it will
+/// replace, or the owner of the directory `dir` when there is none yet.
+///
+/// # Errors
+/// `PermissionDenied` naming both users when the owner cannot be given.
+#[cfg(unix)]
+fn keep_owner(f: &File, path: &Path, dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let (owner, mode) = match fs::metadata(path) {
+        Ok(m) => {
+            let mode = m.mode() & 0o7777;
+            (m, Some(mode))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => (fs::metadata(dir)?, None),
+        Err(e) => return Err(e),
+    };
+    let me = f.metadata()?;
+    if (me.uid(), me.gid()) != (owner.uid(), owner.gid()) {
+        std::os::unix::fs::fchown(f, Some(owner.uid()), Some(owner.gid())).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                std::format!(
+                    "it belongs to {} but this process runs as {} and cannot give it that owner ({e}); run the command as {} or root",
+                    user_text(owner.uid()),
+                    user_text(me.uid()),
+                    user_text(owner.uid())
+                ),
+            )
+        })?;
+    }
+    if let Some(mode) = mode {
+        f.set_permissions(fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
+}
+
+/// `uid N (name)`, the name from `/etc/passwd` when it is there.
+#[cfg(unix)]
+fn user_text(uid: u32) -> String {
+    let name = fs::read_to_string("/etc/passwd").ok().and_then(|text| {
+        text.lines().find_map(|line| {
+            let mut fields = line.split(':');
+            let name = fields.next()?;
+            let id = fields.nth(1)?.parse::<u32>().ok()?;
+            (id == uid).then(|| String::from(name))
+        })
+    });
+    match name {
+        Some(n) => std::format!("uid {uid} ({n})"),
+        None => std::format!("uid {uid}"),
     }
 }
 

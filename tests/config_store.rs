@@ -41,7 +41,8 @@ fn save_then_load_round_trips_and_leaves_no_temp_file() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     assert_eq!(names, vec![StateDir::CONFIG_FILE.to_string()]);
-    assert!(!s.is_fresh().unwrap());
+    // A config store alone is no pool state: still fresh for kickstart.
+    assert!(s.is_fresh().unwrap());
 }
 
 #[test]
@@ -106,9 +107,38 @@ fn kickstart_is_staged_once_into_a_fresh_dir_only() {
 }
 
 #[test]
+fn kickstart_after_set_keeps_the_tunables() {
+    let (_t, s) = dir();
+    s.update_config(|c| c.tunables.set(Param::MemoryCacheSize, 64))
+        .unwrap();
+    assert!(s.is_fresh().unwrap());
+    s.stage_kickstart(&[5; 16], SourceMask::new(8).unwrap())
+        .unwrap();
+    let c = s.load_config().unwrap();
+    assert_eq!(c.sources.value(), 8);
+    assert_eq!(c.tunables.memory_cache_size_kib(), 64);
+    assert!(!s.is_fresh().unwrap());
+}
+
+#[cfg(unix)]
+#[test]
+fn a_replaced_config_keeps_its_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_t, s) = dir();
+    s.save_config(&Config::DEFAULT).unwrap();
+    std::fs::set_permissions(s.config_path(), std::fs::Permissions::from_mode(0o640)).unwrap();
+    s.update_config(|c| c.tunables.set(Param::MemoryCacheSize, 64))
+        .unwrap();
+    let mode = std::fs::metadata(s.config_path())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o7777, 0o640);
+}
+
+#[test]
 fn each_kind_of_state_makes_a_dir_not_fresh() {
     for name in [
-        StateDir::CONFIG_FILE,
         StateDir::STAGED_KICKSTART_FILE,
         StateDir::STORAGE_CACHE_FILE,
     ] {

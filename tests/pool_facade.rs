@@ -14,7 +14,7 @@ use entropool::mixer::MixerConfig;
 use entropool::pool::{Pool, PoolParts};
 use entropool::ring::Slot;
 use entropool::source::{CpuFeatures, Source, SourceMask};
-use entropool::storage::{MemStorage, layout_len, slots_for_bytes};
+use entropool::storage::{MemStorage, layout_len};
 use entropool::watch::FakeClock;
 
 const NO_HW: CpuFeatures = CpuFeatures {
@@ -28,7 +28,8 @@ fn slots(n: usize) -> Vec<BlockSlot> {
 
 /// Bytes of a storage medium for `kib` KiB of storage-cache-size.
 fn medium(kib: u64) -> Vec<u8> {
-    let n = slots_for_bytes(kib * 1024);
+    // storage-cache-size counts entropy: 32 blocks per KiB.
+    let n = kib * 32;
     vec![0u8; usize::try_from(layout_len(n).unwrap()).unwrap()]
 }
 
@@ -72,6 +73,7 @@ fn external_pool<'s, 'c>(
         interrupts: None,
         mixer: MixerConfig::default(),
         key: [7; 32],
+        storage_key: [0x5B; 32],
     })
     .unwrap();
     pool
@@ -94,6 +96,7 @@ fn memory_only_pool<'s, 'c>(
         interrupts: None,
         mixer: MixerConfig::default(),
         key: [0; 32],
+        storage_key: [0x5B; 32],
     })
     .map(|(pool, _)| pool)
 }
@@ -103,22 +106,22 @@ fn submit_takes_at_most_the_room_and_blocks_follow_credit() {
     let cpu = FakeCpu::good(1).with_features(NO_HW);
     let clock = FakeClock::new(0);
     let mut mem = slots(32 * 4);
-    // 4 KiB memory cache = 128 blocks = 4096 bytes of room; no storage.
+    // 4 KiB memory cache = 128 blocks; no storage. The room is what fills
+    // it: the start-up test's 1024 bytes (no credit), then 40 bytes (320
+    // bits at 8 bits per byte) per block.
     let mut pool = external_pool(&cpu, &clock, &mut mem, None, tunables(60, 20, 4, 0));
-    assert_eq!(pool.external_room(), 4096);
+    assert_eq!(pool.external_room(), 1024 + 128 * 40);
     let data = feed(10_000, 3);
     let accepted = pool.submit(&data).unwrap();
-    assert_eq!(accepted, 4096, "takes exactly the free room");
+    assert_eq!(accepted, 1024 + 128 * 40, "takes exactly the room");
     let st = pool.status();
-    // The first 1024 bytes are the start-up test (no credit); then one
-    // block per 40 bytes at 8 bits per byte.
-    assert_eq!(st.memory_len_blocks, (4096 - 1024) / 40);
-    assert_eq!(st.external_bytes_accepted, 4096);
-    assert_eq!(st.external_bytes_discarded, 10_000 - 4096);
-    // Every byte after the start-up test is credited; the bytes short of
-    // the next block wait in the mixer.
+    assert_eq!(st.memory_len_blocks, 128, "the room filled the cache");
+    assert_eq!(pool.external_room(), 0);
+    assert_eq!(st.external_bytes_accepted, 6144);
+    assert_eq!(st.external_bytes_discarded, 10_000 - 6144);
+    // Every byte after the start-up test is credited; nothing is pending.
     let credited = st.per_source[Source::External.index()].credited;
-    assert_eq!(credited.whole_bits(), (4096 - 1024) * 8);
+    assert_eq!(credited.whole_bits(), (6144 - 1024) * 8);
     assert_eq!(
         credited.units(),
         st.mixer.blocks_emitted * 320 * 65536 + st.mixer.pending.units()
@@ -263,6 +266,7 @@ fn hardware_harvest_fills_memory_then_storage() {
         interrupts: None,
         mixer: MixerConfig::default(),
         key: [0; 32],
+        storage_key: [0x5B; 32],
     })
     .unwrap();
     assert!(report.is_some());
@@ -369,6 +373,72 @@ fn submit_without_external_source_is_refused() {
         })
     );
     assert_eq!(pool.status().external_bytes_accepted, 0);
+}
+
+#[test]
+fn install_seed_is_used_whatever_the_sources_mask() {
+    // RDRAND only: external submissions are refused, but the staged
+    // install-time seed still goes through the external path.
+    let cpu = FakeCpu::good(1);
+    let clock = FakeClock::new(0);
+    let mut mem = slots(32);
+    let mut pool = memory_only_pool(&cpu, &clock, &mut mem, 2, tunables(60, 20, 1, 0)).unwrap();
+    assert_eq!(
+        pool.seed_external(&feed(1024 + 40 * 3, 5)),
+        Ok(1024 + 40 * 3)
+    );
+    let st = pool.status();
+    assert_eq!(st.memory_len_blocks, 3);
+    assert_eq!(
+        st.per_source[Source::External.index()]
+            .credited
+            .whole_bits(),
+        3 * 320
+    );
+}
+
+#[test]
+fn blocks_served_from_storage_are_counted() {
+    let cpu = FakeCpu::good(1).with_features(NO_HW);
+    let clock = FakeClock::new(0);
+    let mut disk = medium(2);
+    {
+        let mut mem = slots(32);
+        let mut pool = external_pool(
+            &cpu,
+            &clock,
+            &mut mem,
+            Some(&mut disk),
+            tunables(60, 20, 1, 2),
+        );
+        pool.seed_external(&feed(1024 + 40 * 5, 1)).unwrap();
+        assert_eq!(pool.flush_to_storage().unwrap(), 5);
+    }
+    let mut mem = slots(32);
+    let mut pool = external_pool(
+        &cpu,
+        &clock,
+        &mut mem,
+        Some(&mut disk),
+        tunables(60, 20, 1, 2),
+    );
+    // Three fresh blocks behind the five loaded ones.
+    pool.submit(&feed(1024 + 40 * 3, 2)).unwrap();
+    assert_eq!(pool.status().memory_len_blocks, 8);
+    let mut out = [0u8; 32 * 4 + 8];
+    pool.fill(&mut out).unwrap();
+    let st = pool.status();
+    assert_eq!(st.bytes_served, 136);
+    assert_eq!(
+        st.bytes_served_from_storage, 136,
+        "the oldest (stored) blocks go first"
+    );
+    let mut out = [0u8; 64];
+    pool.fill(&mut out).unwrap();
+    // 136 bytes took the five stored blocks (the tail of the fifth was
+    // wiped); these two are fresh.
+    assert_eq!(pool.status().bytes_served_from_storage, 136);
+    assert_eq!(pool.status().bytes_served, 200);
 }
 
 #[test]

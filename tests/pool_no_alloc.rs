@@ -16,7 +16,7 @@ use entropool::mixer::MixerConfig;
 use entropool::pool::{Pool, PoolParts};
 use entropool::ring::Slot;
 use entropool::source::SourceMask;
-use entropool::storage::{MemStorage, layout_len, slots_for_bytes};
+use entropool::storage::{MemStorage, layout_len};
 use entropool::watch::FakeClock;
 
 struct Counting;
@@ -50,7 +50,7 @@ fn no_heap_allocation_after_construction() {
     let cpu = FakeCpu::good(5);
     let clock = FakeClock::new(0);
     let mut mem: Vec<BlockSlot> = (0..64).map(|_| Slot::new([0u8; 32])).collect();
-    let n = slots_for_bytes(4 * 1024);
+    let n = 4 * 32; // storage-cache-size=4 KiB of entropy
     let mut disk = vec![0u8; usize::try_from(layout_len(n).unwrap()).unwrap()];
     let mut ring_slots: Vec<Slot<u64>> = (0..512).map(|_| Slot::new(0u64)).collect();
     let mut ring = InterruptRing::new(&mut ring_slots).unwrap();
@@ -68,6 +68,7 @@ fn no_heap_allocation_after_construction() {
         interrupts: Some(drain),
         mixer: MixerConfig::default(),
         key: [1; 32],
+        storage_key: [2; 32],
     })
     .unwrap();
     let mut out = [0u8; 100];

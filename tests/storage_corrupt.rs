@@ -7,12 +7,29 @@
 
 use std::collections::HashSet;
 
-use entropool::Error;
 use entropool::storage::{
-    HEADER_LEN, HeaderState, MAGIC, MemStorage, SLOT_DOMAIN, SLOT_LEN, Storage, StorageCache,
-    VERSION, layout_len,
+    HEADER_LEN, HeaderState, LoadReport, MAGIC, MemStorage, SLOT_DOMAIN, SLOT_LEN, Storage,
+    StorageCache, VERSION, key_block, layout_len,
 };
+use entropool::{Error, SourceMask};
 use sha2::{Digest, Sha256};
+
+/// The start key of every open here.
+const KEY: [u8; 32] = [0x11; 32];
+
+/// Open with every source allowed and [`KEY`].
+fn open<S: Storage>(s: S, slots: u64) -> Result<(StorageCache<S>, LoadReport), Error> {
+    StorageCache::open(s, slots, SourceMask::new(15).unwrap(), &KEY)
+}
+
+/// The stored block a taken block was keyed from (the taken block itself
+/// when it is none of `block(0..=255)`).
+fn unkey(out: [u8; 32]) -> [u8; 32] {
+    (0..=255u8)
+        .map(block)
+        .find(|b| key_block(&KEY, b) == out)
+        .unwrap_or(out)
+}
 
 fn block(n: u8) -> [u8; 32] {
     let mut b = [0xC3u8; 32];
@@ -23,7 +40,7 @@ fn block(n: u8) -> [u8; 32] {
 /// A medium of `slots` slots holding blocks `1..=filled`.
 fn store(slots: u64, filled: u8) -> Vec<u8> {
     let mut mem = vec![0u8; layout_len(slots).unwrap() as usize];
-    let (mut c, r) = StorageCache::open(MemStorage::new(&mut mem), slots).unwrap();
+    let (mut c, r) = open(MemStorage::new(&mut mem), slots).unwrap();
     assert_eq!(r.header, HeaderState::Blank);
     for n in 1..=filled {
         assert!(c.push(&mut block(n)).unwrap());
@@ -33,12 +50,12 @@ fn store(slots: u64, filled: u8) -> Vec<u8> {
 
 /// Open and drain; returns the report and the blocks handed out.
 fn drain(mem: &mut [u8], slots: u64) -> (entropool::storage::LoadReport, Vec<[u8; 32]>) {
-    let (mut c, r) = StorageCache::open(MemStorage::new(mem), slots).unwrap();
+    let (mut c, r) = open(MemStorage::new(mem), slots).unwrap();
     assert_eq!(c.len(), r.blocks);
     let mut out = Vec::new();
     let mut b = [0u8; 32];
     while c.take(&mut b).unwrap() {
-        out.push(b);
+        out.push(unkey(b));
     }
     assert!(c.is_empty());
     (r, out)
@@ -57,16 +74,22 @@ fn header(magic: [u8; 8], version: u32, slot_len: u32, slots: u64, reserved: u64
     h
 }
 
-/// The documented slot for `block` at `index`.
+/// The documented slot for `block` at `index`, from every source.
 fn slot(index: u64, block: &[u8; 32]) -> [u8; 64] {
+    slot_from(index, block, 15)
+}
+
+/// The documented slot for `block` at `index` with `provenance`.
+fn slot_from(index: u64, block: &[u8; 32], provenance: u8) -> [u8; 64] {
     let mut s = [0u8; 64];
     s[..32].copy_from_slice(block);
+    s[32] = provenance;
     let d = Sha256::new()
         .chain_update(SLOT_DOMAIN)
         .chain_update(index.to_le_bytes())
-        .chain_update(block)
+        .chain_update(&s[..40])
         .finalize();
-    s[32..].copy_from_slice(&d);
+    s[40..].copy_from_slice(&d[..24]);
     s
 }
 
@@ -183,14 +206,14 @@ fn a_truncated_medium_is_corrupt() {
         mem[..len].copy_from_slice(&good[..len]);
         // Only `len` bytes "exist": open a medium of that size.
         let mut short = mem[..len].to_vec();
-        let res = StorageCache::open(MemStorage::new(&mut short), 3);
+        let res = open(MemStorage::new(&mut short), 3);
         assert_eq!(res.err(), Some(Error::CapacityTooSmall), "len {len}");
         // With the header claiming 3 slots but only `len` bytes, opening
         // for fewer slots that do fit still refuses to trust the header.
         if len >= 64 {
             let fits = (len as u64 - 64) / 64;
             if fits < 3 {
-                let (c, r) = StorageCache::open(MemStorage::new(&mut short), fits).unwrap();
+                let (c, r) = open(MemStorage::new(&mut short), fits).unwrap();
                 assert_eq!(r.header, HeaderState::Corrupt, "len {len}");
                 assert_eq!(c.len(), 0);
             }
@@ -223,16 +246,16 @@ fn a_slot_moved_to_another_index_is_corrupt() {
 #[test]
 fn corruption_found_at_take_time_is_wiped_and_counted() {
     let mut mem = store(3, 3);
-    let (c, r) = StorageCache::open(MemStorage::new(&mut mem), 3).unwrap();
+    let (c, r) = open(MemStorage::new(&mut mem), 3).unwrap();
     assert_eq!(r.blocks, 3);
     let mut s = c.into_storage();
     // Damage slot 2 (the next to be taken) after the open checked it.
     s.write(64 + 2 * 64 + 3, &[0x55]).unwrap();
-    let (mut c, r) = StorageCache::open(s, 3).unwrap();
+    let (mut c, r) = open(s, 3).unwrap();
     assert_eq!(r.corrupt_slots, 1);
     let mut out = [0u8; 32];
     assert!(c.take(&mut out).unwrap());
-    assert_eq!(out, block(2));
+    assert_eq!(unkey(out), block(2));
     assert_eq!(c.corrupt_discarded(), 1);
 }
 
@@ -240,7 +263,7 @@ fn corruption_found_at_take_time_is_wiped_and_counted() {
 fn resizing_keeps_what_fits_and_wipes_the_rest() {
     let mut mem = store(6, 5); // blocks 1..=5 in slots 0..5
     // Shrink to 3: slots 3 and 4 (blocks 4 and 5) are dropped and wiped.
-    let (c, r) = StorageCache::open(MemStorage::new(&mut mem), 3).unwrap();
+    let (c, r) = open(MemStorage::new(&mut mem), 3).unwrap();
     assert_eq!(r.resized_from, Some(6));
     assert_eq!((r.blocks, r.dropped_by_resize), (3, 2));
     assert_eq!(c.capacity_blocks(), 3);
@@ -262,7 +285,7 @@ fn resizing_keeps_what_fits_and_wipes_the_rest() {
 #[test]
 fn growing_beyond_a_fixed_medium_is_refused() {
     let mut mem = store(2, 2);
-    let res = StorageCache::open(MemStorage::new(&mut mem), 3);
+    let res = open(MemStorage::new(&mut mem), 3);
     assert_eq!(res.err(), Some(Error::CapacityTooSmall));
     // Nothing was lost by the refusal.
     let (r, out) = drain(&mut mem, 2);
@@ -272,7 +295,7 @@ fn growing_beyond_a_fixed_medium_is_refused() {
 #[test]
 fn push_and_take_basics() {
     let mut mem = vec![0u8; 64 + 2 * 64];
-    let (mut c, _) = StorageCache::open(MemStorage::new(&mut mem), 2).unwrap();
+    let (mut c, _) = open(MemStorage::new(&mut mem), 2).unwrap();
     let mut out = [7u8; 32];
     assert!(!c.take(&mut out).unwrap());
     assert_eq!(out, [7; 32], "an empty take leaves `out` alone");
@@ -285,7 +308,7 @@ fn push_and_take_basics() {
     assert_eq!(b, block(3), "a full store leaves the block with the caller");
     assert_eq!((c.len(), c.capacity_blocks()), (2, 2));
     assert!(c.take(&mut out).unwrap());
-    assert_eq!(out, block(2));
+    assert_eq!(out, key_block(&KEY, &block(2)), "keyed, never as stored");
     let shown = format!("{c:?}");
     assert!(
         shown.starts_with("StorageCache {") && !shown.contains("195"),
@@ -296,7 +319,7 @@ fn push_and_take_basics() {
 #[test]
 fn zero_slots_is_a_usable_empty_store() {
     let mut mem = vec![0u8; 64];
-    let (mut c, r) = StorageCache::open(MemStorage::new(&mut mem), 0).unwrap();
+    let (mut c, r) = open(MemStorage::new(&mut mem), 0).unwrap();
     assert_eq!(r.blocks, 0);
     assert!(c.is_full() && c.is_empty());
     assert!(!c.push(&mut block(1)).unwrap());

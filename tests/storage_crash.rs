@@ -24,7 +24,16 @@ use std::collections::HashSet;
 use std::rc::Rc;
 
 use entropool::Error;
-use entropool::storage::{Storage, StorageCache, layout_len};
+use entropool::SourceMask;
+use entropool::storage::{LoadReport, Storage, StorageCache, key_block, layout_len};
+
+/// The start key of every open here.
+const KEY: [u8; 32] = [0x22; 32];
+
+/// Open with every source allowed and [`KEY`].
+fn open<S: Storage>(s: S, slots: u64) -> Result<(StorageCache<S>, LoadReport), Error> {
+    StorageCache::open(s, slots, SourceMask::new(15).unwrap(), &KEY)
+}
 
 /// A write not yet flushed.
 #[derive(Clone, Debug)]
@@ -208,13 +217,15 @@ fn block(n: u64) -> [u8; 32] {
     b
 }
 
-/// The number of a block, if it is one of ours.
+/// The number of a taken block (keyed with [`KEY`]), if it is one of
+/// ours.
 fn number(b: &[u8; 32]) -> Option<u64> {
-    b[8..].iter().all(|&x| x == 0x5A).then(|| {
-        let mut n = [0u8; 8];
-        n.copy_from_slice(&b[..8]);
-        u64::from_le_bytes(n)
-    })
+    static KEYED: std::sync::OnceLock<std::collections::HashMap<[u8; 32], u64>> =
+        std::sync::OnceLock::new();
+    KEYED
+        .get_or_init(|| (0..4096).map(|n| (key_block(&KEY, &block(n)), n)).collect())
+        .get(b)
+        .copied()
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -261,9 +272,9 @@ fn run(h: &Handle, ops: &[Op], from: usize, t: &mut Tracker, ctx: &str) -> End {
         match *op {
             Op::Open(n) => {
                 drop(cache.take());
-                let mut r = StorageCache::open(h.clone(), n);
+                let mut r = open(h.clone(), n);
                 if r.is_err() && !dead() {
-                    r = StorageCache::open(h.clone(), n);
+                    r = open(h.clone(), n);
                 }
                 match r {
                     Ok((c, _)) => cache = Some(c),
@@ -573,7 +584,7 @@ fn erase_is_durable_before_handout() {
         vec![0; layout_len(4).unwrap() as usize],
         false,
     ))));
-    let (mut c, _) = StorageCache::open(h.clone(), 4).unwrap();
+    let (mut c, _) = open(h.clone(), 4).unwrap();
     for n in 0..4 {
         assert!(c.push(&mut block(n)).unwrap());
     }
@@ -584,7 +595,7 @@ fn erase_is_durable_before_handout() {
         let n = number(&out).unwrap();
         // The block's bytes appear nowhere in the durable medium.
         assert!(
-            !m.durable.windows(32).any(|w| w == out),
+            !m.durable.windows(32).any(|w| w == block(n)),
             "block {n} still durable after handout"
         );
     }
@@ -640,7 +651,7 @@ fn failed_push_keeps_earlier_blocks() {
         vec![0; layout_len(8).unwrap() as usize],
         false,
     ))));
-    let (mut c, _) = StorageCache::open(h.clone(), 8).unwrap();
+    let (mut c, _) = open(h.clone(), 8).unwrap();
     for n in 0..5 {
         assert!(c.push(&mut block(n)).unwrap());
     }
@@ -660,7 +671,7 @@ fn failed_push_keeps_earlier_blocks() {
         // Re-open from the durable bytes: the five are all there.
         let img = h.0.borrow().durable.clone();
         let h2 = Handle(Rc::new(RefCell::new(Medium::new(img, false))));
-        let (mut c2, r) = StorageCache::open(h2, 8).unwrap();
+        let (mut c2, r) = open(h2, 8).unwrap();
         assert!(r.blocks >= 5, "{r:?}");
         let mut got = HashSet::new();
         let mut out = [0u8; 32];

@@ -212,13 +212,29 @@ pub struct ExternalStatus {
     pub lost_timeout_seconds: u64,
 }
 
-/// Output counters.
+/// Output counters: what the mixer made and what reached the kernel or
+/// the sink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct OutputStatus {
     /// Full-entropy blocks the mixer has emitted since start.
     pub blocks_emitted: u64,
-    /// Bytes handed out (to the kernel, the sink, or `fill()` callers).
-    pub bytes_served: u64,
+    /// Bytes forwarded to the kernel or the sink since start (what the
+    /// output accepted), the initial seed included.
+    #[serde(default)]
+    pub bytes_forwarded: u64,
+    /// Of those, the initial seed forwarded at start.
+    #[serde(default)]
+    pub bytes_forwarded_at_start: u64,
+    /// Of those, bytes of blocks that came from the storage cache.
+    #[serde(default)]
+    pub bytes_forwarded_from_storage: u64,
+    /// When the last forward happened (seconds since the Unix epoch);
+    /// `None` before the first.
+    #[serde(default)]
+    pub last_forward_unix_seconds: Option<u64>,
+    /// Seconds since the last forward when the snapshot was taken.
+    #[serde(default)]
+    pub seconds_since_last_forward: Option<u64>,
 }
 
 /// Everything `entropyd status` shows, as one plain serializable value.

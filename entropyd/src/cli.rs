@@ -26,9 +26,10 @@ pub const STATE_DIR_ENV: &str = "ENTROPYD_STATE_DIR";
 #[derive(Debug, Parser)]
 #[command(name = "entropyd", version, about, long_about = None)]
 pub struct Cli {
-    /// The state directory (config store, staged seed, storage cache).
-    /// Default: $ENTROPYD_STATE_DIR, else /var/lib/entropyd.
-    #[arg(long, value_name = "DIR")]
+    /// The state directory (config store, staged seed, storage cache,
+    /// runtime file); before or after the subcommand. Default:
+    /// $ENTROPYD_STATE_DIR, else /var/lib/entropyd.
+    #[arg(long, value_name = "DIR", global = true)]
     pub state_dir: Option<PathBuf>,
 
     /// What to do.
@@ -72,6 +73,9 @@ pub enum Command {
 pub struct Context {
     /// The state directory's path (not opened yet).
     pub state_dir: PathBuf,
+    /// Whether it is the default (neither `--state-dir` nor
+    /// `$ENTROPYD_STATE_DIR` named it).
+    pub default_state_dir: bool,
 }
 
 impl Context {
@@ -97,19 +101,44 @@ pub fn resolve_state_dir(flag: Option<PathBuf>, env: Option<OsString>) -> PathBu
 /// # Errors
 /// The command's [`Failure`].
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), Failure> {
+    let env = std::env::var_os(STATE_DIR_ENV);
+    let default_state_dir = cli.state_dir.is_none() && env.as_ref().is_none_or(|v| v.is_empty());
     let ctx = Context {
-        state_dir: resolve_state_dir(cli.state_dir, std::env::var_os(STATE_DIR_ENV)),
+        state_dir: resolve_state_dir(cli.state_dir, env),
+        default_state_dir,
     };
-    match &cli.command {
-        Command::Get(args) => cmd_config::get(args, &ctx, out),
-        Command::Set(args) => cmd_config::set(args, &ctx, out),
-        Command::Kickstart(args) => cmd_kickstart::run(args, &ctx, out),
-        Command::Run(args) => cmd_run::run(args, &ctx, out),
-        Command::Status(args) => cmd_status::run(args, &ctx, out),
-        Command::Generate(args) => cmd_generate::run(args, &ctx, out),
-        Command::Samples(args) => cmd_samples::run(args, &ctx, out),
-        Command::Assess(args) => cmd_assess::run(args, &ctx, out),
-        Command::Submit(args) => cmd_submit::run(args, &ctx, out),
+    dispatch(&cli.command, &ctx, out).map_err(|f| with_state_dir_hint(f, &ctx))
+}
+
+/// A permission error on the default state directory gets a hint: the
+/// user most likely meant a directory of their own.
+fn with_state_dir_hint(f: Failure, ctx: &Context) -> Failure {
+    let denied = f.message.contains("Permission denied") || f.message.contains("os error 13");
+    let dir = ctx.state_dir.display().to_string();
+    if ctx.default_state_dir && denied && f.message.contains(&dir) {
+        Failure {
+            message: format!(
+                "{} (the default state directory {dir} belongs to the daemon: run as its user or root, or pick another with --state-dir=DIR or {STATE_DIR_ENV}=DIR)",
+                f.message
+            ),
+            ..f
+        }
+    } else {
+        f
+    }
+}
+
+fn dispatch(command: &Command, ctx: &Context, out: &mut dyn Write) -> Result<(), Failure> {
+    match command {
+        Command::Get(args) => cmd_config::get(args, ctx, out),
+        Command::Set(args) => cmd_config::set(args, ctx, out),
+        Command::Kickstart(args) => cmd_kickstart::run(args, ctx, out),
+        Command::Run(args) => cmd_run::run(args, ctx, out),
+        Command::Status(args) => cmd_status::run(args, ctx, out),
+        Command::Generate(args) => cmd_generate::run(args, ctx, out),
+        Command::Samples(args) => cmd_samples::run(args, ctx, out),
+        Command::Assess(args) => cmd_assess::run(args, ctx, out),
+        Command::Submit(args) => cmd_submit::run(args, ctx, out),
     }
 }
 

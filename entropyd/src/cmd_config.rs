@@ -166,15 +166,35 @@ fn with_credit_line(esxcli: &str, line: &str) -> String {
 }
 
 /// `set ...`: validate the whole request, then apply it to the config
-/// store atomically. Prints nothing.
+/// store atomically (the file keeps its owner and mode). Prints nothing,
+/// except when a running daemon can take a value only at its next start
+/// (a memory-cache-size beyond the slots it allocated, as its runtime file
+/// says): then one line says so.
 ///
 /// # Errors
-/// An invalid-input [`Failure`] for a bad request (nothing changed); a
-/// runtime one when the store cannot be read, is corrupt, or cannot be
-/// written.
-pub fn set(args: &SetArgs, ctx: &Context, _out: &mut dyn Write) -> Result<(), Failure> {
+/// An invalid-input [`Failure`] for a bad request or an empty one (nothing
+/// changed); a runtime one when the store cannot be read, is corrupt, or
+/// cannot be written (e.g. its owner cannot be kept).
+pub fn set(args: &SetArgs, ctx: &Context, out: &mut dyn Write) -> Result<(), Failure> {
+    if args.reset.is_empty() && Param::ALL.iter().all(|&p| args.value(p).is_none()) {
+        return Err(Failure::invalid(format!(
+            "set: nothing to set; give --NAME=VALUE for any of {} or --reset=all|NAME",
+            names()
+        )));
+    }
     let request = args.request()?;
     let state = ctx.open_state()?;
-    state.update_config(|config| config.tunables.apply(&request))?;
+    let config = state.update_config(|config| config.tunables.apply(&request))?;
+    if let Some(daemon) = crate::runtime::live(&ctx.state_dir) {
+        let size = config.tunables.memory_cache_size_kib();
+        if daemon.memory_slots_kib > 0 && size > daemon.memory_slots_kib {
+            writeln!(
+                out,
+                "memory-cache-size={size} KiB takes effect when entropyd restarts: the running daemon (pid {}) allocated {} KiB at start and keeps its current size; the other values apply within a second",
+                daemon.pid, daemon.memory_slots_kib
+            )
+            .map_err(|e| Failure::runtime(format!("cannot write to stdout: {e}")))?;
+        }
+    }
     Ok(())
 }

@@ -6,40 +6,61 @@
 //!   with exit 1; `--sink` opens or creates the sink), the token, the
 //!   state directory (created 0700 when missing, then held: one daemon
 //!   per state directory, since two would share the storage cache and
-//!   could hand out one stored block twice; see `lock_state_dir`), the config store (`--sources`
-//!   overrides the stored mask), the pool (memory slots for
-//!   max(memory-cache-size, [`MEMORY_SLOTS_FLOOR_KIB`]) KiB, so `set` can
-//!   grow the cache up to that while running; the storage cache file in the
-//!   state directory), the staged kickstart seed (first start only: it is
-//!   the first external entropy the pool takes), and the API server. The
+//!   could hand out one stored block twice; see `lock_state_dir`), the
+//!   runtime file ([`crate::runtime`]; a stale one is replaced), the
+//!   config store (`--sources` overrides the stored mask), the pool
+//!   (memory slots for max(memory-cache-size, [`MEMORY_SLOTS_FLOOR_KIB`])
+//!   KiB, so `set` can grow the cache up to that while running; the
+//!   storage cache file in the state directory) and the API server. The
 //!   bound address is logged as `listening on ADDR`.
+//! - **A failed start changes nothing.** Until the server listens, nothing
+//!   of the state directory is used up: a storage cache file this start
+//!   created is removed again, and blocks already loaded from an existing
+//!   one are saved back to it. Only then is the staged kickstart seed
+//!   taken (first start only): it is conditioned and credited through the
+//!   pool's external path whatever the sources mask, fills the memory
+//!   cache, then the storage cache; one log line gives the counts.
+//! - **Kernel first.** Then the initial seed: `--initial-seed` bytes
+//!   (default [`DEFAULT_INITIAL_SEED`]; 0 turns it off) go to the output
+//!   before any other forward and outside the rate limit, from the oldest
+//!   blocks first: those loaded from the storage cache (erased there before
+//!   use), then the kickstart seed's, then fresh ones as the sources make
+//!   them. One log line says how many bytes came from where and how long
+//!   it took.
+//! - **Readiness.** Once listening and the initial seed is out (or after
+//!   [`SEED_READY_WAIT`] without it: an external-only pool with nothing
+//!   stored waits for its feeder, which needs the API; the log says so and
+//!   the rest of the seed follows as blocks come), `run` signals ready:
+//!   `READY=1` to `$NOTIFY_SOCKET` (systemd `Type=notify`), the
+//!   `--ready-file`, and the runtime file's phase.
+//! - **Steady feed.** After the seed, blocks go out at most `--feed-rate`
+//!   bytes per second (a token bucket holding at most one second's worth),
+//!   in whole 32-byte blocks, at most [`FORWARD_MAX_BLOCKS`] per write,
+//!   from the memory cache down to one block below its low watermark
+//!   (which starts the refill), whether or not the caches were ever full,
+//!   while the refill runs beside it; never from the storage cache, which
+//!   is the reserve for the next start. With `--kernel`, while
+//!   `/dev/random` polls writable (the kernel's CRNG is not ready; checked
+//!   every [`DEMAND_CHECK_EVERY`]) 64 bytes go out at once, outside the
+//!   rate limit, from any cache. A block taken for the output is gone:
+//!   bytes a FIFO did not take (pipe full, reader gone) or the kernel
+//!   refused are wiped, never re-sent. A FIFO with no reader gets nothing
+//!   taken for it. What the output accepted is counted (in total, at
+//!   start, from storage, when last) and shown by `status`.
 //! - Loop until SIGTERM/SIGINT: [`Pool::poll`](entropool::pool::Pool::poll)
 //!   (sleeping [`IDLE_SLEEP`] when nothing is wanted, [`STARVED_SLEEP`] when
 //!   blocks are wanted but no source produced any: never a spin), forward
-//!   surplus entropy (below), reload the config store when its file changes
-//!   (checked every [`CONFIG_CHECK`]; a config store that cannot be read
-//!   is logged and ignored, keeping the running configuration; a
-//!   memory-cache-size beyond the slots allocated at start is logged and
-//!   kept for the next start while the other changes apply), and, when
-//!   stderr is a terminal, redraw a live status line every second.
-//! - **Forward policy.** Only surplus goes out. Blocks are forwarded
-//!   while the memory cache is not refilling (it reached full and has not
-//!   yet fallen below its low watermark) and the storage cache is full
-//!   (or absent, or nothing local can fill it: with external entropy only,
-//!   submissions reach the memory cache alone and the storage cache fills
-//!   at shutdown), down to one block below the low watermark (which starts
-//!   the refill), at most `--feed-rate` bytes per second (a token bucket
-//!   holding at most one second's worth), in whole 32-byte blocks, at most
-//!   [`FORWARD_MAX_BLOCKS`] blocks per write. So the feed never drains the
-//!   storage cache or the reserve below the watermark, the caches are kept
-//!   full first, and a sink file grows by at most `--feed-rate` bytes per
-//!   second. A block taken for the output is gone: bytes a FIFO did not
-//!   take (pipe full, reader gone) or the kernel refused are wiped, never
-//!   re-sent. A FIFO with no reader gets nothing taken for it.
+//!   (above), reload the config store when its file changes (checked every
+//!   [`CONFIG_CHECK`]; a config store that cannot be read is logged and
+//!   ignored, keeping the running configuration; a memory-cache-size beyond
+//!   the slots allocated at start is logged and kept for the next start
+//!   while the other changes apply), and, when stderr is a terminal, redraw
+//!   a live status line every second.
 //! - Stop: the server first (no more adds), the jitter thread, then
 //!   [`Pool::flush_to_storage`](entropool::pool::Pool::flush_to_storage)
-//!   (the memory cache to the storage cache), a sink `fdatasync`, exit 0.
-//!   A failed flush is exit 1 (those blocks are wiped, never kept twice).
+//!   (the memory cache to the storage cache), a sink `fdatasync`, the
+//!   runtime and ready files removed, exit 0. A failed flush is exit 1
+//!   (those blocks are wiped, never kept twice).
 
 use std::fs;
 use std::io::{IsTerminal, Write};
@@ -51,7 +72,7 @@ use std::time::{Duration, Instant};
 use clap::Args as ClapArgs;
 use entropool::Error;
 use entropool::config::{Config, Param};
-use entropool::source::{Source, SourceMask};
+use entropool::source::SourceMask;
 use entropool::storage::FileStorage;
 use entropool::store::StateDir;
 use zeroize::Zeroizing;
@@ -59,9 +80,10 @@ use zeroize::Zeroizing;
 use crate::auth::{ApiToken, TokenError};
 use crate::backend::PoolBackend;
 use crate::cli::Context;
-use crate::daemon::{self, DaemonBackend, DaemonPool, log, watermark_blocks};
+use crate::daemon::{self, DaemonBackend, DaemonPool, ForwardCounters, log, watermark_blocks};
 use crate::failure::Failure;
 use crate::kernel::KernelFeed;
+use crate::runtime::{self, ReadyFile, RuntimeFile};
 use crate::server::{self, ApiServer, ListenAddr, ServerConfig};
 use crate::signals::Shutdown;
 use crate::sink::{PIPE_ATOMIC, Sink, SinkError, SinkKind};
@@ -69,6 +91,17 @@ use crate::view;
 
 /// Default `--feed-rate`: 4096 bytes (128 blocks) per second.
 pub const DEFAULT_FEED_RATE: u64 = 4096;
+/// Default `--initial-seed`: 64 bytes (512 bits).
+pub const DEFAULT_INITIAL_SEED: u64 = 64;
+/// Largest `--initial-seed`: 1 MiB.
+pub const INITIAL_SEED_MAX: u64 = 1024 * 1024;
+/// Readiness is signalled at the latest this long after listening, even
+/// when the initial seed is not out yet.
+pub const SEED_READY_WAIT: Duration = Duration::from_secs(10);
+/// How often `--kernel` asks whether the kernel waits for entropy.
+pub const DEMAND_CHECK_EVERY: Duration = Duration::from_millis(100);
+/// Bytes sent at once while the kernel waits for entropy.
+pub const DEMAND_BYTES: usize = 64;
 /// The memory slots allocated at start cover at least this many KiB, so
 /// `set --memory-cache-size` can grow the cache that far without a restart.
 pub const MEMORY_SLOTS_FLOOR_KIB: u32 = 8192;
@@ -107,10 +140,20 @@ pub struct Args {
     /// API is read-only on TCP.
     #[arg(long, value_name = "PATH")]
     pub token_file: Option<PathBuf>,
-    /// Most bytes forwarded to the sink or kernel per second (0 forwards
-    /// nothing).
+    /// Steady feed: most bytes forwarded to the sink or kernel per second
+    /// after the initial seed (0: none).
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_FEED_RATE)]
     pub feed_rate: u64,
+    /// Bytes forwarded to the sink or kernel at start, before anything
+    /// else: from the storage cache first, then fresh blocks (0: none).
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_INITIAL_SEED,
+          value_parser = clap::value_parser!(u64).range(0..=INITIAL_SEED_MAX))]
+    pub initial_seed: u64,
+    /// Write this file (pid, listen address) once ready: listening and the
+    /// initial seed out. Removed at exit. (With $NOTIFY_SOCKET set,
+    /// READY=1 is sent there too.)
+    #[arg(long, value_name = "PATH")]
+    pub ready_file: Option<PathBuf>,
 }
 
 /// Where surplus entropy goes.
@@ -131,7 +174,49 @@ impl Output {
     }
 }
 
-/// The rate-limited forwarder (see the module documentation).
+/// Why blocks were taken for the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// The initial seed.
+    Seed,
+    /// The kernel asked (its CRNG is not ready).
+    Demand,
+    /// The rate-limited steady feed.
+    Steady,
+}
+
+/// Blocks taken for the output, to send after unlocking the pool.
+#[derive(Debug, Clone, Copy)]
+struct Taken {
+    len: usize,
+    from_storage: usize,
+    purpose: Purpose,
+}
+
+/// The initial seed's progress.
+#[derive(Debug)]
+struct SeedProgress {
+    target: u64,
+    left: u64,
+    started: Instant,
+    from_storage: u64,
+    from_kickstart: u64,
+    fresh: u64,
+    refused: u64,
+    /// Kickstart bytes still at the front of the memory cache (behind the
+    /// blocks loaded from storage).
+    kickstart_front: u64,
+    done_logged: bool,
+}
+
+impl SeedProgress {
+    fn done(&self) -> bool {
+        self.left == 0
+    }
+}
+
+/// The forwarder: the initial seed, the kernel's demand and the
+/// rate-limited steady feed (see the module documentation).
 #[derive(Debug)]
 struct Forwarder {
     output: Output,
@@ -139,18 +224,37 @@ struct Forwarder {
     tokens: u64,
     last_refill: Instant,
     last_error_log: Option<Instant>,
+    last_demand_check: Option<Instant>,
     lost_bytes: u64,
+    seed: SeedProgress,
 }
 
 impl Forwarder {
-    fn new(output: Output, rate: u64) -> Self {
+    fn new(output: Output, rate: u64, seed_bytes: u64, kickstart_front: u64) -> Self {
+        let seed = if matches!(output, Output::None) {
+            0
+        } else {
+            seed_bytes
+        };
         Forwarder {
             output,
             rate,
             tokens: 0,
             last_refill: Instant::now(),
             last_error_log: None,
+            last_demand_check: None,
             lost_bytes: 0,
+            seed: SeedProgress {
+                target: seed,
+                left: seed,
+                started: Instant::now(),
+                from_storage: 0,
+                from_kickstart: 0,
+                fresh: 0,
+                refused: 0,
+                kickstart_front,
+                done_logged: false,
+            },
         }
     }
 
@@ -166,58 +270,87 @@ impl Forwarder {
         }
     }
 
-    /// Takes the blocks to forward now from `pool` into `buf`; returns the
-    /// bytes taken. Call with the pool locked; write them with
-    /// [`Forwarder::send`] after unlocking.
-    fn take(&mut self, pool: &mut DaemonPool, buf: &mut [u8; PIPE_ATOMIC]) -> usize {
-        if self.rate == 0 {
-            return 0;
+    /// Whether the kernel waits for entropy now (checked at most every
+    /// [`DEMAND_CHECK_EVERY`]).
+    fn kernel_demand(&mut self) -> bool {
+        let Output::Kernel(feed) = &self.output else {
+            return false;
+        };
+        let now = Instant::now();
+        if self
+            .last_demand_check
+            .is_some_and(|t| now.saturating_duration_since(t) < DEMAND_CHECK_EVERY)
+        {
+            return false;
         }
+        self.last_demand_check = Some(now);
+        feed.wants_entropy().unwrap_or(false)
+    }
+
+    /// Takes the blocks to forward now from `pool` into `buf`. Call with
+    /// the pool locked; write them with [`Forwarder::send`] after
+    /// unlocking.
+    fn take(&mut self, pool: &mut DaemonPool, buf: &mut [u8; PIPE_ATOMIC]) -> Option<Taken> {
         match &mut self.output {
-            Output::None => return 0,
+            Output::None => return None,
             Output::Sink(sink) => {
                 if sink.kind() == SinkKind::Fifo && !sink.ready() {
-                    return 0;
+                    return None;
                 }
             }
             Output::Kernel(_) => {}
         }
-        self.refill();
         let st = pool.status();
-        if st.refill_wanted.is_some() {
-            return 0;
-        }
-        // The storage cache fills from blocks made while the memory cache
-        // is full: wait for it when a local source can fill it. (External
-        // submissions only ever reach the memory cache.)
-        let local = [Source::Interrupts, Source::Rdrand, Source::Rdseed]
-            .into_iter()
-            .any(|s| st.sources.contains(s));
-        if local && st.storage.present && st.storage.len_blocks < st.storage.capacity_blocks {
-            return 0;
-        }
-        let floor =
-            watermark_blocks(st.memory_capacity_blocks, st.low_watermark_percent).saturating_sub(1);
-        let floor = usize::try_from(floor).unwrap_or(usize::MAX);
-        let surplus = st.memory_len_blocks.saturating_sub(floor);
-        let by_rate = usize::try_from(self.tokens / 32).unwrap_or(usize::MAX);
-        let blocks = surplus.min(by_rate).min(FORWARD_MAX_BLOCKS);
-        let len = blocks.saturating_mul(32);
-        let Some(out) = buf.get_mut(..len).filter(|o| !o.is_empty()) else {
-            return 0;
+        let stored = usize::try_from(st.storage.len_blocks).unwrap_or(usize::MAX);
+        let any = st.memory_len_blocks.saturating_add(stored);
+        let (len, purpose) = if self.seed.left > 0 {
+            // The seed: from whatever is there, oldest (stored) first.
+            let want = usize::try_from(self.seed.left).unwrap_or(usize::MAX);
+            let blocks = want.div_ceil(32).min(any).min(FORWARD_MAX_BLOCKS);
+            (want.min(blocks.saturating_mul(32)), Purpose::Seed)
+        } else if any.saturating_mul(32) >= DEMAND_BYTES && self.kernel_demand() {
+            (DEMAND_BYTES, Purpose::Demand)
+        } else {
+            if self.rate == 0 {
+                return None;
+            }
+            self.refill();
+            // The memory cache down to one block below the low watermark
+            // (the refill then runs beside the feed); never the storage
+            // cache.
+            let floor = watermark_blocks(st.memory_capacity_blocks, st.low_watermark_percent)
+                .saturating_sub(1);
+            let floor = usize::try_from(floor).unwrap_or(usize::MAX);
+            let surplus = st.memory_len_blocks.saturating_sub(floor);
+            let by_rate = usize::try_from(self.tokens / 32).unwrap_or(usize::MAX);
+            let blocks = surplus.min(by_rate).min(FORWARD_MAX_BLOCKS);
+            (blocks.saturating_mul(32), Purpose::Steady)
         };
+        let out = buf.get_mut(..len).filter(|o| !o.is_empty())?;
+        let before = st.bytes_served_from_storage;
         if pool.fill(out).is_err() {
-            return 0;
+            return None;
         }
-        self.tokens = self
-            .tokens
-            .saturating_sub(u64::try_from(len).unwrap_or(u64::MAX));
-        len
+        let from_storage = pool
+            .status()
+            .bytes_served_from_storage
+            .saturating_sub(before);
+        if purpose == Purpose::Steady {
+            self.tokens = self
+                .tokens
+                .saturating_sub(u64::try_from(len).unwrap_or(u64::MAX));
+        }
+        Some(Taken {
+            len,
+            from_storage: usize::try_from(from_storage).unwrap_or(usize::MAX),
+            purpose,
+        })
     }
 
-    /// Writes the first `len` bytes of `buf` to the output and wipes `buf`.
-    /// Whatever the output did not take is gone.
-    fn send(&mut self, buf: &mut [u8; PIPE_ATOMIC], len: usize) {
+    /// Writes the taken bytes of `buf` to the output, wipes `buf`, and
+    /// counts what the output accepted. Whatever it did not take is gone.
+    fn send(&mut self, buf: &mut [u8; PIPE_ATOMIC], taken: Taken, counters: &ForwardCounters) {
+        let len = taken.len;
         let data = buf.get(..len).unwrap_or(&[]);
         let result: Result<usize, String> = match &mut self.output {
             Output::None => Ok(0),
@@ -244,9 +377,56 @@ impl Forwarder {
                 0
             }
         };
-        self.lost_bytes = self
-            .lost_bytes
-            .saturating_add(u64::try_from(len.saturating_sub(sent)).unwrap_or(u64::MAX));
+        let len64 = u64::try_from(len).unwrap_or(u64::MAX);
+        let sent64 = u64::try_from(sent).unwrap_or(u64::MAX);
+        let stored64 = u64::try_from(taken.from_storage).unwrap_or(u64::MAX);
+        self.lost_bytes = self.lost_bytes.saturating_add(len64.saturating_sub(sent64));
+        let at_start = if taken.purpose == Purpose::Seed {
+            sent64
+        } else {
+            0
+        };
+        counters.record(sent64, at_start, stored64);
+        // The oldest blocks leave first: stored ones, then the kickstart's.
+        let kick = len64
+            .saturating_sub(stored64)
+            .min(self.seed.kickstart_front);
+        self.seed.kickstart_front = self.seed.kickstart_front.saturating_sub(kick);
+        if taken.purpose == Purpose::Seed {
+            let s = &mut self.seed;
+            s.left = s.left.saturating_sub(len64);
+            s.from_storage = s.from_storage.saturating_add(stored64);
+            s.from_kickstart = s.from_kickstart.saturating_add(kick);
+            s.fresh = s
+                .fresh
+                .saturating_add(len64.saturating_sub(stored64).saturating_sub(kick));
+            s.refused = s.refused.saturating_add(len64.saturating_sub(sent64));
+        }
+    }
+
+    /// Logs the initial seed once it is out.
+    fn log_seed(&mut self, output: &str, sources: &str) {
+        let s = &mut self.seed;
+        if s.done_logged || !s.done() || s.target == 0 {
+            return;
+        }
+        s.done_logged = true;
+        let refused = if s.refused > 0 {
+            format!(
+                " ({} of them refused by the output and discarded)",
+                s.refused
+            )
+        } else {
+            String::new()
+        };
+        log(format_args!(
+            "initial seed: {} bytes to {output} in {} ms: {} from the storage cache, {} from the install-time seed, {} fresh from sources {sources}{refused}",
+            s.target,
+            s.started.elapsed().as_millis(),
+            s.from_storage,
+            s.from_kickstart,
+            s.fresh
+        ));
     }
 
     fn finish(&mut self) {
@@ -445,23 +625,66 @@ fn open_output(args: &Args) -> Result<Output, Failure> {
     }
 }
 
-/// Uses the staged kickstart seed, if any, as the first external entropy.
-fn use_staged_seed(state: &StateDir, pool: &mut DaemonPool) {
-    match state.take_staged_kickstart() {
-        Ok(None) => {}
-        Ok(Some(seed)) => match pool.seed_external(&seed) {
-            Ok(n) => log(format_args!(
-                "used {n} of {} bytes of staged install-time entropy (the rest did not fit the caches and was discarded)",
-                seed.len()
-            )),
-            Err(e) => log(format_args!(
+/// Uses the staged kickstart seed, if any: conditioned and credited as
+/// external entropy whatever the sources mask, into the memory cache, then
+/// the storage cache. Returns the bytes of blocks it put in the memory
+/// cache (they leave it first, after the stored ones).
+fn use_staged_seed(state: &StateDir, backend: &DaemonBackend) -> u64 {
+    let seed = match state.take_staged_kickstart() {
+        Ok(None) => return 0,
+        Ok(Some(seed)) => seed,
+        Err(e) => {
+            log(format_args!(
+                "cannot use the staged install-time entropy: {e}"
+            ));
+            return 0;
+        }
+    };
+    let mut pool = backend.lock();
+    let before = pool.status();
+    let result = pool.seed_external(&seed);
+    let after = pool.status();
+    drop(pool);
+    let memory = after
+        .memory_len_blocks
+        .saturating_sub(before.memory_len_blocks);
+    let stored = after
+        .storage
+        .len_blocks
+        .saturating_sub(before.storage.len_blocks);
+    match result {
+        Ok(used) => {
+            log(format_args!(
+                "install-time seed: {} bytes staged, {used} used (conditioned, credited as external entropy): {memory} blocks to the memory cache, {stored} to the storage cache; {} bytes did not fit and were discarded",
+                seed.len(),
+                seed.len().saturating_sub(used)
+            ));
+            u64::try_from(memory).unwrap_or(u64::MAX).saturating_mul(32)
+        }
+        Err(e) => {
+            log(format_args!(
                 "staged install-time entropy ({} bytes) discarded: {e}",
                 seed.len()
-            )),
-        },
-        Err(e) => log(format_args!(
-            "cannot use the staged install-time entropy: {e}"
-        )),
+            ));
+            0
+        }
+    }
+}
+
+/// Undoes what a failed start did to the state directory: blocks loaded
+/// from an existing storage cache go back to it; a storage cache file this
+/// start created is removed.
+fn undo_start(backend: Option<&DaemonBackend>, storage_path: &Path, storage_existed: bool) {
+    if storage_existed {
+        if let Some(b) = backend {
+            if let Err(e) = b.lock().flush_to_storage() {
+                log(format_args!(
+                    "saving the loaded blocks back to the storage cache failed: {e} (they were wiped)"
+                ));
+            }
+        }
+    } else {
+        let _ = fs::remove_file(storage_path);
     }
 }
 
@@ -473,9 +696,11 @@ fn use_staged_seed(state: &StateDir, pool: &mut DaemonPool) {
 /// without the capability, an unreadable state directory or config store,
 /// a second daemon on the same state directory, a pool or server that
 /// cannot start, a failed final flush.
+#[allow(clippy::too_many_lines)]
 pub fn run(args: &Args, ctx: &Context, _out: &mut dyn Write) -> Result<(), Failure> {
     let shutdown = Shutdown::install()
         .map_err(|e| Failure::runtime(format!("cannot install signal handlers: {e}")))?;
+    let mut ready_file = args.ready_file.clone().map(ReadyFile::new);
     let listen: ListenAddr = args
         .listen
         .parse()
@@ -502,16 +727,39 @@ pub fn run(args: &Args, ctx: &Context, _out: &mut dyn Write) -> Result<(), Failu
         .tunables
         .memory_cache_size_kib()
         .max(MEMORY_SLOTS_FLOOR_KIB);
-    let memory = daemon::leak_slots(slots_kib)?;
-    let storage = FileStorage::open_in(state.path()).map_err(|e| {
+    let (mut runtime, stale) = RuntimeFile::create(state.path(), slots_kib).map_err(|e| {
         Failure::runtime(format!(
-            "cannot open the storage cache {}: {e}",
-            state.storage_cache_path().display()
+            "cannot write the runtime file {}: {e}",
+            runtime::runtime_path(state.path()).display()
         ))
     })?;
-    let (mixer, _credit) = daemon::mixer_config(&state)?;
-    let built = daemon::build_pool_with(config, memory, Some(storage), mixer)?;
-    let mut pool = built.pool;
+    if let Some(old) = stale {
+        log(format_args!(
+            "replaced a stale runtime file (pid {} is {})",
+            old.pid,
+            if runtime::pid_alive(old.pid) {
+                "not the daemon of this state directory"
+            } else {
+                "not running"
+            }
+        ));
+    }
+    let memory = daemon::leak_slots(slots_kib)?;
+    let storage_path = state.storage_cache_path();
+    let storage_existed = fs::symlink_metadata(&storage_path).is_ok();
+    let storage = FileStorage::open_in(state.path()).map_err(|e| {
+        undo_start(None, &storage_path, storage_existed);
+        Failure::runtime(format!(
+            "cannot open the storage cache {}: {e}",
+            storage_path.display()
+        ))
+    })?;
+    let mixer = daemon::mixer_config(&state).map(|(mixer, _credit)| mixer);
+    let built = mixer
+        .and_then(|mixer| daemon::build_pool_with(config, memory, Some(storage), mixer))
+        .inspect_err(|_| {
+            undo_start(None, &storage_path, storage_existed);
+        })?;
     if let Some(report) = built.load {
         if report.found_corruption() {
             log(format_args!(
@@ -525,19 +773,7 @@ pub fn run(args: &Args, ctx: &Context, _out: &mut dyn Write) -> Result<(), Failu
             ));
         }
     }
-    use_staged_seed(&state, &mut pool);
-    let st = pool.status();
-    log(format_args!(
-        "started: sources {} ({}), {}, {} blocks in memory, {} in storage; output: {output_text}, at most {} bytes/s",
-        st.sources.value(),
-        view::mask_names(st.sources.value()),
-        tunables_line(&config),
-        st.memory_len_blocks,
-        st.storage.len_blocks,
-        args.feed_rate
-    ));
-
-    let backend = Arc::new(DaemonBackend::new(pool));
+    let backend = Arc::new(DaemonBackend::new(built.pool));
     if token.is_none() && matches!(listen, ListenAddr::Tcp(_)) {
         log("no --token-file: the API is read-only (adds are refused with 403)");
     }
@@ -546,11 +782,48 @@ pub fn run(args: &Args, ctx: &Context, _out: &mut dyn Write) -> Result<(), Failu
         ..ServerConfig::new(listen)
     };
     let dyn_backend: Arc<dyn PoolBackend> = backend.clone();
-    let server = ApiServer::start(server_config, dyn_backend).map_err(|e| match e {
-        server::ServerError::Config(_) => Failure::invalid(e.to_string()),
-        _ => Failure::runtime(e.to_string()),
-    })?;
-    log(format_args!("listening on {}", server.local_addr()));
+    let server = match ApiServer::start(server_config, dyn_backend) {
+        Ok(server) => server,
+        Err(e) => {
+            if let Some(jitter) = built.jitter {
+                let _ = jitter.stop();
+            }
+            undo_start(Some(&backend), &storage_path, storage_existed);
+            return Err(match e {
+                server::ServerError::Config(_) => Failure::invalid(e.to_string()),
+                _ => Failure::runtime(e.to_string()),
+            });
+        }
+    };
+    let bound = server.local_addr().to_string();
+    log(format_args!("listening on {bound}"));
+    if let Err(e) = runtime.set_listening(&bound) {
+        log(format_args!("cannot update the runtime file: {e}"));
+    }
+
+    // The start succeeded: only now is the staged seed used up.
+    let kickstart_front = use_staged_seed(&state, &backend);
+    let (st, memory_blocks) = {
+        let mut pool = backend.lock();
+        let st = pool.status();
+        (st, st.memory_len_blocks)
+    };
+    let sources_text = format!(
+        "{} ({})",
+        st.sources.value(),
+        view::mask_names(st.sources.value())
+    );
+    log(format_args!(
+        "started: sources {sources_text}, {}, {memory_blocks} blocks in memory, {} in storage; output: {output_text}; initial seed {} bytes, then at most {} bytes/s",
+        tunables_line(&config),
+        st.storage.len_blocks,
+        if matches!(output, Output::None) {
+            0
+        } else {
+            args.initial_seed
+        },
+        args.feed_rate
+    ));
 
     let mut watch = ConfigWatch {
         stamp: config_stamp(&state.config_path()),
@@ -559,10 +832,11 @@ pub fn run(args: &Args, ctx: &Context, _out: &mut dyn Write) -> Result<(), Failu
         sources: args.sources.is_none().then_some(stored.sources),
         slots_kib,
     };
-    let mut forwarder = Forwarder::new(output, args.feed_rate);
+    let mut forwarder = Forwarder::new(output, args.feed_rate, args.initial_seed, kickstart_front);
     let live = std::io::stderr().is_terminal();
     let mut last_line: Option<Instant> = None;
     let mut buf = Zeroizing::new([0u8; PIPE_ATOMIC]);
+    let mut ready = false;
 
     while !shutdown.requested() {
         let (report, taken) = {
@@ -571,8 +845,29 @@ pub fn run(args: &Args, ctx: &Context, _out: &mut dyn Write) -> Result<(), Failu
             let taken = forwarder.take(&mut pool, &mut buf);
             (report, taken)
         };
-        if taken > 0 {
-            forwarder.send(&mut buf, taken);
+        if let Some(taken) = taken {
+            forwarder.send(&mut buf, taken, backend.forwarded());
+            forwarder.log_seed(&output_text, &sources_text);
+        }
+        if !ready && (forwarder.seed.done() || forwarder.seed.started.elapsed() >= SEED_READY_WAIT)
+        {
+            ready = true;
+            if !forwarder.seed.done() {
+                log(format_args!(
+                    "initial seed: only {} of {} bytes out after {} s: waiting for entropy (sources {sources_text}); signalling ready, the rest follows as blocks come",
+                    forwarder.seed.target.saturating_sub(forwarder.seed.left),
+                    forwarder.seed.target,
+                    SEED_READY_WAIT.as_secs()
+                ));
+            }
+            if let Err(e) = runtime.set_ready() {
+                log(format_args!("cannot update the runtime file: {e}"));
+            }
+            match runtime::notify_ready(ready_file.as_mut(), &bound) {
+                Ok(done) if done.is_empty() => log("ready"),
+                Ok(done) => log(format_args!("ready: {done}")),
+                Err(e) => log(format_args!("ready, but signalling it failed: {e}")),
+            }
         }
         watch.check(&backend);
         if live && last_line.is_none_or(|t| t.elapsed() >= STATUS_LINE_EVERY) {
@@ -583,10 +878,10 @@ pub fn run(args: &Args, ctx: &Context, _out: &mut dyn Write) -> Result<(), Failu
         }
         let report = report.unwrap_or_default();
         let harvested = report.blocks > 0 || report.rdseed_words > 0 || report.rdrand_words > 0;
-        if taken > 0 || (report.still_wanted && harvested) {
+        if taken.is_some() || (report.still_wanted && harvested) {
             // Work was done and more is wanted: let the API threads in.
             std::thread::yield_now();
-        } else if report.still_wanted {
+        } else if report.still_wanted || !forwarder.seed.done() {
             shutdown.sleep(STARVED_SLEEP);
         } else {
             shutdown.sleep(IDLE_SLEEP);
@@ -610,6 +905,8 @@ pub fn run(args: &Args, ctx: &Context, _out: &mut dyn Write) -> Result<(), Failu
         let wiped = pool.status().blocks_discarded.saturating_sub(before);
         (result, wiped)
     };
+    drop(runtime);
+    drop(ready_file);
     match result {
         Ok(saved) => {
             log(format_args!(

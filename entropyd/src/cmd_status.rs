@@ -1,7 +1,11 @@
 //! `status`: the pool's health at a glance.
 //!
-//! Contract: asks the daemon at `--listen` for `GET /entropy/status`. When
-//! nothing answers there, reads the state directory instead, changing
+//! Contract: asks the daemon for `GET /entropy/status`: at `--listen` when
+//! given, else at the address the state directory's runtime file names
+//! (a daemon on any port is found), else at the default address. While
+//! nothing answers but a live runtime file says a daemon is starting, it
+//! retries for up to `--wait` seconds ([`crate::runtime::with_daemon`]).
+//! When nothing answers, reads the state directory instead, changing
 //! nothing in it: the config store (tunables, sources mask) and the storage
 //! cache's fill (the file is read into memory and the valid blocks are
 //! counted on that copy, so no block is erased and nothing is written).
@@ -12,6 +16,7 @@
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::Path;
+use std::time::Duration;
 
 use clap::Args as ClapArgs;
 use entropool::config::Config;
@@ -26,11 +31,11 @@ use crate::cli::Context;
 use crate::client::Client;
 use crate::daemon::{self, watermark_blocks};
 use crate::failure::Failure;
-use crate::server::{self, ListenAddr};
+use crate::runtime;
 use crate::view;
 
 /// How long to wait for a running daemon's answer.
-const STATUS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+const STATUS_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Arguments of `status`.
 #[derive(Debug, ClapArgs)]
@@ -38,9 +43,14 @@ pub struct Args {
     /// Print JSON (the fields of `GET /entropy/status`).
     #[arg(long)]
     pub json: bool,
-    /// Where a running daemon's API listens.
-    #[arg(long, value_name = "ADDR", default_value = server::DEFAULT_LISTEN)]
-    pub listen: String,
+    /// Where a running daemon's API listens (default: the address in the
+    /// state directory's runtime file, else 127.0.0.1:8742).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Seconds to wait for a daemon that is starting.
+    #[arg(long, value_name = "SECONDS", default_value_t = runtime::DEFAULT_WAIT_SECONDS,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub wait: u64,
 }
 
 fn write_out(out: &mut dyn Write, text: &str) -> Result<(), Failure> {
@@ -55,11 +65,16 @@ fn write_out(out: &mut dyn Write, text: &str) -> Result<(), Failure> {
 /// with an error or something not understood, or when the state directory
 /// or config store cannot be read.
 pub fn run(args: &Args, ctx: &Context, out: &mut dyn Write) -> Result<(), Failure> {
-    let listen: ListenAddr = args
-        .listen
-        .parse()
-        .map_err(|e: server::ServerError| Failure::invalid(e.to_string()))?;
-    let answer = Client::new(&listen, None, STATUS_TIMEOUT).and_then(|c| c.status());
+    let (answer, target) = runtime::with_daemon(
+        args.listen.as_deref(),
+        &ctx.state_dir,
+        Duration::from_secs(args.wait),
+        false,
+        true,
+        |listen| Client::new(listen, None, STATUS_TIMEOUT).and_then(|c| c.status()),
+    )
+    .map_err(Failure::invalid)?;
+    let listen = &target.text;
     let (snapshot, offline) = match answer {
         Ok(s) => (s, None),
         Err(e) if e.is_unreachable() => {
@@ -76,11 +91,24 @@ pub fn run(args: &Args, ctx: &Context, out: &mut dyn Write) -> Result<(), Failur
     }
     let mut text = String::new();
     match &offline {
-        None => text.push_str(&format!("daemon: running, API at {listen}\n")),
-        Some(_) => text.push_str(&format!(
-            "daemon: not running (nothing answers at {listen}); showing the state directory {}\n",
-            ctx.state_dir.display()
+        None if target.from_runtime_file => text.push_str(&format!(
+            "daemon: running, API at {listen} (from the runtime file)\n"
         )),
+        None => text.push_str(&format!("daemon: running, API at {listen}\n")),
+        Some(_) => {
+            text.push_str(&format!(
+                "daemon: not running (nothing answers at {listen}); showing the state directory {}\n",
+                ctx.state_dir.display()
+            ));
+            if let Some(stale) =
+                runtime::read(&ctx.state_dir).filter(|i| !runtime::pid_alive(i.pid))
+            {
+                text.push_str(&format!(
+                    "(a stale runtime file names pid {}, which is not running: the daemon did not stop cleanly)\n",
+                    stale.pid
+                ));
+            }
+        }
     }
     text.push_str(&view::render_text(&snapshot));
     if let Some(config) = offline {
@@ -108,7 +136,8 @@ fn from_state_dir(ctx: &Context) -> Result<(StatusSnapshot, Config), Failure> {
     let tunables = config.tunables;
     // The mask as the daemon would resolve it; unresolved when it cannot.
     let sources = daemon::resolve_sources(config.sources).unwrap_or(config.sources);
-    let slots = slots_for_bytes(u64::from(tunables.storage_cache_size_kib()).saturating_mul(1024));
+    // storage-cache-size counts entropy bytes: one slot per 32 bytes.
+    let slots = u64::from(tunables.storage_cache_blocks());
     let stored = count_stored_blocks(&state.storage_cache_path(), slots)
         .map_err(|e| Failure::runtime(format!("cannot read the storage cache: {e}")))?;
     let memory_capacity =
@@ -176,9 +205,9 @@ pub fn count_stored_blocks(path: &Path, slots: u64) -> io::Result<u64> {
     match File::open(path) {
         Ok(f) => {
             f.take(
-                entropool::storage::layout_len(slots_for_bytes(
-                    u64::from(entropool::config::STORAGE_CACHE_SIZE_MAX).saturating_mul(1024),
-                ))
+                entropool::storage::layout_len(
+                    u64::from(entropool::config::STORAGE_CACHE_SIZE_MAX).saturating_mul(32),
+                )
                 .unwrap_or(u64::MAX),
             )
             .read_to_end(&mut bytes)?;
@@ -194,7 +223,16 @@ pub fn count_stored_blocks(path: &Path, slots: u64) -> io::Result<u64> {
     // written with more slots keeps exactly the blocks below `slots` (what
     // the daemon keeps); one written with fewer keeps all of its own.
     let fitting = slots.min(slots_for_bytes(len));
-    match StorageCache::open(MemStorage::new(bytes.as_mut_slice()), fitting) {
+    // Counted under every source (a daemon on a narrower mask wipes the
+    // foreign ones at start); the key only matters for blocks taken.
+    let every =
+        entropool::SourceMask::new(u64::from(entropool::SourceMask::MAX)).unwrap_or_default();
+    match StorageCache::open(
+        MemStorage::new(bytes.as_mut_slice()),
+        fitting,
+        every,
+        &[0; 32],
+    ) {
         Ok((cache, _report)) => Ok(cache.len()),
         Err(_) => Ok(0),
     }

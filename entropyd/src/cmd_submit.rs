@@ -5,9 +5,16 @@
 //! than a whole piece (it is full: the rest of that piece was discarded
 //! and the rest of the input is not read). Prints how many bytes the pool
 //! accepted. Needs the write token (`--token-file`, mode 0600) on TCP.
+//! The daemon is at `--listen` when given, else at the address in the state
+//! directory's runtime file, else at the default; while nothing answers
+//! there it retries for up to `--wait` seconds, so `run &` followed at once
+//! by `submit` works (nothing is read from stdin before a daemon answers).
+//! The wait covers connecting only: once a call reached the daemon, an
+//! error ends the submit.
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args as ClapArgs;
 
@@ -15,14 +22,19 @@ use crate::auth::{ApiToken, TokenError};
 use crate::cli::Context;
 use crate::client::{Client, DEFAULT_CLIENT_TIMEOUT, SUBMIT_CHUNK};
 use crate::failure::Failure;
-use crate::server::{self, ListenAddr};
+use crate::runtime;
 
 /// Arguments of `submit`.
 #[derive(Debug, ClapArgs)]
 pub struct Args {
-    /// Where the daemon's API listens.
-    #[arg(long, value_name = "ADDR", default_value = server::DEFAULT_LISTEN)]
-    pub listen: String,
+    /// Where the daemon's API listens (default: the address in the state
+    /// directory's runtime file, else 127.0.0.1:8742).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Seconds to wait for a daemon that is starting.
+    #[arg(long, value_name = "SECONDS", default_value_t = runtime::DEFAULT_WAIT_SECONDS,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub wait: u64,
     /// The API write token file (mode 0600 or 0400).
     #[arg(long, value_name = "PATH")]
     pub token_file: Option<PathBuf>,
@@ -33,11 +45,7 @@ pub struct Args {
 /// # Errors
 /// Invalid input for a bad address or token file; runtime when the daemon
 /// is unreachable, refuses (e.g. 401 for a wrong token), or stdin fails.
-pub fn run(args: &Args, _ctx: &Context, out: &mut dyn Write) -> Result<(), Failure> {
-    let listen: ListenAddr = args
-        .listen
-        .parse()
-        .map_err(|e: server::ServerError| Failure::invalid(e.to_string()))?;
+pub fn run(args: &Args, ctx: &Context, out: &mut dyn Write) -> Result<(), Failure> {
     let token = args
         .token_file
         .as_deref()
@@ -47,7 +55,19 @@ pub fn run(args: &Args, _ctx: &Context, out: &mut dyn Write) -> Result<(), Failu
             TokenError::Io { .. } => Failure::runtime(e.to_string()),
             _ => Failure::invalid(e.to_string()),
         })?;
-    let client = Client::new(&listen, token, DEFAULT_CLIENT_TIMEOUT)
+    // Find the daemon first (waiting while it starts); stdin is read only
+    // once one answers.
+    let (found, target) = runtime::with_daemon(
+        args.listen.as_deref(),
+        &ctx.state_dir,
+        Duration::from_secs(args.wait),
+        true,
+        false,
+        |listen| Client::new(listen, None, DEFAULT_CLIENT_TIMEOUT)?.external_pool(),
+    )
+    .map_err(Failure::invalid)?;
+    found.map_err(|e| Failure::runtime(e.to_string()))?;
+    let client = Client::new(&target.listen, token, DEFAULT_CLIENT_TIMEOUT)
         .map_err(|e| Failure::runtime(e.to_string()))?;
     let stdin = std::io::stdin();
     let mut input = stdin.lock();

@@ -17,14 +17,23 @@
 //!   much in one step: concurrent adds never exceed the capacity together,
 //!   and a read waits for one piece at most. The first piece not taken
 //!   whole ends the add. No method waits for entropy.
+//! - [`DaemonBackend::external_pool`] advertises the room as
+//!   [`Pool::external_room`] (what fills the memory cache: 40 bytes a
+//!   block at 8 bits/byte, plus the health tests' start-up window), capped
+//!   at the capacity: `currently_available` is `capacity - room`, so a
+//!   feeder that sends `capacity - currently_available` fills the cache in
+//!   at most three adds, and in one when the room fits the capacity.
 //! - [`snapshot`] maps the pool's status to the API's [`StatusSnapshot`].
+//! - [`ForwardCounters`] count what the forwarder gave the kernel or the
+//!   sink (in total, at start, from storage, when last); the snapshot
+//!   shows them.
 //! - [`log`] writes one line to stderr: an RFC 3339 UTC timestamp, then the
 //!   message; it clears a live status line first when one is shown.
 
 use std::fmt::Display;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -235,6 +244,8 @@ pub fn build_pool_with(
         interrupts,
         mixer,
         key: *key,
+        storage_key: *FileStorage::start_key()
+            .map_err(|e| Failure::runtime(format!("cannot make the storage start key: {e}")))?,
     };
     let (pool, load) =
         Pool::new(parts).map_err(|e| Failure::runtime(format!("cannot start the pool: {e}")))?;
@@ -269,9 +280,75 @@ fn health_of(enabled: bool, state: entropool::health::HealthState) -> HealthStat
     }
 }
 
-/// The API's status snapshot of a pool status.
+/// What the daemon forwarded to the kernel or the sink, counted by the
+/// forwarder and shown in the status.
+#[derive(Debug, Default)]
+pub struct ForwardCounters {
+    total: AtomicU64,
+    at_start: AtomicU64,
+    from_storage: AtomicU64,
+    /// Seconds since the Unix epoch of the last forward; 0 = none yet.
+    last_unix: AtomicU64,
+}
+
+/// A reading of [`ForwardCounters`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ForwardTotals {
+    /// Bytes the output accepted since start.
+    pub total: u64,
+    /// Of those, the initial seed.
+    pub at_start: u64,
+    /// Of those, bytes of blocks that came from the storage cache.
+    pub from_storage: u64,
+    /// When the last forward happened (seconds since the Unix epoch).
+    pub last_unix: Option<u64>,
+}
+
+/// Seconds since the Unix epoch now.
 #[must_use]
-pub fn snapshot(st: &PoolStatus, uptime_seconds: u64, running: bool) -> StatusSnapshot {
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl ForwardCounters {
+    /// Counts `sent` bytes the output accepted, `at_start` of them the
+    /// initial seed and `from_storage` of them from the storage cache.
+    pub fn record(&self, sent: u64, at_start: u64, from_storage: u64) {
+        if sent == 0 {
+            return;
+        }
+        // Counters only: no ordering with other memory is needed.
+        self.total.fetch_add(sent, Ordering::Relaxed);
+        self.at_start
+            .fetch_add(at_start.min(sent), Ordering::Relaxed);
+        self.from_storage
+            .fetch_add(from_storage.min(sent), Ordering::Relaxed);
+        self.last_unix.store(unix_now().max(1), Ordering::Relaxed);
+    }
+
+    /// The counts now.
+    #[must_use]
+    pub fn totals(&self) -> ForwardTotals {
+        let last = self.last_unix.load(Ordering::Relaxed);
+        ForwardTotals {
+            total: self.total.load(Ordering::Relaxed),
+            at_start: self.at_start.load(Ordering::Relaxed),
+            from_storage: self.from_storage.load(Ordering::Relaxed),
+            last_unix: (last != 0).then_some(last),
+        }
+    }
+}
+
+/// The API's status snapshot of a pool status and the forward counts.
+#[must_use]
+pub fn snapshot(
+    st: &PoolStatus,
+    forwarded: ForwardTotals,
+    uptime_seconds: u64,
+    running: bool,
+) -> StatusSnapshot {
     let capacity = st.memory_capacity_blocks;
     let sources = Source::ALL
         .iter()
@@ -312,7 +389,11 @@ pub fn snapshot(st: &PoolStatus, uptime_seconds: u64, running: bool) -> StatusSn
         },
         output: OutputStatus {
             blocks_emitted: st.mixer.blocks_emitted,
-            bytes_served: st.bytes_served,
+            bytes_forwarded: forwarded.total,
+            bytes_forwarded_at_start: forwarded.at_start,
+            bytes_forwarded_from_storage: forwarded.from_storage,
+            last_forward_unix_seconds: forwarded.last_unix,
+            seconds_since_last_forward: forwarded.last_unix.map(|t| unix_now().saturating_sub(t)),
         },
     }
 }
@@ -322,6 +403,7 @@ pub fn snapshot(st: &PoolStatus, uptime_seconds: u64, running: bool) -> StatusSn
 pub struct DaemonBackend {
     pool: Mutex<DaemonPool>,
     started: Instant,
+    forwarded: ForwardCounters,
 }
 
 impl DaemonBackend {
@@ -331,6 +413,7 @@ impl DaemonBackend {
         DaemonBackend {
             pool: Mutex::new(pool),
             started: Instant::now(),
+            forwarded: ForwardCounters::default(),
         }
     }
 
@@ -339,6 +422,13 @@ impl DaemonBackend {
     /// wipes what it hands out before returning. Keep serving.)
     pub fn lock(&self) -> MutexGuard<'_, DaemonPool> {
         self.pool.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// What was forwarded to the kernel or the sink (the forwarder counts
+    /// here).
+    #[must_use]
+    pub fn forwarded(&self) -> &ForwardCounters {
+        &self.forwarded
     }
 
     /// Seconds since start.
@@ -350,12 +440,18 @@ impl DaemonBackend {
 
 impl PoolBackend for DaemonBackend {
     fn external_pool(&self) -> ExternalPoolInfo {
-        let st = self.lock().status();
+        let (st, room) = {
+            let mut pool = self.lock();
+            (pool.status(), pool.external_room())
+        };
         let capacity = to_u64(st.memory_capacity_blocks).saturating_mul(32);
         ExternalPoolInfo {
             enabled: st.sources.contains(Source::External),
             capacity,
-            currently_available: to_u64(st.memory_len_blocks).saturating_mul(32),
+            // capacity - currently_available is the room: the external
+            // bytes that fill the memory cache (at most the capacity), so
+            // a feeder that sends it gets the cache full.
+            currently_available: capacity.saturating_sub(to_u64(room)),
             low_watermark: watermark_blocks(st.memory_capacity_blocks, st.low_watermark_percent)
                 .saturating_mul(32),
             inactive_source_timeout: u64::from(st.tunables.external_entropy_lost_timeout_s()),
@@ -363,8 +459,13 @@ impl PoolBackend for DaemonBackend {
     }
 
     fn add_external(&self, data: &[u8]) -> usize {
-        // At most the room there is now (capacity - currently_available)...
-        let room = self.lock().external_room();
+        // At most the room advertised now (capacity - currently_available)...
+        let room = {
+            let pool = self.lock();
+            let capacity = pool.tunables().memory_cache_blocks().saturating_mul(32);
+            pool.external_room()
+                .min(usize::try_from(capacity).unwrap_or(usize::MAX))
+        };
         let offered = data.get(..room.min(data.len())).unwrap_or(&[]);
         // ...absorbed piece by piece, each under the lock on its own, so
         // status reads wait for at most one piece's hashing, not a whole
@@ -393,7 +494,7 @@ impl PoolBackend for DaemonBackend {
 
     fn status(&self) -> StatusSnapshot {
         let st = self.lock().status();
-        snapshot(&st, self.uptime_seconds(), true)
+        snapshot(&st, self.forwarded.totals(), self.uptime_seconds(), true)
     }
 }
 

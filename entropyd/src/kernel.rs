@@ -13,8 +13,13 @@
 //!
 //! The ioctl's argument is `struct rand_pool_info { int entropy_count;
 //! int buf_size; __u32 buf[]; }` (linux/random.h): the credit in bits, the
-//! length in bytes, then the bytes. The ioctl call below is the only
-//! `unsafe` block in the crate.
+//! length in bytes, then the bytes.
+//!
+//! [`KernelFeed::wants_entropy`] asks the kernel whether it is still
+//! waiting for entropy: before its CRNG is ready, `/dev/random` polls
+//! writable (`POLLOUT`); once it is ready, never (Linux 5.18 and later,
+//! `random_poll`). The ioctl and that `poll` are the only `unsafe` blocks
+//! in the crate.
 
 #![allow(unsafe_code)]
 
@@ -234,6 +239,16 @@ impl KernelFeed {
         Ok(())
     }
 
+    /// Whether the kernel is waiting for entropy now: the device polls
+    /// writable (`POLLOUT`, before the kernel's CRNG is ready). Never
+    /// waits.
+    ///
+    /// # Errors
+    /// The `poll` error.
+    pub fn wants_entropy(&self) -> io::Result<bool> {
+        polls_writable(&self.device)
+    }
+
     /// Bits credited to the kernel since open.
     #[must_use]
     pub const fn credited_bits(&self) -> u64 {
@@ -289,9 +304,45 @@ impl KernelFeed {
     }
 }
 
+/// Whether `fd` polls writable now (a `poll` with a zero timeout).
+fn polls_writable(fd: &impl AsRawFd) -> io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: `pfd` is one initialised `pollfd` that lives across the
+    // call, and nfds is 1, so the kernel reads and writes only it; the
+    // zero timeout makes the call return at once.
+    let rc = unsafe { libc::poll(&raw mut pfd, 1, 0) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(rc > 0 && pfd.revents & libc::POLLOUT != 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pipe_polls_writable_until_it_is_full() {
+        let (reader, mut writer) = io::pipe().unwrap();
+        assert!(polls_writable(&writer).unwrap());
+        // POLLOUT on a pipe means a free page slot: a 4096-byte write then
+        // never blocks. Write until it no longer polls writable.
+        let chunk = [0u8; 4096];
+        let mut full = false;
+        for _ in 0..1024 {
+            if !polls_writable(&writer).unwrap() {
+                full = true;
+                break;
+            }
+            io::Write::write_all(&mut writer, &chunk).unwrap();
+        }
+        assert!(full, "a pipe's buffer is finite");
+        drop(reader);
+    }
 
     #[test]
     fn errno_mapping_names_the_capability() {

@@ -35,6 +35,7 @@ pub mod daemon;
 pub mod failure;
 pub mod kernel;
 pub mod progress;
+pub mod runtime;
 pub mod server;
 pub mod signals;
 pub mod sink;

@@ -54,7 +54,8 @@ pub fn duration_text(seconds: u64) -> String {
 /// entropyd 0.1.0: running, up 1h 02m 03s, sources 6 (rdrand+rdseed)
 /// memory cache   1234/16384 blocks (7 %) [low watermark 20 %: REFILL WANTED]
 /// storage cache  131072/131072 blocks (100 %)
-/// output         5000 blocks emitted, 160000 bytes served
+/// output         5000 blocks emitted
+/// forwarded      160000 bytes to the kernel or sink (64 at start, 64 from storage), last 1s ago
 /// external feed  lost: no, last entropy 3s ago (timeout 1m 00s)
 ///
 /// source      enabled  samples  credited bits  health       failures
@@ -98,10 +99,16 @@ pub fn render_text(s: &StatusSnapshot) -> String {
         st.capacity_blocks,
         percent(st.len_blocks, st.capacity_blocks)
     );
+    let o = &s.output;
+    let _ = writeln!(out, "output         {} blocks emitted", o.blocks_emitted);
+    let last = match o.seconds_since_last_forward {
+        Some(secs) => format!("last {} ago", duration_text(secs)),
+        None => "none yet".to_owned(),
+    };
     let _ = writeln!(
         out,
-        "output         {} blocks emitted, {} bytes served",
-        s.output.blocks_emitted, s.output.bytes_served
+        "forwarded      {} bytes to the kernel or sink ({} at start, {} from storage), {last}",
+        o.bytes_forwarded, o.bytes_forwarded_at_start, o.bytes_forwarded_from_storage
     );
     let _ = writeln!(out, "external feed  {}", external_text(s));
     let _ = writeln!(out);
@@ -158,7 +165,7 @@ pub fn render_json(s: &StatusSnapshot) -> Result<String, serde_json::Error> {
 }
 
 /// One line for a terminal's live status line, e.g.
-/// `mem 1234/16384 (7 %) REFILL | storage 100 % | ext lost | served 160000 B`.
+/// `mem 1234/16384 (7 %) REFILL | storage 100 % | ext lost | fwd 160000 B`.
 #[must_use]
 pub fn render_line(s: &StatusSnapshot) -> String {
     let m = &s.memory_cache;
@@ -186,7 +193,7 @@ pub fn render_line(s: &StatusSnapshot) -> String {
     if !quarantined.is_empty() {
         let _ = write!(line, " | QUARANTINED {}", quarantined.join(","));
     }
-    let _ = write!(line, " | served {} B", s.output.bytes_served);
+    let _ = write!(line, " | fwd {} B", s.output.bytes_forwarded);
     line
 }
 

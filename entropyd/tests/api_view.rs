@@ -22,7 +22,7 @@ fn text_view_shows_fill_levels_watermark_sources_and_external() {
     // 131000 * 100 / 131072 = 99.94.. -> 99
     assert_eq!(lines[2], "storage cache  131000/131072 blocks (99 %)");
     assert!(
-        text.contains("5000 blocks emitted, 160000 bytes served"),
+        text.contains("5000 blocks emitted\nforwarded      160000 bytes to the kernel or sink (0 at start, 0 from storage), none yet"),
         "{text}"
     );
     assert!(
@@ -92,7 +92,7 @@ fn status_line_flags_problems() {
     let line = render_line(&s);
     assert_eq!(
         line,
-        "mem 1234/16384 (7 %) REFILL | storage 99 % | ext LOST | QUARANTINED rdseed | served 160000 B"
+        "mem 1234/16384 (7 %) REFILL | storage 99 % | ext LOST | QUARANTINED rdseed | fwd 160000 B"
     );
     s.memory_cache.refill_wanted = false;
     s.external.lost = false;
@@ -101,6 +101,6 @@ fn status_line_flags_problems() {
     }
     assert_eq!(
         render_line(&s),
-        "mem 1234/16384 (7 %) | storage 99 % | ext ok | served 160000 B"
+        "mem 1234/16384 (7 %) | storage 99 % | ext ok | fwd 160000 B"
     );
 }

@@ -264,18 +264,84 @@ fn kickstart_stages_into_a_fresh_dir_only() {
     assert!(text(&o.stderr).contains("not a fresh install"));
     assert_eq!(snapshot(&s), before);
 
-    // A state dir with only a config (after a `set`) is not fresh either.
+    // The file is checked before freshness: a missing one says so.
+    let o = entropyd(&s, &["kickstart", "/nonexistent/ks.cfg"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("No such file"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(snapshot(&s), before);
+
+    // A state dir with only a config (after a `set`) has no pool state:
+    // the kickstart is staged and the tunables stay.
     let (_t2, s2) = state();
     assert!(
         entropyd(&s2, &["set", "--memory-cache-size=8"])
             .status
             .success()
     );
-    let before = snapshot(&s2);
     let o = entropyd(&s2, &["kickstart", ks.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(std::fs::read(s2.join("kickstart.staged")).unwrap(), seed);
+    let got = text(&entropyd(&s2, &["get"]).stdout);
+    assert!(got.contains("Memory Cache Size Kibibytes: 8\n"), "{got}");
+}
+
+#[test]
+fn wrapped_base64_gets_a_hint() {
+    let (t, s) = state();
+    let seed: Vec<u8> = (0..512 * 1024u32).map(|i| (i * 7 % 251) as u8).collect();
+    let wrapped: Vec<String> = b64(&seed)
+        .as_bytes()
+        .chunks(76)
+        .map(|c| String::from_utf8(c.to_vec()).unwrap())
+        .collect();
+    let ks = t.path().join("ks.cfg");
+    std::fs::write(
+        &ks,
+        format!("entropy --sources=8 --data={}\n", wrapped.join("\n")),
+    )
+    .unwrap();
+    let o = entropyd(&s, &["kickstart", ks.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o.stderr).contains("not a fresh install"));
-    assert_eq!(snapshot(&s2), before);
+    let err = text(&o.stderr);
+    assert!(err.contains("base64 -w0"), "{err}");
+    assert!(!s.exists(), "nothing staged");
+    // A seed that is simply too small gets no such hint.
+    std::fs::write(&ks, format!("entropy --data={}\n", b64(&[1u8; 1000]))).unwrap();
+    let o = entropyd(&s, &["kickstart", ks.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!text(&o.stderr).contains("base64 -w0"));
+}
+
+#[test]
+fn state_dir_is_accepted_after_the_subcommand_and_set_needs_something() {
+    let (_t, s) = state();
+    let o = Command::new(env!("CARGO_BIN_EXE_entropyd"))
+        .env_remove("ENTROPYD_STATE_DIR")
+        .args(["set", "--memory-cache-size=4", "--state-dir"])
+        .arg(&s)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = Command::new(env!("CARGO_BIN_EXE_entropyd"))
+        .env_remove("ENTROPYD_STATE_DIR")
+        .arg("get")
+        .arg(format!("--state-dir={}", s.display()))
+        .output()
+        .unwrap();
+    assert!(text(&o.stdout).contains("Memory Cache Size Kibibytes: 4\n"));
+    let before = snapshot(&s);
+    let o = entropyd(&s, &["set"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("nothing to set"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(snapshot(&s), before);
 }
 
 #[test]

@@ -66,7 +66,9 @@ fn api_counts_and_refusals() {
         total += accepted;
         let after = d.client(None).external_pool().unwrap();
         let st = d.status();
-        assert_eq!(after.currently_available, st.memory_cache.len_blocks * 32);
+        // The room advertised is what fills the cache (40 bytes a block
+        // and the start-up window), so at least the free bytes.
+        assert!(after.currently_available <= st.memory_cache.len_blocks * 32);
         assert_eq!(external_samples(&st), total);
         // 40 bytes (320 bits at 8 bits/byte) make a block, after the
         // health tests' 1024 uncredited start-up bytes: never more blocks
@@ -210,10 +212,34 @@ fn sigterm_flushes_and_no_block_is_ever_forwarded_twice() {
 
     // Run 2: the stored blocks come back into memory (erased from
     // storage first), then flow out once the cache is full again.
+    // The initial seed (64 bytes: two blocks) goes first, from them.
+    let len0 = sink_len();
     let d = env.start(&args);
+    wait_until("the initial seed", || sink_len() >= len0 + 64);
     let st = d.status();
-    assert_eq!(st.memory_cache.len_blocks, saved as u64, "loaded at start");
+    assert_eq!(
+        st.memory_cache.len_blocks,
+        saved as u64 - 2,
+        "loaded at start"
+    );
     assert_eq!(st.storage_cache.len_blocks, 0, "taken out of storage");
+    assert_eq!(st.output.bytes_forwarded_at_start, 64);
+    assert_eq!(st.output.bytes_forwarded_from_storage, 64);
+    // The seed came from storage (counted above), keyed with run 2's start
+    // key: neither block goes out as it was stored.
+    let seeded = blocks_of(&std::fs::read(&sink).unwrap()[len0 as usize..len0 as usize + 64]);
+    for b in &seeded {
+        assert!(!stored1.contains(b), "a stored block seeded as stored");
+    }
+    wait_until("the seed log line", || {
+        d.log_text().contains("initial seed: 64 bytes to sink ")
+    });
+    assert!(
+        d.log_text()
+            .contains(": 64 from the storage cache, 0 from the install-time seed, 0 fresh"),
+        "{}",
+        d.log_text()
+    );
     let len1 = sink_len();
     feed_until(&env, &d, "run 2 to forward 64 more blocks", || {
         sink_len() >= len1 + 64 * 32
@@ -227,10 +253,10 @@ fn sigterm_flushes_and_no_block_is_ever_forwarded_twice() {
     for b in &all {
         assert!(seen.insert(*b), "a block appeared twice in the sink");
     }
-    // FIFO: the reloaded blocks were the oldest, so they went out in run 2.
+    // Reloaded blocks are keyed with run 2's start key: none goes out as
+    // it was stored (a copy of the file must not replay them).
     for b in &stored1 {
-        let n = all[sink1.len()..].iter().filter(|x| *x == b).count();
-        assert_eq!(n, 1, "a stored block was forwarded {n} times in run 2");
+        assert!(!seen.contains(b), "a stored block was forwarded as stored");
     }
     for b in &stored2 {
         assert!(!seen.contains(b), "a block both stored and forwarded");

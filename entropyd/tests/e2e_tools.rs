@@ -188,9 +188,10 @@ fn status_without_a_daemon_reads_the_state_directory() {
     env.set(&["--memory-cache-size=1", "--storage-cache-size=4"]);
     // A storage cache with 5 blocks, written through the library.
     {
-        use entropool::storage::{FileStorage, StorageCache, slots_for_bytes};
+        use entropool::storage::{FileStorage, StorageCache};
         let medium = FileStorage::open_in(&env.state).unwrap();
-        let (mut cache, _) = StorageCache::open(medium, slots_for_bytes(4 * 1024)).unwrap();
+        let every = entropool::SourceMask::new(15).unwrap();
+        let (mut cache, _) = StorageCache::open(medium, 4 * 32, every, &[0; 32]).unwrap();
         for i in 0..5u8 {
             let mut block = [i; 32];
             assert!(cache.push(&mut block).unwrap());
@@ -210,8 +211,8 @@ fn status_without_a_daemon_reads_the_state_directory() {
     let view = text(&out.stdout);
     assert!(view.starts_with("daemon: not running"), "{view}");
     assert!(view.contains("memory cache   0/32 blocks"), "{view}");
-    // 4 KiB: (4096 - 64) / 64 = 63 slots.
-    assert!(view.contains("storage cache  5/63 blocks"), "{view}");
+    // 4 KiB of entropy: 128 blocks (the file is larger).
+    assert!(view.contains("storage cache  5/128 blocks"), "{view}");
     assert!(view.contains("Memory Cache Size Kibibytes: 1"), "{view}");
 
     let out = env.cmd(&["status", "--json", &listen]);
@@ -220,7 +221,7 @@ fn status_without_a_daemon_reads_the_state_directory() {
     assert!(!st.running);
     assert_eq!(st.memory_cache.capacity_blocks, 32);
     assert_eq!(st.storage_cache.len_blocks, 5);
-    assert_eq!(st.storage_cache.capacity_blocks, 63);
+    assert_eq!(st.storage_cache.capacity_blocks, 128);
     assert_eq!(st.external.lost_timeout_seconds, 60);
     // Reading changed nothing.
     assert_eq!(std::fs::read(env.storage_file()).unwrap(), before);

@@ -80,6 +80,37 @@ impl FileStorage {
         })
     }
 
+    /// A fresh start key for [`StorageCache::open`](super::StorageCache::open):
+    /// `HMAC-SHA-256(32 bytes of /dev/urandom, "entropool/storage/v2/start"
+    /// || boot id || pid || wall-clock nanoseconds)`. The OS RNG makes it
+    /// unpredictable; the boot id (`/proc/sys/kernel/random/boot_id`, fresh
+    /// at every boot; empty where it does not exist) makes two boots differ
+    /// even if the RNG were to repeat after a restore.
+    ///
+    /// # Errors
+    /// [`Error::StorageIo`] when `/dev/urandom` cannot be read.
+    pub fn start_key() -> Result<zeroize::Zeroizing<[u8; 32]>, Error> {
+        let mut random = zeroize::Zeroizing::new([0u8; 32]);
+        File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(random.as_mut()))
+            .map_err(|_| Error::StorageIo)?;
+        let boot_id = std::fs::read("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let mut out = zeroize::Zeroizing::new([0u8; 32]);
+        crate::drbg::sha256::HmacKey::new(&random).mac(
+            &[
+                b"entropool/storage/v2/start",
+                &boot_id,
+                &std::process::id().to_le_bytes(),
+                &nanos.to_le_bytes(),
+            ],
+            &mut out,
+        );
+        Ok(out)
+    }
+
     /// Check that `offset..offset + len` lies inside the file.
     fn check(&self, offset: u64, len: usize) -> Result<(), Error> {
         let len = u64::try_from(len).map_err(|_| Error::CapacityTooSmall)?;

@@ -13,13 +13,29 @@
 //!   caller's copy of a pushed block is zeroized whether the push succeeded
 //!   or not, because a block that may be in storage must not be used
 //!   anywhere else.
+//! - **Keyed at every start.** A stored block is never handed out as it
+//!   is: [`StorageCache::take`] returns `HMAC-SHA-256(start_key,
+//!   TAKE_DOMAIN || block)` (see [`key_block`]), where `start_key` is
+//!   material the caller supplies fresh for each start of the process (the
+//!   daemon: [`FileStorage::start_key`], 32 bytes of the OS RNG and the
+//!   boot id). Two pools opened from byte-identical copies of one store
+//!   with different start keys therefore never share an output block.
+//! - **Provenance.** Every slot records the sources mask its block came
+//!   from (the pool's resolved mask when the block was stored, plus
+//!   external when install-time entropy was mixed in). [`StorageCache::open`]
+//!   takes the mask in force now and wipes, never serves, every block whose
+//!   provenance names a source outside it (counted in
+//!   [`LoadReport::foreign_wiped`]): an EAL4 host (`--sources=8`) serves
+//!   only external entropy even from a store written under RDSEED.
 //! - **Integrity.** The medium holds a header (magic, version, slot size,
-//!   slot count, SHA-256 checksum) and slots that each carry a SHA-256
-//!   checksum bound to the slot's index. A torn or corrupted header
-//!   discards (wipes) the whole store; a torn or corrupted slot discards
-//!   (wipes) that slot. Nothing that fails its checksum is ever credited,
-//!   and every discard is counted in the [`LoadReport`] and in
-//!   [`StorageCache::corrupt_discarded`].
+//!   slot count, SHA-256 checksum) and slots that each carry a checksum
+//!   bound to the slot's index. A torn or corrupted header discards
+//!   (wipes) the whole store; a torn or corrupted slot discards (wipes)
+//!   that slot. Nothing that fails its checksum is ever credited, and
+//!   every discard is counted in the [`LoadReport`] and in
+//!   [`StorageCache::corrupt_discarded`]. A store of an older format
+//!   version ([`HeaderState::OldVersion`]) is wiped and formatted: its
+//!   blocks carry no provenance, so they are never credited.
 //! - **Resizing.** [`StorageCache::open`] takes the slot count wanted now
 //!   (from storage-cache-size). A store written with another slot count
 //!   keeps the valid blocks whose slots lie below the new count (the store
@@ -27,34 +43,77 @@
 //!   left holes) and wipes every slot beyond it. Blocks are never moved:
 //!   a copy would exist twice until the original is erased.
 //! - No allocation, no panics, and every loop is bounded by the slot count.
-//!   Every buffer that held a block is zeroized.
+//!   Every buffer that held a block is zeroized, and so is the start key.
 //! - One `StorageCache` owns its medium: two processes sharing one store
 //!   could both take the same block. The daemon holds the state directory
-//!   exclusively.
+//!   exclusively (an `flock(2)` on a file in it).
 //!
-//! # On-medium format (version 1, all integers little-endian)
+//! # Threat model
+//!
+//! What a store can go through, and what holds:
+//!
+//! - **Crash** (power loss, SIGKILL, at any write or flush): blocks in
+//!   flight may be lost, none is handed out twice (erase and flush before
+//!   use); a torn slot or header fails its checksum and is wiped, never
+//!   credited. `tests/storage_crash.rs` tries every crash point.
+//! - **Restore** (a backup put back, a VM snapshot's disk reverted while
+//!   the host reboots): the restored store holds blocks that the earlier
+//!   run already handed out (keyed with that run's start key). This start
+//!   keys them with a new start key, so no output block repeats one of the
+//!   earlier run, and whoever saw those outputs cannot derive the new
+//!   ones without the new key. The new outputs are then as unpredictable
+//!   as the start key (the OS RNG), not more: see *clone*.
+//! - **Clone** (a template VM or a disk image copied to several hosts): each
+//!   host keys with its own start key, so the hosts never share an output
+//!   block. A block then earns *full credit only as far as the start key
+//!   does*: a store copied elsewhere adds nothing beyond the start key's
+//!   own entropy. In the daemon the start key comes from the kernel's RNG
+//!   (which Linux reseeds on a VM generation change) and the boot id
+//!   (fresh at every boot).
+//! - **Snapshot of the running process** (a VM's memory and disk reverted
+//!   together): the process itself is replayed, start key included; no
+//!   storage format can tell. This is out of scope here; a VM generation
+//!   counter is the remedy.
+//! - **Two owners** (a second process on the same store, through a bind
+//!   mount, another mount or network namespace, or a copy of the path):
+//!   the store cannot prevent it by itself. The daemon takes an exclusive
+//!   `flock(2)` on a file in the state directory before opening the store
+//!   (the lock follows the inode, not the path or the namespace).
+//! - **Firmware without an OS RNG**: the caller supplies the start key. The
+//!   assumption, stated here: it must differ at every start of every device
+//!   (for instance the hardware TRNG, or HMAC of a device-unique secret and
+//!   a boot counter kept durably elsewhere and incremented before use). If
+//!   two starts use one start key on copies of one store, they hand out the
+//!   same blocks: the key is what makes the outputs distinct.
+//!
+//! # On-medium format (version 2, all integers little-endian)
 //!
 //! ```text
 //! offset 0, header, 64 bytes:
 //!    0..8   magic  "ENTPOOLS"
-//!    8..12  version, u32 = 1
+//!    8..12  version, u32 = 2
 //!   12..16  slot length in bytes, u32 = 64
 //!   16..24  slot count N, u64
 //!   24..32  reserved, zero
 //!   32..64  SHA-256(bytes 0..32)
 //! offset 64 + 64*i, slot i (0 <= i < N), 64 bytes:
 //!    0..32  the block
-//!   32..64  SHA-256("entropool/storage/v1/blk" || i as u64 || block)
-//!           (the 24-byte domain string, then 8 bytes, then 32 bytes)
+//!   32      provenance: the sources mask (1..=15) the block came from
+//!   33..40  reserved, zero
+//!   40..64  the first 24 bytes of
+//!           SHA-256("entropool.slot.2" || i as u64 || slot bytes 0..40)
+//!           (the 16-byte domain string, then 8 bytes, then 40 bytes)
 //! An empty slot is 64 zero bytes. The layout is 64 + 64*N bytes; the
 //! medium may be longer (the tail is ignored), never shorter.
 //! ```
 //!
 //! A header of all-zero or all-`0xFF` bytes (a new file, erased flash) is
-//! *blank* and is formatted silently; any other invalid header (wrong
-//! magic, version, slot length, reserved bytes, checksum, or a slot count
-//! the medium is too short for) is *corrupt*: the store is wiped, the load
-//! report says so, and nothing is credited.
+//! *blank* and is formatted silently; a valid header of version 1 is
+//! *old* and is wiped and formatted (version 1 slots carry no provenance);
+//! any other invalid header (wrong magic, version, slot length, reserved
+//! bytes, checksum, or a slot count the medium is too short for) is
+//! *corrupt*: the store is wiped, the load report says so, and nothing is
+//! credited.
 //!
 //! Blocks leave in last-in, first-out order (the store is a stack from
 //! slot 0 up), which keeps the occupied slots packed at the start.
@@ -71,8 +130,9 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::drbg::sha256::{IV, state_bytes};
+use crate::drbg::sha256::{HmacKey, IV, state_bytes};
 use crate::error::Error;
+use crate::source::SourceMask;
 
 /// Bytes in one full-entropy block.
 pub const BLOCK_LEN: usize = 32;
@@ -83,9 +143,20 @@ pub const SLOT_LEN: u64 = 64;
 /// The header's magic bytes.
 pub const MAGIC: [u8; 8] = *b"ENTPOOLS";
 /// The format version this code reads and writes.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
+/// The last earlier format version, recognised and wiped (its slots carry
+/// no provenance).
+pub const OLD_VERSION: u32 = 1;
 /// The domain string that starts every slot checksum's input.
-pub const SLOT_DOMAIN: [u8; 24] = *b"entropool/storage/v1/blk";
+pub const SLOT_DOMAIN: [u8; 16] = *b"entropool.slot.2";
+/// The domain string that starts the input of [`key_block`].
+pub const TAKE_DOMAIN: [u8; 24] = *b"entropool/storage/v2/use";
+/// Offset of the provenance byte in a slot.
+pub const PROVENANCE_AT: usize = 32;
+/// Bytes of a slot covered by its checksum (block, provenance, reserved).
+const SLOT_BODY: usize = 40;
+/// Bytes of the (truncated) slot checksum.
+const SLOT_CHECK: usize = 24;
 
 /// `SLOT_LEN` as a `usize`, for buffers.
 const SLOT: usize = 64;
@@ -250,21 +321,47 @@ const PAD_64: [u8; 64] = {
     p
 };
 
-/// `SHA-256(SLOT_DOMAIN || index LE || block)`, computed with the bare
-/// compression function so that every copy of the block (the message
-/// block, the chaining state) lives in a buffer we zeroize.
-fn slot_check(index: u64, block: &[u8; BLOCK_LEN]) -> [u8; 32] {
+/// The first 24 bytes of `SHA-256(SLOT_DOMAIN || index LE || body)`,
+/// computed with the bare compression function so that every copy of the
+/// block (the message block, the chaining state) lives in a buffer we
+/// zeroize.
+fn slot_check(index: u64, body: &[u8; SLOT_BODY]) -> [u8; SLOT_CHECK] {
     let mut msg = Zeroizing::new([0u8; 64]);
     for (m, b) in msg
         .iter_mut()
-        .zip(SLOT_DOMAIN.iter().chain(&index.to_le_bytes()).chain(block))
+        .zip(SLOT_DOMAIN.iter().chain(&index.to_le_bytes()).chain(body))
     {
         *m = *b;
     }
     let mut state = Zeroizing::new(IV);
     compress256(&mut state, &[*msg, PAD_64]);
-    let mut out = [0u8; 32];
-    state_bytes(&state, &mut out);
+    let mut full = Zeroizing::new([0u8; 32]);
+    state_bytes(&state, &mut full);
+    let mut out = [0u8; SLOT_CHECK];
+    for (o, f) in out.iter_mut().zip(full.iter()) {
+        *o = *f;
+    }
+    out
+}
+
+/// Whether provenance `p` is a mask of real sources (1..=15).
+const fn provenance_ok(p: u8) -> bool {
+    p != 0 && p & !0x0F == 0
+}
+
+/// Whether every source of `provenance` is in `allowed`.
+const fn within(provenance: u8, allowed: u8) -> bool {
+    provenance & !allowed == 0
+}
+
+/// What a block stored with `start_key` in force becomes when it is taken:
+/// `HMAC-SHA-256(start_key, TAKE_DOMAIN || block)`. Public so that tests
+/// and tools can check the transform; the cache applies it itself.
+#[must_use]
+pub fn key_block(start_key: &[u8; 32], block: &[u8; BLOCK_LEN]) -> [u8; BLOCK_LEN] {
+    let key = HmacKey::new(start_key);
+    let mut out = [0u8; BLOCK_LEN];
+    key.mac(&[&TAKE_DOMAIN, block], &mut out);
     out
 }
 
@@ -273,8 +370,8 @@ fn slot_check(index: u64, block: &[u8; BLOCK_LEN]) -> [u8; 32] {
 enum Slot {
     /// 64 zero bytes.
     Empty,
-    /// A block whose checksum matches.
-    Valid,
+    /// A block whose checksum matches, with its provenance (1..=15).
+    Valid(u8),
     /// Anything else: torn, corrupted, or written for another index.
     Corrupt,
 }
@@ -284,12 +381,19 @@ fn classify(index: u64, slot: &[u8]) -> Slot {
     if slot.iter().all(|&b| b == 0) {
         return Slot::Empty;
     }
-    let Some((block, check)) = slot.split_first_chunk::<BLOCK_LEN>() else {
+    let Some((body, check)) = slot.split_first_chunk::<SLOT_BODY>() else {
         return Slot::Corrupt;
     };
-    let expect = slot_check(index, block);
-    if check.len() == expect.len() && bool::from(expect.ct_eq(check)) {
-        Slot::Valid
+    let expect = slot_check(index, body);
+    if check.len() != expect.len() || !bool::from(expect.ct_eq(check)) {
+        return Slot::Corrupt;
+    }
+    let provenance = body.get(PROVENANCE_AT).copied().unwrap_or(0);
+    let reserved_zero = body
+        .get(PROVENANCE_AT.saturating_add(1)..)
+        .is_some_and(|r| r.iter().all(|&b| b == 0));
+    if provenance_ok(provenance) && reserved_zero {
+        Slot::Valid(provenance)
     } else {
         Slot::Corrupt
     }
@@ -303,6 +407,10 @@ pub enum HeaderState {
     /// All zero or all `0xFF` (or shorter than a header and so): a new
     /// store, formatted. Not an error.
     Blank,
+    /// A valid header of format version [`OLD_VERSION`]: the store was
+    /// wiped and formatted (its blocks carry no provenance and are never
+    /// credited). Not corruption.
+    OldVersion,
     /// Invalid (magic, version, slot length, reserved bytes, checksum, or
     /// a slot count the medium is too short for): the whole store was
     /// wiped and formatted, nothing credited.
@@ -325,6 +433,10 @@ pub struct LoadReport {
     pub resized_from: Option<u64>,
     /// Valid blocks wiped because their slots lay beyond the new count.
     pub dropped_by_resize: u64,
+    /// Valid blocks wiped because their provenance names a source outside
+    /// the mask the store was opened with (never served as that mask's
+    /// entropy).
+    pub foreign_wiped: u64,
 }
 
 impl LoadReport {
@@ -354,6 +466,10 @@ impl LoadReport {
 /// It keeps no block in memory: only counts and indices.
 pub struct StorageCache<S: Storage> {
     storage: S,
+    /// This start's key: every block taken is keyed with it.
+    key: HmacKey,
+    /// The provenance written with every block pushed.
+    stamp: u8,
     /// Slots in the layout.
     slots: u64,
     /// Every slot at or above `top` is believed empty.
@@ -422,14 +538,17 @@ fn read_header<S: Storage>(storage: &mut S) -> Result<(HeaderState, Option<u64>)
     let le64 = |b: &[u8]| <[u8; 8]>::try_from(b).map(u64::from_le_bytes).ok();
     let ok = digest.as_slice() == check
         && field(0..8) == MAGIC.as_slice()
-        && le32(field(8..12)) == Some(VERSION)
         && le32(field(12..16)).map(u64::from) == Some(SLOT_LEN)
         && field(24..32).iter().all(|&b| b == 0);
+    let version = le32(field(8..12));
     let slots = le64(field(16..24));
-    match (ok, slots) {
-        (true, Some(n)) if layout_len(n).is_some_and(|len| len <= storage.capacity()) => {
+    match (ok, version, slots) {
+        (true, Some(VERSION), Some(n))
+            if layout_len(n).is_some_and(|len| len <= storage.capacity()) =>
+        {
             Ok((HeaderState::Valid, Some(n)))
         }
+        (true, Some(OLD_VERSION), _) => Ok((HeaderState::OldVersion, None)),
         _ => Ok((HeaderState::Corrupt, None)),
     }
 }
@@ -461,22 +580,43 @@ struct Scan {
     low_full: Option<u64>,
     corrupt: u64,
     dropped: u64,
+    foreign: u64,
 }
 
 impl<S: Storage> StorageCache<S> {
     /// Open the store on `storage` with `slots` slots (see
     /// [`slots_for_bytes`]): check the header and every slot, wipe what is
-    /// corrupt, format a blank or corrupt store, and resize a store written
-    /// with another slot count (keeping the blocks whose slots lie below
-    /// `slots`, wiping the rest). Everything it changes is flushed before
-    /// it returns.
+    /// corrupt or foreign to `sources`, format a blank, old or corrupt
+    /// store, and resize a store written with another slot count (keeping
+    /// the blocks whose slots lie below `slots`, wiping the rest).
+    /// Everything it changes is flushed before it returns.
+    ///
+    /// `sources` is the resolved mask in force now: blocks stored from a
+    /// source outside it are wiped, and blocks pushed from now on are
+    /// stamped with it (see [`set_provenance`](Self::set_provenance)).
+    /// `start_key` must be fresh for this start (see the module's threat
+    /// model); every block taken is keyed with it. The caller should wipe
+    /// its copy.
     ///
     /// # Errors
-    /// [`Error::CapacityTooSmall`] when the medium cannot hold `slots`
-    /// slots; [`Error::StorageIo`] when reading, wiping or resizing fails
-    /// (nothing is credited then; retrying is safe). Corruption is not an
-    /// error here: it is discarded and reported in the [`LoadReport`].
-    pub fn open(mut storage: S, slots: u64) -> Result<(Self, LoadReport), Error> {
+    /// [`Error::SourceMaskOutOfRange`] when `sources` is 0 (unresolved:
+    /// nothing is read or changed); [`Error::CapacityTooSmall`] when the
+    /// medium cannot hold `slots` slots; [`Error::StorageIo`] when reading,
+    /// wiping or resizing fails (nothing is credited then; retrying is
+    /// safe). Corruption is not an error here: it is discarded and
+    /// reported in the [`LoadReport`].
+    pub fn open(
+        mut storage: S,
+        slots: u64,
+        sources: SourceMask,
+        start_key: &[u8; 32],
+    ) -> Result<(Self, LoadReport), Error> {
+        let allowed = sources.value();
+        if !provenance_ok(allowed) {
+            return Err(Error::SourceMaskOutOfRange {
+                value: u64::from(allowed),
+            });
+        }
         let want = layout_len(slots).ok_or(Error::CapacityTooSmall)?;
         // Judge the header against the medium as found (a truncated file is
         // corrupt), then make room, before anything is wiped: a medium that
@@ -491,11 +631,12 @@ impl<S: Storage> StorageCache<S> {
             corrupt_slots: 0,
             resized_from: None,
             dropped_by_resize: 0,
+            foreign_wiped: 0,
         };
         let scan = match found {
             Some(old) => {
                 let keep = old.min(slots);
-                let scan = scan(&mut storage, keep, old)?;
+                let scan = scan(&mut storage, keep, old, allowed)?;
                 if old > slots {
                     // Shrink: wipe the slots beyond the new count first, so
                     // a crash before the new header leaves them empty.
@@ -532,9 +673,12 @@ impl<S: Storage> StorageCache<S> {
         report.blocks = scan.count;
         report.corrupt_slots = scan.corrupt;
         report.dropped_by_resize = scan.dropped;
+        report.foreign_wiped = scan.foreign;
         let whole = u64::from(matches!(header, HeaderState::Corrupt));
         let cache = StorageCache {
             storage,
+            key: HmacKey::new(start_key),
+            stamp: allowed,
             slots,
             top: scan.top,
             count: scan.count,
@@ -542,6 +686,28 @@ impl<S: Storage> StorageCache<S> {
             corrupt: scan.corrupt.saturating_add(whole),
         };
         Ok((cache, report))
+    }
+
+    /// Sets the provenance recorded with every block pushed from now on:
+    /// the sources the blocks may have come from (a pool adds external
+    /// when it mixes in install-time entropy).
+    ///
+    /// # Errors
+    /// [`Error::SourceMaskOutOfRange`] when `sources` is 0 (nothing
+    /// changes).
+    pub fn set_provenance(&mut self, sources: SourceMask) -> Result<(), Error> {
+        if !provenance_ok(sources.value()) {
+            return Err(Error::SourceMaskOutOfRange { value: 0 });
+        }
+        self.stamp = sources.value();
+        Ok(())
+    }
+
+    /// The provenance recorded with every block pushed now.
+    #[must_use]
+    pub fn provenance(&self) -> SourceMask {
+        // `stamp` is always 1..=15 (checked where it is set).
+        SourceMask::new(u64::from(self.stamp)).unwrap_or_default()
     }
 
     /// Valid blocks stored.
@@ -651,16 +817,24 @@ impl<S: Storage> StorageCache<S> {
     /// Write blocks into free slots (each one slot, nothing else).
     fn push_unflushed(&mut self, blocks: &mut [[u8; BLOCK_LEN]]) -> Result<usize, Error> {
         let mut stored = 0usize;
+        let mut body = Zeroizing::new([0u8; SLOT_BODY]);
         let mut record = Zeroizing::new([0u8; SLOT]);
         for block in blocks.iter_mut() {
             let Some(index) = self.free_slot()? else {
                 break;
             };
-            let check = slot_check(index, block);
-            for (r, b) in record.iter_mut().zip(block.iter().chain(&check)) {
-                *r = *b;
+            body.fill(0);
+            for (d, b) in body.iter_mut().zip(block.iter()) {
+                *d = *b;
+            }
+            if let Some(p) = body.get_mut(PROVENANCE_AT) {
+                *p = self.stamp;
             }
             block.zeroize();
+            let check = slot_check(index, &body);
+            for (r, b) in record.iter_mut().zip(body.iter().chain(&check)) {
+                *r = *b;
+            }
             self.storage.write(slot_offset(index)?, &*record)?;
             self.count = self.count.saturating_add(1);
             if index >= self.top {
@@ -740,13 +914,14 @@ impl<S: Storage> StorageCache<S> {
                     self.corrupt = self.corrupt.saturating_add(1);
                     self.storage.write(offset, &ZERO_SLOT)?;
                 }
-                Slot::Valid => {
+                Slot::Valid(_) => {
                     self.count = self.count.saturating_sub(1);
                     self.storage.write(offset, &ZERO_SLOT)?;
                     let (block, _) = slot
                         .split_first_chunk::<BLOCK_LEN>()
                         .ok_or(Error::CapacityTooSmall)?;
-                    out.copy_from_slice(block);
+                    // Never as stored: keyed with this start's key.
+                    self.key.mac(&[&TAKE_DOMAIN, block], out);
                     return Ok(true);
                 }
             }
@@ -772,7 +947,7 @@ impl<S: Storage> StorageCache<S> {
             let index = self.low_full;
             self.storage.read(slot_offset(index)?, &mut *slot)?;
             match classify(index, &*slot) {
-                Slot::Valid => self.low_full = index.saturating_add(1),
+                Slot::Valid(_) => self.low_full = index.saturating_add(1),
                 Slot::Empty => return Ok(Some(index)),
                 Slot::Corrupt => {
                     self.corrupt = self.corrupt.saturating_add(1);
@@ -803,9 +978,10 @@ fn format<S: Storage>(storage: &mut S, want: u64, slots: u64) -> Result<(), Erro
     storage.flush()
 }
 
-/// Check slots `0..keep` (wiping corrupt ones, not flushed) and count the
-/// valid and corrupt slots in `keep..end` (which the caller wipes).
-fn scan<S: Storage>(storage: &mut S, keep: u64, end: u64) -> Result<Scan, Error> {
+/// Check slots `0..keep` (wiping corrupt ones and those whose provenance
+/// is not within `allowed`, not flushed) and count the valid and corrupt
+/// slots in `keep..end` (which the caller wipes).
+fn scan<S: Storage>(storage: &mut S, keep: u64, end: u64, allowed: u8) -> Result<Scan, Error> {
     let mut out = Scan::default();
     let mut buf = Zeroizing::new([0u8; SLOT * CHUNK_SLOTS]);
     let mut index = 0u64;
@@ -821,9 +997,14 @@ fn scan<S: Storage>(storage: &mut S, keep: u64, end: u64) -> Result<Scan, Error>
             let state = classify(index, slot);
             if index < keep {
                 match state {
-                    Slot::Valid => {
+                    Slot::Valid(p) if within(p, allowed) => {
                         out.count = out.count.saturating_add(1);
                         out.top = index.saturating_add(1);
+                    }
+                    Slot::Valid(_) => {
+                        out.low_full.get_or_insert(index);
+                        out.foreign = out.foreign.saturating_add(1);
+                        storage.write(slot_offset(index)?, &ZERO_SLOT)?;
                     }
                     Slot::Empty => {
                         out.low_full.get_or_insert(index);
@@ -836,7 +1017,7 @@ fn scan<S: Storage>(storage: &mut S, keep: u64, end: u64) -> Result<Scan, Error>
                 }
             } else {
                 match state {
-                    Slot::Valid => out.dropped = out.dropped.saturating_add(1),
+                    Slot::Valid(_) => out.dropped = out.dropped.saturating_add(1),
                     Slot::Corrupt => out.corrupt = out.corrupt.saturating_add(1),
                     Slot::Empty => {}
                 }
@@ -851,32 +1032,65 @@ fn scan<S: Storage>(storage: &mut S, keep: u64, end: u64) -> Result<Scan, Error>
 mod tests {
     use super::*;
 
+    const KEY: [u8; 32] = [0x4B; 32];
+
+    fn all() -> SourceMask {
+        SourceMask::new(15).unwrap()
+    }
+
+    fn body(block: &[u8; 32], provenance: u8) -> [u8; SLOT_BODY] {
+        let mut b = [0u8; SLOT_BODY];
+        b[..32].copy_from_slice(block);
+        b[32] = provenance;
+        b
+    }
+
     #[test]
     fn slot_check_is_sha256_of_the_documented_message() {
         // Independent derivation: the streaming hasher over the documented
-        // concatenation.
+        // concatenation, truncated.
         for index in [0u64, 1, 7, u64::MAX] {
-            let block = [index.to_le_bytes()[0] ^ 0xA5; 32];
+            let b = body(&[index.to_le_bytes()[0] ^ 0xA5; 32], 4);
             let mut h = Sha256::new();
             h.update(SLOT_DOMAIN);
             h.update(index.to_le_bytes());
-            h.update(block);
+            h.update(b);
             let want: [u8; 32] = h.finalize().into();
-            assert_eq!(slot_check(index, &block), want);
+            assert_eq!(slot_check(index, &b), want[..24]);
         }
     }
 
     #[test]
+    fn key_block_is_hmac_of_the_documented_message() {
+        use hmac::{KeyInit, Mac};
+        let block = [0x5A; 32];
+        let mut m = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(&KEY).unwrap();
+        m.update(&TAKE_DOMAIN);
+        m.update(&block);
+        let want: [u8; 32] = m.finalize().into_bytes().into();
+        assert_eq!(key_block(&KEY, &block), want);
+        assert_ne!(key_block(&[0x4C; 32], &block), want);
+    }
+
+    #[test]
     fn classify_tells_empty_valid_corrupt() {
-        let block = [9u8; 32];
+        let b = body(&[9u8; 32], 8);
         let mut slot = [0u8; 64];
         assert_eq!(classify(3, &slot), Slot::Empty);
-        slot[..32].copy_from_slice(&block);
-        slot[32..].copy_from_slice(&slot_check(3, &block));
-        assert_eq!(classify(3, &slot), Slot::Valid);
+        slot[..40].copy_from_slice(&b);
+        slot[40..].copy_from_slice(&slot_check(3, &b));
+        assert_eq!(classify(3, &slot), Slot::Valid(8));
         assert_eq!(classify(4, &slot), Slot::Corrupt, "bound to its index");
-        slot[40] ^= 1;
+        slot[50] ^= 1;
         assert_eq!(classify(3, &slot), Slot::Corrupt);
+        // A correct checksum over a bad provenance or reserved byte.
+        for (at, v) in [(32, 0u8), (32, 16), (35, 1)] {
+            let mut b = b;
+            b[at] = v;
+            slot[..40].copy_from_slice(&b);
+            slot[40..].copy_from_slice(&slot_check(3, &b));
+            assert_eq!(classify(3, &slot), Slot::Corrupt, "byte {at} = {v}");
+        }
     }
 
     #[test]
@@ -892,7 +1106,7 @@ mod tests {
     #[test]
     fn free_slot_fills_holes_lowest_first() {
         let mut mem = [0u8; 64 + 4 * 64];
-        let (mut c, _) = StorageCache::open(MemStorage::new(&mut mem), 4).unwrap();
+        let (mut c, _) = StorageCache::open(MemStorage::new(&mut mem), 4, all(), &KEY).unwrap();
         for v in 1..=4u8 {
             assert!(c.push(&mut [v; 32]).unwrap());
         }
@@ -900,7 +1114,7 @@ mod tests {
         // Corrupt slots 1 and 2.
         s.write(64 + 64 + 5, &[1]).unwrap();
         s.write(64 + 128 + 5, &[1]).unwrap();
-        let (mut c, r) = StorageCache::open(s, 4).unwrap();
+        let (mut c, r) = StorageCache::open(s, 4, all(), &KEY).unwrap();
         assert_eq!((r.blocks, r.corrupt_slots), (2, 2));
         assert_eq!((c.top, c.low_full), (4, 1));
         assert!(c.push(&mut [5; 32]).unwrap());
@@ -910,9 +1124,19 @@ mod tests {
         let mut got = std::vec::Vec::new();
         let mut out = [0u8; 32];
         while c.take(&mut out).unwrap() {
-            got.push(out[0]);
+            let v = (1..=7u8).find(|&v| key_block(&KEY, &[v; 32]) == out);
+            got.push(v.unwrap());
         }
         got.sort_unstable();
         assert_eq!(got, [1, 4, 5, 6]);
+    }
+
+    #[test]
+    fn open_refuses_an_unresolved_mask_untouched() {
+        let mut mem = [7u8; 64 + 4 * 64];
+        let before = mem;
+        let r = StorageCache::open(MemStorage::new(&mut mem), 4, SourceMask::DEFAULT, &KEY);
+        assert_eq!(r.err(), Some(Error::SourceMaskOutOfRange { value: 0 }));
+        assert_eq!(mem, before);
     }
 }

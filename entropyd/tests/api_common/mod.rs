@@ -127,7 +127,8 @@ pub fn sample_status() -> StatusSnapshot {
         },
         output: OutputStatus {
             blocks_emitted: 5000,
-            bytes_served: 160_000,
+            bytes_forwarded: 160_000,
+            ..OutputStatus::default()
         },
     }
 }

@@ -128,7 +128,15 @@ impl Daemon {
     /// Starts `run --listen=127.0.0.1:0 args...` and waits for the
     /// `listening on ADDR` log line.
     pub fn start(state: &Path, args: &[&str]) -> Daemon {
-        let mut child = Command::new(bin())
+        Daemon::start_with(state, args, |_| {})
+    }
+
+    /// As [`Daemon::start`], with `configure` applied to the command first
+    /// (e.g. to run it as another user).
+    pub fn start_with(state: &Path, args: &[&str], configure: impl FnOnce(&mut Command)) -> Daemon {
+        let mut cmd = Command::new(bin());
+        configure(&mut cmd);
+        let mut child = cmd
             .env_remove("ENTROPYD_STATE_DIR")
             .arg("--state-dir")
             .arg(state)
@@ -265,24 +273,21 @@ pub fn raw_add(addr: SocketAddr, auth: Option<&str>, body: &[u8]) -> (u16, Strin
     raw_http(addr, &head, body)
 }
 
-/// The valid blocks of a storage cache file, read from a copy (the file
-/// is not changed), in the order the store hands them out.
+/// The blocks of a storage cache file as stored (the first 32 bytes of
+/// every non-empty slot; the store keys them with a fresh start key before
+/// any is used, so none of these may ever appear in an output).
 pub fn stored_blocks(path: &Path) -> Vec<[u8; 32]> {
-    use entropool::storage::{MemStorage, StorageCache, slots_for_bytes};
-    let Ok(mut bytes) = std::fs::read(path) else {
+    use entropool::storage::{HEADER_LEN, SLOT_LEN};
+    let Ok(bytes) = std::fs::read(path) else {
         return Vec::new();
     };
-    let slots = slots_for_bytes(bytes.len() as u64);
-    if slots == 0 {
-        return Vec::new();
-    }
-    let (mut cache, _) = StorageCache::open(MemStorage::new(&mut bytes), slots).unwrap();
-    let mut out = Vec::new();
-    let mut block = [0u8; 32];
-    while cache.take(&mut block).unwrap() {
-        out.push(block);
-    }
-    out
+    bytes
+        .get(HEADER_LEN as usize..)
+        .unwrap_or_default()
+        .chunks_exact(SLOT_LEN as usize)
+        .filter(|slot| slot.iter().any(|&b| b != 0))
+        .map(|slot| <[u8; 32]>::try_from(&slot[..32]).unwrap())
+        .collect()
 }
 
 /// A file's content split in 32-byte blocks (the length must be whole

@@ -262,7 +262,11 @@ fn storage(seed: u64) -> u64 {
     if let Some(m) = medium.get_mut(black_box(70)) {
         *m = seed as u8;
     }
-    let Ok((mut s, report)) = StorageCache::open(MemStorage::new(&mut medium), black_box(8)) else {
+    let sources = SourceMask::new(black_box((seed | 8) & 15)).unwrap_or(SourceMask::DEFAULT);
+    let key = bytes::<32>(seed);
+    let Ok((mut s, report)) =
+        StorageCache::open(MemStorage::new(&mut medium), black_box(8), sources, &key)
+    else {
         return 0;
     };
     let mut blocks = [bytes::<32>(seed), bytes::<32>(!seed)];
@@ -294,7 +298,8 @@ fn watch(seed: u64) -> u64 {
 #[inline(never)]
 fn pool(seed: u64) -> u64 {
     let mut slots: [BlockSlot; 64] = [const { Slot::new([0; 32]) }; 64];
-    let mut medium = [0u8; 2048];
+    // storage-cache-size=1 KiB: 32 slots of 64 bytes after a 64-byte header.
+    let mut medium = [0u8; 64 + 64 * 32];
     let mut isr: [Slot<u64>; 16] = [const { Slot::new(0) }; 16];
     let Ok(mut ring) = InterruptRing::new(&mut isr) else {
         return 0;
@@ -314,6 +319,7 @@ fn pool(seed: u64) -> u64 {
         interrupts: Some(drain),
         mixer: MixerConfig::DEFAULT,
         key: bytes::<32>(seed),
+        storage_key: bytes::<32>(seed ^ 1),
     }) else {
         return 0;
     };
