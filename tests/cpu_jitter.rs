@@ -155,3 +155,30 @@ fn the_health_cutoffs_follow_the_credit() {
     let m_low = mixer(CreditRate::from_units(9830));
     assert!(m_low.cutoffs(Source::Interrupts).0 > m_one.cutoffs(Source::Interrupts).0);
 }
+
+#[test]
+fn the_credit_record_round_trips_and_refuses_bad_text() {
+    use entropool::assess::AssessedCredit;
+    let r = AssessedCredit::from_assessment(1.571_521, 1_000_000);
+    assert_eq!(r.credit, CreditRate::from_units(51_495));
+    assert_eq!(r.min_entropy_micro_bits, 1_571_521);
+    let mut text = String::new();
+    r.write_text(&mut text).unwrap();
+    assert_eq!(AssessedCredit::parse_text(&text).unwrap(), r);
+    let good = "Credit Units Per Sample: 100\nAssessed Min-Entropy Micro-Bits Per Sample: 5000\nAssessed Samples: 7\n";
+    assert!(AssessedCredit::parse_text(good).is_ok());
+    for bad in [
+        "",
+        "Credit Units Per Sample: 100\nAssessed Samples: 7\n",
+        "Credit Units Per Sample: 100\nAssessed Min-Entropy Micro-Bits Per Sample: 5000\nAssessed Samples: 7",
+        "Credit Units Per Sample: 100\nCredit Units Per Sample: 100\nAssessed Min-Entropy Micro-Bits Per Sample: 5000\nAssessed Samples: 7\n",
+        "Credit Units Per Sample: -1\nAssessed Min-Entropy Micro-Bits Per Sample: 5000\nAssessed Samples: 7\n",
+        // 200 units is more than half of 0.005 bit (163.84 units).
+        "Credit Units Per Sample: 200\nAssessed Min-Entropy Micro-Bits Per Sample: 5000\nAssessed Samples: 7\n",
+        // Above the interrupt source's cap of 1 bit.
+        "Credit Units Per Sample: 65537\nAssessed Min-Entropy Micro-Bits Per Sample: 8000000\nAssessed Samples: 7\n",
+        "Other: 1\nCredit Units Per Sample: 100\nAssessed Min-Entropy Micro-Bits Per Sample: 5000\nAssessed Samples: 7\n",
+    ] {
+        assert!(AssessedCredit::parse_text(bad).is_err(), "{bad:?}");
+    }
+}
