@@ -71,8 +71,10 @@ use crate::source::{Source, SourceMask};
 use crate::storage::{LoadReport, Storage, StorageCache};
 use crate::watch::{Clock, ExternalLostTimer, ExternalStatus};
 
-/// Interrupt timestamps drained per [`Pool::poll`].
-pub const INTERRUPT_BATCH: usize = 256;
+/// Interrupt timestamps drained per [`Pool::poll`] at most (in chunks of
+/// 256: a CPU-jitter collector credited near 1 bit per sample earns about
+/// three blocks per poll).
+pub const INTERRUPT_BATCH: usize = 1024;
 /// RDSEED words harvested per [`Pool::poll`] at most (2048 bits: six blocks
 /// at full credit).
 pub const RDSEED_BATCH: usize = 32;
@@ -647,12 +649,17 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
                 Some(w) => m.absorb_words(Source::Interrupts, w, sink),
                 None => Err(Error::CapacityTooSmall),
             });
-            if let Ok(a) = a {
-                report.interrupt_samples = report.interrupt_samples.saturating_add(a.consumed);
-                report.blocks = report.blocks.saturating_add(a.blocks);
+            match a {
+                Ok(a) => {
+                    report.interrupt_samples = report.interrupt_samples.saturating_add(a.consumed);
+                    report.blocks = report.blocks.saturating_add(a.blocks);
+                    if a.sink_full {
+                        break;
+                    }
+                }
+                Err(_) => break,
             }
             if n < WORD_CHUNK {
-                // The ring is empty.
                 break;
             }
         }

@@ -15,7 +15,8 @@ use entropool::store::StateDir;
 
 use crate::failure::{EXIT_INVALID, Failure};
 use crate::{
-    cmd_config, cmd_feed, cmd_generate, cmd_kickstart, cmd_run, cmd_samples, cmd_status, cmd_submit,
+    cmd_assess, cmd_config, cmd_feed, cmd_generate, cmd_kickstart, cmd_run, cmd_samples,
+    cmd_status, cmd_submit,
 };
 
 /// The environment variable naming the state directory.
@@ -61,6 +62,10 @@ pub enum Command {
     /// Write raw timing samples (low 8 bits of each delta, one byte each)
     /// to stdout, for SP 800-90B assessment tools.
     Samples(cmd_samples::Args),
+    /// Assess the interrupt source with the SP 800-90B non-IID estimators
+    /// and record the credit it supports (half the min-entropy, at most 1
+    /// bit per sample) for `run` and `generate`.
+    Assess(cmd_assess::Args),
     /// Send stdin to a running daemon as external entropy.
     Submit(cmd_submit::Args),
     /// The HSM bridge: keep one or many hosts' external pools full from a
@@ -137,6 +142,7 @@ fn dispatch(command: &Command, ctx: &Context, out: &mut dyn Write) -> Result<(),
         Command::Status(args) => cmd_status::run(args, ctx, out),
         Command::Generate(args) => cmd_generate::run(args, ctx, out),
         Command::Samples(args) => cmd_samples::run(args, ctx, out),
+        Command::Assess(args) => cmd_assess::run(args, ctx, out),
         Command::Submit(args) => cmd_submit::run(args, ctx, out),
         Command::Feed(args) => cmd_feed::run(args, ctx, out),
     }

@@ -805,9 +805,12 @@ pub fn run(args: &Args, ctx: &Context, _out: &mut dyn Write) -> Result<(), Failu
             storage_path.display()
         ))
     })?;
-    let mut built = daemon::build_pool(config, memory, Some(storage)).inspect_err(|_| {
-        undo_start(None, &storage_path, storage_existed);
-    })?;
+    let mixer = daemon::mixer_config(&state).map(|(mixer, _credit)| mixer);
+    let mut built = mixer
+        .and_then(|mixer| daemon::build_pool_with(config, memory, Some(storage), mixer))
+        .inspect_err(|_| {
+            undo_start(None, &storage_path, storage_existed);
+        })?;
     if let Some(report) = built.load {
         if report.found_corruption() {
             log(format_args!(

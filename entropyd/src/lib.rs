@@ -10,7 +10,8 @@
 //! install, a usage error).
 //!
 //! The daemon ([`cmd_run`] over [`daemon`]) and the tools around it
-//! ([`cmd_status`], [`cmd_generate`], [`cmd_samples`], [`cmd_submit`]).
+//! ([`cmd_status`], [`cmd_generate`], [`cmd_samples`], [`cmd_assess`],
+//! [`cmd_submit`]), with [`progress`] lines for long work.
 //!
 //! The network and OS half: the HTTP API ([`api`], [`server`], [`auth`],
 //! [`tls`], [`audit`]),
@@ -27,6 +28,7 @@ pub mod auth;
 pub mod backend;
 pub mod cli;
 pub mod client;
+pub mod cmd_assess;
 pub mod cmd_config;
 pub mod cmd_feed;
 pub mod cmd_generate;
@@ -39,6 +41,7 @@ pub mod daemon;
 pub mod failure;
 pub mod feed;
 pub mod kernel;
+pub mod progress;
 pub mod runtime;
 pub mod server;
 pub mod signals;
