@@ -19,6 +19,10 @@
 //!   directory fsync) *before* it returns the seed, so the seed is used at
 //!   most once, even across a crash; it then overwrites the unlinked file's
 //!   blocks with zeros through the still-open handle.
+//! - The interrupt credit an assessment recommended is its own record,
+//!   [`StateDir::CREDIT_FILE`] ([`AssessedCredit`]'s text form), written the
+//!   same atomic way; `set --reset=all` leaves it alone (it is a
+//!   measurement of this machine, not a tunable).
 //! - Files are created with mode 0600, the directory with 0700 (Unix). A
 //!   file replaced by an atomic write keeps its owner and mode, and a new
 //!   one gets the directory's owner (so `set` run as root on a daemon's
@@ -36,6 +40,7 @@ use std::vec::Vec;
 
 use zeroize::Zeroizing;
 
+use crate::assess::AssessedCredit;
 use crate::config::Config;
 use crate::error::Error;
 use crate::source::SourceMask;
@@ -119,6 +124,9 @@ impl StateDir {
     pub const CONFIG_FILE: &'static str = "config";
     /// The staged kickstart seed's file name.
     pub const STAGED_KICKSTART_FILE: &'static str = "kickstart.staged";
+    /// The interrupt-source credit `entropyd assess` recommended
+    /// ([`AssessedCredit`]); absent: the conservative default credit.
+    pub const CREDIT_FILE: &'static str = "interrupts.credit";
     /// The storage cache's file name (owned by the storage cache backend).
     pub const STORAGE_CACHE_FILE: &'static str = "storage.cache";
     /// The default state directory of `entropyd`.
@@ -207,6 +215,42 @@ impl StateDir {
         // Writing to a String cannot fail.
         let _ = config.write_text(&mut text);
         self.write_atomic(Self::CONFIG_FILE, text.as_bytes())
+    }
+
+    /// Read the assessed interrupt credit; `None` when no assessment was
+    /// recorded.
+    ///
+    /// # Errors
+    /// A [`StoreError`] naming the file: [`Error::ConfigCorrupt`] when it is
+    /// not a valid record (never silently dropped), or the I/O error.
+    pub fn load_credit(&self) -> Result<Option<AssessedCredit>, StoreError> {
+        let path = self.path.join(Self::CREDIT_FILE);
+        let mut text = Vec::new();
+        match File::open(&path) {
+            Ok(f) => {
+                f.take(4096)
+                    .read_to_end(&mut text)
+                    .map_err(|e| StoreError::io(&path, e))?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError::io(&path, e)),
+        }
+        let parsed = core::str::from_utf8(&text)
+            .map_err(|_| Error::ConfigCorrupt)
+            .and_then(AssessedCredit::parse_text);
+        parsed.map(Some).map_err(|e| StoreError::invalid(&path, e))
+    }
+
+    /// Record an assessed interrupt credit atomically (replacing any
+    /// earlier one).
+    ///
+    /// # Errors
+    /// A [`StoreError`] naming the file or directory that failed.
+    pub fn save_credit(&self, credit: &AssessedCredit) -> Result<(), StoreError> {
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = credit.write_text(&mut text);
+        self.write_atomic(Self::CREDIT_FILE, text.as_bytes())
     }
 
     /// Load the config, change it with `change`, and save it only when

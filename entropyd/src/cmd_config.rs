@@ -5,9 +5,13 @@ use std::io::Write;
 
 use clap::Args;
 use entropool::Error;
+use entropool::assess::AssessedCredit;
 use entropool::config::{Param, ResetTarget, SetArg, SetRequest, Tunables};
+use entropool::mixer::SourceConfig;
+use entropool::source::Source;
 
 use crate::cli::Context;
+use crate::cmd_assess;
 use crate::failure::Failure;
 
 /// Arguments of `get`.
@@ -110,19 +114,55 @@ fn unit_of(name: &str) -> &'static str {
     Param::from_name(name).map_or("", Param::unit)
 }
 
-/// `get [--default-values]`: print the esxcli text.
+/// `get [--default-values]`: print the esxcli text. `get` adds one line,
+/// [`CREDIT_LABEL`], with the interrupt credit in force and where it came
+/// from, in its place in the label order (between the lost-timeout and the
+/// memory-cache lines); `--default-values` prints the four esxcli lines
+/// only, byte for byte.
 ///
 /// # Errors
 /// A runtime [`Failure`] naming the config file when it cannot be read or
 /// is corrupt.
 pub fn get(args: &GetArgs, ctx: &Context, out: &mut dyn Write) -> Result<(), Failure> {
-    let tunables = if args.default_values {
-        Tunables::DEFAULT
+    let text = if args.default_values {
+        Tunables::DEFAULT.to_string()
     } else {
-        ctx.open_state()?.load_config()?.tunables
+        let state = ctx.open_state()?;
+        let tunables = state.load_config()?.tunables;
+        with_credit_line(&tunables.to_string(), &credit_line(state.load_credit()?))
     };
-    out.write_all(tunables.to_string().as_bytes())
+    out.write_all(text.as_bytes())
         .map_err(|e| Failure::runtime(format!("cannot write to stdout: {e}")))
+}
+
+/// The label of the interrupt-credit line of `get`.
+pub const CREDIT_LABEL: &str = "Interrupts Credit Bits Per Sample";
+
+/// `get`'s line for the interrupt credit in force and where it came from.
+#[must_use]
+pub fn credit_line(record: Option<AssessedCredit>) -> String {
+    match record {
+        Some(r) => format!(
+            "{CREDIT_LABEL}: {} (entropyd assess: min-entropy {}.{:06} bits per sample over {} samples)\n",
+            cmd_assess::credit_bits(r.credit.units()),
+            r.min_entropy_micro_bits / 1_000_000,
+            r.min_entropy_micro_bits % 1_000_000,
+            r.samples
+        ),
+        None => format!(
+            "{CREDIT_LABEL}: {} (default: no assessment)\n",
+            cmd_assess::credit_bits(SourceConfig::default_for(Source::Interrupts).credit.units())
+        ),
+    }
+}
+
+/// `esxcli` (lines sorted by label) with `line` inserted where its label
+/// sorts, so `get` stays sorted by label.
+fn with_credit_line(esxcli: &str, line: &str) -> String {
+    let mut lines: Vec<&str> = esxcli.split_inclusive('\n').collect();
+    let at = lines.iter().position(|l| *l > line).unwrap_or(lines.len());
+    lines.insert(at, line);
+    lines.concat()
 }
 
 /// `set ...`: validate the whole request, then apply it to the config

@@ -25,13 +25,14 @@
 //! - On a terminal stderr and for at least [`PROGRESS_MIN_BYTES`], a
 //!   progress bar is drawn on stderr.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use clap::Args as ClapArgs;
 use entropool::Error;
 use entropool::cache::BLOCK_LEN;
 use entropool::config::{Config, Param};
+use entropool::mixer::MixerConfig;
 use entropool::rng::{EntropySource, PoolRng, PoolRngConfig};
 use entropool::source::{Source, SourceMask};
 use zeroize::Zeroizing;
@@ -184,48 +185,31 @@ impl Harvester {
     }
 }
 
-/// The progress bar on stderr.
+/// The progress line on stderr (indicatif; only on a terminal and for
+/// requests of at least [`PROGRESS_MIN_BYTES`]).
 #[derive(Debug)]
 struct Progress {
-    total: u64,
-    shown: bool,
-    last: Option<Instant>,
+    line: crate::progress::Progress,
 }
 
 impl Progress {
     fn new(total: u64) -> Self {
         Progress {
-            total,
-            shown: total >= PROGRESS_MIN_BYTES && std::io::stderr().is_terminal(),
-            last: None,
+            line: crate::progress::Progress::new(
+                "generate",
+                total,
+                "bytes",
+                total >= PROGRESS_MIN_BYTES,
+            ),
         }
     }
 
     fn update(&mut self, done: u64) {
-        if !self.shown {
-            return;
-        }
-        let due = self
-            .last
-            .is_none_or(|t| t.elapsed() >= Duration::from_millis(200));
-        if !due && done < self.total {
-            return;
-        }
-        self.last = Some(Instant::now());
-        let pct = view::percent(done, self.total);
-        let filled = usize::try_from(pct / 5).unwrap_or(20).min(20);
-        eprint!(
-            "\r[{}{}] {pct:>3} % {done}/{} bytes",
-            "#".repeat(filled),
-            ".".repeat(20usize.saturating_sub(filled)),
-            self.total
-        );
+        self.line.set(done);
     }
 
     fn finish(&self) {
-        if self.shown {
-            eprintln!();
-        }
+        self.line.finish();
     }
 }
 
@@ -241,17 +225,19 @@ fn write_all(out: &mut dyn Write, data: &[u8]) -> Result<(), Failure> {
 /// runtime when the pool cannot start, stalls for [`STALL_LIMIT`], or
 /// stdout fails.
 pub fn run(args: &Args, ctx: &Context, out: &mut dyn Write) -> Result<(), Failure> {
-    let loaded = ctx
-        .open_state()
-        .and_then(|s| s.load_config().map_err(Failure::from));
-    let mut config = match loaded {
+    let loaded = ctx.open_state().and_then(|s| {
+        let config = s.load_config().map_err(Failure::from)?;
+        let (mixer, _) = daemon::mixer_config(&s)?;
+        Ok((config, mixer))
+    });
+    let (mut config, mixer) = match loaded {
         Ok(c) => c,
-        // With --sources the store only gives the memory cache size: an
-        // unreadable one (e.g. a root-only state directory) is no reason
-        // to fail.
+        // With --sources the store only gives the memory cache size and
+        // the interrupt credit: an unreadable one (e.g. a root-only state
+        // directory) is no reason to fail.
         Err(f) if args.sources.is_some() => {
-            eprintln!("entropyd: {f}; using the default tunables");
-            Config::DEFAULT
+            eprintln!("entropyd: {f}; using the default tunables and credits");
+            (Config::DEFAULT, MixerConfig::DEFAULT)
         }
         Err(f) => return Err(f),
     };
@@ -275,7 +261,7 @@ pub fn run(args: &Args, ctx: &Context, out: &mut dyn Write) -> Result<(), Failur
         )
         .map_err(|e| Failure::runtime(format!("cannot set the watermark: {e}")))?;
     let memory = daemon::leak_slots(config.tunables.memory_cache_size_kib())?;
-    let built = daemon::build_pool(config, memory, None)?;
+    let built = daemon::build_pool_with(config, memory, None, mixer)?;
     let mut pool = built.pool;
     let mut harvester = Harvester::new(resolved, STALL_LIMIT);
     let mut progress = Progress::new(args.bytes);

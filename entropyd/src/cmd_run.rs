@@ -144,11 +144,12 @@ pub struct Args {
     /// Mutual TLS: every client needs a certificate from this CA (PEM).
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
-    /// Forward surplus entropy to the kernel's pool (RNDADDENTROPY on
+    /// Forward entropy to the kernel's pool (RNDADDENTROPY on
     /// /dev/random; needs root or CAP_SYS_ADMIN).
     #[arg(long, conflicts_with = "sink")]
     pub kernel: bool,
-    /// Append surplus entropy to this file or FIFO (created 0600).
+    /// Append entropy to this file or FIFO (created 0600), as the kernel
+    /// would get it.
     #[arg(long, value_name = "PATH")]
     pub sink: Option<PathBuf>,
     /// The API write token (a file of mode 0600 or 0400); without it the
@@ -171,7 +172,7 @@ pub struct Args {
     pub ready_file: Option<PathBuf>,
 }
 
-/// Where surplus entropy goes.
+/// Where forwarded entropy goes.
 #[derive(Debug)]
 enum Output {
     None,
@@ -804,9 +805,12 @@ pub fn run(args: &Args, ctx: &Context, _out: &mut dyn Write) -> Result<(), Failu
             storage_path.display()
         ))
     })?;
-    let mut built = daemon::build_pool(config, memory, Some(storage)).inspect_err(|_| {
-        undo_start(None, &storage_path, storage_existed);
-    })?;
+    let mixer = daemon::mixer_config(&state).map(|(mixer, _credit)| mixer);
+    let mut built = mixer
+        .and_then(|mixer| daemon::build_pool_with(config, memory, Some(storage), mixer))
+        .inspect_err(|_| {
+            undo_start(None, &storage_path, storage_existed);
+        })?;
     if let Some(report) = built.load {
         if report.found_corruption() {
             log(format_args!(
@@ -937,7 +941,10 @@ pub fn run(args: &Args, ctx: &Context, _out: &mut dyn Write) -> Result<(), Failu
             last_line = Some(Instant::now());
         }
         let report = report.unwrap_or_default();
-        let harvested = report.blocks > 0 || report.rdseed_words > 0 || report.rdrand_words > 0;
+        let harvested = report.blocks > 0
+            || report.loaded > 0
+            || report.rdseed_words > 0
+            || report.rdrand_words > 0;
         if taken.is_some() || (report.still_wanted && harvested) {
             // Work was done and more is wanted: let the API threads in.
             std::thread::yield_now();
@@ -977,5 +984,121 @@ pub fn run(args: &Args, ctx: &Context, _out: &mut dyn Write) -> Result<(), Failu
         Err(e) => Err(Failure::runtime(format!(
             "flushing the memory cache to the storage cache failed: {e} (the blocks concerned were wiped)"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use entropool::config::Tunables;
+
+    /// An external-only pool (no hardware, no storage) of `kib` KiB
+    /// holding `blocks` blocks of a stand-in seed.
+    fn pool_with(kib: u32, blocks: usize) -> DaemonPool {
+        let config = Config {
+            tunables: Tunables::new(60, 20, kib, 0).unwrap(),
+            sources: SourceMask::new(8).unwrap(),
+        };
+        let memory = daemon::leak_slots(kib).unwrap();
+        let mut pool = daemon::build_pool(config, memory, None).unwrap().pool;
+        let mut state = 1u64;
+        let data: Vec<u8> = (0..(1024 + 40 * blocks) / 8 + 1)
+            .flat_map(|_| entropool::hw::fake::splitmix64(&mut state).to_le_bytes())
+            .take(1024 + 40 * blocks)
+            .collect();
+        pool.seed_external(&data).unwrap();
+        assert_eq!(pool.status().memory_len_blocks, blocks);
+        pool
+    }
+
+    fn sink_output(dir: &Path) -> (Output, PathBuf) {
+        let path = dir.join("sink");
+        (Output::Sink(Sink::open(&path).unwrap()), path)
+    }
+
+    #[test]
+    fn the_seed_goes_first_whole_and_outside_the_rate() {
+        let dir = tempfile::tempdir().unwrap();
+        let (output, path) = sink_output(dir.path());
+        let mut pool = pool_with(1, 10);
+        // Rate 0: no steady feed at all, but the seed still goes.
+        let mut fwd = Forwarder::new(output, 0, 100, 0);
+        let counters = ForwardCounters::default();
+        let mut buf = [0u8; PIPE_ATOMIC];
+        let taken = fwd.take(&mut pool, &mut buf).unwrap();
+        assert_eq!((taken.len, taken.purpose), (100, Purpose::Seed));
+        fwd.send(&mut buf, taken, &counters);
+        assert!(fwd.seed.done());
+        assert_eq!(fwd.seed.fresh, 100);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 100);
+        // Four blocks were used up (the tail of the fourth wiped).
+        assert_eq!(pool.status().memory_len_blocks, 6);
+        let t = counters.totals();
+        assert_eq!((t.total, t.at_start, t.from_storage), (100, 100, 0));
+        assert!(t.last_unix.is_some());
+        assert!(
+            fwd.take(&mut pool, &mut buf).is_none(),
+            "rate 0 after the seed"
+        );
+    }
+
+    #[test]
+    fn the_steady_feed_stops_one_block_below_the_watermark_and_keeps_the_rate() {
+        let dir = tempfile::tempdir().unwrap();
+        let (output, _path) = sink_output(dir.path());
+        // 1 KiB: 32 blocks; 20 % makes 7 the first level not below.
+        let mut pool = pool_with(1, 30);
+        let mut fwd = Forwarder::new(output, 32 * 1000, 0, 0);
+        let counters = ForwardCounters::default();
+        let mut buf = [0u8; PIPE_ATOMIC];
+        fwd.tokens = 32 * 1000;
+        let taken = fwd.take(&mut pool, &mut buf).unwrap();
+        assert_eq!((taken.len, taken.purpose), (24 * 32, Purpose::Steady));
+        fwd.send(&mut buf, taken, &counters);
+        assert_eq!(pool.status().memory_len_blocks, 6);
+        assert!(
+            fwd.take(&mut pool, &mut buf).is_none(),
+            "never below the floor"
+        );
+        assert_eq!(counters.totals().at_start, 0);
+
+        // Rate-limited: the bucket holds one second's worth (3 blocks at
+        // 96 B/s); an empty one (just refilled) sends nothing.
+        let (output, _path) = sink_output(dir.path());
+        let mut pool = pool_with(1, 30);
+        let mut fwd = Forwarder::new(output, 96, 0, 0);
+        fwd.tokens = 0;
+        fwd.last_refill = Instant::now();
+        assert!(fwd.take(&mut pool, &mut buf).is_none());
+        fwd.tokens = 0;
+        fwd.last_refill = Instant::now().checked_sub(Duration::from_secs(60)).unwrap();
+        let taken = fwd.take(&mut pool, &mut buf).unwrap();
+        assert_eq!(taken.len, 3 * 32, "a long pause refills one second's worth");
+    }
+
+    #[test]
+    fn kernel_demand_sends_64_bytes_outside_the_rate_at_most_every_check() {
+        // /dev/null is a character device that always polls writable: a
+        // kernel whose CRNG is not ready. (The ioctl then fails: counted as
+        // refused, not forwarded.)
+        let feed = KernelFeed::open_path(Path::new("/dev/null")).unwrap();
+        assert!(feed.wants_entropy().unwrap());
+        let mut pool = pool_with(1, 10);
+        let mut fwd = Forwarder::new(Output::Kernel(feed), 0, 0, 0);
+        let counters = ForwardCounters::default();
+        let mut buf = [0u8; PIPE_ATOMIC];
+        let taken = fwd.take(&mut pool, &mut buf).unwrap();
+        assert_eq!((taken.len, taken.purpose), (DEMAND_BYTES, Purpose::Demand));
+        fwd.send(&mut buf, taken, &counters);
+        assert_eq!(pool.status().memory_len_blocks, 8);
+        assert_eq!(counters.totals().total, 0, "the ioctl on /dev/null failed");
+        assert_eq!(fwd.lost_bytes, 64);
+        assert!(
+            fwd.take(&mut pool, &mut buf).is_none(),
+            "asked again only after DEMAND_CHECK_EVERY"
+        );
+        fwd.last_demand_check = Instant::now().checked_sub(DEMAND_CHECK_EVERY);
+        assert!(fwd.take(&mut pool, &mut buf).is_some());
     }
 }

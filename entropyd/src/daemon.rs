@@ -5,8 +5,9 @@
 //! Contract:
 //! - [`build_pool`] resolves the sources mask against the real CPU (a mask
 //!   naming a missing instruction is an error naming it), starts the
-//!   timer-jitter thread feeding a shared interrupt ring when the mask
-//!   includes interrupts, keys the conditioner with 32 bytes from the OS
+//!   CPU execution-jitter collector thread feeding a shared interrupt ring
+//!   when the mask includes interrupts (credited as [`mixer_config`] says:
+//!   the assessed credit from the state directory, else the default), keys the conditioner with 32 bytes from the OS
 //!   (`/dev/urandom`; the key is wiped after use) and opens the pool over
 //!   the given memory slots and storage medium.
 //! - [`DaemonBackend`] wraps the pool in one `Mutex`. An add takes at most
@@ -36,15 +37,17 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use entropool::assess::{AssessedCredit, interrupts_config};
 use entropool::cache::{BlockSlot, blocks_for_kib};
 use entropool::config::Config;
-use entropool::hw::jitter::{JITTER_DEFAULT_INTERVAL, JitterThread};
+use entropool::hw::cpu_jitter::CpuJitterThread;
 use entropool::hw::{Cpu, RealCpu};
 use entropool::interrupt::InterruptRing;
 use entropool::mixer::MixerConfig;
 use entropool::pool::{Pool, PoolParts, PoolStatus};
 use entropool::source::{Source, SourceMask};
 use entropool::storage::{FileStorage, LoadReport};
+use entropool::store::StateDir;
 use entropool::watch::SystemClock;
 use zeroize::Zeroizing;
 
@@ -57,8 +60,8 @@ use crate::failure::Failure;
 /// The pool the daemon and `generate` run.
 pub type DaemonPool = Pool<'static, RealCpu, SystemClock, FileStorage>;
 
-/// Timestamps the interrupt ring holds: 8 s of the jitter thread's 1 ms
-/// ticks, far more than one poll interval.
+/// Timestamps the interrupt ring holds (a few milliseconds of the CPU
+/// jitter collector; it parks while the ring is full).
 pub const INTERRUPT_RING_CAPACITY: usize = 8192;
 
 /// Bytes of one add absorbed under one hold of the pool lock.
@@ -164,9 +167,9 @@ pub fn resolve_sources(sources: SourceMask) -> Result<SourceMask, Failure> {
 pub struct BuiltPool {
     /// The pool.
     pub pool: DaemonPool,
-    /// The timer-jitter thread feeding the interrupt ring (when the
-    /// sources include interrupts); stop it before exiting.
-    pub jitter: Option<JitterThread>,
+    /// The CPU-jitter collector thread feeding the interrupt ring (when
+    /// the sources include interrupts); stop it before exiting.
+    pub jitter: Option<CpuJitterThread>,
     /// What opening the storage cache found, when there is one.
     pub load: Option<LoadReport>,
 }
@@ -182,16 +185,49 @@ pub fn build_pool(
     memory: &'static mut [BlockSlot],
     storage: Option<FileStorage>,
 ) -> Result<BuiltPool, Failure> {
+    build_pool_with(config, memory, storage, MixerConfig::DEFAULT)
+}
+
+/// The mixer configuration `run` and `generate` use: the interrupt credit
+/// `entropyd assess` recorded in `state` (with health cutoffs from it),
+/// else the defaults; and that record.
+///
+/// # Errors
+/// A runtime [`Failure`] naming the record when it is unreadable or
+/// corrupt (never silently ignored).
+pub fn mixer_config(state: &StateDir) -> Result<(MixerConfig, Option<AssessedCredit>), Failure> {
+    let mut mixer = MixerConfig::DEFAULT;
+    let record = state.load_credit()?;
+    if let Some(r) = record {
+        let cfg = interrupts_config(r.credit)
+            .and_then(|c| mixer.set(Source::Interrupts, c))
+            .map_err(|e| Failure::runtime(format!("assessed credit: {e}")));
+        cfg?;
+    }
+    Ok((mixer, record))
+}
+
+/// [`build_pool`] with the mixer configuration `mixer` (see
+/// [`mixer_config`]).
+///
+/// # Errors
+/// As [`build_pool`].
+pub fn build_pool_with(
+    config: Config,
+    memory: &'static mut [BlockSlot],
+    storage: Option<FileStorage>,
+    mixer: MixerConfig,
+) -> Result<BuiltPool, Failure> {
     let resolved = resolve_sources(config.sources)?;
     let key = os_key()?;
     let (interrupts, jitter) = if resolved.contains(Source::Interrupts) {
         let (mut recorder, drain) = InterruptRing::new_shared(INTERRUPT_RING_CAPACITY)
             .map_err(|e| Failure::runtime(format!("interrupt ring: {e}")))?;
-        let jitter = JitterThread::spawn(RealCpu::new(), JITTER_DEFAULT_INTERVAL, move |ts| {
-            // A full ring drops the timestamp and counts it.
-            let _ = recorder.record(ts);
+        let jitter = CpuJitterThread::spawn(RealCpu::new(), move |ts| {
+            // A full ring refuses the timestamp: the collector parks.
+            recorder.record(ts).is_ok()
         })
-        .map_err(|e| Failure::runtime(format!("timer-jitter thread: {e}")))?;
+        .map_err(|e| Failure::runtime(format!("CPU jitter thread: {e}")))?;
         (Some(drain), Some(jitter))
     } else {
         (None, None)
@@ -206,7 +242,7 @@ pub fn build_pool(
         memory,
         storage,
         interrupts,
-        mixer: MixerConfig::DEFAULT,
+        mixer,
         key: *key,
         storage_key: *FileStorage::start_key()
             .map_err(|e| Failure::runtime(format!("cannot make the storage start key: {e}")))?,

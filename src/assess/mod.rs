@@ -24,14 +24,20 @@
 //!   feature `alloc` (which `std` turns on), together with [`assess`], the
 //!   whole assessment of 3.1.3 (`H_original`, `H_bitstring`, their
 //!   minimum).
+//! - [`recommended_credit`] turns an assessment into a credit (half the
+//!   min-entropy, capped), and [`interrupts_config`] into the interrupt
+//!   source's configuration whose health-test cutoffs assume exactly the
+//!   credited min-entropy.
 //! - The restart test of 3.1.4 is not part of this module.
 
 mod basic;
+mod credit;
 mod predict;
 #[cfg(feature = "alloc")]
 mod tuple;
 
 pub use basic::{collision, compression, markov, most_common};
+pub use credit::{AssessedCredit, interrupts_config, recommended_credit};
 #[cfg(feature = "alloc")]
 pub use predict::{lag, lz78y, multi_mmc};
 pub use predict::{multi_mcw, prediction_estimate};

@@ -1,5 +1,6 @@
 //! Hardware entropy sources: CPU feature detection, the RDRAND and RDSEED
-//! drivers, the cycle counter, and (with `std`) the timer-jitter thread.
+//! drivers, the cycle counter, the CPU execution-jitter collector, and (with
+//! `std`) the timer-jitter thread.
 //!
 //! Contract:
 //! - Everything the drivers ask of the CPU goes through the [`Cpu`] seam, so
@@ -25,6 +26,8 @@ mod rdseed;
 
 #[cfg(target_has_atomic = "64")]
 pub mod fake;
+
+pub mod cpu_jitter;
 
 #[cfg(feature = "std")]
 pub mod jitter;
