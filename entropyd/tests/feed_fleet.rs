@@ -370,7 +370,7 @@ fn fleet_env() -> Env {
     env.set(&[
         "--memory-cache-size=64",
         "--storage-cache-size=0",
-        "--external-entropy-lost-timeout=3",
+        "--external-entropy-lost-timeout=5",
     ]);
     env
 }
