@@ -557,3 +557,41 @@ fn plain_http_off_loopback_is_refused_by_both_sides() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("loopback only"));
 }
+
+#[test]
+fn off_loopback_the_feeder_authorizes_its_reads_too() {
+    let fleet = Fleet::new();
+    let env = fleet_env();
+    // Listening on every address: reads need authorization there.
+    let d = TlsDaemon::start(&fleet, &env, "0.0.0.0:0".parse().unwrap(), false);
+    let to = format!("--to={}", d.url());
+    let once = |args: Vec<String>| {
+        Command::new(bin())
+            .env("SOFTHSM2_CONF", &fleet.hsm_conf)
+            .arg("feed")
+            .args(args)
+            .args([to.as_str(), "--once"])
+            .output()
+            .unwrap()
+    };
+    // Without the token even the GET is refused: nothing is read or sent.
+    let no_token: Vec<String> = fleet
+        .feed_args(&env.token)
+        .into_iter()
+        .filter(|a| !a.starts_with("--token-file="))
+        .collect();
+    let out = once(no_token);
+    let said = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("FAILED") && said.contains("sent=0"), "{said}");
+    wait_until("a read-refused audit line", || {
+        d.audits("read-refused") >= 1
+    });
+    assert_eq!(d.external_bytes(&fleet), 0);
+    // With it, the host is filled.
+    let out = once(fleet.feed_args(&env.token));
+    let said = text(&out.stdout);
+    assert!(out.status.success(), "{said}{}", text(&out.stderr));
+    assert!(said.contains(" ok full "), "{said}");
+    assert!(is_full(&d, &fleet));
+}
