@@ -171,7 +171,7 @@ impl Audit {
         }
     }
 
-    /// Counts `event` and writes its line (see [`line`]).
+    /// Counts `event` and writes its line (see [`line()`]).
     pub fn record(&self, event: Event, fields: &[(&str, &dyn Display)]) {
         if let Some(c) = self.counts.get(event.index()) {
             // Relaxed: a statistic, ordered with nothing else.
