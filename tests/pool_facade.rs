@@ -455,15 +455,14 @@ fn stored_blocks_load_a_batch_at_start_and_the_rest_through_poll() {
         pool.seed_external(&feed(1024 + 40 * 100, 1)).unwrap();
         assert_eq!(pool.flush_to_storage().unwrap(), 100);
     }
-    // With RDRAND in the mask too: nothing is harvested while loading.
-    // (External stays in the mask: the stored blocks came from it.)
+    // With RDRAND in the mask: nothing is harvested while loading.
     let cpu = FakeCpu::good(2);
     let mut mem = slots(128);
     let pool = memory_only_pool(&cpu, &clock, &mut mem, 2, tunables(60, 20, 4, 0)).unwrap();
     assert!(!pool.loading_storage(), "no storage: nothing to load");
     drop(pool);
     let (mut pool, _) = Pool::new(PoolParts {
-        config: config(10, tunables(60, 20, 4, 4)),
+        config: config(2, tunables(60, 20, 4, 4)),
         cpu: &cpu,
         clock: &clock,
         memory: &mut mem,
