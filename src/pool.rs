@@ -7,9 +7,15 @@
 //! - [`Pool::new`] resolves the sources mask against the CPU (an unusable
 //!   hardware source is an error that names it), starts the drivers (their
 //!   self-tests run), opens the storage cache (a torn or corrupted store is
-//!   discarded and reported, never credited) and moves stored blocks into
-//!   the memory cache. Every block taken from storage is erased there,
-//!   durably, before it is used ([`crate::storage`]).
+//!   discarded and reported, never credited) and moves a first batch of
+//!   stored blocks into the memory cache; [`Pool::poll`] moves the rest, a
+//!   few batches per call, until the memory cache is full or the storage
+//!   cache empty ([`Pool::loading_storage`]), harvesting no hardware
+//!   meanwhile. So a start costs one flush, not one per batch of a large
+//!   store (the daemon seeds the kernel from storage at once), and the
+//!   stored blocks stay the oldest in the memory cache. Every block taken
+//!   from storage is erased there, durably, before it is used
+//!   ([`crate::storage`]).
 //! - [`Pool::poll`] does a bounded amount of work and never blocks: it
 //!   drains the interrupt ring (at most [`INTERRUPT_BATCH`] timestamps),
 //!   and, while blocks are wanted, harvests at most [`RDSEED_BATCH`]
@@ -78,10 +84,21 @@ pub const RDRAND_BATCH: usize = 2560;
 /// Blocks held between the mixer and the storage cache within one absorb
 /// call (the storage cache is written once per batch, not per block).
 const OVERFLOW_BLOCKS: usize = 16;
+/// Batches of stored blocks loaded into the memory cache per
+/// [`Pool::poll`] at start (one flush each).
+const LOAD_BATCHES_PER_POLL: usize = 4;
 /// Blocks written per batch when saving the memory cache at shutdown.
 const FLUSH_BATCH: usize = 128;
-/// Words moved through the stack per absorb call.
-const WORD_CHUNK: usize = 256;
+/// Words moved through the pool's word buffer per absorb call: 256, or 64
+/// where pointers are 32 bits (microcontrollers, where the buffer is part
+/// of the pool's static RAM: 512 bytes instead of 2 KiB). A poll then
+/// drains the interrupt ring in chunks, still at most [`INTERRUPT_BATCH`].
+const WORD_CHUNK: usize = if cfg!(target_pointer_width = "32") {
+    64
+} else {
+    256
+};
+const _: () = assert!(RDSEED_BATCH <= WORD_CHUNK && WORD_CHUNK <= INTERRUPT_BATCH);
 
 /// What the pool is built from.
 pub struct PoolParts<'s, C, K, S> {
@@ -195,6 +212,8 @@ pub struct PoolStatus {
 pub struct PollReport {
     /// Blocks the mixer delivered to the caches.
     pub blocks: u32,
+    /// Stored blocks moved into the memory cache (the start-up load).
+    pub loaded: usize,
     /// Interrupt deltas absorbed.
     pub interrupt_samples: usize,
     /// RDSEED words absorbed.
@@ -288,6 +307,8 @@ pub struct Pool<'s, C: Cpu + Clone, K: Clock, S: Storage> {
     memory_from_storage: usize,
     /// The external source's credit per byte, in credit units.
     external_rate: u64,
+    /// Stored blocks are still being loaded into the memory cache.
+    loading: bool,
     blocks_discarded: u64,
 }
 
@@ -396,21 +417,31 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             bytes_from_storage: 0,
             memory_from_storage: 0,
             external_rate,
+            loading: false,
             blocks_discarded: 0,
         };
-        pool.load_from_storage();
+        pool.loading = pool.storage.is_some();
+        pool.load_from_storage(1);
         Ok((pool, report))
     }
 
-    /// Moves stored blocks into the memory cache until it is full (each is
-    /// erased from storage, durably, before it moves).
-    fn load_from_storage(&mut self) -> usize {
+    /// Moves stored blocks into the memory cache, at most `batches` batches
+    /// of [`OVERFLOW_BLOCKS`] (each batch is erased from storage, durably,
+    /// before it moves). Loading ends for good once the memory cache is
+    /// full or the storage cache empty (or failing).
+    fn load_from_storage(&mut self, batches: usize) -> usize {
+        if !self.loading {
+            return 0;
+        }
         let Some(storage) = self.storage.as_mut() else {
+            self.loading = false;
             return 0;
         };
         let mut moved = 0usize;
         let mut batch = [[0u8; BLOCK_LEN]; OVERFLOW_BLOCKS];
-        loop {
+        let mut done = true;
+        for _ in 0..batches {
+            done = true;
             let room = self
                 .memory
                 .capacity()
@@ -425,6 +456,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             match storage.take_many(dst) {
                 Ok(0) => break,
                 Ok(n) => {
+                    done = false;
                     for block in batch.iter_mut().take(n) {
                         if self.memory.push(block).is_err() {
                             // Cannot happen (room was checked); never keep it.
@@ -442,7 +474,17 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             }
         }
         batch.zeroize();
+        if done {
+            self.loading = false;
+        }
         moved
+    }
+
+    /// Whether stored blocks are still being moved into the memory cache
+    /// (a few batches per [`Pool::poll`] after the first at [`Pool::new`]).
+    #[must_use]
+    pub const fn loading_storage(&self) -> bool {
+        self.loading
     }
 
     /// The resolved sources mask.
@@ -577,20 +619,32 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
         self.timer.observe(now);
         let mut report = PollReport::default();
 
-        // Interrupts: always drain so the ring does not overflow. Samples
-        // the caches have no room for are hashed into nothing and dropped:
-        // they carried no credit yet.
-        // In chunks of the word buffer, up to INTERRUPT_BATCH in all.
-        let mut drained = 0usize;
-        while drained < INTERRUPT_BATCH {
+        // The start-up load of stored blocks comes first, a few batches at
+        // a time; no hardware is harvested meanwhile, so the stored blocks
+        // stay the oldest in the memory cache.
+        let loading = self.loading;
+        if loading {
+            let moved = self.load_from_storage(LOAD_BATCHES_PER_POLL);
+            report.loaded = moved;
+        }
+
+        // Interrupts: always drain (at most INTERRUPT_BATCH timestamps, in
+        // chunks of WORD_CHUNK: one chunk where pointers are 64 bits) so the
+        // ring does not overflow. Samples the caches have no room for are
+        // hashed into nothing and dropped: they carried no credit yet.
+        let mut left = INTERRUPT_BATCH;
+        while left > 0 {
             let Some(drain) = self.interrupts.as_mut() else {
                 break;
             };
-            let n = drain.drain_timestamps(&mut self.words);
+            let Some(buf) = self.words.get_mut(..left.min(WORD_CHUNK)) else {
+                break;
+            };
+            let n = drain.drain_timestamps(buf);
             if n == 0 {
                 break;
             }
-            drained = drained.saturating_add(n);
+            left = left.saturating_sub(n);
             let a = self.absorb_step(|m, sink, words| match words.get(..n) {
                 Some(w) => m.absorb_words(Source::Interrupts, w, sink),
                 None => Err(Error::CapacityTooSmall),
@@ -610,7 +664,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             }
         }
 
-        if self.blocks_wanted() {
+        if !loading && self.blocks_wanted() {
             if let Some((drv, last)) = self.rdseed.as_mut() {
                 let mut got = 0usize;
                 if let Some(buf) = self.words.get_mut(..RDSEED_BATCH) {
@@ -634,7 +688,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
                 }
             }
         }
-        if self.blocks_wanted() {
+        if !loading && self.blocks_wanted() {
             let mut left = RDRAND_BATCH;
             while left > 0 && self.rdrand.is_some() {
                 let chunk = left.min(WORD_CHUNK);
@@ -667,7 +721,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             }
         }
         self.words.zeroize();
-        report.still_wanted = self.blocks_wanted();
+        report.still_wanted = self.loading || self.blocks_wanted();
         Ok(report)
     }
 

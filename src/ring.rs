@@ -84,8 +84,12 @@ mod sync {
 
 /// Keeps a value on its own cache line pair (128 bytes: x86_64's adjacent
 /// line prefetcher pulls lines in pairs), so the producer's and the
-/// consumer's indices never share a line.
-#[repr(align(128))]
+/// consumer's indices never share a line. 32-bit Arm (Cortex-M: no data
+/// cache up to the M4, 32-byte lines on the M7) pads to 32 bytes, as
+/// crossbeam's `CachePadded` does there: 128 would cost a microcontroller
+/// about 200 bytes of RAM per ring for nothing.
+#[cfg_attr(not(target_arch = "arm"), repr(align(128)))]
+#[cfg_attr(target_arch = "arm", repr(align(32)))]
 struct CachePadded<T>(T);
 
 /// One storage cell of a [`Ring`]. Always holds a valid `T` (`T::default()`

@@ -442,6 +442,64 @@ fn blocks_served_from_storage_are_counted() {
 }
 
 #[test]
+fn stored_blocks_load_a_batch_at_start_and_the_rest_through_poll() {
+    let clock = FakeClock::new(0);
+    let mut disk = medium(4);
+    {
+        let cpu = FakeCpu::good(1).with_features(NO_HW);
+        let mut mem = slots(128);
+        let mut pool = external_pool(
+            &cpu,
+            &clock,
+            &mut mem,
+            Some(&mut disk),
+            tunables(60, 20, 4, 4),
+        );
+        pool.seed_external(&feed(1024 + 40 * 100, 1)).unwrap();
+        assert_eq!(pool.flush_to_storage().unwrap(), 100);
+    }
+    // With RDRAND in the mask (beside external, which the stored blocks
+    // came from: storage serves no block from outside the mask): nothing is
+    // harvested while loading.
+    let cpu = FakeCpu::good(2);
+    let mut mem = slots(128);
+    let pool = memory_only_pool(&cpu, &clock, &mut mem, 2, tunables(60, 20, 4, 0)).unwrap();
+    assert!(!pool.loading_storage(), "no storage: nothing to load");
+    drop(pool);
+    let (mut pool, _) = Pool::new(PoolParts {
+        config: config(10, tunables(60, 20, 4, 4)),
+        cpu: &cpu,
+        clock: &clock,
+        memory: &mut mem,
+        storage: Some(MemStorage::new(&mut disk)),
+        interrupts: None,
+        mixer: MixerConfig::default(),
+        key: [7; 32],
+        storage_key: [8; 32],
+    })
+    .unwrap();
+    // One batch (16 blocks, one flush) at start, already erased in storage.
+    assert!(pool.loading_storage());
+    let st = pool.status();
+    assert_eq!((st.memory_len_blocks, st.storage.len_blocks), (16, 84));
+    let r = pool.poll().unwrap();
+    assert_eq!((r.loaded, r.rdrand_words), (64, 0));
+    assert!(r.still_wanted);
+    let r = pool.poll().unwrap();
+    assert_eq!((r.loaded, r.rdrand_words), (20, 0));
+    assert!(!pool.loading_storage());
+    let st = pool.status();
+    assert_eq!((st.memory_len_blocks, st.storage.len_blocks), (100, 0));
+    // Loaded: the hardware refills as usual.
+    let r = pool.poll().unwrap();
+    assert!(r.rdrand_words > 0);
+    // The stored blocks are the oldest: a fill of them counts as storage's.
+    let mut out = [0u8; 32 * 100];
+    pool.fill(&mut out).unwrap();
+    assert_eq!(pool.status().bytes_served_from_storage, 3200);
+}
+
+#[test]
 fn shrinking_memory_moves_blocks_to_storage_and_loses_none() {
     let cpu = FakeCpu::good(1).with_features(NO_HW);
     let clock = FakeClock::new(0);

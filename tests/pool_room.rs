@@ -112,7 +112,7 @@ fn open<'s, 'c>(
     disk: &'s mut [u8],
     t: Tunables,
 ) -> TestPool<'s, 'c> {
-    Pool::new(PoolParts {
+    let mut pool = Pool::new(PoolParts {
         config: Config {
             tunables: t,
             sources: SourceMask::new(8).unwrap(),
@@ -127,7 +127,15 @@ fn open<'s, 'c>(
         storage_key: [4; 32],
     })
     .unwrap()
-    .0
+    .0;
+    // The stored blocks load a batch at a time, the rest through poll.
+    let mut polls = 0;
+    while pool.loading_storage() {
+        pool.poll().unwrap();
+        polls += 1;
+        assert!(polls <= 1024, "the load ends");
+    }
+    pool
 }
 
 fn check(pool: &mut TestPool<'_, '_>, model: &Model, step: &str) -> Result<(), TestCaseError> {

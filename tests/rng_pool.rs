@@ -124,6 +124,34 @@ proptest! {
     }
 }
 
+/// A smaller output buffer (firmware's choice) is the same model with
+/// `BUF`-byte generate calls: requests of every small size, across refills.
+#[test]
+fn a_512_byte_buffer_equals_the_model_in_512_byte_calls() {
+    const BUF: usize = 512;
+    for lanes in 1u8..=2 {
+        let mut rng =
+            PoolRng::<_, HmacDrbg, BUF>::with_drbg(Fake::default(), lanes_config(lanes)).unwrap();
+        let mut m = Model::new(lanes);
+        let sizes: Vec<usize> = (0..40)
+            .map(|i| (i * 37) % (SMALL_REQUEST_MAX + 1))
+            .collect();
+        let total: usize = sizes.iter().sum();
+        let mut expected = vec![0u8; total.div_ceil(BUF) * BUF];
+        for block in expected.chunks_mut(BUF) {
+            m.generate(block);
+        }
+        let mut got = Vec::new();
+        for n in sizes {
+            let mut out = vec![0u8; n];
+            rng.fill(&mut out).unwrap();
+            got.extend_from_slice(&out);
+        }
+        assert!(total > 4 * BUF, "the requests span several refills");
+        assert_eq!(got, expected[..total], "lanes {lanes}");
+    }
+}
+
 #[test]
 fn reseeds_after_requests_and_bytes() {
     let src = Fake::default();

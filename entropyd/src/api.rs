@@ -8,7 +8,7 @@
 //! | --- | --- | --- |
 //! | `GET` | `/entropy/external-pool` | [`ExternalPoolResponse`] |
 //! | `GET` | `/entropy/status` | [`StatusSnapshot`](crate::backend::StatusSnapshot) |
-//! | `POST` | `/entropy/external-pool?action=add` | [`AddResponse`], body [`AddRequest`] |
+//! | `POST` | `/entropy/external-pool?action=add` | [`AddResponse`] (ESXi's AddResult plus `accepted`), body [`AddRequest`] |
 //!
 //! The add body is `{"data": "<base64>"}`: exactly one field, standard
 //! base64 alphabet with padding (RFC 4648 section 4), decoded in constant
@@ -31,10 +31,11 @@ pub const PATH_EXTERNAL_POOL: &str = "/entropy/external-pool";
 /// Path of the full status (GET).
 pub const PATH_STATUS: &str = "/entropy/status";
 
-/// The largest request body the server reads, in bytes of raw HTTP body
-/// (JSON text): 16 MiB. A larger `Content-Length` is refused with 413
-/// before any of the body is read. 16 MiB of JSON carries up to 12 MiB of
-/// entropy, more than the largest pool capacity the tunables allow.
+/// The ceiling of the request body limit, in bytes of raw HTTP body (JSON
+/// text): 16 MiB. The server sizes the limit it uses from the pool's
+/// capacity ([`crate::server::body_limit_for`]: about 1.4 MB for the
+/// default 512 KiB cache), never above this; a larger `Content-Length` is
+/// refused with 413 before any of the body is read.
 pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
 /// Value of the `status` field when the external source is enabled.
@@ -109,12 +110,22 @@ pub struct AddRequest<'a> {
     pub data: Cow<'a, str>,
 }
 
-/// The answer to an add: how many decoded bytes the pool took.
+/// The answer to an add: ESXi's AddResult (the pool's figures after the
+/// add, in bytes) plus how many decoded bytes the pool took.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AddResponse {
     /// Bytes accepted; the rest of the submission was discarded.
     pub accepted: u64,
+    /// Bytes the external intake can hold.
+    pub capacity: u64,
+    /// Bytes it holds after this add.
+    pub currently_available: u64,
+    /// Below this many bytes the pool wants the feeder to send.
+    pub low_watermark: u64,
+    /// Seconds without a client call after which the feeder counts as
+    /// inactive (the external-entropy-lost timeout).
+    pub inactive_source_timeout: u64,
 }
 
 /// The answer to `GET /entropy/external-pool`.
@@ -189,6 +200,8 @@ pub enum ApiError {
     HeadersTooLarge,
     /// 500: the server could not produce an answer.
     Internal(String),
+    /// 503: every add slot stayed busy until the request's deadline.
+    Busy,
 }
 
 impl ApiError {
@@ -207,6 +220,26 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => 413,
             ApiError::HeadersTooLarge => 431,
             ApiError::Internal(_) => 500,
+            ApiError::Busy => 503,
+        }
+    }
+
+    /// A short stable word for audit records (`reason=...`).
+    #[must_use]
+    pub const fn reason(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "bad-request",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::WritesDisabled => "writes-disabled",
+            ApiError::NotFound => "not-found",
+            ApiError::MethodNotAllowed { .. } => "method-not-allowed",
+            ApiError::RequestTimeout => "timeout",
+            ApiError::ExternalDisabled => "external-disabled",
+            ApiError::LengthRequired => "length-required",
+            ApiError::PayloadTooLarge { .. } => "body-too-large",
+            ApiError::HeadersTooLarge => "head-too-large",
+            ApiError::Internal(_) => "internal",
+            ApiError::Busy => "busy",
         }
     }
 
@@ -225,7 +258,7 @@ impl fmt::Display for ApiError {
         match self {
             ApiError::BadRequest(msg) => write!(f, "bad request: {msg}"),
             ApiError::Unauthorized => f.write_str(
-                "unauthorized: writes need the header 'Authorization: Bearer <token>' with the daemon's token",
+                "unauthorized: this call needs the header 'Authorization: Bearer <token>' with the daemon's token",
             ),
             ApiError::WritesDisabled => f.write_str(
                 "forbidden: this daemon listens on TCP without a token file, so it accepts no writes (start it with --token-file)",
@@ -254,6 +287,9 @@ impl fmt::Display for ApiError {
                 f.write_str("request header fields too large")
             }
             ApiError::Internal(msg) => write!(f, "internal error: {msg}"),
+            ApiError::Busy => f.write_str(
+                "service unavailable: every add slot is busy; retry in a second",
+            ),
         }
     }
 }

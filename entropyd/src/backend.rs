@@ -264,4 +264,33 @@ pub struct StatusSnapshot {
     pub external: ExternalStatus,
     /// Output counters.
     pub output: OutputStatus,
+    /// What the API server adds: client activity and audit counts (absent
+    /// when read from the state directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<ApiStatus>,
+}
+
+/// The API server's part of the status (see [`crate::server`] and
+/// [`crate::audit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ApiStatus {
+    /// Seconds since the last authorized client call (a GET of the external
+    /// pool or an add that passed authorization); `None` when none came yet.
+    /// The last *entropy* received is [`ExternalStatus::seconds_since_last`].
+    pub seconds_since_client_call: Option<u64>,
+    /// inactive_source_timeout in seconds: no client call for that long
+    /// makes the feeder inactive.
+    pub inactive_source_timeout: u64,
+    /// The feeder is inactive now (external is a source and no client call
+    /// came for inactive_source_timeout seconds).
+    pub feeder_inactive: bool,
+    /// The listener speaks TLS.
+    pub tls: bool,
+    /// Connections open now.
+    pub connections_open: u64,
+    /// Connections closed unserved since start: over the per-peer cap, or
+    /// the oldest unfinished head dropped to make room.
+    pub connections_shed: u64,
+    /// Audit records made since start, per event.
+    pub audit: crate::audit::AuditCounts,
 }

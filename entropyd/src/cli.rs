@@ -15,8 +15,8 @@ use entropool::store::StateDir;
 
 use crate::failure::{EXIT_INVALID, Failure};
 use crate::{
-    cmd_assess, cmd_config, cmd_generate, cmd_kickstart, cmd_run, cmd_samples, cmd_status,
-    cmd_submit,
+    cmd_assess, cmd_config, cmd_feed, cmd_generate, cmd_kickstart, cmd_run, cmd_samples,
+    cmd_status, cmd_submit,
 };
 
 /// The environment variable naming the state directory.
@@ -43,14 +43,16 @@ pub enum Command {
     /// Print the tunables (esxcli `system entropyd get`).
     Get(cmd_config::GetArgs),
     /// Change tunables; the whole request is validated before anything
-    /// changes. Prints nothing on success.
+    /// changes. Prints nothing on success, except a note when the running
+    /// daemon can take a value only at its next start.
     Set(cmd_config::SetArgs),
     /// Validate a kickstart file and stage its `entropy` seed for the first
-    /// start (fresh state directory only).
+    /// start (no pool state yet: before the first run; a `set` before it is
+    /// fine).
     Kickstart(cmd_kickstart::Args),
-    /// Run the daemon: keep the caches full, serve the API, forward
-    /// surplus entropy to the kernel or a sink; SIGTERM saves the memory
-    /// cache to the storage cache and exits 0.
+    /// Run the daemon: seed the kernel or a sink at start, then feed it
+    /// at a bounded rate while keeping the caches full, and serve the API;
+    /// SIGTERM saves the memory cache to the storage cache and exits 0.
     Run(cmd_run::Args),
     /// Show the pool's health: a running daemon's through the API, else
     /// what the state directory holds.
@@ -66,6 +68,9 @@ pub enum Command {
     Assess(cmd_assess::Args),
     /// Send stdin to a running daemon as external entropy.
     Submit(cmd_submit::Args),
+    /// The HSM bridge: keep one or many hosts' external pools full from a
+    /// PKCS#11 token or a device, never sending a byte twice.
+    Feed(cmd_feed::Args),
 }
 
 /// What every command gets besides its own arguments.
@@ -139,6 +144,7 @@ fn dispatch(command: &Command, ctx: &Context, out: &mut dyn Write) -> Result<(),
         Command::Samples(args) => cmd_samples::run(args, ctx, out),
         Command::Assess(args) => cmd_assess::run(args, ctx, out),
         Command::Submit(args) => cmd_submit::run(args, ctx, out),
+        Command::Feed(args) => cmd_feed::run(args, ctx, out),
     }
 }
 
@@ -170,5 +176,34 @@ pub fn main() -> ExitCode {
             eprintln!("entropyd: {f}");
             f.exit_code()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permission_errors_on_the_default_dir_get_a_hint() {
+        let ctx = Context {
+            state_dir: PathBuf::from(StateDir::DEFAULT_PATH),
+            default_state_dir: true,
+        };
+        let denied = Failure::runtime(format!(
+            "{}/config: Permission denied (os error 13)",
+            StateDir::DEFAULT_PATH
+        ));
+        let hinted = with_state_dir_hint(denied.clone(), &ctx);
+        assert!(hinted.message.contains("--state-dir=DIR"), "{hinted}");
+        assert!(hinted.message.contains(STATE_DIR_ENV), "{hinted}");
+        assert_eq!(hinted.status, denied.status);
+        // Another error, or a directory the user chose: unchanged.
+        let other = Failure::runtime(format!("{}/config: corrupt", StateDir::DEFAULT_PATH));
+        assert_eq!(with_state_dir_hint(other.clone(), &ctx), other);
+        let chosen = Context {
+            default_state_dir: false,
+            ..ctx
+        };
+        assert_eq!(with_state_dir_hint(denied.clone(), &chosen), denied);
     }
 }

@@ -12,7 +12,11 @@
 //!   (memory slots for max(memory-cache-size, [`MEMORY_SLOTS_FLOOR_KIB`])
 //!   KiB, so `set` can grow the cache up to that while running; the
 //!   storage cache file in the state directory) and the API server. The
-//!   bound address is logged as `listening on ADDR`.
+//!   bound address is logged as `listening on ADDR`. A TCP address other
+//!   than loopback needs `--tls-cert/--tls-key` and a credential
+//!   (`--token-file`, `--tls-client-ca`, or both): without them `run`
+//!   refuses to start (exit 2). SIGHUP reloads the TLS files; a bad new
+//!   pair is logged and the one in use kept.
 //! - **A failed start changes nothing.** Until the server listens, nothing
 //!   of the state directory is used up: a storage cache file this start
 //!   created is removed again, and blocks already loaded from an existing
@@ -85,8 +89,9 @@ use crate::failure::Failure;
 use crate::kernel::KernelFeed;
 use crate::runtime::{self, ReadyFile, RuntimeFile};
 use crate::server::{self, ApiServer, ListenAddr, ServerConfig};
-use crate::signals::Shutdown;
+use crate::signals::{Reload, Shutdown};
 use crate::sink::{PIPE_ATOMIC, Sink, SinkError, SinkKind};
+use crate::tls::{TlsError, TlsFiles, TlsState};
 use crate::view;
 
 /// Default `--feed-rate`: 4096 bytes (128 blocks) per second.
@@ -125,15 +130,26 @@ pub struct Args {
     /// 0 the default), overriding the stored one for this run.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=15))]
     pub sources: Option<u8>,
-    /// Where the API listens: a loopback IP:PORT (port 0 picks one) or
-    /// unix:/path/to/socket.
+    /// Where the API listens: IP:PORT (port 0 picks one; other than
+    /// loopback it needs --tls-cert/--tls-key and --token-file or
+    /// --tls-client-ca) or unix:/path/to/socket.
     #[arg(long, value_name = "ADDR", default_value = server::DEFAULT_LISTEN)]
     pub listen: String,
-    /// Forward surplus entropy to the kernel's pool (RNDADDENTROPY on
+    /// The API's TLS certificate chain (PEM, leaf first); reloaded on SIGHUP.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The API's TLS private key (PEM, mode 0600 or 0400); reloaded on SIGHUP.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Mutual TLS: every client needs a certificate from this CA (PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Forward entropy to the kernel's pool (RNDADDENTROPY on
     /// /dev/random; needs root or CAP_SYS_ADMIN).
     #[arg(long, conflicts_with = "sink")]
     pub kernel: bool,
-    /// Append surplus entropy to this file or FIFO (created 0600).
+    /// Append entropy to this file or FIFO (created 0600), as the kernel
+    /// would get it.
     #[arg(long, value_name = "PATH")]
     pub sink: Option<PathBuf>,
     /// The API write token (a file of mode 0600 or 0400); without it the
@@ -156,7 +172,7 @@ pub struct Args {
     pub ready_file: Option<PathBuf>,
 }
 
-/// Where surplus entropy goes.
+/// Where forwarded entropy goes.
 #[derive(Debug)]
 enum Output {
     None,
@@ -601,6 +617,36 @@ fn lock_state_dir(_path: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The TLS configuration of `--tls-cert/--tls-key/--tls-client-ca`.
+fn load_tls(args: &Args) -> Result<Option<Arc<TlsState>>, Failure> {
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    let files = TlsFiles {
+        cert: cert.clone(),
+        key: key.clone(),
+        client_ca: args.tls_client_ca.clone(),
+    };
+    TlsState::load(files)
+        .map(Arc::new)
+        .map(Some)
+        .map_err(|e| match e {
+            TlsError::Io { .. } => Failure::runtime(format!("TLS: {e}")),
+            TlsError::Bad { .. } => Failure::invalid(format!("TLS: {e}")),
+        })
+}
+
+/// SIGHUP: the new certificate and key, or the old ones kept.
+fn reload_tls(server: &ApiServer) {
+    match server.reload_tls() {
+        Ok(true) => log("SIGHUP: TLS certificate and key reloaded for new connections"),
+        Ok(false) => log("SIGHUP: no TLS configured, nothing to reload"),
+        Err(e) => log(format_args!(
+            "SIGHUP: TLS reload failed, keeping the certificate and key in use: {e}"
+        )),
+    }
+}
+
 fn token_failure(e: TokenError) -> Failure {
     match e {
         TokenError::Io { .. } => Failure::runtime(e.to_string()),
@@ -711,6 +757,11 @@ pub fn run(args: &Args, ctx: &Context, _out: &mut dyn Write) -> Result<(), Failu
         .map(ApiToken::from_file)
         .transpose()
         .map_err(token_failure)?;
+    let tls = load_tls(args)?;
+    server::check_listen(&listen, tls.as_ref().map(|t| t.mutual()), token.is_some())
+        .map_err(|e| Failure::invalid(e.to_string()))?;
+    let reload = Reload::install()
+        .map_err(|e| Failure::runtime(format!("cannot install the SIGHUP handler: {e}")))?;
     let output = open_output(args)?;
     let output_text = output.describe(args);
 
@@ -755,7 +806,7 @@ pub fn run(args: &Args, ctx: &Context, _out: &mut dyn Write) -> Result<(), Failu
         ))
     })?;
     let mixer = daemon::mixer_config(&state).map(|(mixer, _credit)| mixer);
-    let built = mixer
+    let mut built = mixer
         .and_then(|mixer| daemon::build_pool_with(config, memory, Some(storage), mixer))
         .inspect_err(|_| {
             undo_start(None, &storage_path, storage_existed);
@@ -772,6 +823,15 @@ pub fn run(args: &Args, ctx: &Context, _out: &mut dyn Write) -> Result<(), Failu
                 }
             ));
         }
+        if report.foreign_wiped > 0 {
+            let sources = built.pool.status().sources.value();
+            log(format_args!(
+                "the storage cache held {} blocks from sources outside {} ({}); they were wiped, never served as its entropy",
+                report.foreign_wiped,
+                sources,
+                view::mask_names(sources)
+            ));
+        }
     }
     let backend = Arc::new(DaemonBackend::new(built.pool));
     if token.is_none() && matches!(listen, ListenAddr::Tcp(_)) {
@@ -779,6 +839,7 @@ pub fn run(args: &Args, ctx: &Context, _out: &mut dyn Write) -> Result<(), Failu
     }
     let server_config = ServerConfig {
         token,
+        tls,
         ..ServerConfig::new(listen)
     };
     let dyn_backend: Arc<dyn PoolBackend> = backend.clone();
@@ -839,6 +900,9 @@ pub fn run(args: &Args, ctx: &Context, _out: &mut dyn Write) -> Result<(), Failu
     let mut ready = false;
 
     while !shutdown.requested() {
+        if reload.take() {
+            reload_tls(&server);
+        }
         let (report, taken) = {
             let mut pool = backend.lock();
             let report = pool.poll();
@@ -877,7 +941,10 @@ pub fn run(args: &Args, ctx: &Context, _out: &mut dyn Write) -> Result<(), Failu
             last_line = Some(Instant::now());
         }
         let report = report.unwrap_or_default();
-        let harvested = report.blocks > 0 || report.rdseed_words > 0 || report.rdrand_words > 0;
+        let harvested = report.blocks > 0
+            || report.loaded > 0
+            || report.rdseed_words > 0
+            || report.rdrand_words > 0;
         if taken.is_some() || (report.still_wanted && harvested) {
             // Work was done and more is wanted: let the API threads in.
             std::thread::yield_now();
@@ -917,5 +984,121 @@ pub fn run(args: &Args, ctx: &Context, _out: &mut dyn Write) -> Result<(), Failu
         Err(e) => Err(Failure::runtime(format!(
             "flushing the memory cache to the storage cache failed: {e} (the blocks concerned were wiped)"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use entropool::config::Tunables;
+
+    /// An external-only pool (no hardware, no storage) of `kib` KiB
+    /// holding `blocks` blocks of a stand-in seed.
+    fn pool_with(kib: u32, blocks: usize) -> DaemonPool {
+        let config = Config {
+            tunables: Tunables::new(60, 20, kib, 0).unwrap(),
+            sources: SourceMask::new(8).unwrap(),
+        };
+        let memory = daemon::leak_slots(kib).unwrap();
+        let mut pool = daemon::build_pool(config, memory, None).unwrap().pool;
+        let mut state = 1u64;
+        let data: Vec<u8> = (0..(1024 + 40 * blocks) / 8 + 1)
+            .flat_map(|_| entropool::hw::fake::splitmix64(&mut state).to_le_bytes())
+            .take(1024 + 40 * blocks)
+            .collect();
+        pool.seed_external(&data).unwrap();
+        assert_eq!(pool.status().memory_len_blocks, blocks);
+        pool
+    }
+
+    fn sink_output(dir: &Path) -> (Output, PathBuf) {
+        let path = dir.join("sink");
+        (Output::Sink(Sink::open(&path).unwrap()), path)
+    }
+
+    #[test]
+    fn the_seed_goes_first_whole_and_outside_the_rate() {
+        let dir = tempfile::tempdir().unwrap();
+        let (output, path) = sink_output(dir.path());
+        let mut pool = pool_with(1, 10);
+        // Rate 0: no steady feed at all, but the seed still goes.
+        let mut fwd = Forwarder::new(output, 0, 100, 0);
+        let counters = ForwardCounters::default();
+        let mut buf = [0u8; PIPE_ATOMIC];
+        let taken = fwd.take(&mut pool, &mut buf).unwrap();
+        assert_eq!((taken.len, taken.purpose), (100, Purpose::Seed));
+        fwd.send(&mut buf, taken, &counters);
+        assert!(fwd.seed.done());
+        assert_eq!(fwd.seed.fresh, 100);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 100);
+        // Four blocks were used up (the tail of the fourth wiped).
+        assert_eq!(pool.status().memory_len_blocks, 6);
+        let t = counters.totals();
+        assert_eq!((t.total, t.at_start, t.from_storage), (100, 100, 0));
+        assert!(t.last_unix.is_some());
+        assert!(
+            fwd.take(&mut pool, &mut buf).is_none(),
+            "rate 0 after the seed"
+        );
+    }
+
+    #[test]
+    fn the_steady_feed_stops_one_block_below_the_watermark_and_keeps_the_rate() {
+        let dir = tempfile::tempdir().unwrap();
+        let (output, _path) = sink_output(dir.path());
+        // 1 KiB: 32 blocks; 20 % makes 7 the first level not below.
+        let mut pool = pool_with(1, 30);
+        let mut fwd = Forwarder::new(output, 32 * 1000, 0, 0);
+        let counters = ForwardCounters::default();
+        let mut buf = [0u8; PIPE_ATOMIC];
+        fwd.tokens = 32 * 1000;
+        let taken = fwd.take(&mut pool, &mut buf).unwrap();
+        assert_eq!((taken.len, taken.purpose), (24 * 32, Purpose::Steady));
+        fwd.send(&mut buf, taken, &counters);
+        assert_eq!(pool.status().memory_len_blocks, 6);
+        assert!(
+            fwd.take(&mut pool, &mut buf).is_none(),
+            "never below the floor"
+        );
+        assert_eq!(counters.totals().at_start, 0);
+
+        // Rate-limited: the bucket holds one second's worth (3 blocks at
+        // 96 B/s); an empty one (just refilled) sends nothing.
+        let (output, _path) = sink_output(dir.path());
+        let mut pool = pool_with(1, 30);
+        let mut fwd = Forwarder::new(output, 96, 0, 0);
+        fwd.tokens = 0;
+        fwd.last_refill = Instant::now();
+        assert!(fwd.take(&mut pool, &mut buf).is_none());
+        fwd.tokens = 0;
+        fwd.last_refill = Instant::now().checked_sub(Duration::from_secs(60)).unwrap();
+        let taken = fwd.take(&mut pool, &mut buf).unwrap();
+        assert_eq!(taken.len, 3 * 32, "a long pause refills one second's worth");
+    }
+
+    #[test]
+    fn kernel_demand_sends_64_bytes_outside_the_rate_at_most_every_check() {
+        // /dev/null is a character device that always polls writable: a
+        // kernel whose CRNG is not ready. (The ioctl then fails: counted as
+        // refused, not forwarded.)
+        let feed = KernelFeed::open_path(Path::new("/dev/null")).unwrap();
+        assert!(feed.wants_entropy().unwrap());
+        let mut pool = pool_with(1, 10);
+        let mut fwd = Forwarder::new(Output::Kernel(feed), 0, 0, 0);
+        let counters = ForwardCounters::default();
+        let mut buf = [0u8; PIPE_ATOMIC];
+        let taken = fwd.take(&mut pool, &mut buf).unwrap();
+        assert_eq!((taken.len, taken.purpose), (DEMAND_BYTES, Purpose::Demand));
+        fwd.send(&mut buf, taken, &counters);
+        assert_eq!(pool.status().memory_len_blocks, 8);
+        assert_eq!(counters.totals().total, 0, "the ioctl on /dev/null failed");
+        assert_eq!(fwd.lost_bytes, 64);
+        assert!(
+            fwd.take(&mut pool, &mut buf).is_none(),
+            "asked again only after DEMAND_CHECK_EVERY"
+        );
+        fwd.last_demand_check = Instant::now().checked_sub(DEMAND_CHECK_EVERY);
+        assert!(fwd.take(&mut pool, &mut buf).is_some());
     }
 }

@@ -190,6 +190,7 @@ fn from_state_dir(ctx: &Context) -> Result<(StatusSnapshot, Config), Failure> {
             lost_timeout_seconds: u64::from(tunables.external_entropy_lost_timeout_s()),
         },
         output: OutputStatus::default(),
+        api: None,
     };
     Ok((snapshot, config))
 }

@@ -395,6 +395,7 @@ pub fn snapshot(
             last_forward_unix_seconds: forwarded.last_unix,
             seconds_since_last_forward: forwarded.last_unix.map(|t| unix_now().saturating_sub(t)),
         },
+        api: None,
     }
 }
 

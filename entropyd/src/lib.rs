@@ -13,18 +13,24 @@
 //! ([`cmd_status`], [`cmd_generate`], [`cmd_samples`], [`cmd_assess`],
 //! [`cmd_submit`]), with [`progress`] lines for long work.
 //!
-//! The network and OS half: the HTTP API ([`api`], [`server`], [`auth`]),
+//! The network and OS half: the HTTP API ([`api`], [`server`], [`auth`],
+//! [`tls`], [`audit`]),
 //! its client ([`client`]), the pool seam ([`backend`]), the status view
 //! ([`view`]), the outputs ([`sink`], [`kernel`]) and signal handling
 //! ([`signals`]).
+//!
+//! The HSM bridge: [`cmd_feed`] over [`feed`] (its source, its TLS client
+//! and its rounds).
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod backend;
 pub mod cli;
 pub mod client;
 pub mod cmd_assess;
 pub mod cmd_config;
+pub mod cmd_feed;
 pub mod cmd_generate;
 pub mod cmd_kickstart;
 pub mod cmd_run;
@@ -33,10 +39,12 @@ pub mod cmd_status;
 pub mod cmd_submit;
 pub mod daemon;
 pub mod failure;
+pub mod feed;
 pub mod kernel;
 pub mod progress;
 pub mod runtime;
 pub mod server;
 pub mod signals;
 pub mod sink;
+pub mod tls;
 pub mod view;

@@ -1,4 +1,5 @@
-//! SIGTERM and SIGINT: a flag the run loop polls.
+//! SIGTERM and SIGINT: a flag the run loop polls; SIGHUP: another one, for
+//! reloading TLS ([`Reload`]).
 //!
 //! Contract: [`Shutdown::install`] registers handlers (through
 //! `signal-hook`, so this file has no `unsafe`) that only set an atomic flag;
@@ -15,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use signal_hook::SigId;
-use signal_hook::consts::signal::{SIGINT, SIGTERM};
+use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGTERM};
 
 /// Exit status of a forced (second-signal) exit: 128 + SIGINT.
 pub const FORCED_EXIT_STATUS: i32 = 130;
@@ -109,6 +110,41 @@ impl Shutdown {
 impl Drop for Shutdown {
     fn drop(&mut self) {
         for id in self.ids.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
+    }
+}
+
+/// SIGHUP: a flag the run loop takes to reload the TLS certificate and key.
+/// Installing it also keeps SIGHUP from terminating the daemon.
+#[derive(Debug)]
+pub struct Reload {
+    flag: Arc<AtomicBool>,
+    id: Option<SigId>,
+}
+
+impl Reload {
+    /// Installs the SIGHUP handler.
+    ///
+    /// # Errors
+    /// The OS error when the handler cannot be installed.
+    pub fn install() -> std::io::Result<Reload> {
+        let flag = Arc::new(AtomicBool::new(false));
+        let id = signal_hook::flag::register(SIGHUP, Arc::clone(&flag))?;
+        Ok(Reload { flag, id: Some(id) })
+    }
+
+    /// Whether a SIGHUP came since the last call (and clears it).
+    #[must_use]
+    pub fn take(&self) -> bool {
+        // SeqCst matches signal-hook's store in the handler.
+        self.flag.swap(false, Ordering::SeqCst)
+    }
+}
+
+impl Drop for Reload {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
             signal_hook::low_level::unregister(id);
         }
     }

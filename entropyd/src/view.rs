@@ -111,6 +111,24 @@ pub fn render_text(s: &StatusSnapshot) -> String {
         o.bytes_forwarded, o.bytes_forwarded_at_start, o.bytes_forwarded_from_storage
     );
     let _ = writeln!(out, "external feed  {}", external_text(s));
+    if let Some(api) = &s.api {
+        let _ = writeln!(out, "client calls   {}", client_text(s, api));
+        let a = &api.audit;
+        let _ = writeln!(
+            out,
+            "api            {}{} connections open, {} shed; audit: {} writes refused, {} reads refused, {} TLS refused, {} low-watermark, {} feeder-inactive, {} external-lost, {} source-disabled",
+            if api.tls { "TLS, " } else { "" },
+            api.connections_open,
+            api.connections_shed,
+            a.write_refused,
+            a.read_refused,
+            a.tls_refused,
+            a.low_watermark_below,
+            a.feeder_inactive,
+            a.external_lost,
+            a.source_disabled
+        );
+    }
     let _ = writeln!(out);
     let _ = writeln!(
         out,
@@ -154,6 +172,27 @@ fn external_text(s: &StatusSnapshot) -> String {
     } else {
         format!("not in the sources mask; {last}")
     }
+}
+
+/// `last call 3s ago (inactive after 1m 00s)`, and `FEEDER INACTIVE` when
+/// it is.
+fn client_text(s: &StatusSnapshot, api: &crate::backend::ApiStatus) -> String {
+    let last = match api.seconds_since_client_call {
+        Some(secs) => format!("last call {} ago", duration_text(secs)),
+        None => "no client call yet".to_owned(),
+    };
+    if s.sources_mask & SourceId::External.bit() == 0 {
+        return last;
+    }
+    format!(
+        "{}{last} (inactive after {})",
+        if api.feeder_inactive {
+            "FEEDER INACTIVE, "
+        } else {
+            ""
+        },
+        duration_text(api.inactive_source_timeout)
+    )
 }
 
 /// The snapshot as pretty JSON (the same fields as `GET /entropy/status`).

@@ -63,7 +63,13 @@ fn get_external_pool_reports_the_backend() {
 #[test]
 fn get_status_round_trips_the_snapshot() {
     let (_server, addr) = start(FakePool::new(10, 0), false);
-    assert_eq!(client(addr, false).status().unwrap(), sample_status());
+    let mut got = client(addr, false).status().unwrap();
+    // The server adds its own part: no client call yet, plain TCP.
+    let api = got.api.take().expect("the API's status part");
+    assert_eq!(api.seconds_since_client_call, None);
+    assert!(!api.tls);
+    assert_eq!(api.inactive_source_timeout, 60);
+    assert_eq!(got, sample_status());
 }
 
 #[test]
@@ -131,7 +137,13 @@ fn missing_or_wrong_token_is_401_and_credits_nothing() {
         addr,
         &post_add(&api::encode_add_body(&[7u8; 32]), Some(&bearer())),
     );
-    assert_eq!((status, body.as_str()), (200, "{\"accepted\":32}"));
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            200,
+            "{\"accepted\":32,\"capacity\":1000,\"currently_available\":32,\"low_watermark\":200,\"inactive_source_timeout\":60}"
+        )
+    );
 }
 
 #[test]
@@ -265,7 +277,10 @@ fn expect_continue_gets_an_interim_answer() {
     std::io::Read::read_exact(&mut s, &mut interim).unwrap();
     assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
     s.write_all(&body).unwrap();
-    assert_eq!(read_answer(&mut s), (200, "{\"accepted\":10}".to_owned()));
+    let (status, answer) = read_answer(&mut s);
+    assert_eq!(status, 200, "{answer}");
+    let add: api::AddResponse = serde_json::from_str(&answer).unwrap();
+    assert_eq!((add.accepted, add.currently_available), (10, 10));
 }
 
 #[test]

@@ -104,3 +104,39 @@ fn status_line_flags_problems() {
         "mem 1234/16384 (7 %) | storage 99 % | ext ok | fwd 160000 B"
     );
 }
+
+#[test]
+fn text_view_shows_client_calls_apart_from_entropy_and_audit_counts() {
+    let mut s = sample_status();
+    assert!(!render_text(&s).contains("client calls"));
+    s.api = Some(entropyd::backend::ApiStatus {
+        seconds_since_client_call: Some(125),
+        inactive_source_timeout: 60,
+        feeder_inactive: true,
+        tls: true,
+        connections_open: 3,
+        connections_shed: 9,
+        audit: entropyd::audit::AuditCounts {
+            write_refused: 4,
+            tls_refused: 2,
+            external_lost: 1,
+            ..Default::default()
+        },
+    });
+    let text = render_text(&s);
+    // The last call and the last entropy are separate lines.
+    assert!(
+        text.contains(
+            "client calls   FEEDER INACTIVE, last call 2m 05s ago (inactive after 1m 00s)"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("last entropy 1m 15s ago"), "{text}");
+    assert!(
+        text.contains("api            TLS, 3 connections open, 9 shed; audit: 4 writes refused, 0 reads refused, 2 TLS refused, 0 low-watermark, 0 feeder-inactive, 1 external-lost, 0 source-disabled"),
+        "{text}"
+    );
+    // JSON carries it under "api" and reads back.
+    let back: StatusSnapshot = serde_json::from_str(&render_json(&s).unwrap()).unwrap();
+    assert_eq!(back, s);
+}

@@ -319,8 +319,14 @@ fn set_while_running_takes_effect_without_restart() {
     let pool = d.client(None).external_pool().unwrap();
     assert_eq!(pool.capacity, 2048 * 1024);
     assert_eq!(pool.low_watermark, 2048 * 1024 / 2);
+    // An add larger than the capacity is refused whole (413: the body
+    // limit is sized from the capacity) and credits nothing.
+    let before = d.client(None).external_pool().unwrap();
+    assert!(d.client(Some(TOKEN)).add(&random_bytes(3 << 20)).is_err());
+    let after = d.client(None).external_pool().unwrap();
+    assert!(after.currently_available <= before.currently_available);
     // Adds larger than one piece (64 KiB) take min(len, room) as well.
-    for len in [300_000usize, 3 * 1024 * 1024] {
+    for len in [300_000usize, 2 * 1024 * 1024] {
         let before = d.client(None).external_pool().unwrap();
         let room = before.capacity - before.currently_available;
         let accepted = d.client(Some(TOKEN)).add(&random_bytes(len)).unwrap();

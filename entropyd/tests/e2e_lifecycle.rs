@@ -366,6 +366,71 @@ fn status_and_submit_find_a_daemon_on_any_port() {
 }
 
 #[test]
+fn readiness_goes_to_notify_socket_and_ready_file_after_the_seed() {
+    use std::os::unix::net::UnixDatagram;
+    let env = Env::new();
+    let notify = env.path("notify.sock");
+    let sock = UnixDatagram::bind(&notify).unwrap();
+    sock.set_read_timeout(Some(WAIT)).unwrap();
+    let ready = env.path("ready");
+    let ready_arg = format!("--ready-file={}", ready.display());
+    let sink = env.path("sink");
+    let sink_arg = format!("--sink={}", sink.display());
+    let token_arg = format!("--token-file={}", env.token.display());
+    let notify_env = notify.clone();
+    let d = e2e_common::Daemon::start_with(
+        &env.state,
+        &["--sources=8", &sink_arg, &token_arg, &ready_arg],
+        move |c| {
+            c.env("NOTIFY_SOCKET", &notify_env);
+        },
+    );
+    // External only, nothing stored: no seed yet, so not ready yet.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!ready.exists(), "ready before the initial seed");
+    let runtime = std::fs::read_to_string(env.state.join("entropyd.runtime")).unwrap();
+    assert!(runtime.contains("phase=listening\n"), "{runtime}");
+    assert!(
+        runtime.contains(&format!("listen={}\n", d.addr)),
+        "{runtime}"
+    );
+    d.client(Some(TOKEN)).add(&random_bytes(4096)).unwrap();
+    let mut buf = [0u8; 256];
+    let n = sock.recv(&mut buf).unwrap();
+    let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(message.starts_with("READY=1\n"), "{message}");
+    assert!(
+        message.contains(&format!("MAINPID={}", d.child.id())),
+        "{message}"
+    );
+    assert!(len_of(&sink) >= 64, "ready only once the seed is out");
+    wait_until("the ready file", || ready.exists());
+    let text_ready = std::fs::read_to_string(&ready).unwrap();
+    assert!(
+        text_ready.contains(&format!("listen={}\n", d.addr)),
+        "{text_ready}"
+    );
+    let runtime = std::fs::read_to_string(env.state.join("entropyd.runtime")).unwrap();
+    assert!(runtime.contains("phase=ready\n"), "{runtime}");
+
+    // A size the running daemon can take only at restart: set says so.
+    let out = env.cmd(&["set", "--memory-cache-size=65536"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout)
+            .contains("memory-cache-size=65536 KiB takes effect when entropyd restarts"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = env.cmd(&["set", "--memory-cache-size=1024"]);
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+
+    let (status, log) = d.stop();
+    assert!(status.success(), "{status}\n{log}");
+    assert!(!ready.exists(), "the ready file is removed at exit");
+}
+
+#[test]
 fn submit_right_after_start_waits_for_the_daemon() {
     let env = Env::new();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -537,11 +602,22 @@ fn readme_quickstart_runs_line_by_line() {
         out.status
     );
     // What the lines claim: the kickstart seed seeded the sink at once
-    // (first run), the stored blocks the second run; the adds were taken
-    // up to the room (the memory cache restarts nearly full from storage).
+    // (first run). The second run (`--sources=8`, EAL4) serves only
+    // external entropy: the blocks stored under RDSEED are wiped, never
+    // served, and its seed comes fresh from the feeder's adds, which were
+    // taken up to the room.
     assert!(stderr.contains("64 from the install-time seed"), "{stderr}");
-    assert!(stderr.contains("64 from the storage cache"), "{stderr}");
+    assert!(
+        stderr.contains("blocks from sources outside 8 (external); they were wiped"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "0 from the storage cache, 0 from the install-time seed, 64 fresh from sources 8"
+        ),
+        "{stderr}"
+    );
     assert!(stdout.contains("accepted "), "{stdout}");
     assert!(len_of(&work.join("entropy.out")) >= 64);
-    assert_eq!(len_of(&work.join("fe.bin")), 1_048_576);
+    assert_eq!(len_of(&work.join("fe.bin")), 65_536);
 }

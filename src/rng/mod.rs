@@ -36,7 +36,9 @@
 //!   past a due reseed.
 //! - On any error the output buffer is zeroed: no partial output.
 //! - Requests up to [`SMALL_REQUEST_MAX`] bytes are served from a
-//!   [`BUFFER_LEN`]-byte block of DRBG output; each byte is zeroed as it is
+//!   `BUF`-byte block of DRBG output (the type's third parameter, default
+//!   [`BUFFER_LEN`]; firmware may choose a smaller one, which must exceed
+//!   [`SMALL_REQUEST_MAX`]: a compile-time check); each byte is zeroed as it is
 //!   handed out (fast key erasure), so neither the DRBG state nor the buffer
 //!   lets anyone recover bytes already returned. The buffer is discarded
 //!   (zeroed) at every reseed, so no byte handed out after a reseed was
@@ -77,7 +79,8 @@ impl<S: EntropySource + ?Sized> EntropySource for &mut S {
     }
 }
 
-/// Size of the output buffer that serves small requests.
+/// Size of the output buffer that serves small requests (the default of
+/// [`PoolRng`]'s `BUF` parameter).
 pub const BUFFER_LEN: usize = 2048;
 
 /// Largest request served from the buffer; larger ones go to the DRBG.
@@ -201,7 +204,13 @@ impl Default for PoolRngConfig {
 /// # let _ = word;
 /// # Ok::<(), entropool::Error>(())
 /// ```
-pub struct PoolRng<S: EntropySource, D: Drbg = HmacDrbg> {
+///
+/// `BUF` is the output buffer's length in bytes (default [`BUFFER_LEN`]):
+/// small requests are cut from DRBG calls of `BUF` bytes, so it sets the
+/// output stream, the generator's RAM and the work per refill. It must be
+/// larger than [`SMALL_REQUEST_MAX`] (checked at compile time); firmware
+/// short of RAM may pick e.g. 512.
+pub struct PoolRng<S: EntropySource, D: Drbg = HmacDrbg, const BUF: usize = BUFFER_LEN> {
     source: S,
     /// Lane 0: fills the first half of each buffer (all of it with one
     /// lane) and of each direct request.
@@ -210,7 +219,7 @@ pub struct PoolRng<S: EntropySource, D: Drbg = HmacDrbg> {
     second: Option<D>,
     config: PoolRngConfig,
     /// `buf[pos..]` is unused DRBG output; `buf[..pos]` is zero.
-    buf: [u8; BUFFER_LEN],
+    buf: [u8; BUF],
     pos: usize,
     /// Requests and bytes served since the last reseed.
     requests: u64,
@@ -235,13 +244,22 @@ impl<S: EntropySource> PoolRng<S> {
     }
 }
 
-impl<S: EntropySource, D: Drbg> PoolRng<S, D> {
+impl<S: EntropySource, D: Drbg, const BUF: usize> PoolRng<S, D, BUF> {
     /// A generator on DRBG mechanism `D` (e.g.
-    /// [`HashDrbg`](crate::drbg::HashDrbg)) seeded from `source`.
+    /// [`HashDrbg`](crate::drbg::HashDrbg)) and a `BUF`-byte output buffer,
+    /// seeded from `source`.
     ///
     /// # Errors
     /// As [`PoolRng::new`].
     pub fn with_drbg(mut source: S, config: PoolRngConfig) -> Result<Self, Error> {
+        // A small request must fit the buffer with room to spare (at most
+        // two passes in `fill_buffered`).
+        const {
+            assert!(
+                BUF > SMALL_REQUEST_MAX,
+                "PoolRng's BUF must exceed SMALL_REQUEST_MAX"
+            )
+        };
         config.validate()?;
         let lanes = usize::from(config.lanes);
         let mut seed = [0u8; LANE_SEED * MAX_LANES as usize];
@@ -271,8 +289,8 @@ impl<S: EntropySource, D: Drbg> PoolRng<S, D> {
             drbg: drbg?,
             second: second?,
             config,
-            buf: [0; BUFFER_LEN],
-            pos: BUFFER_LEN,
+            buf: [0; BUF],
+            pos: BUF,
             requests: 0,
             bytes: 0,
             reseeds: 0,
@@ -413,12 +431,12 @@ impl<S: EntropySource, D: Drbg> PoolRng<S, D> {
     /// zeroed in the buffer.
     fn fill_buffered(&mut self, out: &mut [u8]) -> Result<(), Error> {
         let mut rest = out;
-        // At most two passes: `rest.len() <= SMALL_REQUEST_MAX < BUFFER_LEN`.
+        // At most two passes: `rest.len() <= SMALL_REQUEST_MAX < BUF`.
         for _ in 0..3 {
             if rest.is_empty() {
                 return Ok(());
             }
-            if self.pos >= BUFFER_LEN {
+            if self.pos >= BUF {
                 let generated =
                     Self::generate_lanes(&mut self.drbg, self.second.as_mut(), &mut self.buf);
                 if let Err(e) = generated {
@@ -462,7 +480,7 @@ impl<S: EntropySource, D: Drbg> PoolRng<S, D> {
     /// Zeroes the buffer and marks it empty.
     fn discard_buffer(&mut self) {
         self.buf.zeroize();
-        self.pos = BUFFER_LEN;
+        self.pos = BUF;
     }
 
     /// Reseeds from the source; clears `reseed_pending` on success.
@@ -519,7 +537,7 @@ impl<S: EntropySource, D: Drbg> PoolRng<S, D> {
     }
 }
 
-impl<S: EntropySource, D: Drbg> TryRng for PoolRng<S, D> {
+impl<S: EntropySource, D: Drbg, const BUF: usize> TryRng for PoolRng<S, D, BUF> {
     type Error = Error;
 
     fn try_next_u32(&mut self) -> Result<u32, Error> {
@@ -539,18 +557,18 @@ impl<S: EntropySource, D: Drbg> TryRng for PoolRng<S, D> {
     }
 }
 
-impl<S: EntropySource, D: Drbg> TryCryptoRng for PoolRng<S, D> {}
+impl<S: EntropySource, D: Drbg, const BUF: usize> TryCryptoRng for PoolRng<S, D, BUF> {}
 
-impl<S: EntropySource, D: Drbg> Drop for PoolRng<S, D> {
+impl<S: EntropySource, D: Drbg, const BUF: usize> Drop for PoolRng<S, D, BUF> {
     fn drop(&mut self) {
         // The DRBG wipes itself on drop.
         self.buf.zeroize();
     }
 }
 
-impl<S: EntropySource, D: Drbg> ZeroizeOnDrop for PoolRng<S, D> {}
+impl<S: EntropySource, D: Drbg, const BUF: usize> ZeroizeOnDrop for PoolRng<S, D, BUF> {}
 
-impl<S: EntropySource, D: Drbg> fmt::Debug for PoolRng<S, D> {
+impl<S: EntropySource, D: Drbg, const BUF: usize> fmt::Debug for PoolRng<S, D, BUF> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("PoolRng { .. }")
     }

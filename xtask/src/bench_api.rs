@@ -1,23 +1,38 @@
 //! `cargo xtask bench-api`: the daemon's HTTP API under load, over
 //! loopback, with the release build.
 //!
-//! What it does: builds `entropyd` in release, makes a temporary state
-//! directory (memory-cache-size 65536 KiB, so 1 MiB adds are taken whole)
-//! and a 0600 token, starts `entropyd run --sources=8 --sink=/dev/null` on
-//! 127.0.0.1 (port picked by the OS, read from the `listening on` log
-//! line), then measures:
+//! What it does: builds `entropyd` and its `api_load` example in release,
+//! makes temporary state directories (memory-cache-size 65536 KiB, so 1
+//! MiB adds are taken whole), a 0600 token and test certificates (made now
+//! by `api_load certs`, never kept), starts `entropyd run --sources=8
+//! --sink=/dev/null` twice on 127.0.0.1 (port picked by the OS, read from
+//! the `listening on` log line): plain, and TLS (`--tls-cert/--tls-key`).
+//! Then it measures:
 //!
-//! 1. submit throughput: `--adds` (default 32) adds of 1 MiB of fresh
-//!    random bytes, one after the other on one connection each; the figure
-//!    is bytes accepted per second of request time (the JSON bodies are
-//!    built before timing);
-//! 2. read latency under load: `--gets` (default 2000) `GET
+//! 1. TLS against plain: `--adds` (default 32) adds of 1 MiB to each
+//!    daemon, alternating, a new connection (and for TLS a full handshake)
+//!    each, while both pools still have room for every add;
+//! 2. TLS handshakes per second: `--handshakes` (default 500) connections
+//!    with one GET each, full handshakes, then resumed ones;
+//! 3. submit throughput: `--adds` adds of 1 MiB of fresh random bytes, one
+//!    after the other on one connection each; the figure is bytes accepted
+//!    per second of request time (the JSON bodies are built before timing);
+//! 4. read latency under load: `--gets` (default 2000) `GET
 //!    /entropy/external-pool` requests from one thread while another
-//!    thread keeps submitting 1 MiB adds; p50, p99 and max.
+//!    thread keeps submitting 1 MiB adds; p50, p99 and max;
+//! 5. slow clients: `--attackers` (default 1000) connections from
+//!    127.0.0.2.. (50 per address; the legitimate client on 127.0.0.1 is a
+//!    different peer) trickling a request head one byte a second, while the
+//!    legitimate client sends 1000 GETs and 200 authorized 64 KiB adds; then
+//!    the same against the TLS daemon with handshakes that stall (500 GETs,
+//!    100 adds, handshake included). p50, p99 and max of each; the goal is
+//!    p99 <= 100 ms for a GET and <= 200 ms for an add. Each run is
+//!    bounded to 120 s and stops by itself.
 //!
-//! Then it stops the daemon with SIGTERM and removes the directory. The
-//! HTTP requests are written by hand over `TcpStream` (a test client; the
-//! daemon uses a real parser). std only.
+//! Then it stops the daemons with SIGTERM and removes the directory.
+//! Phases 3 and 4 write HTTP by hand over `TcpStream` (a test client; the
+//! daemon uses a real parser); 1, 2 and 5 run in `api_load`, since xtask is
+//! std only.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -33,22 +48,30 @@ const TOKEN: &str = "bench-api-token-0123456789abcdef";
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Options: `--adds=N`, `--gets=N`.
+/// Options: `--adds=N`, `--gets=N`, `--handshakes=N`, `--attackers=N`.
 #[derive(Debug)]
 struct Options {
     adds: usize,
     gets: usize,
+    handshakes: usize,
+    attackers: usize,
 }
 
 fn parse_options(args: &[String]) -> Result<Options, String> {
     let mut o = Options {
         adds: 32,
         gets: 2000,
+        handshakes: 500,
+        attackers: 1000,
     };
     for a in args {
         let (key, value) = a
             .split_once('=')
-            .ok_or_else(|| format!("bench-api: unknown argument {a:?} (use --adds=N, --gets=N)"))?;
+            .ok_or_else(|| {
+            format!(
+                "bench-api: unknown argument {a:?} (use --adds=N, --gets=N, --handshakes=N, --attackers=N)"
+            )
+        })?;
         let n: usize = value
             .parse()
             .ok()
@@ -57,6 +80,9 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         match key {
             "--adds" => o.adds = n,
             "--gets" => o.gets = n,
+            "--handshakes" => o.handshakes = n,
+            // 50 per source address, 127.0.0.2 up to 127.0.0.255.
+            "--attackers" if n <= 50 * 254 => o.attackers = n,
             _ => return Err(format!("bench-api: unknown option {key}")),
         }
     }
@@ -69,11 +95,20 @@ fn workspace_root() -> PathBuf {
     manifest.parent().unwrap_or(manifest).to_path_buf()
 }
 
-fn build_release(root: &Path) -> Result<PathBuf, String> {
+/// Builds the daemon and the load example; returns their paths.
+fn build_release(root: &Path) -> Result<(PathBuf, PathBuf), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let status = Command::new(cargo)
         .current_dir(root)
-        .args(["build", "--release", "-p", "entropyd"])
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "entropyd",
+            "--bins",
+            "--example",
+            "api_load",
+        ])
         .status()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
     if !status.success() {
@@ -84,11 +119,13 @@ fn build_release(root: &Path) -> Result<PathBuf, String> {
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let bin = target.join("release").join("entropyd");
-    if bin.is_file() {
-        Ok(bin)
-    } else {
-        Err(format!("{} was not built", bin.display()))
+    let load = target.join("release").join("examples").join("api_load");
+    for b in [&bin, &load] {
+        if !b.is_file() {
+            return Err(format!("{} was not built", b.display()));
+        }
     }
+    Ok((bin, load))
 }
 
 /// The daemon; killed on drop if still running.
@@ -111,7 +148,12 @@ impl Daemon {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
-    fn start(bin: &Path, state: &Path, token: &Path) -> Result<(Daemon, SocketAddr), String> {
+    fn start(
+        bin: &Path,
+        state: &Path,
+        token: &Path,
+        extra: &[String],
+    ) -> Result<(Daemon, SocketAddr), String> {
         let mut child = Command::new(bin)
             .arg("--state-dir")
             .arg(state)
@@ -123,6 +165,7 @@ impl Daemon {
                 "--feed-rate=1000000000",
             ])
             .arg(format!("--token-file={}", token.display()))
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -354,6 +397,114 @@ fn measure(addr: SocketAddr, o: &Options) -> Result<(), String> {
     Ok(())
 }
 
+/// Runs `api_load` with `args`; its output goes to ours.
+fn load(bin: &Path, args: &[String]) -> Result<(), String> {
+    let status = Command::new(bin)
+        .args(args)
+        .status()
+        .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "api_load {} failed: {status}",
+            args.first().map_or("", String::as_str)
+        ))
+    }
+}
+
+/// A state directory set up for the benchmark.
+fn prepare_state(bin: &Path, state: &Path) -> Result<(), String> {
+    let set = Command::new(bin)
+        .arg("--state-dir")
+        .arg(state)
+        .args(["set", "--memory-cache-size=65536", "--storage-cache-size=0"])
+        .status()
+        .map_err(|e| e.to_string())?;
+    if set.success() {
+        Ok(())
+    } else {
+        Err(format!("entropyd set failed: {set}"))
+    }
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|x| (*x).to_owned()).collect()
+}
+
+/// Phases 1 and 2 (see the module documentation).
+fn compare_tls(
+    loader: &Path,
+    plain: SocketAddr,
+    tls: SocketAddr,
+    dir: &Path,
+    token: &Path,
+    o: &Options,
+) -> Result<(), String> {
+    let ca = dir.join("ca.pem").display().to_string();
+    let token = token.display().to_string();
+    load(
+        loader,
+        &strings(&[
+            "compare",
+            &plain.to_string(),
+            &tls.to_string(),
+            &ca,
+            &token,
+            &o.adds.to_string(),
+        ]),
+    )?;
+    load(
+        loader,
+        &strings(&[
+            "handshakes",
+            &tls.to_string(),
+            &ca,
+            &o.handshakes.to_string(),
+        ]),
+    )
+}
+
+/// Phase 5 (see the module documentation).
+fn measure_slow(
+    loader: &Path,
+    plain: SocketAddr,
+    tls: SocketAddr,
+    dir: &Path,
+    token: &Path,
+    o: &Options,
+) -> Result<(), String> {
+    let ca = dir.join("ca.pem").display().to_string();
+    let token = token.display().to_string();
+    let attackers = o.attackers.to_string();
+    load(
+        loader,
+        &strings(&[
+            "slow",
+            &plain.to_string(),
+            "-",
+            &token,
+            &attackers,
+            "1000",
+            "200",
+            "120",
+        ]),
+    )?;
+    load(
+        loader,
+        &strings(&[
+            "slow",
+            &tls.to_string(),
+            &ca,
+            &token,
+            &attackers,
+            "500",
+            "100",
+            "120",
+        ]),
+    )
+}
+
 /// Runs the benchmark (see the module documentation).
 ///
 /// # Errors
@@ -361,32 +512,37 @@ fn measure(addr: SocketAddr, o: &Options) -> Result<(), String> {
 pub fn run(args: &[String]) -> Result<(), String> {
     let options = parse_options(args)?;
     let root = workspace_root();
-    let bin = build_release(&root)?;
+    let (bin, loader) = build_release(&root)?;
     let dir = std::env::temp_dir().join(format!("entropyd-bench-api-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let result = (|| {
         let state = dir.join("state");
+        let state_tls = dir.join("state-tls");
         let token = dir.join("token");
         std::fs::write(&token, format!("{TOKEN}\n")).map_err(|e| e.to_string())?;
         std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600))
             .map_err(|e| e.to_string())?;
-        let set = Command::new(&bin)
-            .arg("--state-dir")
-            .arg(&state)
-            .args(["set", "--memory-cache-size=65536", "--storage-cache-size=0"])
-            .status()
-            .map_err(|e| e.to_string())?;
-        if !set.success() {
-            return Err(format!("entropyd set failed: {set}"));
-        }
-        let (daemon, addr) = Daemon::start(&bin, &state, &token)?;
+        load(&loader, &[String::from("certs"), dir.display().to_string()])?;
+        prepare_state(&bin, &state)?;
+        prepare_state(&bin, &state_tls)?;
+        let (daemon, addr) = Daemon::start(&bin, &state, &token, &[])?;
+        let tls_args = [
+            format!("--tls-cert={}", dir.join("server.pem").display()),
+            format!("--tls-key={}", dir.join("server.key").display()),
+        ];
+        let (daemon_tls, addr_tls) = Daemon::start(&bin, &state_tls, &token, &tls_args)?;
         println!(
-            "bench-api: {} on {addr}, sources 8 (external), memory-cache-size 65536 KiB",
+            "bench-api: {} on {addr} and, with TLS, on {addr_tls}; sources 8 (external), memory-cache-size 65536 KiB",
             bin.display()
         );
-        let measured = measure(addr, &options);
+        // TLS against plain first, while both pools have room for every
+        // add; then the plain figures; then the slow clients.
+        let measured = compare_tls(&loader, addr, addr_tls, &dir, &token, &options)
+            .and_then(|()| measure(addr, &options))
+            .and_then(|()| measure_slow(&loader, addr, addr_tls, &dir, &token, &options));
         let stopped = daemon.stop();
-        measured.and(stopped)
+        let stopped_tls = daemon_tls.stop();
+        measured.and(stopped).and(stopped_tls)
     })();
     let _ = std::fs::remove_dir_all(&dir);
     result

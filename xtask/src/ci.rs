@@ -101,7 +101,7 @@ pub const STEPS: &[Step] = &[
     },
     Step {
         name: "test",
-        about: "all tests of the workspace (unit, integration, doc), then the library without default features",
+        about: "all tests of the workspace (unit, integration, doc), then the library without default features; softhsm2 is installed with apt when missing",
         slow: false,
         run: test,
     },
@@ -122,6 +122,12 @@ pub const STEPS: &[Step] = &[
         about: "release link of xtask/nopanic, whose panic handler is an undefined symbol",
         slow: true,
         run: nopanic::step,
+    },
+    Step {
+        name: "firmware",
+        about: "examples/cortex-m under QEMU (mps2-an386): on-target checks, then the footprint",
+        slow: true,
+        run: crate::firmware::step,
     },
     Step {
         name: "fuzz",
@@ -317,7 +323,11 @@ fn summary(records: &[Record], total: f64, total_cpu: Option<f64>, ok: bool) {
 
 /// Separate workspaces (not members) that exist in this checkout.
 fn separate_workspaces(ctx: &Ctx) -> Vec<&'static str> {
-    let mut all = vec!["xtask/nopanic/Cargo.toml", "fuzz/Cargo.toml"];
+    let mut all = vec![
+        "xtask/nopanic/Cargo.toml",
+        "fuzz/Cargo.toml",
+        "examples/cortex-m/Cargo.toml",
+    ];
     all.extend(EXTRA_CRATES.iter().map(|c| c.manifest));
     all.into_iter().filter(|m| ctx.path(m).is_file()).collect()
 }
@@ -387,6 +397,8 @@ fn clippy(ctx: &Ctx) -> Result<Outcome, String> {
 }
 
 fn test(ctx: &Ctx) -> Result<Outcome, String> {
+    // Real components of the tests (SoftHSM2): installed, or a failure.
+    crate::packages::ensure(ctx, crate::packages::TEST_PACKAGES)?;
     ctx.cargo()
         .args(["test", "--workspace", "--all-features"])
         .run()?;

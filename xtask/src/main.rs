@@ -7,7 +7,9 @@ mod bench_api;
 mod ci;
 mod cmd;
 mod extend;
+mod firmware;
 mod nopanic;
+mod packages;
 mod validate;
 
 use std::process::ExitCode;
@@ -20,14 +22,24 @@ Commands:
         The whole test gate (what .ci/run runs). Prints every command before
         running it, stops at the first failing step, ends with a table of
         steps, seconds and results. --quick leaves out the slow steps
-        (thumbv7em, nopanic, miri, loom); --only runs the named steps.
+        (thumbv7em, nopanic, firmware, miri, loom); --only runs the named
+        steps.
   validate [--bytes=N] [--file=PATH]...
         Output validation: >= 20 MB from the full-entropy path and from
         PoolRng (`entropyd generate`) through rngtest (FIPS 140-2) and a
         quick dieharder subset; fails on a failure rate beyond expectation.
-  bench-api
-        Submit throughput over loopback in 1 MiB adds, and p50/p99 latency
-        of GET /entropy/external-pool under a steady load.
+  firmware [--size | --bless-readme]
+        Builds examples/cortex-m and runs its on-target checks under QEMU
+        (mps2-an386, a Cortex-M4F); the semihosting exit status is the
+        verdict. --size prints .text/.rodata/.data/.bss of the footprint
+        builds (pool; + HMAC_DRBG and PoolRng; + flash storage).
+        --bless-readme copies the example's code into README's Firmware
+        section (which the run checks).
+  bench-api [--adds=N] [--gets=N] [--handshakes=N] [--attackers=N]
+        Submit throughput over loopback in 1 MiB adds, plain and TLS;
+        p50/p99 latency of GET /entropy/external-pool under a steady load;
+        TLS handshakes per second; GET and add latency while 1000 slow
+        clients trickle request heads or stall TLS handshakes.
   help  This text.
 
 Steps of `ci`, in order:
@@ -61,6 +73,7 @@ fn main() -> ExitCode {
         "ci" => ci::main(rest),
         "validate" => validate::run(rest),
         "bench-api" => bench_api::run(rest),
+        "firmware" => firmware::run(rest),
         "help" | "--help" | "-h" => {
             help();
             Ok(())

@@ -130,6 +130,7 @@ pub fn sample_status() -> StatusSnapshot {
             bytes_forwarded: 160_000,
             ..OutputStatus::default()
         },
+        api: None,
     }
 }
 

@@ -131,9 +131,25 @@ impl Daemon {
         Daemon::start_with(state, args, |_| {})
     }
 
+    /// Starts `run --listen=LISTEN args...` and waits for the `listening on
+    /// ADDR` log line; `addr` is that address (an unspecified IP reached
+    /// on loopback).
+    pub fn start_on(state: &Path, listen: &str, args: &[&str]) -> Daemon {
+        Daemon::start_full(state, listen, args, |_| {})
+    }
+
     /// As [`Daemon::start`], with `configure` applied to the command first
     /// (e.g. to run it as another user).
     pub fn start_with(state: &Path, args: &[&str], configure: impl FnOnce(&mut Command)) -> Daemon {
+        Daemon::start_full(state, "127.0.0.1:0", args, configure)
+    }
+
+    fn start_full(
+        state: &Path,
+        listen: &str,
+        args: &[&str],
+        configure: impl FnOnce(&mut Command),
+    ) -> Daemon {
         let mut cmd = Command::new(bin());
         configure(&mut cmd);
         let mut child = cmd
@@ -141,7 +157,7 @@ impl Daemon {
             .arg("--state-dir")
             .arg(state)
             .arg("run")
-            .arg("--listen=127.0.0.1:0")
+            .arg(format!("--listen={listen}"))
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -171,6 +187,9 @@ impl Daemon {
                     .and_then(|(_, a)| a.trim().parse::<SocketAddr>().ok())
             }) {
                 daemon.addr = addr;
+                if addr.ip().is_unspecified() {
+                    daemon.addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
                 return daemon;
             }
             if let Some(status) = daemon.child.try_wait().unwrap() {
