@@ -22,8 +22,9 @@
 //!   what it takes fails the run after [`STALL_LIMIT`] too. Every failed
 //!   attempt polls at least once and every retry that found nothing new
 //!   sleeps a millisecond: never a spin.
-//! - On a terminal stderr and for at least [`PROGRESS_MIN_BYTES`], a
-//!   progress bar is drawn on stderr.
+//! - On a terminal stderr, for at least [`PROGRESS_MIN_BYTES`] or once the
+//!   run has taken [`PROGRESS_AFTER`], a progress line (count, rate, ETA)
+//!   is drawn on stderr; nothing extra otherwise.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -46,6 +47,8 @@ use crate::view;
 pub const STALL_LIMIT: Duration = Duration::from_secs(10);
 /// Requests at least this large get a progress bar on a terminal.
 pub const PROGRESS_MIN_BYTES: u64 = 1024 * 1024;
+/// Smaller requests show the progress line once they have taken this long.
+pub const PROGRESS_AFTER: Duration = Duration::from_secs(1);
 /// Bytes produced and written per step.
 const CHUNK: usize = 64 * 1024;
 /// Sleep after a poll that produced nothing.
@@ -185,31 +188,42 @@ impl Harvester {
     }
 }
 
-/// The progress line on stderr (indicatif; only on a terminal and for
-/// requests of at least [`PROGRESS_MIN_BYTES`]).
+/// The progress line on stderr (indicatif; only on a terminal, and for
+/// requests of at least [`PROGRESS_MIN_BYTES`] or once the run has taken
+/// [`PROGRESS_AFTER`], e.g. waiting on a slow source).
 #[derive(Debug)]
 struct Progress {
-    line: crate::progress::Progress,
+    total: u64,
+    started: Instant,
+    line: Option<crate::progress::Progress>,
 }
 
 impl Progress {
     fn new(total: u64) -> Self {
         Progress {
-            line: crate::progress::Progress::new(
-                "generate",
-                total,
-                "bytes",
-                total >= PROGRESS_MIN_BYTES,
-            ),
+            total,
+            started: Instant::now(),
+            line: None,
         }
     }
 
     fn update(&mut self, done: u64) {
-        self.line.set(done);
+        if self.line.is_none()
+            && (self.total >= PROGRESS_MIN_BYTES || self.started.elapsed() >= PROGRESS_AFTER)
+        {
+            self.line = Some(crate::progress::Progress::new(
+                "generate", self.total, "bytes", true,
+            ));
+        }
+        if let Some(line) = &self.line {
+            line.set(done);
+        }
     }
 
     fn finish(&self) {
-        self.line.finish();
+        if let Some(line) = &self.line {
+            line.finish();
+        }
     }
 }
 
