@@ -171,7 +171,7 @@ impl Audit {
         }
     }
 
-    /// Counts `event` and writes its line (see [`line`]).
+    /// Counts `event` and writes its line (see [`line()`]).
     pub fn record(&self, event: Event, fields: &[(&str, &dyn Display)]) {
         if let Some(c) = self.counts.get(event.index()) {
             // Relaxed: a statistic, ordered with nothing else.
@@ -258,9 +258,9 @@ pub struct Observation {
     /// External is in the sources mask (the feeder and external-lost
     /// records apply only then).
     pub external_enabled: bool,
-    /// The memory cache's bytes now.
+    /// The memory cache's bytes now (its blocks times 32).
     pub available: u64,
-    /// Its low watermark in bytes.
+    /// Its low watermark in bytes (the level it refills at).
     pub low_watermark: u64,
     /// The pool reports *external lost*.
     pub external_lost: bool,

@@ -1232,12 +1232,16 @@ fn monitor_loop(shared: &Shared, every: Duration) {
 /// One monitor check: records every crossing since the last one.
 fn observe(shared: &Shared) {
     let info = shared.backend.external_pool();
-    let lost = shared.backend.status().external.lost;
+    let status = shared.backend.status();
+    // The memory cache's own fill and watermark (the level the pool
+    // refills at), in bytes: the external-pool figures count the external
+    // bytes still wanted, which cost more than a byte each.
+    let m = &status.memory_cache;
     let seen = Observation {
         external_enabled: info.enabled,
-        available: info.currently_available,
-        low_watermark: info.low_watermark,
-        external_lost: lost,
+        available: m.len_blocks.saturating_mul(32),
+        low_watermark: m.low_watermark_blocks.saturating_mul(32),
+        external_lost: status.external.lost,
         ms_since_client_call: shared.ms_since_call(),
         inactive_timeout_s: info.inactive_source_timeout,
     };
@@ -1255,7 +1259,7 @@ fn observe(shared: &Shared) {
                 &[
                     ("available", &s.available),
                     ("low_watermark", &s.low_watermark),
-                    ("capacity", &info.capacity),
+                    ("capacity", &m.capacity_blocks.saturating_mul(32)),
                 ],
             ),
             Event::FeederInactive | Event::FeederActive => shared.audit.record(

@@ -42,6 +42,10 @@ impl PoolBackend for Settable {
     fn status(&self) -> StatusSnapshot {
         let mut s = sample_status();
         s.external.lost = self.lost.load(Ordering::SeqCst);
+        // The memory cache holds what was added, in whole 32-byte blocks;
+        // its low watermark is 7 blocks.
+        s.memory_cache.len_blocks = self.available.load(Ordering::SeqCst) / 32;
+        s.memory_cache.low_watermark_blocks = 7;
         s
     }
 }

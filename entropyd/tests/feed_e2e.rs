@@ -510,9 +510,10 @@ fn a_restarted_host_is_brought_back_and_lost_recovers() {
     let hsm = SoftHsm::new();
     let (e1, e2) = (small_env(), small_env());
     // Hosts that drain to a sink (so the feeder keeps sending) and call
-    // external entropy lost after 3 s without it.
+    // external entropy lost after 5 s without it (the feeder comes every
+    // second: room for a loaded machine).
     for e in [&e1, &e2] {
-        e.set(&["--external-entropy-lost-timeout=3"]);
+        e.set(&["--external-entropy-lost-timeout=5"]);
     }
     let sink = |e: &Env| format!("--sink={}", e.path("sink").display());
     let (a1, a2) = (free_addr(), free_addr());

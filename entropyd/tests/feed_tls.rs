@@ -4,11 +4,13 @@
 //! The server end is a small TLS terminator written here (rustls, ring,
 //! optional client-certificate verification) in front of a real daemon's
 //! plain loopback API: it reads one request over TLS, passes it to the
-//! daemon, and passes the answer back. It checks the feeder's side of TLS:
-//! verification against `--ca` (an untrusted or misnamed server
-//! certificate is refused before any entropy is written), mutual TLS with
-//! `--client-cert/--client-key`, and that entropy flows to the daemon
-//! behind it.
+//! daemon, and passes the answer back, and it can present certificates the
+//! daemon would never be started with (from another CA, for another name).
+//! It checks the feeder's side of TLS: verification against `--ca` (an
+//! untrusted or misnamed server certificate is refused before any entropy
+//! is written), mutual TLS with `--client-cert/--client-key`, and that
+//! entropy flows to the daemon behind it. `feed_fleet.rs` runs the fleet
+//! against the daemon's own TLS listener.
 #![allow(
     missing_docs,
     clippy::unwrap_used,
