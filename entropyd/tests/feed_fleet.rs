@@ -593,5 +593,7 @@ fn off_loopback_the_feeder_authorizes_its_reads_too() {
     let said = text(&out.stdout);
     assert!(out.status.success(), "{said}{}", text(&out.stderr));
     assert!(said.contains(" ok full "), "{said}");
-    assert!(is_full(&d, &fleet));
+    // The daemon drains toward its sink from the moment it is full, so
+    // "full" may already be past: what it took is the proof.
+    assert!(is_full(&d, &fleet) || d.external_bytes(&fleet) > 65536);
 }
