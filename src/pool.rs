@@ -602,12 +602,21 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
 
     /// Takes external entropy: at most [`Pool::external_room`] bytes from
     /// the front of `data`; the rest is discarded. Returns how many bytes
-    /// were taken. An accepted submission restarts the external-lost timer.
+    /// were taken (hashed into the pool: every byte counted here is gone,
+    /// even when the source became disabled partway). The taken part is
+    /// one piece for the external screen ([`crate::mixer::screen`]): a
+    /// piece that trips it is refused whole and disables the source; a
+    /// piece too short to judge even with the external bytes before it
+    /// (under [`MIN_WINDOW`](crate::mixer::screen::MIN_WINDOW) in all,
+    /// just after start) is taken without credit. An accepted submission restarts the
+    /// external-lost timer.
     ///
     /// # Errors
     /// [`Error::SourceUnavailable`] when the sources do not include
-    /// external (nothing taken); [`Error::SourceDisabled`] when repeated
-    /// health failures disabled it.
+    /// external (nothing taken); [`Error::SourceDisabled`] when the source
+    /// is disabled (repeated health failures, the screen: see
+    /// [`Pool::external_disabled`]) before anything was taken, including
+    /// by this piece's screen.
     pub fn submit(&mut self, data: &[u8]) -> Result<usize, Error> {
         if !self.sources.contains(Source::External) {
             return Err(Error::SourceUnavailable {
@@ -619,9 +628,32 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
         let Some(accepted) = data.get(..take) else {
             return Err(Error::NoRoom);
         };
-        let consumed = self.absorb_external_bytes(accepted)?;
+        let consumed = self.absorb_external_piece(accepted)?;
         self.note_external(data.len(), consumed);
         Ok(consumed)
+    }
+
+    /// Screens `piece`, then absorbs it (without credit when it is too
+    /// short to judge); returns the bytes consumed.
+    fn absorb_external_piece(&mut self, piece: &[u8]) -> Result<usize, Error> {
+        if piece.is_empty() {
+            return Ok(0);
+        }
+        let credited = self.mixer.screen_external(piece)?;
+        self.absorb_external_bytes(piece, credited)
+    }
+
+    /// Why the external source is disabled, if it is (it then takes
+    /// nothing until [`Pool::reset_source`]).
+    #[must_use]
+    pub fn external_disabled(&self) -> Option<crate::mixer::ExternalDisable> {
+        self.mixer.external_disabled()
+    }
+
+    /// Disables the external source until [`Pool::reset_source`] (the
+    /// daemon: it was disabled when the last run stopped).
+    pub fn disable_external(&mut self) {
+        self.mixer.disable_external();
     }
 
     /// Takes install-time entropy (the staged kickstart data): absorbs as
@@ -637,7 +669,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             });
         }
         self.note_provenance(Source::External);
-        let consumed = self.absorb_external_bytes(data)?;
+        let consumed = self.absorb_external_piece(data)?;
         self.note_external(data.len(), consumed);
         Ok(consumed)
     }
@@ -666,16 +698,30 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
         }
     }
 
-    /// Absorbs external bytes until they are used up or the caches are
-    /// full; returns the bytes consumed.
-    fn absorb_external_bytes(&mut self, data: &[u8]) -> Result<usize, Error> {
+    /// Absorbs external bytes (credited or not) until they are used up or
+    /// the caches are full; returns the bytes consumed. A source disabled
+    /// partway ends the absorb with what was consumed so far (an error only
+    /// when that is nothing).
+    fn absorb_external_bytes(&mut self, data: &[u8], credited: bool) -> Result<usize, Error> {
         let mut consumed = 0usize;
         // Each round either consumes input or stops: bounded by data.len().
         while consumed < data.len() {
             let Some(rest) = data.get(consumed..) else {
                 break;
             };
-            let a = self.absorb_step(|m, sink, _| m.absorb_external(rest, sink))?;
+            let a = self.absorb_step(|m, sink, _| {
+                if credited {
+                    m.absorb_external(rest, sink)
+                } else {
+                    m.absorb_external_uncredited(rest, sink)
+                }
+            });
+            let a = match a {
+                Ok(a) => a,
+                // What was taken is taken: report it.
+                Err(_) if consumed > 0 => break,
+                Err(e) => return Err(e),
+            };
             consumed = consumed.saturating_add(a.consumed);
             if a.consumed == 0 || (a.sink_full && self.storage_room() == 0) {
                 break;

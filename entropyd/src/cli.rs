@@ -15,7 +15,8 @@ use entropool::store::StateDir;
 
 use crate::failure::{EXIT_INVALID, Failure};
 use crate::{
-    cmd_config, cmd_generate, cmd_kickstart, cmd_run, cmd_samples, cmd_status, cmd_submit,
+    cmd_config, cmd_generate, cmd_kickstart, cmd_reset_source, cmd_run, cmd_samples, cmd_status,
+    cmd_submit,
 };
 
 /// The environment variable naming the state directory.
@@ -60,6 +61,9 @@ pub enum Command {
     Samples(cmd_samples::Args),
     /// Send stdin to a running daemon as external entropy.
     Submit(cmd_submit::Args),
+    /// Re-enable the external source after the pool disabled it (health
+    /// tests, or the screen for patterned data).
+    ResetSource(cmd_reset_source::Args),
 }
 
 /// What every command gets besides its own arguments.
@@ -104,6 +108,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), Failure> {
         Command::Generate(args) => cmd_generate::run(args, &ctx, out),
         Command::Samples(args) => cmd_samples::run(args, &ctx, out),
         Command::Submit(args) => cmd_submit::run(args, &ctx, out),
+        Command::ResetSource(args) => cmd_reset_source::run(args, &ctx, out),
     }
 }
 

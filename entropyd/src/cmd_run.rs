@@ -524,6 +524,7 @@ pub fn run(args: &Args, ctx: &Context, _out: &mut dyn Write) -> Result<(), Failu
             ));
         }
     }
+    let mut disabled = crate::cmd_reset_source::DisabledWatch::start(state.path(), &mut pool);
     use_staged_seed(&state, &mut pool);
     let st = pool.status();
     log(format_args!(
@@ -574,6 +575,7 @@ pub fn run(args: &Args, ctx: &Context, _out: &mut dyn Write) -> Result<(), Failu
             forwarder.send(&mut buf, taken);
         }
         watch.check(&backend);
+        disabled.check(&backend);
         if live && last_line.is_none_or(|t| t.elapsed() >= STATUS_LINE_EVERY) {
             let line = view::render_line(&backend.status());
             eprint!("\r{line}\x1b[K");

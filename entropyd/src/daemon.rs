@@ -319,7 +319,9 @@ impl PoolBackend for DaemonBackend {
         let st = self.lock().status();
         let capacity = to_u64(st.memory_capacity_blocks).saturating_mul(32);
         ExternalPoolInfo {
-            enabled: st.sources.contains(Source::External),
+            enabled: st.sources.contains(Source::External)
+                && st.per_source[Source::External.index()].state
+                    != entropool::health::HealthState::Disabled,
             capacity,
             currently_available: to_u64(st.memory_len_blocks).saturating_mul(32),
             low_watermark: watermark_blocks(st.memory_capacity_blocks, st.low_watermark_percent)
