@@ -149,3 +149,32 @@ fn a_patterned_add_disables_external_until_reset_source() {
     let out = env.cmd(&["reset-source", "rdseed"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 }
+
+#[test]
+fn run_tightens_the_state_dir_and_refuses_a_linked_storage_cache() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    env.set(&["--memory-cache-size=1"]);
+    std::fs::set_permissions(&env.state, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let token_arg = format!("--token-file={}", env.token.display());
+    let d = env.start(&["--sources=8", &token_arg]);
+    assert!(
+        d.log_text().contains("was mode 0755; tightened to 0700"),
+        "{}",
+        d.log_text()
+    );
+    let mode = std::fs::metadata(&env.state).unwrap().permissions().mode();
+    assert_eq!(mode & 0o7777, 0o700);
+    let (status, log) = d.stop();
+    assert!(status.success(), "{log}");
+
+    // A link in place of the storage cache: refused, the target untouched.
+    let target = env.path("precious");
+    std::fs::write(&target, b"not a store").unwrap();
+    std::fs::remove_file(env.storage_file()).unwrap();
+    std::os::unix::fs::symlink(&target, env.storage_file()).unwrap();
+    let out = env.cmd(&["run", "--sources=8", "--listen=127.0.0.1:0"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("E0408"), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read(&target).unwrap(), b"not a store");
+}
