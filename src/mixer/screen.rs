@@ -312,7 +312,7 @@ fn screen_window(b: &[u8]) -> Result<(), ScreenTrip> {
         let (Some(x), Some(y)) = (b.get(..w.saturating_sub(k)), b.get(k..)) else {
             continue;
         };
-        let equal: u32 = x.iter().zip(y).map(|(p, q)| u32::from(p == q)).sum();
+        let equal = count_equal(x, y);
         if !x.is_empty() && equal >= binomial_cutoff(&DIFF_CUTOFF, x.len()) {
             return Err(ScreenTrip::ConstantDifference);
         }
@@ -322,12 +322,7 @@ fn screen_window(b: &[u8]) -> Result<(), ScreenTrip> {
         else {
             continue;
         };
-        let flat: u32 = x
-            .iter()
-            .zip(y)
-            .zip(z)
-            .map(|((&p, &q), &r)| u32::from(r.wrapping_sub(q.wrapping_add(q)).wrapping_add(p) == 0))
-            .sum();
+        let flat = count_flat(x, y, z);
         if n2 > 0 && flat >= binomial_cutoff(&DIFF_CUTOFF, n2) {
             return Err(ScreenTrip::ConstantDifference);
         }
@@ -336,6 +331,37 @@ fn screen_window(b: &[u8]) -> Result<(), ScreenTrip> {
         return Err(ScreenTrip::Repeats);
     }
     Ok(())
+}
+
+/// Positions `i` where `x[i] == y[i]` (up to the shorter length). Counted
+/// in byte lanes of at most 255 positions, which the compiler turns into
+/// byte-wide vector compares.
+fn count_equal(x: &[u8], y: &[u8]) -> u32 {
+    let mut total = 0u32;
+    for (cx, cy) in x.chunks(255).zip(y.chunks(255)) {
+        let mut lane = 0u8;
+        for (p, q) in cx.iter().zip(cy) {
+            lane = lane.wrapping_add(u8::from(p == q));
+        }
+        total = total.saturating_add(u32::from(lane));
+    }
+    total
+}
+
+/// Positions `i` where `z[i] - 2 y[i] + x[i] == 0` (mod 256), as
+/// [`count_equal`].
+fn count_flat(x: &[u8], y: &[u8], z: &[u8]) -> u32 {
+    let mut total = 0u32;
+    for ((cx, cy), cz) in x.chunks(255).zip(y.chunks(255)).zip(z.chunks(255)) {
+        let mut lane = 0u8;
+        for ((&p, &q), &r) in cx.iter().zip(cy).zip(cz) {
+            lane = lane.wrapping_add(u8::from(
+                r.wrapping_sub(q.wrapping_add(q)).wrapping_add(p) == 0,
+            ));
+        }
+        total = total.saturating_add(u32::from(lane));
+    }
+    total
 }
 
 /// Equal 8-byte groups at 8-aligned offsets of `b`, found through a table
