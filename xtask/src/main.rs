@@ -7,6 +7,7 @@ mod bench_api;
 mod ci;
 mod cmd;
 mod extend;
+mod fuzz;
 mod nopanic;
 mod validate;
 
@@ -28,6 +29,11 @@ Commands:
   bench-api
         Submit throughput over loopback in 1 MiB adds, and p50/p99 latency
         of GET /entropy/external-pool under a steady load.
+  fuzz [--minutes=N] [--only=T,...] [--sanitizer=S]
+        Runs every fuzz target (fuzz/Cargo.toml [[bin]]) N minutes each
+        (default 1) with cargo-fuzz on nightly; prints execs, execs/s, new
+        units and crashes per target; fails on a crash. New inputs go to
+        target/fuzz-corpus/, never into the committed corpus.
   help  This text.
 
 Steps of `ci`, in order:
@@ -61,6 +67,7 @@ fn main() -> ExitCode {
         "ci" => ci::main(rest),
         "validate" => validate::run(rest),
         "bench-api" => bench_api::run(rest),
+        "fuzz" => fuzz::run(rest),
         "help" | "--help" | "-h" => {
             help();
             Ok(())
