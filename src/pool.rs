@@ -14,7 +14,9 @@
 //!   drains the interrupt ring (at most [`INTERRUPT_BATCH`] timestamps),
 //!   and, while blocks are wanted, harvests at most [`RDSEED_BATCH`]
 //!   RDSEED words and [`RDRAND_BATCH`] RDRAND words. Blocks go to the
-//!   memory cache first; when it is full they refill the storage cache.
+//!   memory cache first; when it is full they refill the storage cache,
+//!   written per batch and flushed once at the end of the call (one
+//!   `fsync` per poll, submit or seed, not one per batch of blocks).
 //!   Blocks are wanted while the memory cache is below its low watermark
 //!   (until it is full again: hysteresis) or, once it is full, while the
 //!   storage cache has room.
@@ -253,6 +255,8 @@ pub struct Pool<'s, C: Cpu + Clone, K: Clock, S: Storage> {
     /// A medium kept while storage-cache-size is 0.
     idle_medium: Option<S>,
     storage_error: Option<Error>,
+    /// Blocks were spilled to storage and not flushed yet.
+    spilled_unflushed: bool,
     /// Corrupt slots discarded by earlier opens of the store.
     storage_corrupt_before: u64,
     overflow: Overflow,
@@ -357,6 +361,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             provenance: sources,
             idle_medium,
             storage_error: None,
+            spilled_unflushed: false,
             storage_corrupt_before: 0,
             overflow: Overflow::new(),
             timer,
@@ -462,8 +467,12 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             return;
         };
         match self.storage.as_mut() {
-            Some(storage) => match storage.push_many(blocks) {
+            // Not flushed per batch: one flush at the end of the call
+            // (`flush_spilled`). A crash before it loses these blocks; it
+            // cannot replay them (the copies here are wiped).
+            Some(storage) => match storage.push_many_deferred(blocks) {
                 Ok(n) => {
+                    self.spilled_unflushed = self.spilled_unflushed || n > 0;
                     let lost = len.saturating_sub(n);
                     self.blocks_discarded = self
                         .blocks_discarded
@@ -484,6 +493,20 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
         }
         // push_many zeroizes what it stored; wipe everything regardless.
         wipe(blocks);
+    }
+
+    /// Makes the blocks spilled to storage since the last call durable: one
+    /// flush per [`Pool::poll`], [`Pool::submit`] or
+    /// [`Pool::seed_external`], not one per batch of blocks.
+    fn flush_spilled(&mut self) {
+        if !core::mem::take(&mut self.spilled_unflushed) {
+            return;
+        }
+        if let Some(storage) = self.storage.as_mut() {
+            if let Err(e) = storage.flush() {
+                self.storage_error = Some(e);
+            }
+        }
     }
 
     /// Runs one absorb step with the caches as the sink, then spills the
@@ -596,6 +619,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             }
         }
         self.words.zeroize();
+        self.flush_spilled();
         report.still_wanted = self.blocks_wanted();
         Ok(report)
     }
@@ -640,7 +664,9 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             return Ok(0);
         }
         let credited = self.mixer.screen_external(piece)?;
-        self.absorb_external_bytes(piece, credited)
+        let consumed = self.absorb_external_bytes(piece, credited);
+        self.flush_spilled();
+        consumed
     }
 
     /// Why the external source is disabled, if it is (it then takes

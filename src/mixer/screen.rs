@@ -187,21 +187,27 @@ impl ScreenContext {
 
     /// Keeps the last [`CONTEXT`] bytes of what was recorded plus `piece`.
     fn record(&mut self, piece: &[u8]) {
-        let n = piece.len();
-        if n >= CONTEXT {
-            if let Some(tail) = piece.get(n.saturating_sub(CONTEXT)..) {
-                self.last.copy_from_slice(tail);
-                self.len = CONTEXT;
-            }
-            return;
+        // The kept tail of the old bytes, then the piece, into a fresh
+        // buffer (element-wise: no length assertion, no panic path).
+        let keep = self.len.min(CONTEXT.saturating_sub(piece.len()));
+        let old = self
+            .last
+            .get(self.len.saturating_sub(keep)..self.len)
+            .unwrap_or(&[]);
+        let skip = piece.len().saturating_sub(CONTEXT);
+        let mut next = [0u8; CONTEXT];
+        let mut len = 0usize;
+        for (d, b) in next
+            .iter_mut()
+            .zip(old.iter().chain(piece.iter().skip(skip)))
+        {
+            *d = *b;
+            len = len.saturating_add(1);
         }
-        let keep = self.len.min(CONTEXT.saturating_sub(n));
-        self.last
-            .copy_within(self.len.saturating_sub(keep)..self.len, 0);
-        if let Some(dst) = self.last.get_mut(keep..keep.saturating_add(n)) {
-            dst.copy_from_slice(piece);
-        }
-        self.len = keep.saturating_add(n);
+        self.last.zeroize();
+        self.last = next;
+        next.zeroize();
+        self.len = len;
     }
 
     /// Forgets the recorded bytes.
