@@ -24,6 +24,8 @@ use std::time::Instant;
 #[derive(Debug, Default, PartialEq, Eq)]
 struct RunStats {
     execs: u64,
+    /// Seconds libFuzzer itself ran (its `Done N runs in S second(s)`).
+    fuzz_seconds: Option<u64>,
     new_units: u64,
     crashed: bool,
     artifacts: Vec<String>,
@@ -37,6 +39,11 @@ fn parse_output(text: &str) -> RunStats {
         let line = line.trim();
         if let Some(v) = line.strip_prefix("stat::number_of_executed_units:") {
             s.execs = v.trim().parse().unwrap_or(s.execs);
+        } else if let Some(rest) = line.strip_prefix("Done ") {
+            s.fuzz_seconds = rest
+                .split_once(" runs in ")
+                .and_then(|(_, r)| r.split_whitespace().next())
+                .and_then(|n| n.parse().ok());
         } else if let Some(v) = line.strip_prefix("stat::new_units_added:") {
             s.new_units = v.trim().parse().unwrap_or(s.new_units);
         } else if line.contains("Test unit written to ") {
@@ -193,6 +200,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     );
     let mut crashed = Vec::new();
     for (t, secs, s) in &rows {
+        // libFuzzer's own run time when it said (the wall time includes
+        // the build).
+        let secs = &s.fuzz_seconds.map_or(*secs, |f| f as f64);
         let rate = if *secs > 0.0 {
             s.execs as f64 / secs
         } else {
@@ -235,6 +245,7 @@ mod tests {
             parse_output(ok),
             RunStats {
                 execs: 1_200_000,
+                fuzz_seconds: Some(61),
                 new_units: 42,
                 crashed: false,
                 artifacts: vec![],
