@@ -74,6 +74,27 @@ fn bulk(c: &mut Criterion) {
     g.finish();
 }
 
+/// The external screen alone on 64 KiB of random data (16 windows), beside
+/// one SHA-256 pass over the same bytes (what absorbing them costs at
+/// least).
+fn screen(c: &mut Criterion) {
+    let mut rng = ChaCha20Rng::seed_from_u64(3);
+    let mut data = vec![0u8; BULK];
+    rng.fill_bytes(&mut data);
+    let mut g = c.benchmark_group("screen_64KiB");
+    g.throughput(Throughput::Bytes(BULK as u64));
+    g.bench_function("entropool", |b| {
+        b.iter(|| {
+            let v = entropool::mixer::screen::screen(black_box(&data));
+            assert_eq!(v, entropool::mixer::screen::Screen::Pass);
+        });
+    });
+    g.bench_function("sha2", |b| {
+        b.iter(|| black_box(Sha256::digest(black_box(&data))));
+    });
+    g.finish();
+}
+
 fn samples(c: &mut Criterion) {
     let mut rng = ChaCha20Rng::seed_from_u64(2);
     let w = words(Source::Rdseed, &mut rng, SAMPLES, 0);
@@ -132,5 +153,5 @@ fn samples(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bulk, samples);
+criterion_group!(benches, bulk, screen, samples);
 criterion_main!(benches);

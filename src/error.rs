@@ -178,7 +178,11 @@ pub enum Error {
     /// The external feed has no room; nothing was taken.
     NoRoom,
     /// The persistent store could not be read or written.
-    StorageIo,
+    StorageIo {
+        /// The OS error number (`errno`: 28 = ENOSPC, 13 = EACCES, 21 =
+        /// EISDIR, ...), or 0 when the medium has none to give.
+        errno: i32,
+    },
     /// The persistent store is torn or corrupted; it was discarded and
     /// credits nothing.
     StorageCorrupt,
@@ -187,6 +191,9 @@ pub enum Error {
     /// The memory cache is full; the block was not taken (it stays with the
     /// caller, e.g. for the storage cache).
     MemoryCacheFull,
+    /// A state file is a symbolic link, not a regular file, or owned by a
+    /// user other than this process's or root: refused untouched.
+    StateFileUntrusted,
     // ---- add new pool/cache variants above this line ----
 
     // ---- DRBG and output (E05xx) ----
@@ -236,10 +243,11 @@ impl Error {
             Error::Starving => 401,
             Error::ExternalLost => 402,
             Error::NoRoom => 403,
-            Error::StorageIo => 404,
+            Error::StorageIo { .. } => 404,
             Error::StorageCorrupt => 405,
             Error::CapacityTooSmall => 406,
             Error::MemoryCacheFull => 407,
+            Error::StateFileUntrusted => 408,
             Error::DrbgEntropyTooShort => 501,
             Error::DrbgRequestTooLarge => 502,
             Error::DrbgInputTooLong => 503,
@@ -249,6 +257,25 @@ impl Error {
             Error::GetrandomBusy => 507,
         }
     }
+}
+
+/// The name and meaning of the Linux `errno` values a storage medium
+/// commonly gives (printable without std).
+const fn errno_name(errno: i32) -> Option<&'static str> {
+    Some(match errno {
+        1 => "EPERM, operation not permitted",
+        2 => "ENOENT, no such file or directory",
+        5 => "EIO, input/output error",
+        13 => "EACCES, permission denied",
+        20 => "ENOTDIR, not a directory",
+        21 => "EISDIR, is a directory",
+        27 => "EFBIG, file too large",
+        28 => "ENOSPC, no space left on device",
+        30 => "EROFS, read-only file system",
+        40 => "ELOOP, too many levels of symbolic links",
+        122 => "EDQUOT, disk quota exceeded",
+        _ => return None,
+    })
 }
 
 impl fmt::Display for Error {
@@ -320,7 +347,17 @@ impl fmt::Display for Error {
                 "external entropy lost: external is the only source and the caches are empty",
             ),
             Error::NoRoom => f.write_str("no room: the external pool is full"),
-            Error::StorageIo => f.write_str("the storage cache could not be read or written"),
+            Error::StorageIo { errno } => {
+                f.write_str("the storage cache could not be read or written")?;
+                match errno_name(errno) {
+                    _ if errno == 0 => Ok(()),
+                    Some(name) => write!(f, " (os error {errno}: {name})"),
+                    None => write!(f, " (os error {errno})"),
+                }
+            }
+            Error::StateFileUntrusted => f.write_str(
+                "a state file is a symbolic link, not a regular file, or owned by another user than this one or root; refused untouched",
+            ),
             Error::StorageCorrupt => {
                 f.write_str("the storage cache is torn or corrupted; discarded, nothing credited")
             }
@@ -399,7 +436,8 @@ mod tests {
             Error::Starving,
             Error::ExternalLost,
             Error::NoRoom,
-            Error::StorageIo,
+            Error::StorageIo { errno: 28 },
+            Error::StateFileUntrusted,
             Error::StorageCorrupt,
             Error::CapacityTooSmall,
             Error::MemoryCacheFull,

@@ -11,10 +11,18 @@
 //!   [`Error::DrbgReseedUnavailable`]), getrandom returns
 //!   `getrandom::Error::new_custom(code)`, `code` being the [`Error::code`]
 //!   (`506` = not registered); nothing is ever returned unfilled as success.
-//! - No locks, no spinning: the generator sits behind one atomic state. A
-//!   second caller while it is in use (another core, an interrupt handler,
-//!   or a re-entrant call) gets [`Error::GetrandomBusy`] (code `507`)
-//!   at once; callers that can wait should retry later.
+//! - The generator sits behind one atomic state (no OS lock). A second
+//!   caller while it is in use waits its turn: with `std`, a short spin and
+//!   then `yield_now` between tries, for up to [`WAIT_LIMIT`] (concurrent
+//!   threads all succeed); without `std`, a short bounded spin only
+//!   ([`NO_STD_SPINS`]), since on one core a busy slot is a re-entrant
+//!   call (an interrupt handler) that cannot be freed while it spins. Only
+//!   past that bound does it get [`Error::GetrandomBusy`] (code `507`). A
+//!   call from inside the generator itself (re-entry) gets it at once.
+//! - A panic inside the generator (with unwinding) never leaves the slot
+//!   busy: a guard unregisters the generator as the panic passes (its state
+//!   may be half-updated, so it is never used again) and getrandom fails
+//!   with code `506` until a generator is registered again.
 //! - Registration happens once; [`unregister`] gives the generator back.
 //! - The symbol is defined only with this feature; the firmware must not
 //!   define its own `__getrandom_v03_custom` as well (a duplicate-symbol
@@ -65,6 +73,10 @@
 
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU8, Ordering};
+#[cfg(feature = "std")]
+use core::time::Duration;
+#[cfg(feature = "std")]
+use std::time::Instant;
 
 use rand_core::TryCryptoRng;
 
@@ -80,6 +92,41 @@ const EMPTY: u8 = 0;
 const BUSY: u8 = 1;
 /// A generator is registered and free.
 const READY: u8 = 2;
+
+/// Spins between tries before a `yield_now` (std).
+#[cfg(feature = "std")]
+const SPINS_PER_ROUND: u32 = 64;
+/// Longest wait for a busy slot (std).
+#[cfg(feature = "std")]
+pub const WAIT_LIMIT: Duration = Duration::from_secs(5);
+/// Tries of a busy slot without std before [`Error::GetrandomBusy`].
+pub const NO_STD_SPINS: u32 = 256;
+
+#[cfg(feature = "std")]
+std::thread_local! {
+    /// This thread holds the slot: a call from inside the generator
+    /// (re-entry) is refused at once instead of waiting for itself.
+    static HOLDING: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+}
+
+/// Marks whether this thread holds the slot (std only).
+fn set_holding(_held: bool) {
+    #[cfg(feature = "std")]
+    HOLDING.with(|h| h.set(_held));
+}
+
+/// Whether this thread holds the slot already (always `false` without
+/// std, where the bounded spin ends a re-entrant call).
+fn holding() -> bool {
+    #[cfg(feature = "std")]
+    {
+        HOLDING.with(core::cell::Cell::get)
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        false
+    }
+}
 
 /// The global generator and the state that guards it.
 struct Slot {
@@ -148,19 +195,78 @@ pub fn is_registered() -> bool {
 /// [`Error::GetrandomNotRegistered`], [`Error::GetrandomBusy`], or the
 /// generator's error (then `dest` is zeroed).
 pub fn fill(dest: &mut [u8]) -> Result<(), Error> {
-    acquire()?;
-    // SAFETY: `acquire` moved READY to BUSY: exclusive access until the store.
+    acquire_waiting()?;
+    set_holding(true);
+    let guard = Held;
+    // SAFETY: `acquire_waiting` moved READY to BUSY: exclusive access until
+    // `guard` releases the slot.
     let slot = unsafe { &mut *SLOT.rng.get() };
     let result = match slot {
         Some(rng) => rng.try_fill_bytes(dest),
         None => Err(Error::GetrandomNotRegistered),
     };
     // Release publishes the generator's new state to the next caller.
-    SLOT.state.store(READY, Ordering::Release);
+    guard.release();
     if result.is_err() {
         dest.fill(0);
     }
     result
+}
+
+/// The slot held by this caller. Released with [`Held::release`]; dropped
+/// without it (a panic unwinding through the generator) it unregisters the
+/// generator instead, so the slot is never left busy and a half-updated
+/// generator is never used again.
+struct Held;
+
+impl Held {
+    fn release(self) {
+        core::mem::forget(self);
+        set_holding(false);
+        SLOT.state.store(READY, Ordering::Release);
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        // SAFETY: this guard exists only while this caller holds the slot
+        // (state BUSY), so the access is exclusive.
+        unsafe {
+            *SLOT.rng.get() = None;
+        }
+        set_holding(false);
+        // Release pairs with the Acquire in `register`.
+        SLOT.state.store(EMPTY, Ordering::Release);
+    }
+}
+
+/// As [`acquire`], waiting for a busy slot (see the module documentation).
+fn acquire_waiting() -> Result<(), Error> {
+    if holding() {
+        return Err(Error::GetrandomBusy);
+    }
+    #[cfg(feature = "std")]
+    let start = Instant::now();
+    let mut spins = 0u32;
+    loop {
+        match acquire() {
+            Err(Error::GetrandomBusy) => {}
+            other => return other,
+        }
+        spins = spins.saturating_add(1);
+        core::hint::spin_loop();
+        #[cfg(feature = "std")]
+        if spins % SPINS_PER_ROUND == 0 {
+            if start.elapsed() >= WAIT_LIMIT {
+                return Err(Error::GetrandomBusy);
+            }
+            std::thread::yield_now();
+        }
+        #[cfg(not(feature = "std"))]
+        if spins >= NO_STD_SPINS {
+            return Err(Error::GetrandomBusy);
+        }
+    }
 }
 
 /// Moves the slot from READY to BUSY, or says why it cannot.

@@ -25,7 +25,7 @@ pub mod source;
 pub mod storage;
 pub mod watch;
 
-#[cfg(feature = "std")]
+#[cfg(all(feature = "std", unix))]
 pub mod store;
 
 #[cfg(feature = "getrandom-custom")]

@@ -20,7 +20,9 @@
 //!   drains the interrupt ring (at most [`INTERRUPT_BATCH`] timestamps),
 //!   and, while blocks are wanted, harvests at most [`RDSEED_BATCH`]
 //!   RDSEED words and [`RDRAND_BATCH`] RDRAND words. Blocks go to the
-//!   memory cache first; when it is full they refill the storage cache.
+//!   memory cache first; when it is full they refill the storage cache,
+//!   written per batch and flushed once at the end of the call (one
+//!   `fsync` per poll, submit or seed, not one per batch of blocks).
 //!   Blocks are wanted while the memory cache is below its low watermark
 //!   (until it is full again: hysteresis) or, once it is full, while the
 //!   storage cache has room.
@@ -292,6 +294,8 @@ pub struct Pool<'s, C: Cpu + Clone, K: Clock, S: Storage> {
     /// A medium kept while storage-cache-size is 0.
     idle_medium: Option<S>,
     storage_error: Option<Error>,
+    /// Blocks were spilled to storage and not flushed yet.
+    spilled_unflushed: bool,
     /// Corrupt slots discarded by earlier opens of the store.
     storage_corrupt_before: u64,
     overflow: Overflow,
@@ -406,6 +410,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             provenance: sources,
             idle_medium,
             storage_error: None,
+            spilled_unflushed: false,
             storage_corrupt_before: 0,
             overflow: Overflow::new(),
             timer,
@@ -559,8 +564,12 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             return;
         };
         match self.storage.as_mut() {
-            Some(storage) => match storage.push_many(blocks) {
+            // Not flushed per batch: one flush at the end of the call
+            // (`flush_spilled`). A crash before it loses these blocks; it
+            // cannot replay them (the copies here are wiped).
+            Some(storage) => match storage.push_many_deferred(blocks) {
                 Ok(n) => {
+                    self.spilled_unflushed = self.spilled_unflushed || n > 0;
                     let lost = len.saturating_sub(n);
                     self.blocks_discarded = self
                         .blocks_discarded
@@ -581,6 +590,20 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
         }
         // push_many zeroizes what it stored; wipe everything regardless.
         wipe(blocks);
+    }
+
+    /// Makes the blocks spilled to storage since the last call durable: one
+    /// flush per [`Pool::poll`], [`Pool::submit`] or
+    /// [`Pool::seed_external`], not one per batch of blocks.
+    fn flush_spilled(&mut self) {
+        if !core::mem::take(&mut self.spilled_unflushed) {
+            return;
+        }
+        if let Some(storage) = self.storage.as_mut() {
+            if let Err(e) = storage.flush() {
+                self.storage_error = Some(e);
+            }
+        }
     }
 
     /// Runs one absorb step with the caches as the sink, then spills the
@@ -721,18 +744,28 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             }
         }
         self.words.zeroize();
+        self.flush_spilled();
         report.still_wanted = self.loading || self.blocks_wanted();
         Ok(report)
     }
 
     /// Takes external entropy: at most [`Pool::external_room`] bytes from
     /// the front of `data`; the rest is discarded. Returns how many bytes
-    /// were taken. An accepted submission restarts the external-lost timer.
+    /// were taken (hashed into the pool: every byte counted here is gone,
+    /// even when the source became disabled partway). The taken part is
+    /// one piece for the external screen ([`crate::mixer::screen`]): a
+    /// piece that trips it is refused whole and disables the source; a
+    /// piece too short to judge even with the external bytes before it
+    /// (under [`MIN_WINDOW`](crate::mixer::screen::MIN_WINDOW) in all,
+    /// just after start) is taken without credit. An accepted submission restarts the
+    /// external-lost timer.
     ///
     /// # Errors
     /// [`Error::SourceUnavailable`] when the sources do not include
-    /// external (nothing taken); [`Error::SourceDisabled`] when repeated
-    /// health failures disabled it.
+    /// external (nothing taken); [`Error::SourceDisabled`] when the source
+    /// is disabled (repeated health failures, the screen: see
+    /// [`Pool::external_disabled`]) before anything was taken, including
+    /// by this piece's screen.
     pub fn submit(&mut self, data: &[u8]) -> Result<usize, Error> {
         if !self.sources.contains(Source::External) {
             return Err(Error::SourceUnavailable {
@@ -744,9 +777,34 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
         let Some(accepted) = data.get(..take) else {
             return Err(Error::NoRoom);
         };
-        let consumed = self.absorb_external_bytes(accepted)?;
+        let consumed = self.absorb_external_piece(accepted)?;
         self.note_external(data.len(), consumed);
         Ok(consumed)
+    }
+
+    /// Screens `piece`, then absorbs it (without credit when it is too
+    /// short to judge); returns the bytes consumed.
+    fn absorb_external_piece(&mut self, piece: &[u8]) -> Result<usize, Error> {
+        if piece.is_empty() {
+            return Ok(0);
+        }
+        let credited = self.mixer.screen_external(piece)?;
+        let consumed = self.absorb_external_bytes(piece, credited);
+        self.flush_spilled();
+        consumed
+    }
+
+    /// Why the external source is disabled, if it is (it then takes
+    /// nothing until [`Pool::reset_source`]).
+    #[must_use]
+    pub fn external_disabled(&self) -> Option<crate::mixer::ExternalDisable> {
+        self.mixer.external_disabled()
+    }
+
+    /// Disables the external source until [`Pool::reset_source`] (the
+    /// daemon: it was disabled when the last run stopped).
+    pub fn disable_external(&mut self) {
+        self.mixer.disable_external();
     }
 
     /// Takes install-time entropy (the staged kickstart data) through the
@@ -759,7 +817,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
     /// external source.
     pub fn seed_external(&mut self, data: &[u8]) -> Result<usize, Error> {
         self.note_provenance(Source::External);
-        let consumed = self.absorb_external_bytes(data)?;
+        let consumed = self.absorb_external_piece(data)?;
         self.note_external(data.len(), consumed);
         Ok(consumed)
     }
@@ -788,16 +846,30 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
         }
     }
 
-    /// Absorbs external bytes until they are used up or the caches are
-    /// full; returns the bytes consumed.
-    fn absorb_external_bytes(&mut self, data: &[u8]) -> Result<usize, Error> {
+    /// Absorbs external bytes (credited or not) until they are used up or
+    /// the caches are full; returns the bytes consumed. A source disabled
+    /// partway ends the absorb with what was consumed so far (an error only
+    /// when that is nothing).
+    fn absorb_external_bytes(&mut self, data: &[u8], credited: bool) -> Result<usize, Error> {
         let mut consumed = 0usize;
         // Each round either consumes input or stops: bounded by data.len().
         while consumed < data.len() {
             let Some(rest) = data.get(consumed..) else {
                 break;
             };
-            let a = self.absorb_step(|m, sink, _| m.absorb_external(rest, sink))?;
+            let a = self.absorb_step(|m, sink, _| {
+                if credited {
+                    m.absorb_external(rest, sink)
+                } else {
+                    m.absorb_external_uncredited(rest, sink)
+                }
+            });
+            let a = match a {
+                Ok(a) => a,
+                // What was taken is taken: report it.
+                Err(_) if consumed > 0 => break,
+                Err(e) => return Err(e),
+            };
             consumed = consumed.saturating_add(a.consumed);
             if a.consumed == 0 || (a.sink_full && self.storage_room() == 0) {
                 break;

@@ -29,8 +29,19 @@
 //!   directory leaves the daemon able to read its config); when that
 //!   ownership cannot be given, the write is refused with an error naming
 //!   both users and nothing changes.
+//! - Every state file is opened with `O_NOFOLLOW` and must be a regular
+//!   file owned by this process's effective user or by root: a symbolic
+//!   link or a file planted by another user is refused
+//!   ([`Error::StateFileUntrusted`]), never followed. Temporary files are
+//!   created exclusively (`O_CREAT | O_EXCL`, which never follows a link).
 //! - Concurrent writers are not locked against each other: each write is
 //!   atomic, and the last one wins.
+//! - One daemon per state directory: [`StateDir::lock`] takes an exclusive
+//!   `flock(2)` on [`StateDir::LOCK_FILE`] in the directory. The lock
+//!   follows the inode, so a bind mount, another mount or network
+//!   namespace, or another path to the same directory meets the same lock;
+//!   the kernel drops it when the process exits, even on a crash.
+//!   [`StateDir::tighten`] makes an existing directory 0700.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
@@ -44,6 +55,7 @@ use crate::assess::AssessedCredit;
 use crate::config::Config;
 use crate::error::Error;
 use crate::source::SourceMask;
+use crate::storage::file::{Access, OpenError, open_state_file};
 
 /// What went wrong with a file of the state directory.
 #[derive(Debug)]
@@ -65,6 +77,13 @@ pub struct StoreError {
 }
 
 impl StoreError {
+    fn open(path: &Path, e: OpenError) -> Self {
+        match e {
+            OpenError::Io(e) => StoreError::io(path, e),
+            OpenError::Untrusted => StoreError::invalid(path, Error::StateFileUntrusted),
+        }
+    }
+
     fn io(path: &Path, e: io::Error) -> Self {
         StoreError {
             path: path.to_path_buf(),
@@ -186,7 +205,7 @@ impl StateDir {
     pub fn load_config(&self) -> Result<Config, StoreError> {
         let path = self.config_path();
         let mut text = Vec::new();
-        match File::open(&path) {
+        match open_state_file(&path, Access::Read) {
             Ok(mut f) => {
                 // A valid config is ~200 bytes; read a little more to see
                 // whether it is longer than any valid one.
@@ -198,8 +217,10 @@ impl StateDir {
                     return Err(StoreError::invalid(&path, Error::ConfigCorrupt));
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Config::DEFAULT),
-            Err(e) => return Err(StoreError::io(&path, e)),
+            Err(OpenError::Io(e)) if e.kind() == io::ErrorKind::NotFound => {
+                return Ok(Config::DEFAULT);
+            }
+            Err(e) => return Err(StoreError::open(&path, e)),
         }
         let text = core::str::from_utf8(&text)
             .map_err(|_| StoreError::invalid(&path, Error::ConfigCorrupt))?;
@@ -321,10 +342,10 @@ impl StateDir {
     /// already happened, lost rather than reused).
     pub fn take_staged_kickstart(&self) -> io::Result<Option<Zeroizing<Vec<u8>>>> {
         let path = self.staged_kickstart_path();
-        let mut file = match OpenOptions::new().read(true).write(true).open(&path) {
+        let mut file = match open_state_file(&path, Access::ReadWrite) {
             Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
+            Err(OpenError::Io(e)) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into_io()),
         };
         let len = file.metadata()?.len();
         if len > crate::kickstart::Limits::INSTALL.max_size {
@@ -365,8 +386,15 @@ impl StateDir {
         let path = self.path.join(name);
         let tmp = self.path.join(std::format!(".{name}.tmp"));
         let result = (|| {
+            // A stale temp file from a crash (or anything planted there):
+            // unlinking removes a link itself, never its target.
+            match fs::remove_file(&tmp) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
             let mut options = OpenOptions::new();
-            options.write(true).create(true).truncate(true);
+            // O_CREAT | O_EXCL: never follows a link, never reuses a file.
+            options.write(true).create_new(true);
             #[cfg(unix)]
             {
                 use std::os::unix::fs::OpenOptionsExt;
@@ -438,6 +466,77 @@ fn user_text(uid: u32) -> String {
     match name {
         Some(n) => std::format!("uid {uid} ({n})"),
         None => std::format!("uid {uid}"),
+    }
+}
+
+/// The held lock on a state directory ([`StateDir::lock`]); released when
+/// dropped (or when the process exits).
+#[derive(Debug)]
+pub struct StateLock {
+    _file: File,
+}
+
+impl StateDir {
+    /// The lock file's name.
+    pub const LOCK_FILE: &'static str = "lock";
+
+    /// Takes the state directory for this process: an exclusive,
+    /// non-blocking `flock(2)` on [`StateDir::LOCK_FILE`] (created 0600;
+    /// `O_NOFOLLOW` and the owner check apply). The directory must exist
+    /// and be owned by this process's effective user or by root.
+    ///
+    /// # Errors
+    /// A [`StoreError`] naming the lock file: `WouldBlock` when another
+    /// process holds it (another daemon on this directory, through any
+    /// path or namespace), [`Error::StateFileUntrusted`] for a directory
+    /// or lock file owned by another user (or a link), or the I/O error.
+    pub fn lock(&self) -> Result<StateLock, StoreError> {
+        self.check_dir_owner()?;
+        let path = self.path.join(Self::LOCK_FILE);
+        let file =
+            open_state_file(&path, Access::Create).map_err(|e| StoreError::open(&path, e))?;
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(StateLock { _file: file }),
+            Err(e) if e == rustix::io::Errno::WOULDBLOCK => Err(StoreError::io(
+                &path,
+                io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    "another entropyd is running on this state directory (it holds the flock on its lock file); stop it first",
+                ),
+            )),
+            Err(e) => Err(StoreError::io(&path, e.into())),
+        }
+    }
+
+    /// Makes the directory mode 0700 when it is looser; returns the old
+    /// permission bits when it changed them (for a log line).
+    ///
+    /// # Errors
+    /// A [`StoreError`] naming the directory when it cannot be inspected
+    /// or changed.
+    pub fn tighten(&self) -> Result<Option<u32>, StoreError> {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = fs::metadata(&self.path).map_err(|e| StoreError::io(&self.path, e))?;
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o077 == 0 {
+            return Ok(None);
+        }
+        fs::set_permissions(&self.path, fs::Permissions::from_mode(mode & 0o7700))
+            .map_err(|e| StoreError::io(&self.path, e))?;
+        Ok(Some(mode))
+    }
+
+    /// The directory (a link to it is followed: an admin's choice) is
+    /// owned by the effective user or root.
+    fn check_dir_owner(&self) -> Result<(), StoreError> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = fs::metadata(&self.path).map_err(|e| StoreError::io(&self.path, e))?;
+        let me = rustix::process::geteuid().as_raw();
+        if meta.is_dir() && (meta.uid() == me || meta.uid() == 0) {
+            Ok(())
+        } else {
+            Err(StoreError::invalid(&self.path, Error::StateFileUntrusted))
+        }
     }
 }
 

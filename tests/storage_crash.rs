@@ -123,7 +123,7 @@ impl Storage for Handle {
     fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), Error> {
         let m = self.0.borrow();
         if m.crash.is_some() {
-            return Err(Error::StorageIo);
+            return Err(Error::StorageIo { errno: 5 });
         }
         let start = offset as usize;
         let src = m
@@ -150,7 +150,7 @@ impl Storage for Handle {
                     data: data.to_vec(),
                 });
                 m.die();
-                return Err(Error::StorageIo);
+                return Err(Error::StorageIo { errno: 5 });
             }
             Err(Some(Fail::Io(prefix))) => (prefix.min(data.len()), true),
         };
@@ -159,7 +159,11 @@ impl Storage for Handle {
             offset: start,
             data: data[..landed].to_vec(),
         });
-        if fail { Err(Error::StorageIo) } else { Ok(()) }
+        if fail {
+            Err(Error::StorageIo { errno: 5 })
+        } else {
+            Ok(())
+        }
     }
 
     fn flush(&mut self) -> Result<(), Error> {
@@ -172,10 +176,10 @@ impl Storage for Handle {
             }
             Err(None) => {
                 m.die();
-                Err(Error::StorageIo)
+                Err(Error::StorageIo { errno: 5 })
             }
             // A failed flush: nothing more is known to be durable.
-            Err(Some(_)) => Err(Error::StorageIo),
+            Err(Some(_)) => Err(Error::StorageIo { errno: 5 }),
         }
     }
 
@@ -203,9 +207,9 @@ impl Storage for Handle {
             }
             Err(None) => {
                 m.die();
-                Err(Error::StorageIo)
+                Err(Error::StorageIo { errno: 5 })
             }
-            Err(Some(_)) => Err(Error::StorageIo),
+            Err(Some(_)) => Err(Error::StorageIo { errno: 5 }),
         }
     }
 }
@@ -661,7 +665,7 @@ fn failed_push_keeps_earlier_blocks() {
         let k = h.0.borrow().ops;
         h.0.borrow_mut().fail_at = Some((k + nth, Fail::Io(prefix)));
         let mut b = block(100);
-        assert_eq!(c.push(&mut b), Err(Error::StorageIo));
+        assert_eq!(c.push(&mut b), Err(Error::StorageIo { errno: 5 }));
         assert_eq!(b, [0; 32]);
         // A failed write stores nothing; after a failed flush the block is
         // in the medium's view but maybe not durable.

@@ -183,6 +183,7 @@ fn a_directory_is_not_a_store() {
     fs::create_dir(dir.path().join(FileStorage::FILE_NAME)).unwrap();
     assert_eq!(
         FileStorage::open_in(dir.path()).err(),
-        Some(Error::StorageIo)
+        Some(Error::StorageIo { errno: 21 }),
+        "EISDIR, kept in the error"
     );
 }

@@ -15,8 +15,8 @@ use entropool::store::StateDir;
 
 use crate::failure::{EXIT_INVALID, Failure};
 use crate::{
-    cmd_assess, cmd_config, cmd_feed, cmd_generate, cmd_kickstart, cmd_run, cmd_samples,
-    cmd_status, cmd_submit,
+    cmd_assess, cmd_config, cmd_feed, cmd_generate, cmd_kickstart, cmd_reset_source, cmd_run,
+    cmd_samples, cmd_status, cmd_submit,
 };
 
 /// The environment variable naming the state directory.
@@ -71,6 +71,9 @@ pub enum Command {
     /// The HSM bridge: keep one or many hosts' external pools full from a
     /// PKCS#11 token or a device, never sending a byte twice.
     Feed(cmd_feed::Args),
+    /// Re-enable the external source after the pool disabled it (health
+    /// tests, or the screen for patterned data).
+    ResetSource(cmd_reset_source::Args),
 }
 
 /// What every command gets besides its own arguments.
@@ -145,6 +148,7 @@ fn dispatch(command: &Command, ctx: &Context, out: &mut dyn Write) -> Result<(),
         Command::Assess(args) => cmd_assess::run(args, ctx, out),
         Command::Submit(args) => cmd_submit::run(args, ctx, out),
         Command::Feed(args) => cmd_feed::run(args, ctx, out),
+        Command::ResetSource(args) => cmd_reset_source::run(args, ctx, out),
     }
 }
 

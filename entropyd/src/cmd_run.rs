@@ -4,9 +4,11 @@
 //! - Start: SIGTERM/SIGINT handlers first; then the output (`--kernel`
 //!   probes `RNDADDENTROPY` at once, so a missing capability fails here
 //!   with exit 1; `--sink` opens or creates the sink), the token, the
-//!   state directory (created 0700 when missing, then held: one daemon
-//!   per state directory, since two would share the storage cache and
-//!   could hand out one stored block twice; see `lock_state_dir`), the
+//!   state directory (created 0700 when missing, tightened to 0700 with a
+//!   log line when looser, then held with an `flock(2)` on its lock file:
+//!   one daemon per state directory, since two would share the storage
+//!   cache and could hand out one stored block twice; see
+//!   [`StateDir::lock`]), the
 //!   runtime file ([`crate::runtime`]; a stale one is replaced), the
 //!   config store (`--sources` overrides the stored mask), the pool
 //!   (memory slots for max(memory-cache-size, [`MEMORY_SLOTS_FLOOR_KIB`])
@@ -577,46 +579,6 @@ fn create_state_dir(path: &Path) -> Result<(), Failure> {
         .map_err(|e| Failure::runtime(format!("cannot create {}: {e}", path.display())))
 }
 
-/// Holds the state directory for this process: a Linux abstract Unix
-/// socket named after the directory's canonical path, bound for as long
-/// as the daemon runs. The kernel releases it when the process exits, even
-/// on a crash, so no stale lock is ever left (it is scoped to the network
-/// namespace; the systemd unit shares the host's).
-#[cfg(target_os = "linux")]
-fn lock_state_dir(path: &Path) -> Result<std::os::unix::net::UnixListener, Failure> {
-    use std::os::linux::net::SocketAddrExt;
-    use std::os::unix::net::{SocketAddr, UnixListener};
-    let canonical = fs::canonicalize(path)
-        .map_err(|e| Failure::runtime(format!("cannot resolve {}: {e}", path.display())))?;
-    let mut name = b"entropyd-state-dir:".to_vec();
-    name.extend_from_slice(canonical.as_os_str().as_encoded_bytes());
-    // Abstract names hold at most 107 bytes: hash longer paths down.
-    if name.len() > 100 {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        canonical.hash(&mut h);
-        name = format!("entropyd-state-dir#{:016x}", h.finish()).into_bytes();
-    }
-    let addr = SocketAddr::from_abstract_name(&name)
-        .map_err(|e| Failure::runtime(format!("cannot name the state directory lock: {e}")))?;
-    UnixListener::bind_addr(&addr).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::AddrInUse {
-            Failure::runtime(format!(
-                "another entropyd is running on the state directory {}; stop it first",
-                path.display()
-            ))
-        } else {
-            Failure::runtime(format!("cannot lock the state directory: {e}"))
-        }
-    })
-}
-
-/// Elsewhere: no lock (the daemon targets Linux).
-#[cfg(not(target_os = "linux"))]
-fn lock_state_dir(_path: &Path) -> Result<(), Failure> {
-    Ok(())
-}
-
 /// The TLS configuration of `--tls-cert/--tls-key/--tls-client-ca`.
 fn load_tls(args: &Args) -> Result<Option<Arc<TlsState>>, Failure> {
     let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
@@ -767,7 +729,13 @@ pub fn run(args: &Args, ctx: &Context, _out: &mut dyn Write) -> Result<(), Failu
 
     create_state_dir(&ctx.state_dir)?;
     let state = ctx.open_state()?;
-    let _lock = lock_state_dir(state.path())?;
+    let _lock = state.lock().map_err(Failure::from)?;
+    if let Some(old) = state.tighten().map_err(Failure::from)? {
+        log(format_args!(
+            "the state directory {} was mode {old:04o}; tightened to 0700",
+            state.path().display()
+        ));
+    }
     let stored = state.load_config()?;
     let mut config = stored;
     if let Some(s) = args.sources {
@@ -833,6 +801,7 @@ pub fn run(args: &Args, ctx: &Context, _out: &mut dyn Write) -> Result<(), Failu
             ));
         }
     }
+    let mut disabled = crate::cmd_reset_source::DisabledWatch::start(state.path(), &mut built.pool);
     let backend = Arc::new(DaemonBackend::new(built.pool));
     if token.is_none() && matches!(listen, ListenAddr::Tcp(_)) {
         log("no --token-file: the API is read-only (adds are refused with 403)");
@@ -934,6 +903,7 @@ pub fn run(args: &Args, ctx: &Context, _out: &mut dyn Write) -> Result<(), Failu
             }
         }
         watch.check(&backend);
+        disabled.check(&backend);
         if live && last_line.is_none_or(|t| t.elapsed() >= STATUS_LINE_EVERY) {
             let line = view::render_line(&backend.status());
             eprint!("\r{line}\x1b[K");

@@ -447,7 +447,9 @@ impl PoolBackend for DaemonBackend {
         };
         let capacity = to_u64(st.memory_capacity_blocks).saturating_mul(32);
         ExternalPoolInfo {
-            enabled: st.sources.contains(Source::External),
+            enabled: st.sources.contains(Source::External)
+                && st.per_source[Source::External.index()].state
+                    != entropool::health::HealthState::Disabled,
             capacity,
             // capacity - currently_available is the room: the external
             // bytes that fill the memory cache (at most the capacity), so

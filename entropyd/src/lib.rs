@@ -33,6 +33,7 @@ pub mod cmd_config;
 pub mod cmd_feed;
 pub mod cmd_generate;
 pub mod cmd_kickstart;
+pub mod cmd_reset_source;
 pub mod cmd_run;
 pub mod cmd_samples;
 pub mod cmd_status;

@@ -14,6 +14,8 @@ fn replay_every_corpus() {
             "kickstart" => entropool_fuzz::kickstart,
             "set_args" => entropool_fuzz::set_args,
             "api_add" => entropool_fuzz::api_add,
+            "http_request" => entropool_fuzz::http_request,
+            "storage_load" => entropool_fuzz::storage_load,
             other => panic!("corpus/{other} has no target"),
         };
         let mut files = 0;

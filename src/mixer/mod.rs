@@ -31,11 +31,20 @@
 //!   again). While a block is held, absorbing first offers it again and
 //!   consumes nothing if it is still refused. Credit is never lost silently
 //!   and never counted twice.
+//! - External pieces pass a screen for patterned data ([`screen`]) before
+//!   they earn credit: [`Mixer::screen_external`] judges a whole piece
+//!   once (a short piece together with the external bytes before it); a
+//!   piece that trips disables the external source (its samples are
+//!   refused, its state reads [`HealthState::Disabled`]) until
+//!   [`Mixer::reset_source`]. A piece too short to judge (the first bytes
+//!   after start) is absorbed without credit
+//!   ([`Mixer::absorb_external_uncredited`]).
 //! - All secret state (midstates, buffered input, last health samples, the
 //!   held block) is zeroized on drop; `Debug` prints `Mixer { .. }`.
 
 mod conditioner;
 mod credit;
+pub mod screen;
 
 use core::fmt;
 
@@ -153,6 +162,36 @@ pub struct Absorbed {
     pub state: HealthState,
 }
 
+/// Why the external source is disabled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExternalDisable {
+    /// Repeated health-test failures ([`crate::health`]).
+    Health,
+    /// A piece tripped the screen.
+    Screen(screen::ScreenTrip),
+    /// The caller disabled it (the daemon: it was disabled when the last
+    /// run stopped, and nobody reset it since).
+    Carried,
+}
+
+impl ExternalDisable {
+    /// A short stable reason for logs and audit lines (`health`,
+    /// `screen-<test>`, `carried-over`).
+    #[must_use]
+    pub const fn reason(self) -> &'static str {
+        match self {
+            ExternalDisable::Health => "health",
+            ExternalDisable::Screen(screen::ScreenTrip::ByteSubset) => "screen-byte-subset",
+            ExternalDisable::Screen(screen::ScreenTrip::ByteBias) => "screen-byte-bias",
+            ExternalDisable::Screen(screen::ScreenTrip::ConstantDifference) => {
+                "screen-constant-difference"
+            }
+            ExternalDisable::Screen(screen::ScreenTrip::Repeats) => "screen-repeats",
+            ExternalDisable::Carried => "carried-over",
+        }
+    }
+}
+
 /// A snapshot of one source's counters (what `status` shows).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SourceStats {
@@ -233,6 +272,10 @@ pub struct Mixer {
     blocks_emitted: u64,
     blocks_delivered: u64,
     forfeited: u64,
+    /// The external source was disabled by the screen or the caller.
+    external_block: Option<ExternalDisable>,
+    /// The last external bytes screened, for judging short pieces.
+    screen_ctx: screen::ScreenContext,
 }
 
 impl ZeroizeOnDrop for Mixer {}
@@ -302,6 +345,8 @@ impl Mixer {
             blocks_emitted: 0,
             blocks_delivered: 0,
             forfeited: 0,
+            external_block: None,
+            screen_ctx: screen::ScreenContext::new(),
         })
     }
 
@@ -343,6 +388,68 @@ impl Mixer {
         self.absorb(Source::External, Input::Bytes(bytes), sink)
     }
 
+    /// Judges one external piece with the [`screen`] before any of it is
+    /// absorbed. `Ok(true)`: it may earn credit; `Ok(false)`: too short to
+    /// judge (absorb it with [`Self::absorb_external_uncredited`]).
+    ///
+    /// # Errors
+    /// [`Error::SourceDisabled`] when the external source is disabled, or
+    /// when `piece` tripped the screen: the source is disabled then
+    /// ([`Self::external_disabled`] says why) until
+    /// [`Self::reset_source`]. Nothing is absorbed either way.
+    pub fn screen_external(&mut self, piece: &[u8]) -> Result<bool, Error> {
+        if self.external_disabled().is_some() {
+            return Err(Error::SourceDisabled {
+                source: Source::External,
+            });
+        }
+        match self.screen_ctx.screen(piece) {
+            screen::Screen::Pass => Ok(true),
+            screen::Screen::TooShort => Ok(false),
+            screen::Screen::Trip(trip) => {
+                self.external_block = Some(ExternalDisable::Screen(trip));
+                Err(Error::SourceDisabled {
+                    source: Source::External,
+                })
+            }
+        }
+    }
+
+    /// As [`Self::absorb_external`], but the bytes earn no credit (they
+    /// still pass the health tests and are hashed into the next block).
+    ///
+    /// # Errors
+    /// As [`Self::absorb_external`].
+    pub fn absorb_external_uncredited<S: BlockSink + ?Sized>(
+        &mut self,
+        bytes: &[u8],
+        sink: &mut S,
+    ) -> Result<Absorbed, Error> {
+        let s = slot_mut(&mut self.slots, Source::External);
+        let rate = s.rate;
+        s.rate = 0;
+        let result = self.absorb(Source::External, Input::Bytes(bytes), sink);
+        slot_mut(&mut self.slots, Source::External).rate = rate;
+        result
+    }
+
+    /// Disables the external source as [`ExternalDisable::Carried`] (the
+    /// caller's record says it was disabled and not reset).
+    pub fn disable_external(&mut self) {
+        if self.external_disabled().is_none() {
+            self.external_block = Some(ExternalDisable::Carried);
+        }
+    }
+
+    /// Why the external source is disabled, if it is.
+    #[must_use]
+    pub fn external_disabled(&self) -> Option<ExternalDisable> {
+        self.external_block.or_else(|| {
+            (slot(&self.slots, Source::External).health.state() == HealthState::Disabled)
+                .then_some(ExternalDisable::Health)
+        })
+    }
+
     /// Offers the held block (if any) to `sink` again. Returns `true` when
     /// no block is held afterwards.
     pub fn deliver_held<S: BlockSink + ?Sized>(&mut self, sink: &mut S) -> bool {
@@ -373,6 +480,9 @@ impl Mixer {
     /// Operator action: restart `source`'s health tests from the start-up
     /// test (re-enables a disabled source; failures stay counted).
     pub fn reset_source(&mut self, source: Source) {
+        if source == Source::External {
+            self.external_block = None;
+        }
         slot_mut(&mut self.slots, source).health.reset();
     }
 
@@ -380,12 +490,17 @@ impl Mixer {
     #[must_use]
     pub fn stats(&self, source: Source) -> SourceStats {
         let s = slot(&self.slots, source);
+        let blocked = source == Source::External && self.external_block.is_some();
         SourceStats {
             source,
             samples: s.samples,
             credited: Credit(s.credited),
             health_failures: s.health.failures(),
-            state: s.health.state(),
+            state: if blocked {
+                HealthState::Disabled
+            } else {
+                s.health.state()
+            },
             strikes: s.health.strikes(),
             last_failure: s.health.last_failure(),
         }
@@ -416,7 +531,9 @@ impl Mixer {
         input: Input<'_>,
         sink: &mut S,
     ) -> Result<Absorbed, Error> {
-        if slot(&self.slots, source).health.state() == HealthState::Disabled {
+        if slot(&self.slots, source).health.state() == HealthState::Disabled
+            || (source == Source::External && self.external_block.is_some())
+        {
             return Err(Error::SourceDisabled { source });
         }
         let mut out = Absorbed {

@@ -118,9 +118,9 @@
 //! Blocks leave in last-in, first-out order (the store is a stack from
 //! slot 0 up), which keeps the occupied slots packed at the start.
 
-#[cfg(feature = "std")]
-mod file;
-#[cfg(feature = "std")]
+#[cfg(all(feature = "std", unix))]
+pub(crate) mod file;
+#[cfg(all(feature = "std", unix))]
 pub use file::FileStorage;
 
 use core::fmt;

@@ -8,6 +8,7 @@ mod ci;
 mod cmd;
 mod extend;
 mod firmware;
+mod fuzz;
 mod nopanic;
 mod packages;
 mod validate;
@@ -40,6 +41,11 @@ Commands:
         p50/p99 latency of GET /entropy/external-pool under a steady load;
         TLS handshakes per second; GET and add latency while 1000 slow
         clients trickle request heads or stall TLS handshakes.
+  fuzz [--minutes=N] [--only=T,...] [--sanitizer=S]
+        Runs every fuzz target (fuzz/Cargo.toml [[bin]]) N minutes each
+        (default 1) with cargo-fuzz on nightly; prints execs, execs/s, new
+        units and crashes per target; fails on a crash. New inputs go to
+        target/fuzz-corpus/, never into the committed corpus.
   help  This text.
 
 Steps of `ci`, in order:
@@ -74,6 +80,7 @@ fn main() -> ExitCode {
         "validate" => validate::run(rest),
         "bench-api" => bench_api::run(rest),
         "firmware" => firmware::run(rest),
+        "fuzz" => fuzz::run(rest),
         "help" | "--help" | "-h" => {
             help();
             Ok(())

@@ -265,7 +265,7 @@ impl core::fmt::Debug for FlashStorage<'_> {
 fn io(e: FlashError) -> Error {
     match e {
         FlashError::OutOfRange => Error::CapacityTooSmall,
-        FlashError::WouldSetBits | FlashError::PoweredOff => Error::StorageIo,
+        FlashError::WouldSetBits | FlashError::PoweredOff => Error::StorageIo { errno: 0 },
     }
 }
 
@@ -364,7 +364,7 @@ impl Storage for FlashStorage<'_> {
         if self.flash.powered() {
             Ok(())
         } else {
-            Err(Error::StorageIo)
+            Err(Error::StorageIo { errno: 0 })
         }
     }
 }

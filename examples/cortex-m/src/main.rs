@@ -593,7 +593,9 @@ fn check_no_replay_across_crashes() -> Result<(), Fail> {
             Ok(()) => {}
             // The power cut: the flash refuses, the library reports
             // StorageIo; anything else is a failure.
-            Err(Fail::Lib(Error::StorageIo)) if !powered => torn_opens += u32::from(!was_open),
+            Err(Fail::Lib(Error::StorageIo { .. })) if !powered => {
+                torn_opens += u32::from(!was_open)
+            }
             Err(e) => return Err(e),
         }
         cuts += u32::from(!powered);
