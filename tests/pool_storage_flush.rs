@@ -13,7 +13,7 @@ use entropool::mixer::MixerConfig;
 use entropool::pool::{Pool, PoolParts};
 use entropool::ring::Slot;
 use entropool::source::{CpuFeatures, SourceMask};
-use entropool::storage::{MemStorage, Storage, layout_len, slots_for_bytes};
+use entropool::storage::{MemStorage, Storage, layout_len};
 use entropool::watch::FakeClock;
 
 /// A memory medium that counts flushes.
@@ -46,8 +46,8 @@ fn a_seed_that_fills_storage_flushes_once() {
     });
     let clock = FakeClock::new(0);
     let mut mem: Vec<BlockSlot> = (0..32).map(|_| Slot::new([0u8; 32])).collect();
-    let mut disk =
-        vec![0u8; usize::try_from(layout_len(slots_for_bytes(16 * 1024)).unwrap()).unwrap()];
+    // storage-cache-size 16 KiB counts entropy: 512 blocks.
+    let mut disk = vec![0u8; usize::try_from(layout_len(16 * 32).unwrap()).unwrap()];
     let flushes = Cell::new(0);
     let (mut pool, _) = Pool::new(PoolParts {
         config: Config {

@@ -43,7 +43,7 @@ fn open(dir: &std::path::Path, slots: u64) -> (StorageCache<FileStorage>, Header
 #[test]
 fn round_trip_across_reopen() {
     let dir = tempfile::tempdir().unwrap();
-    let slots = slots_for_bytes(16 * 1024); // storage-cache-size=16 KiB
+    let slots = slots_for_bytes(16 * 1024); // the slots of a 16 KiB file
     assert_eq!(slots, 255);
     let path = dir.path().join(FileStorage::FILE_NAME);
     {
