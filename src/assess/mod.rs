@@ -28,11 +28,15 @@
 //!   min-entropy, capped), and [`interrupts_config`] into the interrupt
 //!   source's configuration whose health-test cutoffs assume exactly the
 //!   credited min-entropy.
-//! - The restart test of 3.1.4 is not part of this module.
+//! - [`restart_test`] is the restart test of 3.1.4 (behind `alloc`): the
+//!   sanity check with the standard's own cutoff (not the tool's
+//!   simulated one) and the estimates of the row and column data sets.
 
 mod basic;
 mod credit;
 mod predict;
+#[cfg(feature = "alloc")]
+mod restart;
 #[cfg(feature = "alloc")]
 mod tuple;
 
@@ -41,6 +45,10 @@ pub use credit::{AssessedCredit, interrupts_config, recommended_credit};
 #[cfg(feature = "alloc")]
 pub use predict::{lag, lz78y, multi_mmc};
 pub use predict::{multi_mcw, prediction_estimate};
+#[cfg(feature = "alloc")]
+pub use restart::{
+    RESTART_SAMPLES, RESTARTS, RestartFailure, RestartReport, restart_test, sanity_cutoff,
+};
 #[cfg(feature = "alloc")]
 pub use tuple::t_tuple_lrs;
 

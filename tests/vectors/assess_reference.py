@@ -101,7 +101,43 @@ def run(name, data, bits):
         print(f"{name} {bits} {len(data)} {part} {est} {fmt(v)}")
 
 
-if __name__ == "__main__":
+def restart_matrix():
+    """The 1000 x 1000 restart matrix of tests/assess_restart.rs: restart i
+    (a row) is the top 3 bits of splitmix64 seeded with 1000 + i."""
+    rows = []
+    for i in range(1000):
+        g = SplitMix64(1000 + i)
+        rows.append([g.next() >> 61 for _ in range(1000)])
+    return rows
+
+
+def restart():
+    """SP 800-90B 3.1.4.2: the 6.3 estimates of the row and column data sets
+    (the binding has no restart test; the sanity check's cutoff is not NIST's
+    simulation in the crate, so only these estimates are compared)."""
+    m = restart_matrix()
+    row_data = bytes(v for row in m for v in row)
+    col_data = bytes(m[i][j] for j in range(1000) for i in range(1000))
+    for name, data in (("restart-rows", row_data), ("restart-cols", col_data)):
+        rows = []
+        with contextlib.redirect_stdout(io.StringIO()):
+            d = sp800_90b.Data(data, 3)
+            rows.append(("original", "most_common", d.h_most_common()))
+            t, l = d.h_t_tuple_and_lrs()
+            rows += [("original", "t_tuple", t), ("original", "lrs", l)]
+            rows.append(("original", "multi_mcw", d.h_multi_most_common()))
+            rows.append(("original", "lag", d.h_lag_prediction()))
+            rows.append(("original", "multi_mmc", d.h_multi_markov()))
+            rows.append(("original", "lz78y", d.h_lz78y()))
+        for part, est, v in rows:
+            print(f"{name} 3 {len(data)} {part} {est} {fmt(v)}", flush=True)
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--restart"]:
+    # Appended to assess_reference.txt:
+    # python3 tests/vectors/assess_reference.py --restart | grep -E '^[a-z]' >> assess_reference.txt
+    restart()
+elif __name__ == "__main__":
     print("# SP 800-90B non-IID estimates, min-entropy bits per sample, of the data sets")
     print("# tests/assess_reference.rs builds (splitmix64 streams; see that file).")
     print("# Tool: PyPI sp800-90b 0.1.1 (pybind11 binding of NIST's")
