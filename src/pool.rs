@@ -77,6 +77,11 @@ use crate::watch::{Clock, ExternalLostTimer, ExternalStatus};
 /// 256: a CPU-jitter collector credited near 1 bit per sample earns about
 /// three blocks per poll).
 pub const INTERRUPT_BATCH: usize = 1024;
+/// Interrupt timestamps drained per [`Pool::poll`] at least when the ring
+/// holds them, even with the caches full or the source failing its health
+/// tests: a producer's ring is never left to overflow because the pool has
+/// nothing to gain from its samples.
+pub const INTERRUPT_MIN_DRAIN: usize = 256;
 /// RDSEED words harvested per [`Pool::poll`] at most (2048 bits: six blocks
 /// at full credit).
 pub const RDSEED_BATCH: usize = 32;
@@ -100,7 +105,11 @@ const WORD_CHUNK: usize = if cfg!(target_pointer_width = "32") {
 } else {
     256
 };
-const _: () = assert!(RDSEED_BATCH <= WORD_CHUNK && WORD_CHUNK <= INTERRUPT_BATCH);
+const _: () = assert!(
+    RDSEED_BATCH <= WORD_CHUNK
+        && WORD_CHUNK <= INTERRUPT_MIN_DRAIN
+        && INTERRUPT_MIN_DRAIN <= INTERRUPT_BATCH
+);
 
 /// What the pool is built from.
 pub struct PoolParts<'s, C, K, S> {
@@ -672,15 +681,19 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
                 Some(w) => m.absorb_words(Source::Interrupts, w, sink),
                 None => Err(Error::CapacityTooSmall),
             });
+            // Past the minimum, stop when there is nothing to gain: the
+            // caches are full or the source is failing.
+            let enough = INTERRUPT_BATCH.saturating_sub(left) >= INTERRUPT_MIN_DRAIN;
             match a {
                 Ok(a) => {
                     report.interrupt_samples = report.interrupt_samples.saturating_add(a.consumed);
                     report.blocks = report.blocks.saturating_add(a.blocks);
-                    if a.sink_full {
+                    if a.sink_full && enough {
                         break;
                     }
                 }
-                Err(_) => break,
+                Err(_) if enough => break,
+                Err(_) => {}
             }
             if n < WORD_CHUNK {
                 break;
