@@ -479,7 +479,12 @@ fn root_set_on_a_daemon_owned_dir_keeps_it_working() {
         use std::os::unix::process::CommandExt;
         c.uid(NOBODY).gid(NOBODY);
     };
-    let d = e2e_common::Daemon::start_with(&env.state, &["--sources=8"], as_nobody);
+    // The daemon's user must reach the binary: the build's path may lie
+    // below a directory only root may enter (a `mktemp -d` clone, say).
+    let program = env.dir.path().join("entropyd");
+    std::fs::copy(e2e_common::bin(), &program).unwrap();
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let d = e2e_common::Daemon::start_program(&program, &env.state, &["--sources=8"], as_nobody);
     // As root, on the daemon's directory.
     env.set(&["--memory-cache-low-watermark=50"]);
     let config = std::fs::metadata(env.state.join("config")).unwrap();
@@ -502,7 +507,7 @@ fn root_set_on_a_daemon_owned_dir_keeps_it_working() {
     let (status, log) = d.stop();
     assert!(status.success(), "{status}\n{log}");
     // And it starts again.
-    let d = e2e_common::Daemon::start_with(&env.state, &["--sources=8"], as_nobody);
+    let d = e2e_common::Daemon::start_program(&program, &env.state, &["--sources=8"], as_nobody);
     assert_eq!(d.status().memory_cache.low_watermark_percent, 30);
     let (status, log) = d.stop();
     assert!(status.success(), "{status}\n{log}");

@@ -135,22 +135,36 @@ impl Daemon {
     /// ADDR` log line; `addr` is that address (an unspecified IP reached
     /// on loopback).
     pub fn start_on(state: &Path, listen: &str, args: &[&str]) -> Daemon {
-        Daemon::start_full(state, listen, args, |_| {})
+        Daemon::start_full(Path::new(bin()), state, listen, args, |_| {})
     }
 
     /// As [`Daemon::start`], with `configure` applied to the command first
     /// (e.g. to run it as another user).
     pub fn start_with(state: &Path, args: &[&str], configure: impl FnOnce(&mut Command)) -> Daemon {
-        Daemon::start_full(state, "127.0.0.1:0", args, configure)
+        Daemon::start_full(Path::new(bin()), state, "127.0.0.1:0", args, configure)
+    }
+
+    /// As [`Daemon::start_with`], running the binary at `program` (a copy
+    /// another user can reach: the build's own path may sit below a
+    /// directory only its owner may enter).
+    #[allow(dead_code)]
+    pub fn start_program(
+        program: &Path,
+        state: &Path,
+        args: &[&str],
+        configure: impl FnOnce(&mut Command),
+    ) -> Daemon {
+        Daemon::start_full(program, state, "127.0.0.1:0", args, configure)
     }
 
     fn start_full(
+        program: &Path,
         state: &Path,
         listen: &str,
         args: &[&str],
         configure: impl FnOnce(&mut Command),
     ) -> Daemon {
-        let mut cmd = Command::new(bin());
+        let mut cmd = Command::new(program);
         configure(&mut cmd);
         let mut child = cmd
             .env_remove("ENTROPYD_STATE_DIR")
