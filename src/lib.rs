@@ -11,6 +11,7 @@ extern crate alloc;
 pub mod assess;
 pub mod cache;
 pub mod config;
+pub(crate) mod crypto;
 pub mod drbg;
 pub mod error;
 pub mod health;

@@ -4,10 +4,10 @@ use core::fmt;
 
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use super::sha256::{BLOCK, IV, Sha256Stream, compress, state_bytes};
 use super::{
     Drbg, MAX_RESEED_INTERVAL, check_generate, check_instantiate, check_interval, check_reseed,
 };
+use crate::crypto::sha256::{BLOCK, IV, Sha256Stream, compress, state_bytes};
 use crate::error::Error;
 
 /// seedlen for SHA-256: 440 bits.

@@ -4,10 +4,10 @@ use core::fmt;
 
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use super::sha256::HmacKey;
 use super::{
     Drbg, MAX_RESEED_INTERVAL, check_generate, check_instantiate, check_interval, check_reseed,
 };
+use crate::crypto::sha256::HmacKey;
 use crate::error::Error;
 
 /// SP 800-90A HMAC_DRBG with SHA-256 at 256-bit security strength.

@@ -42,7 +42,6 @@
 
 mod hash;
 mod hmac;
-pub(crate) mod sha256;
 
 pub use hash::HashDrbg;
 pub use hmac::HmacDrbg;
@@ -182,8 +181,8 @@ mod tests {
     //! every target without the SHA extensions (the firmware's) runs.
     #![allow(clippy::unwrap_used)]
 
-    use super::sha256::PORTABLE_ONLY;
     use super::{HmacDrbg, cavp};
+    use crate::crypto::sha256::PORTABLE_ONLY;
 
     #[test]
     fn hmac_cavp_cases_pass_on_the_portable_path() {

@@ -15,9 +15,9 @@
 //!   failures, and retry only up to a named, cited limit
 //!   ([`RDRAND_RETRY_LIMIT`], [`RDSEED_RETRY_LIMIT`]). No call loops without
 //!   bound; every failure is an `Err` and no word is returned from it.
-//! - `unsafe` lives only in `x86_64.rs` and `sha_x86_64.rs` (the SHA
-//!   extensions, which HMAC_DRBG uses for its output loop when CPUID reports
-//!   them).
+//! - `unsafe` lives only in `x86_64.rs` (CPUID, RDRAND, RDSEED, the cycle
+//!   counter). The SHA extensions are not an entropy source and live in
+//!   `crate::crypto`.
 
 use crate::source::CpuFeatures;
 
@@ -40,15 +40,10 @@ mod arch;
 #[path = "other.rs"]
 mod arch;
 
-/// HMAC-SHA-256 output loops on the SHA extensions (used by `drbg`). Only
-/// where the target itself enables SSE2 (every x86_64 OS target): a bare
-/// target such as `x86_64-unknown-none` is built without it because its
-/// kernel may not save vector registers, and gets the portable path.
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-#[path = "sha_x86_64.rs"]
-pub(crate) mod sha;
-
 pub use arch::RealCpu;
+/// Whether the SHA-NI backend in `crate::crypto` may run (CPUID, cached).
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+pub(crate) use arch::has_sha_ni;
 pub use rdrand::{RDRAND_RETRY_LIMIT, RDRAND_SELF_TEST_WORDS, Rdrand};
 pub use rdseed::{RDSEED_RETRY_LIMIT, RDSEED_SELF_TEST_ROUNDS, RDSEED_SELF_TEST_WORDS, Rdseed};
 

@@ -170,7 +170,7 @@ const LEAF7_EBX_SHA: u32 = 1 << 29;
 /// which cannot run CPUID: the portable path runs there.
 #[cfg(target_feature = "sse2")]
 #[inline]
-pub(super) fn has_sha_ni() -> bool {
+pub(crate) fn has_sha_ni() -> bool {
     if cfg!(miri) {
         return false;
     }

@@ -12,7 +12,7 @@
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use super::{Block, DOMAIN};
-use crate::drbg::sha256::{IV, compress, state_bytes};
+use crate::crypto::sha256::{IV, compress, state_bytes};
 
 /// Running SHA-256 of the current block's message.
 ///

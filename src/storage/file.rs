@@ -203,7 +203,7 @@ impl FileStorage {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
         let mut out = zeroize::Zeroizing::new([0u8; 32]);
-        crate::drbg::sha256::HmacKey::new(&random).mac(
+        crate::crypto::sha256::HmacKey::new(&random).mac(
             &[
                 b"entropool/storage/v2/start",
                 &boot_id,

@@ -130,7 +130,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::drbg::sha256::{HmacKey, IV, state_bytes};
+use crate::crypto::sha256::{HmacKey, IV, state_bytes};
 use crate::error::Error;
 use crate::source::SourceMask;
 

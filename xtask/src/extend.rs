@@ -61,6 +61,7 @@ pub const MIRI_RUNS: &[MiriRun] = &[
         "interrupt::",
         "cache::",
         "hw::",
+        "crypto::",
         "getrandom_custom::",
     ]),
     // Integration tests of the ring and the memory cache (ring owner).

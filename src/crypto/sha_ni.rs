@@ -5,7 +5,7 @@
 //! each `v = HMAC(key, v)` followed by writing the new `v` to the next
 //! whole 32-byte piece of its `out`, for as many steps as every loop has
 //! whole pieces, and returns that step count. It computes exactly what the
-//! portable path in `drbg::sha256` computes (checked against the `hmac`
+//! portable path in `crypto::sha256` computes (checked against the `hmac`
 //! crate in this module's tests, against the portable path by the property
 //! test there, and by the CAVP vectors, whose 128-byte outputs run here on
 //! a CPU with SHA-NI), and
@@ -44,7 +44,7 @@ pub(crate) struct Chain<'a> {
 /// Runs the loops as far as every one has a whole 32-byte piece left;
 /// returns the number of steps (pieces written per loop). 0 without SHA-NI.
 pub(crate) fn hmac_chain<const N: usize>(chains: &mut [Chain<'_>; N]) -> usize {
-    if !super::arch::has_sha_ni() {
+    if !crate::hw::has_sha_ni() {
         return 0;
     }
     // SAFETY: CPUID reported SHA, SSSE3 and SSE4.1 (`has_sha_ni`), and SSE2
@@ -278,7 +278,7 @@ mod tests {
         for (b, k) in block.iter_mut().zip(key) {
             *b ^= k;
         }
-        let mut state = crate::drbg::sha256::IV;
+        let mut state = crate::crypto::sha256::IV;
         sha2::block_api::compress256(&mut state, &[block]);
         state
     }
@@ -304,7 +304,7 @@ mod tests {
         fn loops_equal_hmac_crate(k0 in any::<[u8; 32]>(), k1 in any::<[u8; 32]>(),
                                   v0 in any::<[u8; 32]>(), v1 in any::<[u8; 32]>(),
                                   n0 in 0usize..300, n1 in 0usize..300) {
-            if !super::super::arch::has_sha_ni() {
+            if !crate::hw::has_sha_ni() {
                 // Skipped, and said so: the portable path covers this CPU.
                 std::eprintln!("skipped: this CPU has no SHA extensions");
                 return Ok(());

@@ -330,7 +330,7 @@ fn accelerate() -> bool {
 /// architectures and x86_64 targets without SSE2).
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 fn accelerated<const N: usize>(loops: &mut [(&HmacKey, &mut [u8; 32], &mut [u8]); N]) -> usize {
-    use crate::hw::sha::{Chain, hmac_chain};
+    use super::sha_ni::{Chain, hmac_chain};
     let mut chains = loops.each_mut().map(|(key, v, out)| Chain {
         inner: &key.inner,
         outer: &key.outer,
