@@ -268,10 +268,10 @@ struct CacheSink<'a, 's> {
 
 impl BlockSink for CacheSink<'_, '_> {
     fn offer(&mut self, block: Block) -> Result<(), Block> {
-        if self.memory.push_copy(block.as_bytes()).is_ok() {
-            // `block` wipes itself on drop.
-            return Ok(());
-        }
+        let block = match self.memory.push(block) {
+            Ok(()) => return Ok(()),
+            Err(block) => block,
+        };
         let limit = self.overflow.room.min(OVERFLOW_BLOCKS);
         if self.overflow.len < limit {
             if let Some(slot) = self.overflow.blocks.get_mut(self.overflow.len) {
@@ -452,7 +452,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             return 0;
         };
         let mut moved = 0usize;
-        let mut batch = [[0u8; BLOCK_LEN]; OVERFLOW_BLOCKS];
+        let mut batch: [Option<Block>; OVERFLOW_BLOCKS] = [const { None }; OVERFLOW_BLOCKS];
         let mut done = true;
         for _ in 0..batches {
             done = true;
@@ -467,14 +467,14 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             if dst.is_empty() {
                 break;
             }
-            match storage.take_many(dst) {
+            match storage.take_blocks(dst) {
                 Ok(0) => break,
                 Ok(n) => {
                     done = false;
-                    for block in batch.iter_mut().take(n) {
+                    for block in batch.iter_mut().take(n).filter_map(Option::take) {
                         if self.memory.push(block).is_err() {
-                            // Cannot happen (room was checked); never keep it.
-                            block.zeroize();
+                            // Cannot happen (room was checked); the block
+                            // wipes itself as it drops.
                             self.blocks_discarded = self.blocks_discarded.saturating_add(1);
                         }
                     }
@@ -487,7 +487,6 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
                 }
             }
         }
-        batch.zeroize();
         if done {
             self.loading = false;
         }
@@ -911,41 +910,38 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
         if need > have {
             return Err(self.timer.empty_caches_error(now));
         }
-        let mut block = [0u8; BLOCK_LEN];
+        // The memory cache first, in one batch straight into `out`.
+        let written = self.memory.write_out(out);
+        let popped = written.div_ceil(BLOCK_LEN);
+        // The oldest cached blocks are the ones loaded from storage.
+        let marked = popped.min(self.memory_from_storage);
+        self.memory_from_storage = self.memory_from_storage.saturating_sub(marked);
+        let mut from_storage = marked.saturating_mul(BLOCK_LEN).min(written);
+        self.blocks_served = self
+            .blocks_served
+            .saturating_add(u64::try_from(popped).unwrap_or(u64::MAX));
         let mut result = Ok(());
-        let mut from_storage = 0usize;
-        for chunk in out.chunks_mut(BLOCK_LEN) {
-            // A whole block goes straight into `out`: no copy left behind.
-            if let Ok(whole) = <&mut [u8; BLOCK_LEN]>::try_from(&mut *chunk) {
-                if self.memory.pop(whole).is_ok() {
-                    self.blocks_served = self.blocks_served.saturating_add(1);
-                    from_storage = from_storage.saturating_add(self.take_stored_mark(BLOCK_LEN));
-                    continue;
+        for chunk in out
+            .get_mut(written..)
+            .unwrap_or_default()
+            .chunks_mut(BLOCK_LEN)
+        {
+            match self.storage.as_mut().map(StorageCache::take_block) {
+                Some(Ok(Some(block))) => {
+                    from_storage = from_storage.saturating_add(block.write_out(chunk));
+                }
+                Some(Ok(None)) | None => {
+                    result = Err(Error::Starving);
+                    break;
+                }
+                Some(Err(e)) => {
+                    self.storage_error = Some(e);
+                    result = Err(e);
+                    break;
                 }
             }
-            if self.memory.pop(&mut block).is_ok() {
-                from_storage = from_storage.saturating_add(self.take_stored_mark(chunk.len()));
-            } else {
-                match self.storage.as_mut().map(|s| s.take(&mut block)) {
-                    Some(Ok(true)) => from_storage = from_storage.saturating_add(chunk.len()),
-                    Some(Ok(false)) | None => {
-                        result = Err(Error::Starving);
-                        break;
-                    }
-                    Some(Err(e)) => {
-                        self.storage_error = Some(e);
-                        result = Err(e);
-                        break;
-                    }
-                }
-            }
-            if let Some(src) = block.get(..chunk.len()) {
-                chunk.copy_from_slice(src);
-            }
-            block.zeroize();
             self.blocks_served = self.blocks_served.saturating_add(1);
         }
-        block.zeroize();
         match result {
             Ok(()) => {
                 self.bytes_served = self
@@ -961,16 +957,6 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
                 Err(e)
             }
         }
-    }
-
-    /// Counts one block popped from the front of the memory cache: returns
-    /// `len` when it was one loaded from the storage cache, else 0.
-    fn take_stored_mark(&mut self, len: usize) -> usize {
-        if self.memory_from_storage == 0 {
-            return 0;
-        }
-        self.memory_from_storage = self.memory_from_storage.saturating_sub(1);
-        len
     }
 
     /// Applies new tunables to the running pool. Checked whole first: a
@@ -1007,10 +993,10 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
                     spilled.len = 0;
                 }
                 if let Some(slot) = spilled.blocks.get_mut(spilled.len) {
-                    slot.copy_from_slice(block);
+                    slot.copy_from_slice(block.as_bytes());
                     spilled.len = spilled.len.saturating_add(1);
                 }
-                block.zeroize();
+                // `block` wipes itself as it drops.
             });
         if let Some(tail) = spilled.blocks.get_mut(..spilled.len) {
             match storage.as_mut() {
@@ -1091,8 +1077,9 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
         let mut batch = [[0u8; BLOCK_LEN]; FLUSH_BATCH];
         let mut result = Ok(());
         if let Some(held) = self.mixer.take_held() {
-            let mut bytes = *held.as_bytes();
-            if self.memory.push(&mut bytes).is_err() {
+            if let Err(held) = self.memory.push(held) {
+                let mut bytes = *held.as_bytes();
+                drop(held);
                 if let Some(s) = self.storage.as_mut() {
                     match s.push(&mut bytes) {
                         Ok(true) => saved = saved.saturating_add(1),
@@ -1109,9 +1096,10 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
         loop {
             let mut n = 0usize;
             for slot in &mut batch {
-                if self.memory.pop(slot).is_err() {
+                let Some(block) = self.memory.pop() else {
                     break;
-                }
+                };
+                slot.copy_from_slice(block.as_bytes());
                 n = n.saturating_add(1);
             }
             if n == 0 {

@@ -196,7 +196,7 @@ fn pool_parts<'s, 'c>(
 fn disk_filled_by_rdseed() -> Vec<u8> {
     let cpu = FakeCpu::good(77).with_features(RDSEED_ONLY);
     let clock = FakeClock::new(0);
-    let mut mem: Vec<BlockSlot> = (0..32).map(|_| Slot::new([0u8; 32])).collect();
+    let mut mem: Vec<BlockSlot> = (0..32).map(|_| Slot::default()).collect();
     // storage-cache-size 1 KiB counts entropy: 32 blocks.
     let mut disk = vec![0u8; layout_len(32).unwrap() as usize];
     {
@@ -218,7 +218,7 @@ fn disk_filled_by_rdseed() -> Vec<u8> {
 fn drain_pool(disk: &mut [u8], sources: u64, storage_key: [u8; 32]) -> Vec<[u8; 32]> {
     let cpu = FakeCpu::good(5).with_features(RDSEED_ONLY);
     let clock = FakeClock::new(0);
-    let mut mem: Vec<BlockSlot> = (0..32).map(|_| Slot::new([0u8; 32])).collect();
+    let mut mem: Vec<BlockSlot> = (0..32).map(|_| Slot::default()).collect();
     let (mut pool, _) = Pool::new(pool_parts(
         &cpu,
         &clock,
@@ -257,7 +257,7 @@ fn an_eal4_restart_serves_nothing_stored_under_rdseed() {
     let mut disk = disk_filled_by_rdseed();
     let cpu = FakeCpu::good(5).with_features(RDSEED_ONLY);
     let clock = FakeClock::new(0);
-    let mut mem: Vec<BlockSlot> = (0..32).map(|_| Slot::new([0u8; 32])).collect();
+    let mut mem: Vec<BlockSlot> = (0..32).map(|_| Slot::default()).collect();
     let (mut pool, report) =
         Pool::new(pool_parts(&cpu, &clock, &mut mem, &mut disk, 8, [0xC; 32])).unwrap();
     let report = report.unwrap();

@@ -42,13 +42,13 @@
 //! - All secret state (midstates, buffered input, last health samples, the
 //!   held block) is zeroized on drop; `Debug` prints `Mixer { .. }`.
 
+mod block;
 mod conditioner;
 mod credit;
 pub mod screen;
 
 use core::fmt;
 
-use subtle::{Choice, ConstantTimeEq};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::error::Error;
@@ -56,6 +56,7 @@ use crate::health::{HealthState, HealthTest, HealthTestKind, PieceSample, Run};
 use crate::source::Source;
 use conditioner::{Conditioner, FrameData, ONE_SHOT_MAX};
 
+pub use block::{BLOCK_LEN, Block};
 pub use credit::{
     BLOCK_CREDIT, Credit, CreditRate, MixerConfig, SourceConfig, UNITS_PER_BIT, sample_bits,
 };
@@ -66,69 +67,6 @@ pub const DOMAIN: &[u8; 32] = b"entropool mixer v1 SHA-256 cond\0";
 
 /// Most samples hashed in one frame (so a frame's byte length fits `u32`).
 pub const MAX_FRAME_SAMPLES: usize = 1 << 16;
-
-/// A 32-byte full-entropy block: the unit everything downstream moves.
-///
-/// Zeroized on drop, never `Copy`/`Clone`, printed as `Block { .. }`,
-/// compared in constant time.
-pub struct Block([u8; 32]);
-
-impl Zeroize for Block {
-    fn zeroize(&mut self) {
-        // The slice impl wipes with one fill and an optimisation barrier
-        // (the array impl writes byte by byte).
-        self.0.as_mut_slice().zeroize();
-    }
-}
-
-impl Drop for Block {
-    fn drop(&mut self) {
-        self.zeroize();
-    }
-}
-
-impl ZeroizeOnDrop for Block {}
-
-impl Block {
-    /// Bytes in a block.
-    pub const LEN: usize = 32;
-
-    /// Wraps bytes that already were a full-entropy block (a cache or
-    /// storage round-tripping blocks the mixer emitted). Never use it to
-    /// turn anything else into a "block": that would claim entropy nobody
-    /// credited. The caller should zeroize its own copy of `bytes`.
-    #[must_use]
-    pub const fn from_bytes(bytes: [u8; 32]) -> Block {
-        Block(bytes)
-    }
-
-    /// The block's bytes.
-    #[must_use]
-    pub const fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-}
-
-impl ConstantTimeEq for Block {
-    fn ct_eq(&self, other: &Self) -> Choice {
-        self.0.ct_eq(&other.0)
-    }
-}
-
-impl PartialEq for Block {
-    /// Constant time.
-    fn eq(&self, other: &Self) -> bool {
-        self.ct_eq(other).into()
-    }
-}
-
-impl Eq for Block {}
-
-impl fmt::Debug for Block {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Block { .. }")
-    }
-}
 
 /// Where emitted blocks go (the pool's memory cache, a test's `Vec`...).
 pub trait BlockSink {

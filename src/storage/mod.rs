@@ -132,10 +132,10 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::crypto::sha256::{HmacKey, IV, state_bytes};
 use crate::error::Error;
+use crate::mixer::Block;
 use crate::source::SourceMask;
 
-/// Bytes in one full-entropy block.
-pub const BLOCK_LEN: usize = 32;
+pub use crate::mixer::BLOCK_LEN;
 /// Bytes in the header at offset 0.
 pub const HEADER_LEN: u64 = 64;
 /// Bytes in one slot (a block and its checksum).
@@ -892,6 +892,57 @@ impl<S: Storage> StorageCache<S> {
                 Err(e)
             }
         }
+    }
+
+    /// The loader: takes up to `out.len()` blocks as [`Block`]s into the
+    /// front of `out` (the only place besides the mixer that makes one),
+    /// with the erase-then-flush rule of [`take_many`](Self::take_many);
+    /// returns how many. Each is keyed in place, in its `Block`.
+    ///
+    /// # Errors
+    /// As [`take_many`](Self::take_many): then every entry of `out` is
+    /// `None` (the blocks taken so far wiped).
+    pub(crate) fn take_blocks(&mut self, out: &mut [Option<Block>]) -> Result<usize, Error> {
+        let mut taken = 0usize;
+        let mut result = Ok(());
+        for dst in out.iter_mut() {
+            let mut block = Block::EMPTY;
+            match self.take_unflushed(block.as_mut_bytes()) {
+                Ok(true) => {
+                    *dst = Some(block);
+                    taken = taken.saturating_add(1);
+                }
+                Ok(false) => break,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        // Never replay: the erases are durable before any block leaves.
+        if result.is_ok() && taken > 0 {
+            result = self.storage.flush();
+        }
+        match result {
+            Ok(()) => Ok(taken),
+            Err(e) => {
+                for dst in out.iter_mut() {
+                    *dst = None;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The loader for one block (see [`take_blocks`](Self::take_blocks)):
+    /// `Ok(None)` when the store is empty.
+    ///
+    /// # Errors
+    /// As [`take_many`](Self::take_many).
+    pub(crate) fn take_block(&mut self) -> Result<Option<Block>, Error> {
+        let mut out = None;
+        self.take_blocks(core::slice::from_mut(&mut out))?;
+        Ok(out)
     }
 
     /// Find the highest valid block, copy it to `out` and write zeros over

@@ -23,7 +23,7 @@ use static_cell::{ConstStaticCell, StaticCell};
 
 use entropool::Error;
 use entropool::SourceMask;
-use entropool::cache::BlockSlot;
+use entropool::cache::{BlockCell, BlockSlot};
 use entropool::config::{Config, Tunables};
 use entropool::hw::RealCpu;
 use entropool::interrupt::{InterruptRecorder, InterruptRing};
@@ -43,7 +43,7 @@ type Medium = entropool_cortex_m::NoStorage;
 static INTERRUPT_SLOTS: ConstStaticCell<[Slot<u64>; 64]> =
     ConstStaticCell::new([const { Slot::new(0) }; 64]);
 static MEMORY: ConstStaticCell<[BlockSlot; 32]> =
-    ConstStaticCell::new([const { Slot::new([0; 32]) }; 32]);
+    ConstStaticCell::new([const { Slot::new(BlockCell::EMPTY) }; 32]);
 #[cfg(feature = "flash")]
 static STORE_FLASH: ConstStaticCell<[u8; 3 * SECTOR_LEN]> =
     ConstStaticCell::new([0xFF; 3 * SECTOR_LEN]);
