@@ -7,7 +7,10 @@
 //!   [`BLOCK_CREDIT`]) have been credited since the previous block; then the
 //!   credit restarts from zero. Nothing carries over: credit beyond 320 in a
 //!   block (at most one sample's rate) is not counted again, and there is no
-//!   way to make the mixer emit early.
+//!   way to make the mixer emit early. This arithmetic lives once, in the
+//!   credit routine of `mixer/credit.rs`; the fast path (frames proved
+//!   clean at once) only decides how many samples are clean and credits
+//!   them through the same routine as the general path.
 //! - Each block is the SHA-256 of `DOMAIN || key || counter || frames`
 //!   (see [`DOMAIN`] and the framing below). Input is chunked so a block
 //!   hashes exactly the samples that earned its credit: a batch that earns
@@ -55,6 +58,7 @@ use crate::error::Error;
 use crate::health::{HealthState, HealthTest, HealthTestKind, PieceSample, Run};
 use crate::source::Source;
 use conditioner::{Conditioner, FrameData, ONE_SHOT_MAX};
+use credit::{credit_samples, forfeit, samples_to_block};
 
 pub use block::{BLOCK_LEN, Block};
 pub use credit::{
@@ -469,6 +473,18 @@ impl Mixer {
         input: Input<'_>,
         sink: &mut S,
     ) -> Result<Absorbed, Error> {
+        self.absorb_paths(source, input, sink, true)
+    }
+
+    /// [`Self::absorb`], with the fast path switched off when `fast` is
+    /// `false` (a test then runs the general path alone on the same input).
+    fn absorb_paths<S: BlockSink + ?Sized>(
+        &mut self,
+        source: Source,
+        input: Input<'_>,
+        sink: &mut S,
+        fast: bool,
+    ) -> Result<Absorbed, Error> {
         if slot(&self.slots, source).health.state() == HealthState::Disabled
             || (source == Source::External && self.external_block.is_some())
         {
@@ -492,15 +508,14 @@ impl Mixer {
         }
         let len = input.len();
         let tag = source.bit();
-        let target = BLOCK_CREDIT.units();
         while out.consumed < len {
             // Whole frames of provably clean samples first; the general
             // frame below handles everything else (start-up, quarantine,
             // a possible failure, timestamps, zero credit).
             let stop = match input {
-                Input::Bytes(b) => self.absorb_clean(source, b, &mut out, sink),
-                Input::Words(w) => self.absorb_clean(source, w, &mut out, sink),
-                Input::Timestamps(_) => false,
+                Input::Bytes(b) if fast => self.absorb_clean(source, b, &mut out, sink),
+                Input::Words(w) if fast => self.absorb_clean(source, w, &mut out, sink),
+                Input::Bytes(_) | Input::Words(_) | Input::Timestamps(_) => false,
             };
             if stop || out.consumed >= len {
                 break;
@@ -516,12 +531,7 @@ impl Mixer {
             if s.health.state() == HealthState::Disabled {
                 break;
             }
-            let need = target.saturating_sub(*pending);
-            let want = if s.rate == 0 {
-                u64::MAX
-            } else {
-                need.div_ceil(s.rate)
-            };
+            let want = samples_to_block(*pending, s.rate);
             let end = out.consumed.saturating_add(MAX_FRAME_SAMPLES).min(len);
             let run = match input {
                 Input::Bytes(b) => match b.get(out.consumed..end) {
@@ -562,15 +572,10 @@ impl Mixer {
                 .saturating_add(u64::try_from(run.consumed).unwrap_or(u64::MAX));
             if run.failed.is_some() {
                 out.failures = out.failures.saturating_add(1);
-                self.forfeited = self.forfeited.saturating_add(*pending);
-                *pending = 0;
+                forfeit(pending, &mut self.forfeited);
                 continue;
             }
-            let credit = run.creditable.saturating_mul(s.rate);
-            s.credited = s.credited.saturating_add(credit);
-            *pending = pending.saturating_add(credit);
-            if *pending >= target {
-                *pending = 0;
+            if credit_samples(pending, &mut s.credited, run.creditable, s.rate) {
                 let block = cond.finish();
                 if !emit_block(
                     block,
@@ -621,8 +626,7 @@ fn frame_len(pending: u64, rate: u64, full: usize, avail: usize) -> usize {
     let n = if pending == 0 {
         full
     } else {
-        let want = BLOCK_CREDIT.units().saturating_sub(pending).div_ceil(rate);
-        usize::try_from(want).unwrap_or(usize::MAX)
+        usize::try_from(samples_to_block(pending, rate)).unwrap_or(usize::MAX)
     };
     n.min(MAX_FRAME_SAMPLES).min(avail)
 }
@@ -631,8 +635,14 @@ fn frame_len(pending: u64, rate: u64, full: usize, avail: usize) -> usize {
 /// when it completes a block).
 #[inline]
 fn pending_after(pending: u64, rate: u64, n: usize) -> u64 {
-    let p = pending.saturating_add(u64::try_from(n).unwrap_or(u64::MAX).saturating_mul(rate));
-    if p >= BLOCK_CREDIT.units() { 0 } else { p }
+    let (mut p, mut credited) = (pending, 0);
+    credit_samples(
+        &mut p,
+        &mut credited,
+        u64::try_from(n).unwrap_or(u64::MAX),
+        rate,
+    );
+    p
 }
 
 /// Samples in the whole frames (from `pending` credit, `avail` samples
@@ -695,7 +705,7 @@ impl Mixer {
             return false;
         }
         // Frame size from zero pending credit: ceil(320 bits / rate).
-        let full = usize::try_from(BLOCK_CREDIT.units().div_ceil(rate)).unwrap_or(usize::MAX);
+        let full = usize::try_from(samples_to_block(0, rate)).unwrap_or(usize::MAX);
         loop {
             let Some(rest) = xs.get(out.consumed..) else {
                 return false;
@@ -738,13 +748,17 @@ impl Mixer {
                 {
                     let span = pos..pos.saturating_add(whole.saturating_mul(full));
                     if let Some(frames) = rest.get(span) {
+                        let full64 = u64::try_from(full).unwrap_or(u64::MAX);
+                        let credited = &mut s.credited;
                         let done = cond.one_shot_blocks(tag, frames, full, |block| {
+                            // Each frame completes its block (`full * rate`
+                            // from zero), as the routine confirms.
+                            let _complete = credit_samples(pending, credited, full64, rate);
                             emit_block(block, sink, held, blocks_emitted, blocks_delivered, out)
                         });
                         let n = done.saturating_mul(full);
                         let n64 = u64::try_from(n).unwrap_or(u64::MAX);
                         s.samples = s.samples.saturating_add(n64);
-                        s.credited = s.credited.saturating_add(n64.saturating_mul(rate));
                         pos = pos.saturating_add(n);
                         if done > 0 {
                             continue;
@@ -760,15 +774,10 @@ impl Mixer {
                     break;
                 }
                 T::frame(cond, tag, frame);
-                let credit = u64::try_from(n).unwrap_or(u64::MAX).saturating_mul(rate);
-                s.samples = s
-                    .samples
-                    .saturating_add(u64::try_from(n).unwrap_or(u64::MAX));
-                s.credited = s.credited.saturating_add(credit);
-                *pending = pending.saturating_add(credit);
+                let n64 = u64::try_from(n).unwrap_or(u64::MAX);
+                s.samples = s.samples.saturating_add(n64);
                 pos = end;
-                if *pending >= BLOCK_CREDIT.units() {
-                    *pending = 0;
+                if credit_samples(pending, &mut s.credited, n64, rate) {
                     let block = cond.finish();
                     emit_block(block, sink, held, blocks_emitted, blocks_delivered, out);
                 }
@@ -915,6 +924,103 @@ mod tests {
         let words = [7u64; 10];
         assert_eq!(fresh.one_shot_blocks(2, &words, 6, |_| true), 0);
         assert_eq!(fresh.one_shot_blocks(2, &words, 5, |_| true), 2);
+    }
+
+    /// Everything the credit decides, after each call: the call's result,
+    /// the source's counters, the mixer's counters.
+    fn ledger(m: &Mixer, source: Source, a: &Absorbed) -> (Absorbed, SourceStats, MixerStats) {
+        (*a, m.stats(source), m.mixer_stats())
+    }
+
+    /// Feeds the same input to a mixer on the fast path and one on the
+    /// general path alone, in pieces of varied sizes, through a sink that
+    /// refuses now and then; every result, counter and block must agree.
+    fn both_paths_agree(source: Source, rate: CreditRate, seed: u64, input_len: usize) {
+        let mut cfg = MixerConfig::DEFAULT;
+        let mut sc = cfg.source(source);
+        sc.credit = rate;
+        cfg.set(source, sc).unwrap();
+        let mut fast = Mixer::new(&cfg, &[7; 32]).unwrap();
+        let mut general = Mixer::new(&cfg, &[7; 32]).unwrap();
+        let mut state = seed;
+        let words: std::vec::Vec<u64> = (0..input_len)
+            .map(|_| crate::hw::fake::splitmix64(&mut state))
+            .collect();
+        let bytes: std::vec::Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let pieces = [1usize, 7, 40, 333, 4096, 5, 9000, 64, 2];
+        let (mut got_fast, mut got_general) = (std::vec::Vec::new(), std::vec::Vec::new());
+        let (mut pos, mut round) = (0usize, 0usize);
+        let len = if source == Source::External {
+            bytes.len()
+        } else {
+            words.len()
+        };
+        while pos < len {
+            let end = (pos + pieces[round % pieces.len()]).min(len);
+            // Every fifth call the sink takes only two blocks.
+            let room = if round % 5 == 4 { 2 } else { usize::MAX };
+            let input = match source {
+                Source::External => Input::Bytes(&bytes[pos..end]),
+                _ => Input::Words(&words[pos..end]),
+            };
+            let (mut n_fast, mut n_general) = (0usize, 0usize);
+            let a = fast
+                .absorb_paths(
+                    source,
+                    input,
+                    &mut |b: Block| -> Result<(), Block> {
+                        if n_fast == room {
+                            return Err(b);
+                        }
+                        n_fast += 1;
+                        got_fast.push(b);
+                        Ok(())
+                    },
+                    true,
+                )
+                .unwrap();
+            let g = general
+                .absorb_paths(
+                    source,
+                    input,
+                    &mut |b: Block| -> Result<(), Block> {
+                        if n_general == room {
+                            return Err(b);
+                        }
+                        n_general += 1;
+                        got_general.push(b);
+                        Ok(())
+                    },
+                    false,
+                )
+                .unwrap();
+            assert_eq!(
+                ledger(&fast, source, &a),
+                ledger(&general, source, &g),
+                "{source:?} round {round} at {pos}"
+            );
+            // A refused block: nothing more is taken until there is room.
+            pos += a.consumed.max(usize::from(a.sink_full && a.consumed == 0));
+            round += 1;
+        }
+        assert!(got_fast.len() > 10, "{source:?}: too few blocks to judge");
+        assert_eq!(got_fast, got_general, "{source:?}: blocks differ");
+        assert!(fast.stats(source).credited > Credit::ZERO);
+    }
+
+    #[test]
+    fn fast_and_general_paths_credit_identically() {
+        // Fully credited bytes; a fractional byte rate (pending carries
+        // across frames); RDSEED words; RDRAND at 1/8 bit a word.
+        both_paths_agree(Source::External, CreditRate::from_bits(8), 1, 4000);
+        both_paths_agree(
+            Source::External,
+            CreditRate::from_units(3 * 65536 + 12345),
+            2,
+            4000,
+        );
+        both_paths_agree(Source::Rdseed, CreditRate::from_bits(64), 3, 3000);
+        both_paths_agree(Source::Rdrand, CreditRate::ratio(128, 1024), 4, 30_000);
     }
 
     #[test]
