@@ -236,9 +236,9 @@ pub struct PollReport {
 }
 
 /// Blocks the mixer could not put into the memory cache, on their way to
-/// the storage cache. Zeroized whenever emptied.
+/// the storage cache (each wipes itself when dropped).
 struct Overflow {
-    blocks: [[u8; BLOCK_LEN]; OVERFLOW_BLOCKS],
+    blocks: [Option<Block>; OVERFLOW_BLOCKS],
     len: usize,
     /// How many more blocks the storage cache can take.
     room: usize,
@@ -247,16 +247,10 @@ struct Overflow {
 impl Overflow {
     const fn new() -> Self {
         Overflow {
-            blocks: [[0; BLOCK_LEN]; OVERFLOW_BLOCKS],
+            blocks: [const { None }; OVERFLOW_BLOCKS],
             len: 0,
             room: 0,
         }
-    }
-}
-
-impl Drop for Overflow {
-    fn drop(&mut self) {
-        self.blocks.zeroize();
     }
 }
 
@@ -275,7 +269,7 @@ impl BlockSink for CacheSink<'_, '_> {
         let limit = self.overflow.room.min(OVERFLOW_BLOCKS);
         if self.overflow.len < limit {
             if let Some(slot) = self.overflow.blocks.get_mut(self.overflow.len) {
-                slot.copy_from_slice(block.as_bytes());
+                *slot = Some(block);
                 self.overflow.len = self.overflow.len.saturating_add(1);
                 return Ok(());
             }
@@ -596,7 +590,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
                     .saturating_add(u64::try_from(len).unwrap_or(u64::MAX));
             }
         }
-        // push_many zeroizes what it stored; wipe everything regardless.
+        // push_many took what it stored; drop (wipe) the rest.
         wipe(blocks);
     }
 
@@ -989,14 +983,13 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
                             storage_error = Some(e);
                         }
                     }
-                    spilled.blocks.zeroize();
+                    wipe(&mut spilled.blocks);
                     spilled.len = 0;
                 }
                 if let Some(slot) = spilled.blocks.get_mut(spilled.len) {
-                    slot.copy_from_slice(block.as_bytes());
+                    *slot = Some(block);
                     spilled.len = spilled.len.saturating_add(1);
                 }
-                // `block` wipes itself as it drops.
             });
         if let Some(tail) = spilled.blocks.get_mut(..spilled.len) {
             match storage.as_mut() {
@@ -1074,22 +1067,20 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
     /// wiped, never kept in two places).
     pub fn flush_to_storage(&mut self) -> Result<usize, Error> {
         let mut saved = 0usize;
-        let mut batch = [[0u8; BLOCK_LEN]; FLUSH_BATCH];
+        let mut batch: [Option<Block>; FLUSH_BATCH] = [const { None }; FLUSH_BATCH];
         let mut result = Ok(());
         if let Some(held) = self.mixer.take_held() {
             if let Err(held) = self.memory.push(held) {
-                let mut bytes = *held.as_bytes();
-                drop(held);
                 if let Some(s) = self.storage.as_mut() {
-                    match s.push(&mut bytes) {
-                        Ok(true) => saved = saved.saturating_add(1),
-                        Ok(false) => {
+                    match s.push(held) {
+                        Ok(None) => saved = saved.saturating_add(1),
+                        // Given back: wiped as it drops.
+                        Ok(Some(_)) => {
                             self.blocks_discarded = self.blocks_discarded.saturating_add(1);
                         }
                         Err(e) => result = Err(e),
                     }
                 }
-                bytes.zeroize();
             }
         }
         // Bounded by the memory cache's capacity.
@@ -1099,7 +1090,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
                 let Some(block) = self.memory.pop() else {
                     break;
                 };
-                slot.copy_from_slice(block.as_bytes());
+                *slot = Some(block);
                 n = n.saturating_add(1);
             }
             if n == 0 {
@@ -1201,10 +1192,10 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
     }
 }
 
-/// Zeroizes every block of `blocks`.
-fn wipe(blocks: &mut [[u8; BLOCK_LEN]]) {
+/// Drops (and so wipes) every block of `blocks`.
+fn wipe(blocks: &mut [Option<Block>]) {
     for block in blocks {
-        block.zeroize();
+        *block = None;
     }
 }
 

@@ -13,7 +13,7 @@ use std::collections::HashSet;
 use entropool::cache::BlockSlot;
 use entropool::config::{Config, Tunables};
 use entropool::hw::fake::FakeCpu;
-use entropool::mixer::MixerConfig;
+use entropool::mixer::{Block, MixerConfig};
 use entropool::pool::{Pool, PoolParts};
 use entropool::ring::Slot;
 use entropool::source::{CpuFeatures, SourceMask};
@@ -39,7 +39,7 @@ fn store(slots: u64, filled: u16, stamp: u64) -> Vec<u8> {
     let (mut c, _) =
         StorageCache::open(MemStorage::new(&mut mem), slots, mask(stamp), &[1; 32]).unwrap();
     for n in 1..=filled {
-        assert!(c.push(&mut block(n)).unwrap());
+        assert!(c.push(Block::from_test_bytes(block(n))).unwrap().is_none());
     }
     mem
 }
@@ -108,12 +108,12 @@ fn provenance_within_the_mask_is_served_and_mixed_stores_split() {
         let (mut c, _) =
             StorageCache::open(MemStorage::new(&mut mem), 8, mask(4), &[1; 32]).unwrap();
         for n in 1..=3 {
-            assert!(c.push(&mut block(n)).unwrap());
+            assert!(c.push(Block::from_test_bytes(block(n))).unwrap().is_none());
         }
         c.set_provenance(mask(12)).unwrap();
         assert_eq!(c.provenance(), mask(12));
         for n in 4..=5 {
-            assert!(c.push(&mut block(n)).unwrap());
+            assert!(c.push(Block::from_test_bytes(block(n))).unwrap().is_none());
         }
         assert_eq!(
             c.set_provenance(SourceMask::DEFAULT),

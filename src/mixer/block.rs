@@ -78,6 +78,17 @@ impl Block {
         Block(bytes)
     }
 
+    /// A block from chosen bytes, for this repository's tests only (they
+    /// need known blocks to check the storage format and keying): it claims
+    /// entropy nobody credited. Feature `testing`, hidden, not covered by
+    /// semver, never enabled by `cargo build`.
+    #[cfg(feature = "testing")]
+    #[doc(hidden)]
+    #[must_use]
+    pub const fn from_test_bytes(bytes: [u8; BLOCK_LEN]) -> Block {
+        Block(bytes)
+    }
+
     /// The block's bytes, for writing it out (the caller's own buffer
     /// should be wiped by its owner).
     #[must_use]

@@ -499,6 +499,13 @@ fn wipe_blocks(blocks: &mut [[u8; BLOCK_LEN]]) {
     }
 }
 
+/// Drop (and so wipe) every block of a slice.
+fn drop_blocks(blocks: &mut [Option<Block>]) {
+    for b in blocks.iter_mut() {
+        *b = None;
+    }
+}
+
 /// Wipe `start..end` with zeros, in chunks.
 fn wipe_range<S: Storage>(storage: &mut S, start: u64, end: u64) -> Result<(), Error> {
     let mut off = start;
@@ -747,42 +754,46 @@ impl<S: Storage> StorageCache<S> {
         self.storage
     }
 
-    /// Store one block. Writes one empty slot and flushes.
+    /// Store one [`Block`]. Writes one empty slot and flushes.
     ///
-    /// Returns `Ok(true)` when the block is stored and `Ok(false)` when the
-    /// store is full (then nothing was written and `block` is untouched:
-    /// the caller still owns it). In every other case, success or error,
-    /// `block` is zeroized: it may be in storage now, so it must not be
-    /// used anywhere else.
+    /// Returns `Ok(None)` when the block is stored (its `Block` wiped: it
+    /// may be in storage now, so it exists nowhere else) and
+    /// `Ok(Some(block))`, the block given back untouched, when the store is
+    /// full. On an error the block is wiped.
     ///
     /// # Errors
     /// As [`push_many`](Self::push_many).
-    pub fn push(&mut self, block: &mut [u8; BLOCK_LEN]) -> Result<bool, Error> {
-        Ok(self.push_many(core::slice::from_mut(block))? == 1)
+    pub fn push(&mut self, block: Block) -> Result<Option<Block>, Error> {
+        let mut entry = Some(block);
+        self.push_many(core::slice::from_mut(&mut entry))?;
+        Ok(entry)
     }
 
-    /// Store blocks from the front of `blocks` until it is done or the
-    /// store is full, with one flush at the end; returns how many were
-    /// stored. Those are zeroized (they may be in storage now, so they must
-    /// not be used anywhere else); the rest are untouched.
+    /// Store the [`Block`]s of `blocks`, front first, until they are done
+    /// or the store is full, with one flush at the end; returns how many
+    /// were stored. Each stored one is taken out of its entry (`None`) and
+    /// wiped: it may be in storage now, so it must exist nowhere else. The
+    /// rest are untouched; `None` entries are skipped. Only blocks go in,
+    /// so the loader only ever reads back what the mixer once made.
     ///
     /// # Errors
     /// [`Error::StorageIo`] when a read, a write or the flush fails; then
-    /// *every* block in `blocks` is zeroized (some may be stored), and every
-    /// block stored before this call is intact. [`Error::CapacityTooSmall`]
-    /// when the medium shrank under the cache (blocks zeroized likewise).
-    pub fn push_many(&mut self, blocks: &mut [[u8; BLOCK_LEN]]) -> Result<usize, Error> {
+    /// *every* block in `blocks` is wiped (`None`: some may be stored), and
+    /// every block stored before this call is intact.
+    /// [`Error::CapacityTooSmall`] when the medium shrank under the cache
+    /// (blocks wiped likewise).
+    pub fn push_many(&mut self, blocks: &mut [Option<Block>]) -> Result<usize, Error> {
         match self.push_unflushed(blocks) {
             Ok(0) => Ok(0),
             Ok(n) => match self.storage.flush() {
                 Ok(()) => Ok(n),
                 Err(e) => {
-                    wipe_blocks(blocks);
+                    drop_blocks(blocks);
                     Err(e)
                 }
             },
             Err(e) => {
-                wipe_blocks(blocks);
+                drop_blocks(blocks);
                 Err(e)
             }
         }
@@ -796,11 +807,11 @@ impl<S: Storage> StorageCache<S> {
     ///
     /// # Errors
     /// As [`push_many`](Self::push_many).
-    pub fn push_many_deferred(&mut self, blocks: &mut [[u8; BLOCK_LEN]]) -> Result<usize, Error> {
+    pub fn push_many_deferred(&mut self, blocks: &mut [Option<Block>]) -> Result<usize, Error> {
         match self.push_unflushed(blocks) {
             Ok(n) => Ok(n),
             Err(e) => {
-                wipe_blocks(blocks);
+                drop_blocks(blocks);
                 Err(e)
             }
         }
@@ -815,22 +826,26 @@ impl<S: Storage> StorageCache<S> {
     }
 
     /// Write blocks into free slots (each one slot, nothing else).
-    fn push_unflushed(&mut self, blocks: &mut [[u8; BLOCK_LEN]]) -> Result<usize, Error> {
+    fn push_unflushed(&mut self, blocks: &mut [Option<Block>]) -> Result<usize, Error> {
         let mut stored = 0usize;
         let mut body = Zeroizing::new([0u8; SLOT_BODY]);
         let mut record = Zeroizing::new([0u8; SLOT]);
-        for block in blocks.iter_mut() {
+        for entry in blocks.iter_mut() {
+            let Some(block) = entry.as_ref() else {
+                continue;
+            };
             let Some(index) = self.free_slot()? else {
                 break;
             };
             body.fill(0);
-            for (d, b) in body.iter_mut().zip(block.iter()) {
+            for (d, b) in body.iter_mut().zip(block.as_bytes()) {
                 *d = *b;
             }
             if let Some(p) = body.get_mut(PROVENANCE_AT) {
                 *p = self.stamp;
             }
-            block.zeroize();
+            // The block leaves: wiped as it drops.
+            *entry = None;
             let check = slot_check(index, &body);
             for (r, b) in record.iter_mut().zip(body.iter().chain(&check)) {
                 *r = *b;
@@ -926,9 +941,7 @@ impl<S: Storage> StorageCache<S> {
         match result {
             Ok(()) => Ok(taken),
             Err(e) => {
-                for dst in out.iter_mut() {
-                    *dst = None;
-                }
+                drop_blocks(out);
                 Err(e)
             }
         }
@@ -1159,7 +1172,7 @@ mod tests {
         let mut mem = [0u8; 64 + 4 * 64];
         let (mut c, _) = StorageCache::open(MemStorage::new(&mut mem), 4, all(), &KEY).unwrap();
         for v in 1..=4u8 {
-            assert!(c.push(&mut [v; 32]).unwrap());
+            assert!(c.push(Block::from_bytes([v; 32])).unwrap().is_none());
         }
         let mut s = c.into_storage();
         // Corrupt slots 1 and 2.
@@ -1168,10 +1181,10 @@ mod tests {
         let (mut c, r) = StorageCache::open(s, 4, all(), &KEY).unwrap();
         assert_eq!((r.blocks, r.corrupt_slots), (2, 2));
         assert_eq!((c.top, c.low_full), (4, 1));
-        assert!(c.push(&mut [5; 32]).unwrap());
+        assert!(c.push(Block::from_bytes([5; 32])).unwrap().is_none());
         assert_eq!(c.low_full, 2);
-        assert!(c.push(&mut [6; 32]).unwrap());
-        assert!(!c.push(&mut [7; 32]).unwrap());
+        assert!(c.push(Block::from_bytes([6; 32])).unwrap().is_none());
+        assert!(c.push(Block::from_bytes([7; 32])).unwrap().is_some());
         let mut got = std::vec::Vec::new();
         let mut out = [0u8; 32];
         while c.take(&mut out).unwrap() {
