@@ -155,9 +155,15 @@ fn write_out_takes_whole_blocks_in_order_and_cuts_the_last() {
 
 #[test]
 fn write_out_matches_popping_one_by_one() {
-    for len in [0_usize, 1, 31, 32, 33, 64, 95, 200] {
-        let mut mk = Maker::new();
-        let mut mk2 = Maker::new();
+    // Two makers in step: the same blocks for both caches.
+    let mut mk = Maker::new();
+    let mut mk2 = Maker::new();
+    let lens: &[usize] = if cfg!(miri) {
+        &[0, 33, 200]
+    } else {
+        &[0, 1, 31, 32, 33, 64, 95, 200]
+    };
+    for &len in lens {
         let (mut s1, mut s2) = (storage(32), storage(32));
         let mut batch = MemoryCache::new(&mut s1, 1, 0).unwrap();
         let mut single = MemoryCache::new(&mut s2, 1, 0).unwrap();
