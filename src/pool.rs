@@ -885,7 +885,9 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
     }
 
     /// Fills `out` with full-entropy bytes from the memory cache, then the
-    /// storage cache. All or nothing.
+    /// storage cache. All or nothing. The memory cache's blocks move in one
+    /// batch, written straight into `out` with one ring index update
+    /// ([`MemoryCache::write_out`]).
     ///
     /// # Errors
     /// [`Error::ExternalLost`] or [`Error::Starving`] (see the module
