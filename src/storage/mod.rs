@@ -884,29 +884,7 @@ impl<S: Storage> StorageCache<S> {
     /// after a restart, never twice). [`Error::CapacityTooSmall`] when the
     /// medium shrank under the cache (likewise).
     pub fn take_many(&mut self, out: &mut [[u8; BLOCK_LEN]]) -> Result<usize, Error> {
-        let mut taken = 0usize;
-        let mut result = Ok(());
-        for dst in out.iter_mut() {
-            match self.take_unflushed(dst) {
-                Ok(true) => taken = taken.saturating_add(1),
-                Ok(false) => break,
-                Err(e) => {
-                    result = Err(e);
-                    break;
-                }
-            }
-        }
-        // Never replay: the erases are durable before any block leaves.
-        if result.is_ok() && taken > 0 {
-            result = self.storage.flush();
-        }
-        match result {
-            Ok(()) => Ok(taken),
-            Err(e) => {
-                wipe_blocks(out);
-                Err(e)
-            }
-        }
+        self.take_each(out, |dst| dst, wipe_blocks)
     }
 
     /// The loader: takes up to `out.len()` blocks as [`Block`]s into the
@@ -918,13 +896,30 @@ impl<S: Storage> StorageCache<S> {
     /// As [`take_many`](Self::take_many): then every entry of `out` is
     /// `None` (the blocks taken so far wiped).
     pub(crate) fn take_blocks(&mut self, out: &mut [Option<Block>]) -> Result<usize, Error> {
+        self.take_each(
+            out,
+            |dst| dst.insert(Block::EMPTY).as_mut_bytes(),
+            drop_blocks,
+        )
+    }
+
+    /// The one take loop: each block found is keyed (into a scratch copy
+    /// wiped on drop) and copied to where `bytes` says in its entry of
+    /// `out`; the erases are flushed before any entry counts as handed out,
+    /// and on an error `wipe` clears all of `out`.
+    fn take_each<D>(
+        &mut self,
+        out: &mut [D],
+        mut bytes: impl FnMut(&mut D) -> &mut [u8; BLOCK_LEN],
+        wipe: fn(&mut [D]),
+    ) -> Result<usize, Error> {
         let mut taken = 0usize;
         let mut result = Ok(());
         for dst in out.iter_mut() {
-            let mut block = Block::EMPTY;
-            match self.take_unflushed(block.as_mut_bytes()) {
+            let mut scratch = Zeroizing::new([0u8; BLOCK_LEN]);
+            match self.take_unflushed(&mut scratch) {
                 Ok(true) => {
-                    *dst = Some(block);
+                    bytes(dst).copy_from_slice(&*scratch);
                     taken = taken.saturating_add(1);
                 }
                 Ok(false) => break,
@@ -941,7 +936,7 @@ impl<S: Storage> StorageCache<S> {
         match result {
             Ok(()) => Ok(taken),
             Err(e) => {
-                drop_blocks(out);
+                wipe(out);
                 Err(e)
             }
         }
