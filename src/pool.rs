@@ -89,8 +89,15 @@ pub const RDSEED_BATCH: usize = 32;
 /// exactly one block at RDRAND's cap of 128 bits per 1024 words.
 pub const RDRAND_BATCH: usize = 2560;
 /// Blocks held between the mixer and the storage cache within one absorb
-/// call (the storage cache is written once per batch, not per block).
-const OVERFLOW_BLOCKS: usize = 16;
+/// call (the storage cache is written once per batch, not per block): 16,
+/// or 4 where pointers are 32 bits (microcontrollers, where the buffer is
+/// static RAM even in a pool without a storage cache: 128 bytes instead of
+/// 512; flushes stay one per poll either way).
+const OVERFLOW_BLOCKS: usize = if cfg!(target_pointer_width = "32") {
+    4
+} else {
+    16
+};
 /// Batches of stored blocks loaded into the memory cache per
 /// [`Pool::poll`] at start (one flush each).
 const LOAD_BATCHES_PER_POLL: usize = 4;
