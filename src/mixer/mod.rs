@@ -369,9 +369,35 @@ impl Mixer {
     ) -> Result<Absorbed, Error> {
         match source {
             Source::External => Err(Error::WrongSampleKind { source }),
-            Source::Interrupts => self.absorb(source, Input::Timestamps(words), sink),
-            Source::Rdrand | Source::Rdseed => self.absorb(source, Input::Words(words), sink),
+            Source::Interrupts => self.absorb_timestamps(words, sink),
+            Source::Rdrand | Source::Rdseed => self.absorb_hardware_words(source, words, sink),
         }
+    }
+
+    /// [`Self::absorb`] for interrupt timestamps. Each sample kind has its
+    /// own copy of the absorb loop (`absorb` is inlined into one function
+    /// per kind), so an image that never feeds a kind, such as a firmware
+    /// with interrupts + external and no RDRAND/RDSEED, links none of its
+    /// code (the word health-test and framing paths).
+    #[inline(never)]
+    fn absorb_timestamps<S: BlockSink + ?Sized>(
+        &mut self,
+        words: &[u64],
+        sink: &mut S,
+    ) -> Result<Absorbed, Error> {
+        self.absorb(Source::Interrupts, Input::Timestamps(words), sink)
+    }
+
+    /// [`Self::absorb`] for RDRAND or RDSEED words (see
+    /// [`Self::absorb_timestamps`]).
+    #[inline(never)]
+    fn absorb_hardware_words<S: BlockSink + ?Sized>(
+        &mut self,
+        source: Source,
+        words: &[u64],
+        sink: &mut S,
+    ) -> Result<Absorbed, Error> {
+        self.absorb(source, Input::Words(words), sink)
     }
 
     /// Absorbs external entropy bytes, emitting the blocks they earn into
@@ -428,7 +454,8 @@ impl Mixer {
         let s = slot_mut(&mut self.slots, Source::External);
         let rate = s.rate;
         s.rate = 0;
-        let result = self.absorb(Source::External, Input::Bytes(bytes), sink);
+        // The same copy of the byte path as `absorb_external`.
+        let result = self.absorb_external(bytes, sink);
         slot_mut(&mut self.slots, Source::External).rate = rate;
         result
     }
@@ -525,6 +552,9 @@ impl Mixer {
         (h.rct_cutoff(), h.apt_cutoff())
     }
 
+    /// The absorb loop, inlined into one function per sample kind (see
+    /// [`Self::absorb_timestamps`]).
+    #[inline(always)]
     fn absorb<S: BlockSink + ?Sized>(
         &mut self,
         source: Source,
