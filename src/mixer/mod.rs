@@ -612,7 +612,7 @@ impl Mixer {
             let want = if s.rate == 0 {
                 u64::MAX
             } else {
-                need.div_ceil(s.rate)
+                samples_for(need, s.rate)
             };
             let end = out.consumed.saturating_add(MAX_FRAME_SAMPLES).min(len);
             let run = match input {
@@ -705,6 +705,28 @@ impl Framed for u64 {
     }
 }
 
+/// Samples at `rate` units each (`rate > 0`; 0 gives 0) that earn `need`
+/// units, `ceil(need / rate)`, for `need` at most [`BLOCK_CREDIT`] (a
+/// larger `need` counts as that). Both then fit 32 bits, so the division
+/// is a 32-bit one: a 32-bit target links no 64-bit division routine.
+#[inline]
+fn samples_for(need: u64, rate: u64) -> u64 {
+    // Checked to fit just below, so the cast keeps every bit.
+    #[allow(clippy::cast_possible_truncation)]
+    const MAX: u32 = {
+        let units = BLOCK_CREDIT.units();
+        assert!(units <= u32::MAX as u64);
+        units as u32
+    };
+    let need = u32::try_from(need).map_or(MAX, |n| n.min(MAX));
+    match u32::try_from(rate) {
+        Ok(0) => 0,
+        Ok(rate) => u64::from(need.div_ceil(rate)),
+        // A rate above any `need`: one sample, unless nothing is needed.
+        Err(_) => u64::from(need > 0),
+    }
+}
+
 /// Samples in the frame that starts with `pending` credit at `rate > 0`
 /// with `avail` samples of input left: what the general path's health run
 /// takes when every sample is creditable. `full` is the size from zero.
@@ -713,7 +735,7 @@ fn frame_len(pending: u64, rate: u64, full: usize, avail: usize) -> usize {
     let n = if pending == 0 {
         full
     } else {
-        let want = BLOCK_CREDIT.units().saturating_sub(pending).div_ceil(rate);
+        let want = samples_for(BLOCK_CREDIT.units().saturating_sub(pending), rate);
         usize::try_from(want).unwrap_or(usize::MAX)
     };
     n.min(MAX_FRAME_SAMPLES).min(avail)
@@ -787,7 +809,7 @@ impl Mixer {
             return false;
         }
         // Frame size from zero pending credit: ceil(320 bits / rate).
-        let full = usize::try_from(BLOCK_CREDIT.units().div_ceil(rate)).unwrap_or(usize::MAX);
+        let full = usize::try_from(samples_for(BLOCK_CREDIT.units(), rate)).unwrap_or(usize::MAX);
         loop {
             let Some(rest) = xs.get(out.consumed..) else {
                 return false;
@@ -1007,6 +1029,24 @@ mod tests {
         let words = [7u64; 10];
         assert_eq!(fresh.one_shot_blocks(2, &words, 6, |_| true), 0);
         assert_eq!(fresh.one_shot_blocks(2, &words, 5, |_| true), 2);
+    }
+
+    #[test]
+    fn samples_for_is_ceil_division_without_64_bit_division() {
+        let block = BLOCK_CREDIT.units();
+        let needs = [0, 1, 2, 319, 8191, 65_536, block - 1, block];
+        let rates = [1, 2, 3, 1024, 8192, 65_536, 4_194_304, block, block + 1];
+        for need in needs {
+            for rate in rates {
+                assert_eq!(samples_for(need, rate), need.div_ceil(rate), "{need}/{rate}");
+            }
+            assert_eq!(samples_for(need, u64::MAX), u64::from(need > 0));
+            assert_eq!(samples_for(need, 1 << 32), u64::from(need > 0));
+            assert_eq!(samples_for(need, 0), 0);
+        }
+        // A larger need counts as a whole block.
+        assert_eq!(samples_for(u64::MAX, 1), block);
+        assert_eq!(samples_for(block + 5, 7), block.div_ceil(7));
     }
 
     #[test]
