@@ -58,6 +58,9 @@
 //! - Time comes only from the caller's [`Clock`]; a clock that steps back
 //!   counts as no time passing.
 
+mod storage;
+mod tunables;
+
 use core::fmt;
 
 use zeroize::{Zeroize, Zeroizing};
@@ -439,61 +442,6 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
         Ok((pool, report))
     }
 
-    /// Moves stored blocks into the memory cache, at most `batches` batches
-    /// of [`OVERFLOW_BLOCKS`] (each batch is erased from storage, durably,
-    /// before it moves). Loading ends for good once the memory cache is
-    /// full or the storage cache empty (or failing).
-    fn load_from_storage(&mut self, batches: usize) -> usize {
-        if !self.loading {
-            return 0;
-        }
-        let Some(storage) = self.storage.as_mut() else {
-            self.loading = false;
-            return 0;
-        };
-        let mut moved = 0usize;
-        let mut batch = [[0u8; BLOCK_LEN]; OVERFLOW_BLOCKS];
-        let mut done = true;
-        for _ in 0..batches {
-            done = true;
-            let room = self
-                .memory
-                .capacity()
-                .saturating_sub(self.memory.len())
-                .min(OVERFLOW_BLOCKS);
-            let Some(dst) = batch.get_mut(..room) else {
-                break;
-            };
-            if dst.is_empty() {
-                break;
-            }
-            match storage.take_many(dst) {
-                Ok(0) => break,
-                Ok(n) => {
-                    done = false;
-                    for block in batch.iter_mut().take(n) {
-                        if self.memory.push(block).is_err() {
-                            // Cannot happen (room was checked); never keep it.
-                            block.zeroize();
-                            self.blocks_discarded = self.blocks_discarded.saturating_add(1);
-                        }
-                    }
-                    moved = moved.saturating_add(n);
-                    self.memory_from_storage = self.memory_from_storage.saturating_add(n);
-                }
-                Err(e) => {
-                    self.storage_error = Some(e);
-                    break;
-                }
-            }
-        }
-        batch.zeroize();
-        if done {
-            self.loading = false;
-        }
-        moved
-    }
-
     /// Whether stored blocks are still being moved into the memory cache
     /// (a few batches per [`Pool::poll`] after the first at [`Pool::new`]).
     #[must_use]
@@ -553,66 +501,6 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             HealthState::Healthy | HealthState::Disabled => 0,
         };
         usize::try_from(need.div_ceil(rate).saturating_add(startup)).unwrap_or(usize::MAX)
-    }
-
-    fn storage_room(&self) -> usize {
-        self.storage.as_ref().map_or(0, |s| {
-            usize::try_from(s.capacity_blocks().saturating_sub(s.len())).unwrap_or(usize::MAX)
-        })
-    }
-
-    /// Writes the overflow blocks to the storage cache (or wipes them when
-    /// that fails).
-    fn spill_overflow(&mut self) {
-        let len = self.overflow.len;
-        if len == 0 {
-            return;
-        }
-        self.overflow.len = 0;
-        let Some(blocks) = self.overflow.blocks.get_mut(..len) else {
-            return;
-        };
-        match self.storage.as_mut() {
-            // Not flushed per batch: one flush at the end of the call
-            // (`flush_spilled`). A crash before it loses these blocks; it
-            // cannot replay them (the copies here are wiped).
-            Some(storage) => match storage.push_many_deferred(blocks) {
-                Ok(n) => {
-                    self.spilled_unflushed = self.spilled_unflushed || n > 0;
-                    let lost = len.saturating_sub(n);
-                    self.blocks_discarded = self
-                        .blocks_discarded
-                        .saturating_add(u64::try_from(lost).unwrap_or(u64::MAX));
-                }
-                Err(e) => {
-                    self.storage_error = Some(e);
-                    self.blocks_discarded = self
-                        .blocks_discarded
-                        .saturating_add(u64::try_from(len).unwrap_or(u64::MAX));
-                }
-            },
-            None => {
-                self.blocks_discarded = self
-                    .blocks_discarded
-                    .saturating_add(u64::try_from(len).unwrap_or(u64::MAX));
-            }
-        }
-        // push_many zeroizes what it stored; wipe everything regardless.
-        wipe(blocks);
-    }
-
-    /// Makes the blocks spilled to storage since the last call durable: one
-    /// flush per [`Pool::poll`], [`Pool::submit`] or
-    /// [`Pool::seed_external`], not one per batch of blocks.
-    fn flush_spilled(&mut self) {
-        if !core::mem::take(&mut self.spilled_unflushed) {
-            return;
-        }
-        if let Some(storage) = self.storage.as_mut() {
-            if let Err(e) = storage.flush() {
-                self.storage_error = Some(e);
-            }
-        }
     }
 
     /// Runs one absorb step with the caches as the sink, then spills the
@@ -973,183 +861,6 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
         len
     }
 
-    /// Applies new tunables to the running pool. Checked whole first: a
-    /// memory-cache-size the slots cannot hold is refused and nothing
-    /// changes. Shrinking the memory cache moves the excess blocks to the
-    /// storage cache, or wipes and counts them; changing storage-cache-size
-    /// re-opens the store with the new size (blocks that fit are kept).
-    ///
-    /// # Errors
-    /// [`Error::CapacityTooSmall`] (nothing changed);
-    /// [`Error::StorageIo`] when re-opening the store failed (the store is
-    /// then closed and its blocks stay unused on the medium).
-    pub fn set_tunables(&mut self, new: &Tunables) -> Result<(), Error> {
-        let want = crate::cache::blocks_for_kib(u64::from(new.memory_cache_size_kib()))
-            .ok_or(Error::CapacityTooSmall)?;
-        if want > self.memory.storage_capacity() {
-            return Err(Error::CapacityTooSmall);
-        }
-        self.memory.set_low_watermark(new.low_watermark_percent())?;
-        let mut spilled = Overflow::new();
-        let mut storage = self.storage.take();
-        let mut discarded = 0u64;
-        let mut storage_error = None;
-        let res = self
-            .memory
-            .set_size_kib(u64::from(new.memory_cache_size_kib()), |block| {
-                if spilled.len == OVERFLOW_BLOCKS {
-                    if let Some(s) = storage.as_mut() {
-                        if let Err(e) = s.push_many(&mut spilled.blocks) {
-                            storage_error = Some(e);
-                        }
-                    }
-                    spilled.blocks.zeroize();
-                    spilled.len = 0;
-                }
-                if let Some(slot) = spilled.blocks.get_mut(spilled.len) {
-                    slot.copy_from_slice(block);
-                    spilled.len = spilled.len.saturating_add(1);
-                }
-                block.zeroize();
-            });
-        if let Some(tail) = spilled.blocks.get_mut(..spilled.len) {
-            match storage.as_mut() {
-                Some(s) => match s.push_many(tail) {
-                    Ok(n) => {
-                        discarded = discarded.saturating_add(
-                            u64::try_from(tail.len().saturating_sub(n)).unwrap_or(0),
-                        );
-                    }
-                    Err(e) => storage_error = Some(e),
-                },
-                None => {
-                    discarded =
-                        discarded.saturating_add(u64::try_from(tail.len()).unwrap_or(u64::MAX));
-                }
-            }
-            wipe(tail);
-        }
-        self.storage = storage;
-        // The oldest blocks (loaded from storage first) spilled first.
-        if let Ok(n) = &res {
-            self.memory_from_storage = self.memory_from_storage.saturating_sub(*n);
-        }
-        self.blocks_discarded = self.blocks_discarded.saturating_add(discarded);
-        if let Some(e) = storage_error {
-            self.storage_error = Some(e);
-        }
-        res?;
-        self.timer
-            .set_timeout_secs(u64::from(new.external_entropy_lost_timeout_s()));
-        let old_slots = storage_slots(&self.tunables);
-        let new_slots = storage_slots(new);
-        self.tunables = *new;
-        if old_slots != new_slots {
-            self.reopen_storage(new_slots)?;
-        }
-        Ok(())
-    }
-
-    fn reopen_storage(&mut self, slots: u64) -> Result<(), Error> {
-        let medium = match (self.storage.take(), self.idle_medium.take()) {
-            (Some(cache), _) => {
-                self.storage_corrupt_before = self
-                    .storage_corrupt_before
-                    .saturating_add(cache.corrupt_discarded());
-                Some(cache.into_storage())
-            }
-            (None, idle) => idle,
-        };
-        let Some(medium) = medium else {
-            return Ok(());
-        };
-        if slots == 0 {
-            self.idle_medium = Some(medium);
-            return Ok(());
-        }
-        match StorageCache::open(medium, slots, self.provenance, &self.storage_key) {
-            Ok((cache, _report)) => {
-                self.storage = Some(cache);
-                Ok(())
-            }
-            Err(e) => {
-                self.storage_error = Some(e);
-                Err(e)
-            }
-        }
-    }
-
-    /// Moves every block of the memory cache (and a block the mixer holds)
-    /// to the storage cache, for a shutdown; blocks that do not fit are
-    /// wiped and counted. Returns the blocks saved.
-    ///
-    /// # Errors
-    /// [`Error::StorageIo`] when writing failed (the blocks concerned are
-    /// wiped, never kept in two places).
-    pub fn flush_to_storage(&mut self) -> Result<usize, Error> {
-        let mut saved = 0usize;
-        let mut batch = [[0u8; BLOCK_LEN]; FLUSH_BATCH];
-        let mut result = Ok(());
-        if let Some(held) = self.mixer.take_held() {
-            let mut bytes = *held.as_bytes();
-            if self.memory.push(&mut bytes).is_err() {
-                if let Some(s) = self.storage.as_mut() {
-                    match s.push(&mut bytes) {
-                        Ok(true) => saved = saved.saturating_add(1),
-                        Ok(false) => {
-                            self.blocks_discarded = self.blocks_discarded.saturating_add(1);
-                        }
-                        Err(e) => result = Err(e),
-                    }
-                }
-                bytes.zeroize();
-            }
-        }
-        // Bounded by the memory cache's capacity.
-        loop {
-            let mut n = 0usize;
-            for slot in &mut batch {
-                if self.memory.pop(slot).is_err() {
-                    break;
-                }
-                n = n.saturating_add(1);
-            }
-            if n == 0 {
-                break;
-            }
-            let Some(blocks) = batch.get_mut(..n) else {
-                break;
-            };
-            let stored = match (self.storage.as_mut(), result.is_ok()) {
-                (Some(s), true) => match s.push_many_deferred(blocks) {
-                    Ok(k) => k,
-                    Err(e) => {
-                        result = Err(e);
-                        0
-                    }
-                },
-                _ => 0,
-            };
-            saved = saved.saturating_add(stored);
-            self.blocks_discarded = self
-                .blocks_discarded
-                .saturating_add(u64::try_from(n.saturating_sub(stored)).unwrap_or(u64::MAX));
-            wipe(blocks);
-        }
-        wipe(&mut batch);
-        self.memory_from_storage = 0;
-        // One flush for the whole save.
-        if result.is_ok() && saved > 0 {
-            if let Some(s) = self.storage.as_mut() {
-                result = s.flush();
-            }
-        }
-        if let Err(e) = result {
-            self.storage_error = Some(e);
-        }
-        result.map(|()| saved)
-    }
-
     /// Restarts `source`'s health tests (re-enables a disabled source).
     pub fn reset_source(&mut self, source: Source) {
         self.mixer.reset_source(source);
@@ -1210,13 +921,6 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             bytes_served_from_storage: self.bytes_from_storage,
             blocks_discarded: self.blocks_discarded,
         }
-    }
-}
-
-/// Zeroizes every block of `blocks`.
-fn wipe(blocks: &mut [[u8; BLOCK_LEN]]) {
-    for block in blocks {
-        block.zeroize();
     }
 }
 
