@@ -63,7 +63,7 @@ mod tunables;
 
 use core::fmt;
 
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroize;
 
 use crate::cache::{BLOCK_LEN, BlockSlot, MemoryCache};
 use crate::config::{Config, Tunables};
@@ -73,8 +73,11 @@ use crate::hw::{Cpu, HwStats, Rdrand, Rdseed};
 use crate::interrupt::InterruptDrain;
 use crate::mixer::{BLOCK_CREDIT, Block, BlockSink, Mixer, MixerConfig, MixerStats, SourceStats};
 use crate::source::{Source, SourceMask};
-use crate::storage::{LoadReport, Storage, StorageCache};
+use crate::storage::{LoadReport, Storage};
+
 use crate::watch::{Clock, ExternalLostTimer, ExternalStatus};
+use storage::StorageTier;
+pub use storage::{STORAGE_LENT, SpillJob, StorageMove};
 
 /// Interrupt timestamps drained per [`Pool::poll`] at most (in chunks of
 /// 256: a CPU-jitter collector credited near 1 bit per sample earns about
@@ -171,6 +174,9 @@ pub struct StorageStatus {
     pub corrupt_discarded: u64,
     /// The last storage error, if any.
     pub last_error: Option<Error>,
+    /// Blocks on their way to the store: waiting in the pool for a spill
+    /// job ([`Pool::defer_storage_writes`]) or carried by one.
+    pub pending_blocks: u64,
 }
 
 /// A snapshot of everything `status` shows. Plain data, no secrets.
@@ -297,19 +303,12 @@ pub struct Pool<'s, C: Cpu + Clone, K: Clock, S: Storage> {
     interrupts: Option<InterruptDrain<'s>>,
     mixer: Mixer,
     memory: MemoryCache<'s>,
-    storage: Option<StorageCache<S>>,
-    /// This start's storage key, kept for re-opening the store.
-    storage_key: Zeroizing<[u8; 32]>,
+    storage: StorageTier<S>,
     /// The sources blocks made from now on may come from: the resolved
     /// mask, plus external once install-time entropy was mixed in.
     provenance: SourceMask,
-    /// A medium kept while storage-cache-size is 0.
-    idle_medium: Option<S>,
-    storage_error: Option<Error>,
-    /// Blocks were spilled to storage and not flushed yet.
-    spilled_unflushed: bool,
-    /// Corrupt slots discarded by earlier opens of the store.
-    storage_corrupt_before: u64,
+    /// `poll` and `submit` leave storage writes to spill jobs.
+    defer_spill: bool,
     overflow: Overflow,
     timer: ExternalLostTimer,
     words: [u64; WORD_CHUNK],
@@ -372,7 +371,6 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             storage_key,
         } = parts;
         let mut key = key;
-        let storage_key = Zeroizing::new(storage_key);
         let tunables = config.tunables;
         let sources = config.sources.resolve(cpu.features())?;
         let rdrand = if sources.contains(Source::Rdrand) {
@@ -395,13 +393,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             tunables.low_watermark_percent(),
         )?;
         let slots = storage_slots(&tunables);
-        let (storage, idle_medium, report) = match storage {
-            Some(medium) if slots > 0 => {
-                let (cache, report) = StorageCache::open(medium, slots, sources, &storage_key)?;
-                (Some(cache), None, Some(report))
-            }
-            other => (None, other, None),
-        };
+        let (storage, report) = StorageTier::open(storage, slots, sources, storage_key)?;
         let now = clock.now_ms();
         let timer = ExternalLostTimer::new(
             sources,
@@ -418,12 +410,8 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             mixer,
             memory,
             storage,
-            storage_key,
             provenance: sources,
-            idle_medium,
-            storage_error: None,
-            spilled_unflushed: false,
-            storage_corrupt_before: 0,
+            defer_spill: false,
             overflow: Overflow::new(),
             timer,
             words: [0; WORD_CHUNK],
@@ -437,7 +425,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             loading: false,
             blocks_discarded: 0,
         };
-        pool.loading = pool.storage.is_some();
+        pool.loading = pool.storage.present();
         pool.load_from_storage(1);
         Ok((pool, report))
     }
@@ -467,7 +455,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
     #[must_use]
     pub fn blocks_wanted(&self) -> bool {
         self.memory.refill_wanted().is_some()
-            || (self.memory.is_full() && self.storage.as_ref().is_some_and(|s| !s.is_full()))
+            || (self.memory.is_full() && self.storage.present() && !self.storage.is_full())
     }
 
     /// Bytes of external entropy it takes to fill the memory cache: each
@@ -513,7 +501,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             &[u64],
         ) -> Result<crate::mixer::Absorbed, Error>,
     {
-        self.overflow.room = self.storage_room();
+        self.overflow.room = self.storage.room();
         let mut sink = CacheSink {
             memory: &mut self.memory,
             overflow: &mut self.overflow,
@@ -524,7 +512,9 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
         // this keeps the held block moving whichever source runs.
         self.mixer.deliver_held(&mut sink);
         let result = step(&mut self.mixer, &mut sink, &self.words);
-        self.spill_overflow();
+        if !self.defer_spill {
+            self.spill_overflow();
+        }
         result
     }
 
@@ -645,7 +635,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             }
         }
         self.words.zeroize();
-        self.flush_spilled();
+        self.commit_spilled();
         report.still_wanted = self.loading || self.blocks_wanted();
         Ok(report)
     }
@@ -691,7 +681,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
         }
         let credited = self.mixer.screen_external(piece)?;
         let consumed = self.absorb_external_bytes(piece, credited);
-        self.flush_spilled();
+        self.commit_spilled();
         consumed
     }
 
@@ -729,10 +719,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
         let value = self.provenance.value() | source.bit();
         if let Ok(mask) = SourceMask::new(u64::from(value)) {
             self.provenance = mask;
-            if let Some(s) = self.storage.as_mut() {
-                // `mask` holds `source`, so it is never 0.
-                let _ = s.set_provenance(mask);
-            }
+            self.storage.set_provenance(mask);
         }
     }
 
@@ -772,7 +759,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
                 Err(e) => return Err(e),
             };
             consumed = consumed.saturating_add(a.consumed);
-            if a.consumed == 0 || (a.sink_full && self.storage_room() == 0) {
+            if a.consumed == 0 || (a.sink_full && self.storage.room() == 0) {
                 break;
             }
         }
@@ -791,10 +778,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
         let now = self.clock.now_ms();
         self.timer.observe(now);
         let need = out.len().div_ceil(BLOCK_LEN);
-        let stored = self
-            .storage
-            .as_ref()
-            .map_or(0, |s| usize::try_from(s.len()).unwrap_or(usize::MAX));
+        let stored = self.storage.available();
         let have = self.memory.len().saturating_add(stored);
         if need > have {
             return Err(self.timer.empty_caches_error(now));
@@ -814,14 +798,13 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             if self.memory.pop(&mut block).is_ok() {
                 from_storage = from_storage.saturating_add(self.take_stored_mark(chunk.len()));
             } else {
-                match self.storage.as_mut().map(|s| s.take(&mut block)) {
-                    Some(Ok(true)) => from_storage = from_storage.saturating_add(chunk.len()),
-                    Some(Ok(false)) | None => {
+                match self.storage.take_many(core::slice::from_mut(&mut block)) {
+                    Ok(1) => from_storage = from_storage.saturating_add(chunk.len()),
+                    Ok(_) => {
                         result = Err(Error::Starving);
                         break;
                     }
-                    Some(Err(e)) => {
-                        self.storage_error = Some(e);
+                    Err(e) => {
                         result = Err(e);
                         break;
                     }
@@ -887,20 +870,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             memory_capacity_blocks: self.memory.capacity(),
             low_watermark_percent: self.memory.low_watermark(),
             refill_wanted: self.memory.refill_wanted(),
-            storage: StorageStatus {
-                present: self.storage.is_some(),
-                len_blocks: self.storage.as_ref().map_or(0, StorageCache::len),
-                capacity_blocks: self
-                    .storage
-                    .as_ref()
-                    .map_or(0, StorageCache::capacity_blocks),
-                corrupt_discarded: self.storage_corrupt_before.saturating_add(
-                    self.storage
-                        .as_ref()
-                        .map_or(0, StorageCache::corrupt_discarded),
-                ),
-                last_error: self.storage_error,
-            },
+            storage: self.storage.status(self.overflow.len),
             per_source: Source::ALL.map(|s| self.mixer.stats(s)),
             rdrand: self.rdrand.as_ref().map(|(d, e)| HardwareStatus {
                 stats: d.stats(),

@@ -606,86 +606,65 @@ impl<S: Storage> StorageCache<S> {
     /// safe). Corruption is not an error here: it is discarded and
     /// reported in the [`LoadReport`].
     pub fn open(
-        mut storage: S,
+        storage: S,
         slots: u64,
         sources: SourceMask,
         start_key: &[u8; 32],
     ) -> Result<(Self, LoadReport), Error> {
-        let allowed = sources.value();
-        if !provenance_ok(allowed) {
-            return Err(Error::SourceMaskOutOfRange {
-                value: u64::from(allowed),
-            });
-        }
-        let want = layout_len(slots).ok_or(Error::CapacityTooSmall)?;
-        // Judge the header against the medium as found (a truncated file is
-        // corrupt), then make room, before anything is wiped: a medium that
-        // cannot hold `slots` is refused untouched.
-        let (header, found) = read_header(&mut storage)?;
-        if want > storage.capacity() {
-            storage.set_capacity(want)?;
-        }
-        let mut report = LoadReport {
-            header,
-            blocks: 0,
-            corrupt_slots: 0,
-            resized_from: None,
-            dropped_by_resize: 0,
-            foreign_wiped: 0,
-        };
-        let scan = match found {
-            Some(old) => {
-                let keep = old.min(slots);
-                let scan = scan(&mut storage, keep, old, allowed)?;
-                if old > slots {
-                    // Shrink: wipe the slots beyond the new count first, so
-                    // a crash before the new header leaves them empty.
-                    wipe_range(&mut storage, slot_offset(slots)?, slot_offset(old)?)?;
-                    storage.flush()?;
-                    write_header(&mut storage, slots)?;
-                    storage.flush()?;
-                    storage.set_capacity(want)?;
-                } else if old < slots {
-                    // Grow: the new slots must be empty before the header
-                    // counts them.
-                    storage.set_capacity(want)?;
-                    wipe_range(&mut storage, slot_offset(old)?, want)?;
-                    storage.flush()?;
-                    write_header(&mut storage, slots)?;
-                    storage.flush()?;
-                } else {
-                    storage.flush()?;
-                    if storage.capacity() > want {
-                        // A shrink that crashed before truncating.
-                        storage.set_capacity(want)?;
-                    }
-                }
-                if old != slots {
-                    report.resized_from = Some(old);
-                }
-                scan
+        Self::open_or_return(storage, slots, sources, start_key).map_err(|(e, _)| e)
+    }
+
+    /// As [`open`](Self::open), but a failure gives the medium back (a
+    /// pool keeps it idle, as it was, when a re-open fails).
+    pub(crate) fn open_or_return(
+        mut storage: S,
+        slots: u64,
+        sources: SourceMask,
+        start_key: &[u8; 32],
+    ) -> Result<(Self, LoadReport), (Error, S)> {
+        match prepare(&mut storage, slots, sources) {
+            Ok((scan, report)) => {
+                let whole = u64::from(matches!(report.header, HeaderState::Corrupt));
+                let cache = StorageCache {
+                    storage,
+                    key: HmacKey::new(start_key),
+                    stamp: sources.value(),
+                    slots,
+                    top: scan.top,
+                    count: scan.count,
+                    low_full: scan.low_full.unwrap_or(scan.top),
+                    corrupt: scan.corrupt.saturating_add(whole),
+                };
+                Ok((cache, report))
             }
-            None => {
-                format(&mut storage, want, slots)?;
-                Scan::default()
-            }
-        };
-        report.blocks = scan.count;
-        report.corrupt_slots = scan.corrupt;
-        report.dropped_by_resize = scan.dropped;
-        report.foreign_wiped = scan.foreign;
-        let whole = u64::from(matches!(header, HeaderState::Corrupt));
-        let cache = StorageCache {
-            storage,
-            key: HmacKey::new(start_key),
-            stamp: allowed,
-            slots,
-            top: scan.top,
-            count: scan.count,
-            low_full: scan.low_full.unwrap_or(scan.top),
-            corrupt: scan.corrupt.saturating_add(whole),
-        };
-        Ok((cache, report))
+            Err(e) => Err((e, storage)),
+        }
+    }
+
+    /// Re-opens the store with `slots` slots in place (storage-cache-size
+    /// changed), exactly as [`open`](Self::open) would: blocks whose slots
+    /// lie below `slots` are kept, the rest wiped, and blocks foreign to
+    /// `sources` wiped. The start key and the provenance stamp stay.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open). On an error the cache keeps its old size
+    /// and counts; an error before the first write (the header read, a
+    /// medium that cannot grow) leaves the medium untouched. A failure
+    /// partway leaves the medium as far as it got, which never serves a
+    /// block twice: every step wipes before it counts (the cache's counts
+    /// are beliefs that each take and push checks against the medium).
+    pub(crate) fn resize(&mut self, slots: u64, sources: SourceMask) -> Result<LoadReport, Error> {
+        let (scan, report) = prepare(&mut self.storage, slots, sources)?;
+        let whole = u64::from(matches!(report.header, HeaderState::Corrupt));
+        self.slots = slots;
+        self.top = scan.top;
+        self.count = scan.count;
+        self.low_full = scan.low_full.unwrap_or(scan.top);
+        self.corrupt = self
+            .corrupt
+            .saturating_add(scan.corrupt)
+            .saturating_add(whole);
+        Ok(report)
     }
 
     /// Sets the provenance recorded with every block pushed from now on:
@@ -959,6 +938,80 @@ impl<S: Storage> StorageCache<S> {
         self.count = self.slots;
         Ok(None)
     }
+}
+
+/// Judge, wipe, format or resize the store on `storage` for `slots` slots
+/// and `sources` (the work of [`StorageCache::open`]); returns the scan and
+/// the report. Everything it changes is flushed before it returns.
+fn prepare<S: Storage>(
+    storage: &mut S,
+    slots: u64,
+    sources: SourceMask,
+) -> Result<(Scan, LoadReport), Error> {
+    let allowed = sources.value();
+    if !provenance_ok(allowed) {
+        return Err(Error::SourceMaskOutOfRange {
+            value: u64::from(allowed),
+        });
+    }
+    let want = layout_len(slots).ok_or(Error::CapacityTooSmall)?;
+    // Judge the header against the medium as found (a truncated file is
+    // corrupt), then make room, before anything is wiped: a medium that
+    // cannot hold `slots` is refused untouched.
+    let (header, found) = read_header(storage)?;
+    if want > storage.capacity() {
+        storage.set_capacity(want)?;
+    }
+    let mut report = LoadReport {
+        header,
+        blocks: 0,
+        corrupt_slots: 0,
+        resized_from: None,
+        dropped_by_resize: 0,
+        foreign_wiped: 0,
+    };
+    let scan = match found {
+        Some(old) => {
+            let keep = old.min(slots);
+            let scan = scan(storage, keep, old, allowed)?;
+            if old > slots {
+                // Shrink: wipe the slots beyond the new count first, so
+                // a crash before the new header leaves them empty.
+                wipe_range(storage, slot_offset(slots)?, slot_offset(old)?)?;
+                storage.flush()?;
+                write_header(storage, slots)?;
+                storage.flush()?;
+                storage.set_capacity(want)?;
+            } else if old < slots {
+                // Grow: the new slots must be empty before the header
+                // counts them.
+                storage.set_capacity(want)?;
+                wipe_range(storage, slot_offset(old)?, want)?;
+                storage.flush()?;
+                write_header(storage, slots)?;
+                storage.flush()?;
+            } else {
+                storage.flush()?;
+                if storage.capacity() > want {
+                    // A shrink that crashed before truncating.
+                    storage.set_capacity(want)?;
+                }
+            }
+            if old != slots {
+                report.resized_from = Some(old);
+            }
+            scan
+        }
+        None => {
+            format(storage, want, slots)?;
+            Scan::default()
+        }
+    };
+    report.blocks = scan.count;
+    report.corrupt_slots = scan.corrupt;
+    report.dropped_by_resize = scan.dropped;
+    report.foreign_wiped = scan.foreign;
+    Ok((scan, report))
 }
 
 /// Wipe a medium whose header is blank or corrupt and format it for
