@@ -15,7 +15,7 @@ use entropool::config::{Config, Tunables};
 use entropool::error::Error;
 use entropool::hw::fake::FakeCpu;
 use entropool::mixer::MixerConfig;
-use entropool::pool::{Pool, PoolParts, PoolStatus};
+use entropool::pool::{Pool, PoolParts, PoolStatus, STORAGE_LENT, StorageMove};
 use entropool::ring::Slot;
 use entropool::source::{CpuFeatures, SourceMask};
 use entropool::storage::{MemStorage, Storage, layout_len};
@@ -118,10 +118,23 @@ fn pool<'s>(
     faults: &'s Faults,
     t: Tunables,
 ) -> TestPool<'s> {
+    pool_of(8, cpu, clock, mem, disk, faults, t)
+}
+
+/// A pool on the sources `mask`.
+fn pool_of<'s>(
+    mask: u64,
+    cpu: &'s FakeCpu,
+    clock: &'s FakeClock,
+    mem: &'s mut [BlockSlot],
+    disk: Option<&'s mut [u8]>,
+    faults: &'s Faults,
+    t: Tunables,
+) -> TestPool<'s> {
     let (pool, _) = Pool::new(PoolParts {
         config: Config {
             tunables: t,
-            sources: SourceMask::new(8).unwrap(),
+            sources: SourceMask::new(mask).unwrap(),
         },
         cpu,
         clock,
@@ -140,9 +153,10 @@ fn pool<'s>(
 }
 
 /// Blocks accounted for: memory, storage gained since `stored_at_start`,
-/// discarded, held, served.
+/// on their way to storage, discarded, held, served.
 fn ledger(st: &PoolStatus, stored_at_start: u64) -> u64 {
     st.memory_len_blocks as u64 + st.storage.len_blocks - stored_at_start
+        + st.storage.pending_blocks
         + st.blocks_discarded
         + u64::from(st.mixer.held)
         + st.blocks_served
@@ -379,4 +393,165 @@ fn a_failed_open_of_an_idle_medium_keeps_it() {
     let st = pool.status();
     assert!(st.storage.present, "the medium was not lost to the failure");
     assert_eq!(st.storage.capacity_blocks, 32);
+}
+
+/// Polls until the memory cache is full (RDSEED at full credit).
+fn fill_memory(pool: &mut TestPool<'_>) {
+    for _ in 0..10_000 {
+        if pool.status().memory_len_blocks == pool.status().memory_capacity_blocks {
+            return;
+        }
+        pool.poll().unwrap();
+    }
+    unreachable!("the memory cache never filled");
+}
+
+#[test]
+fn deferred_writes_wait_for_a_spill_job_and_land_once() {
+    let cpu = FakeCpu::good(11);
+    let clock = FakeClock::new(0);
+    let faults = Faults::default();
+    let mut mem = slots(32);
+    let mut disk = medium(1);
+    let mut pool = pool_of(
+        4,
+        &cpu,
+        &clock,
+        &mut mem,
+        Some(&mut disk),
+        &faults,
+        tunables(60, 20, 1, 1),
+    );
+    pool.defer_storage_writes(true);
+    assert!(pool.take_spill().is_none(), "nothing waits yet");
+    fill_memory(&mut pool);
+    // Count the writes from here: deferred polls make none.
+    faults.writes_left.set(Some(1_000));
+    pool.poll().unwrap();
+    let st = pool.status();
+    assert!(st.storage.pending_blocks > 0, "{st:?}");
+    assert_eq!(st.storage.len_blocks, 0);
+    assert_eq!(faults.writes_left.get(), Some(1_000), "poll wrote nothing");
+    assert_ledger(&st, 0, "blocks waiting");
+
+    let mut job = pool.take_spill().unwrap();
+    let carried = job.len();
+    let carried64 = u64::try_from(carried).unwrap();
+    assert_eq!(carried64, st.storage.pending_blocks);
+    // While the job has the store: the pool serves from memory, counts
+    // the job's blocks as on their way, and refuses what needs the store.
+    let lent = pool.status();
+    assert!(lent.storage.present);
+    assert_eq!(lent.storage.pending_blocks, carried64);
+    assert_ledger(&lent, 0, "store lent");
+    // Polls go on; new blocks wait beside the job's.
+    pool.poll().unwrap();
+    let polled = pool.status();
+    assert!(polled.storage.pending_blocks > carried64, "{polled:?}");
+    assert_ledger(&polled, 0, "polled while lent");
+    let mut out = [0u8; 64];
+    pool.fill(&mut out).unwrap();
+    assert_eq!(
+        pool.set_tunables(&tunables(60, 20, 1, 2)),
+        Err(STORAGE_LENT)
+    );
+    assert_eq!(pool.tunables().storage_cache_size_kib(), 1);
+    assert_eq!(pool.flush_to_storage(), Err(STORAGE_LENT));
+    assert!(pool.take_spill().is_none(), "one job at a time");
+    assert_ledger(&pool.status(), 0, "served while lent");
+
+    job.write();
+    assert_eq!(
+        faults.writes_left.get(),
+        Some(1_000 - u32::try_from(carried).unwrap())
+    );
+    let moved = pool.finish_spill(job).unwrap();
+    assert_eq!(
+        moved,
+        StorageMove {
+            stored: carried,
+            discarded: 0
+        }
+    );
+    let st = pool.status();
+    assert_eq!(st.storage.len_blocks, carried64);
+    assert_ledger(&st, 0, "job done");
+
+    // Until the store is full, with every block in one place (first
+    // below the low watermark, so that the pool wants blocks again).
+    let mut drain = vec![0u8; 32 * (pool.status().memory_len_blocks - 5)];
+    pool.fill(&mut drain).unwrap();
+    fill_memory(&mut pool);
+    for _ in 0..100 {
+        pool.poll().unwrap();
+        if let Some(mut job) = pool.take_spill() {
+            job.write();
+            pool.finish_spill(job).unwrap();
+        }
+        assert_ledger(&pool.status(), 0, "filling");
+    }
+    let st = pool.status();
+    assert_eq!(st.storage.len_blocks, st.storage.capacity_blocks);
+    assert_eq!(st.blocks_discarded, 0);
+    // The shutdown save takes what still waits, with the memory cache.
+    let saved = pool.flush_to_storage().unwrap();
+    assert_eq!(saved, 0, "the store is full");
+    let st = pool.status();
+    assert_eq!(st.storage.pending_blocks, 0);
+    assert_ledger(&st, 0, "after the save");
+}
+
+#[test]
+fn a_crash_mid_spill_replays_nothing() {
+    let cpu = FakeCpu::good(12);
+    let clock = FakeClock::new(0);
+    let faults = Faults::default();
+    let mut mem = slots(32);
+    let mut disk = medium(1);
+    {
+        let mut pool = pool_of(
+            4,
+            &cpu,
+            &clock,
+            &mut mem,
+            Some(&mut disk),
+            &faults,
+            tunables(60, 20, 1, 1),
+        );
+        pool.defer_storage_writes(true);
+        fill_memory(&mut pool);
+        while pool.status().storage.pending_blocks < 3 {
+            pool.poll().unwrap();
+        }
+        let mut job = pool.take_spill().unwrap();
+        // The medium dies after two slot writes.
+        faults.writes_left.set(Some(2));
+        job.write();
+        assert_eq!(pool.finish_spill(job), Err(EIO), "the failure is reported");
+        let st = pool.status();
+        assert_eq!(st.storage.len_blocks, 2, "what landed is stored");
+        assert_ledger(&st, 0, "after the failed write");
+        // The process dies here: no flush of the memory cache.
+        core::mem::forget(pool);
+    }
+    faults.writes_left.set(None);
+    let mut mem2 = slots(32);
+    let clock2 = FakeClock::new(0);
+    let mut pool = pool_of(
+        4,
+        &cpu,
+        &clock2,
+        &mut mem2,
+        Some(&mut disk),
+        &faults,
+        tunables(60, 20, 1, 1),
+    );
+    while pool.loading_storage() {
+        pool.poll().unwrap();
+    }
+    let st = pool.status();
+    assert_eq!(
+        st.memory_len_blocks, 2,
+        "the restart finds the two blocks that landed, nothing else"
+    );
 }

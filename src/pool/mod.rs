@@ -701,14 +701,20 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
     /// Takes install-time entropy (the staged kickstart data) through the
     /// external path, whatever the sources mask: absorbs as much as the
     /// memory and storage caches can hold as blocks (the memory cache
-    /// first); the rest is discarded. Returns the bytes absorbed.
+    /// first); the rest is discarded. Returns the bytes absorbed. It writes
+    /// the storage cache itself even when writes are deferred
+    /// ([`Pool::defer_storage_writes`]): a seed fills the whole store
+    /// once, at the first start, which 16 blocks at a time could not.
     ///
     /// # Errors
     /// [`Error::SourceDisabled`] when repeated health failures disabled the
     /// external source.
     pub fn seed_external(&mut self, data: &[u8]) -> Result<usize, Error> {
         self.note_provenance(Source::External);
-        let consumed = self.absorb_external_piece(data)?;
+        let deferred = core::mem::replace(&mut self.defer_spill, false);
+        let consumed = self.absorb_external_piece(data);
+        self.defer_spill = deferred;
+        let consumed = consumed?;
         self.note_external(data.len(), consumed);
         Ok(consumed)
     }
