@@ -51,12 +51,66 @@
 //!   caches are empty the error is [`Error::ExternalLost`] if external is
 //!   the only source and it is lost, else [`Error::Starving`].
 //! - [`Pool::set_tunables`] applies a new configuration to the running
-//!   pool; a configuration the pool cannot take is refused whole before
-//!   anything changes.
+//!   pool, all or nothing: a configuration the pool cannot take, or a
+//!   storage re-open that fails, changes nothing.
+//! - Storage: one component ([`storage`](self#storage)) moves every block
+//!   to the storage cache, for the spill of an absorb step, the excess of
+//!   a shrinking memory cache and the shutdown flush, and counts each
+//!   block as stored or discarded ([`StorageMove`]). A caller that shares
+//!   the pool behind a lock can do the storage I/O outside it
+//!   ([`Pool::defer_storage_writes`], [`Pool::take_spill`], [`SpillJob`]).
 //! - After construction nothing here allocates; nothing panics; every loop
-//!   is bounded by a batch size or a cache capacity.
+//!   is bounded by a batch size or a cache capacity (see *Never hang*).
 //! - Time comes only from the caller's [`Clock`]; a clock that steps back
 //!   counts as no time passing.
+//!
+//! # Never hang: every bound
+//!
+//! No call of the library blocks, sleeps or spins without a limit. Each
+//! bound is a named constant (or a size the caller chose); this is the one
+//! list of them. The daemon's own sleeps and deadlines are in its `run`
+//! command's documentation.
+//!
+//! | bound | value | what it limits |
+//! | --- | --- | --- |
+//! | [`INTERRUPT_BATCH`] | 1024 | interrupt timestamps drained per [`Pool::poll`] |
+//! | [`INTERRUPT_MIN_DRAIN`] | 256 | timestamps drained per poll even when nothing is gained (the ring never overflows for lack of a reader) |
+//! | [`WORD_CHUNK`] | 256 (64 on 32-bit targets) | words hashed per absorb step: the work between two checks of the caches |
+//! | [`RDSEED_BATCH`] | 32 | RDSEED words per poll |
+//! | [`RDRAND_BATCH`] | 2560 | RDRAND words per poll |
+//! | [`RDSEED_RETRY_LIMIT`](crate::hw::RDSEED_RETRY_LIMIT) | 100 | RDSEED attempts per word before the driver gives up for this call |
+//! | [`RDRAND_RETRY_LIMIT`](crate::hw::RDRAND_RETRY_LIMIT) | 10 | RDRAND attempts per word (Intel's recommendation) |
+//! | [`RDSEED_SELF_TEST_ROUNDS`](crate::hw::RDSEED_SELF_TEST_ROUNDS) | 20 | rounds of the RDSEED start-up self-test before [`Error::RdseedNotNow`] |
+//! | [`RDSEED_SELF_TEST_WORDS`](crate::hw::RDSEED_SELF_TEST_WORDS), [`RDRAND_SELF_TEST_WORDS`](crate::hw::RDRAND_SELF_TEST_WORDS) | 8 | words each start-up self-test reads |
+//! | [`OVERFLOW_BLOCKS`] | 16 | blocks between the mixer and the storage cache per absorb step (and per [`SpillJob`]); past it the mixer holds one block and the step stops |
+//! | [`LOAD_BATCHES_PER_POLL`] | 4 | batches of [`OVERFLOW_BLOCKS`] stored blocks moved into memory per poll at start |
+//! | [`FLUSH_BATCH`] | 128 | blocks per storage write at shutdown ([`Pool::flush_to_storage`]); the whole save is bounded by the memory cache's capacity |
+//! | [`StorageCache::capacity_blocks`](crate::storage::StorageCache::capacity_blocks) | storage-cache-size | every scan, wipe, take and push of the store |
+//! | [`MemoryCache::capacity`](crate::cache::MemoryCache::capacity) | memory-cache-size | [`Pool::fill`], a shrink, the shutdown save |
+//! | [`MAX_FRAME_SAMPLES`](crate::mixer::MAX_FRAME_SAMPLES) | 65536 | samples in one conditioning frame |
+//! | [`WINDOW`](crate::mixer::screen::WINDOW) | 4096 | bytes the external screen judges at once |
+//! | [`STARTUP_SAMPLES`] | 1024 | samples a source must pass before it earns credit |
+//! | [`DISABLE_AFTER`](crate::health::DISABLE_AFTER) | 3 | health-test strikes before a failing source is disabled (a stalled or stuck source stops costing work) |
+//! | [`STRIKE_FORGET_SAMPLES`](crate::health::STRIKE_FORGET_SAMPLES) | 65536 | healthy samples after which strikes are forgotten |
+//! | external-entropy-lost-timeout ([`ExternalLostTimer`]) | 60 s by default | the deadline after which an external-only pool with empty caches answers [`Error::ExternalLost`] instead of [`Error::Starving`] (never a wait) |
+//! | [`MAX_REQUEST_LEN`](crate::drbg::MAX_REQUEST_LEN) | 65536 bytes | one DRBG generate call |
+//! | [`MAX_RESEED_INTERVAL`](crate::drbg::MAX_RESEED_INTERVAL) | 2^48 | DRBG requests between reseeds |
+#![cfg_attr(
+    feature = "getrandom-custom",
+    doc = "| [`NO_STD_SPINS`](crate::getrandom_custom::NO_STD_SPINS) | 256 | tries of a busy getrandom slot without std |"
+)]
+#![cfg_attr(
+    all(feature = "getrandom-custom", feature = "std"),
+    doc = "| [`WAIT_LIMIT`](crate::getrandom_custom::WAIT_LIMIT) | 5 s | wait for a busy getrandom slot with std, then an error |"
+)]
+#![cfg_attr(
+    feature = "std",
+    doc = "| [`CPU_JITTER_BURST`](crate::hw::cpu_jitter::CPU_JITTER_BURST) | 1024 | timestamps the jitter thread takes between checks of its stop flag |"
+)]
+#![cfg_attr(
+    feature = "std",
+    doc = "| [`CPU_JITTER_IDLE_PARK`](crate::hw::cpu_jitter::CPU_JITTER_IDLE_PARK) | 5 ms | the jitter thread's park when its ring is full or nobody wants samples (a stop cuts it short) |"
+)]
 
 mod storage;
 mod tunables;
@@ -95,18 +149,19 @@ pub const RDSEED_BATCH: usize = 32;
 /// exactly one block at RDRAND's cap of 128 bits per 1024 words.
 pub const RDRAND_BATCH: usize = 2560;
 /// Blocks held between the mixer and the storage cache within one absorb
-/// call (the storage cache is written once per batch, not per block).
-const OVERFLOW_BLOCKS: usize = 16;
+/// call (the storage cache is written once per batch, not per block), and
+/// the most a [`SpillJob`] carries.
+pub const OVERFLOW_BLOCKS: usize = 16;
 /// Batches of stored blocks loaded into the memory cache per
 /// [`Pool::poll`] at start (one flush each).
-const LOAD_BATCHES_PER_POLL: usize = 4;
+pub const LOAD_BATCHES_PER_POLL: usize = 4;
 /// Blocks written per batch when saving the memory cache at shutdown.
-const FLUSH_BATCH: usize = 128;
+pub const FLUSH_BATCH: usize = 128;
 /// Words moved through the pool's word buffer per absorb call: 256, or 64
 /// where pointers are 32 bits (microcontrollers, where the buffer is part
 /// of the pool's static RAM: 512 bytes instead of 2 KiB). A poll then
 /// drains the interrupt ring in chunks, still at most [`INTERRUPT_BATCH`].
-const WORD_CHUNK: usize = if cfg!(target_pointer_width = "32") {
+pub const WORD_CHUNK: usize = if cfg!(target_pointer_width = "32") {
     64
 } else {
     256
