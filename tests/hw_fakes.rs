@@ -2,12 +2,12 @@
 //! a clear error, a bounded number of attempts (asserted exactly), and no
 //! word returned from a failed call.
 
-use entropool::hw::fake::{FakeCpu, FakeOutput, splitmix64};
 use entropool::hw::{
-    Cpu, CpuIdentity, RDRAND_RETRY_LIMIT, RDRAND_SELF_TEST_WORDS, RDSEED_RETRY_LIMIT,
-    RDSEED_SELF_TEST_ROUNDS, RDSEED_SELF_TEST_WORDS, Rdrand, Rdseed, Vendor,
+    RDRAND_RETRY_LIMIT, RDRAND_SELF_TEST_WORDS, RDSEED_RETRY_LIMIT, RDSEED_SELF_TEST_ROUNDS,
+    RDSEED_SELF_TEST_WORDS, Rdrand, Rdseed,
 };
-use entropool::{CpuFeatures, Error, Source};
+use entropool::testing::{FakeCpu, FakeOutput, splitmix64};
+use entropool::{Cpu, CpuFeatures, CpuIdentity, Error, Source, Vendor};
 
 const RDRAND_LIMIT: u64 = RDRAND_RETRY_LIMIT as u64;
 const RDSEED_LIMIT: u64 = RDSEED_RETRY_LIMIT as u64;

@@ -5,10 +5,9 @@ use core::time::Duration;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use entropool::Error;
-use entropool::hw::fake::FakeCpu;
 use entropool::hw::jitter::{JITTER_INTERVAL_MAX_US, JITTER_INTERVAL_MIN_US, JitterThread};
-use entropool::hw::{Cpu, RealCpu};
+use entropool::testing::FakeCpu;
+use entropool::{Cpu, Error, RealCpu};
 
 /// Wait (bounded) until `cond` holds.
 fn wait_for(mut cond: impl FnMut() -> bool) -> bool {

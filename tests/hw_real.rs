@@ -5,8 +5,8 @@ use core::time::Duration;
 use std::collections::HashSet;
 use std::time::Instant;
 
-use entropool::hw::{Cpu, RDSEED_RETRY_LIMIT, Rdrand, Rdseed, RealCpu, Vendor};
-use entropool::{Error, Source};
+use entropool::hw::{RDSEED_RETRY_LIMIT, Rdrand, Rdseed};
+use entropool::{Cpu, Error, RealCpu, Source, Vendor};
 
 #[test]
 fn identity_agrees_with_proc_cpuinfo() {

@@ -12,11 +12,11 @@
     clippy::cast_lossless
 )]
 
-use entropool::health::{HealthConfig, MinEntropy, STARTUP_SAMPLES};
-use entropool::mixer::{
-    BLOCK_CREDIT, Block, Credit, CreditRate, Mixer, MixerConfig, SourceConfig, UNITS_PER_BIT,
+use entropool::mixer::{BLOCK_CREDIT, Block, Credit, Mixer};
+use entropool::{
+    CreditRate, Error, HealthConfig, MinEntropy, MixerConfig, STARTUP_SAMPLES, Source,
+    SourceConfig, UNITS_PER_BIT,
 };
-use entropool::{Error, Source};
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};

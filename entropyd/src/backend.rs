@@ -114,9 +114,9 @@ impl SourceId {
     }
 }
 
-impl From<entropool::source::Source> for SourceId {
-    fn from(source: entropool::source::Source) -> Self {
-        use entropool::source::Source;
+impl From<entropool::Source> for SourceId {
+    fn from(source: entropool::Source) -> Self {
+        use entropool::Source;
         match source {
             Source::Interrupts => SourceId::Interrupts,
             Source::Rdrand => SourceId::Rdrand,

@@ -53,7 +53,7 @@
 //!   refused are wiped, never re-sent. A FIFO with no reader gets nothing
 //!   taken for it. What the output accepted is counted (in total, at
 //!   start, from storage, when last) and shown by `status`.
-//! - Loop until SIGTERM/SIGINT: [`Pool::poll`](entropool::pool::Pool::poll)
+//! - Loop until SIGTERM/SIGINT: [`Pool::poll`](entropool::Pool::poll)
 //!   (sleeping [`IDLE_SLEEP`] when nothing is wanted, [`STARVED_SLEEP`] when
 //!   blocks are wanted but no source produced any: never a spin), forward
 //!   (above), reload the config store when its file changes (checked every
@@ -63,7 +63,7 @@
 //!   while the other changes apply), and, when stderr is a terminal, redraw
 //!   a live status line every second.
 //! - Stop: the server first (no more adds), the jitter thread, then
-//!   [`Pool::flush_to_storage`](entropool::pool::Pool::flush_to_storage)
+//!   [`Pool::flush_to_storage`](entropool::Pool::flush_to_storage)
 //!   (the memory cache to the storage cache), a sink `fdatasync`, the
 //!   runtime and ready files removed, exit 0. A failed flush is exit 1
 //!   (those blocks are wiped, never kept twice).
@@ -76,11 +76,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args as ClapArgs;
-use entropool::Error;
-use entropool::config::{Config, Param};
-use entropool::source::SourceMask;
-use entropool::storage::FileStorage;
+use entropool::config::Param;
 use entropool::store::StateDir;
+use entropool::{Config, Error, FileStorage, SourceMask};
 use zeroize::Zeroizing;
 
 use crate::auth::{ApiToken, TokenError};
@@ -961,7 +959,7 @@ pub fn run(args: &Args, ctx: &Context, _out: &mut dyn Write) -> Result<(), Failu
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use entropool::config::Tunables;
+    use entropool::Tunables;
 
     /// An external-only pool (no hardware, no storage) of `kib` KiB
     /// holding `blocks` blocks of a stand-in seed.
@@ -974,7 +972,7 @@ mod tests {
         let mut pool = daemon::build_pool(config, memory, None).unwrap().pool;
         let mut state = 1u64;
         let data: Vec<u8> = (0..(1024 + 40 * blocks) / 8 + 1)
-            .flat_map(|_| entropool::hw::fake::splitmix64(&mut state).to_le_bytes())
+            .flat_map(|_| entropool::testing::splitmix64(&mut state).to_le_bytes())
             .take(1024 + 40 * blocks)
             .collect();
         pool.seed_external(&data).unwrap();

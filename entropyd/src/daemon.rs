@@ -38,17 +38,12 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use entropool::assess::{AssessedCredit, interrupts_config};
-use entropool::cache::{BlockSlot, blocks_for_kib};
-use entropool::config::Config;
-use entropool::hw::cpu_jitter::CpuJitterThread;
-use entropool::hw::{Cpu, RealCpu};
-use entropool::interrupt::InterruptRing;
-use entropool::mixer::MixerConfig;
-use entropool::pool::{Pool, PoolParts, PoolStatus};
-use entropool::source::{Source, SourceMask};
-use entropool::storage::{FileStorage, LoadReport};
+use entropool::storage::LoadReport;
 use entropool::store::StateDir;
-use entropool::watch::SystemClock;
+use entropool::{
+    BlockSlot, Config, Cpu, CpuJitterThread, FileStorage, InterruptRing, MixerConfig, Pool,
+    PoolParts, PoolStatus, RealCpu, Source, SourceMask, SystemClock, blocks_for_kib,
+};
 use zeroize::Zeroizing;
 
 use crate::backend::{
@@ -267,8 +262,8 @@ fn to_u64(n: usize) -> u64 {
 
 /// The health a source shows: `off` when it is not in the mask, else the
 /// mixer's state (`disabled` only after repeated health failures).
-fn health_of(enabled: bool, state: entropool::health::HealthState) -> HealthState {
-    use entropool::health::HealthState as H;
+fn health_of(enabled: bool, state: entropool::HealthState) -> HealthState {
+    use entropool::HealthState as H;
     if !enabled {
         return HealthState::Off;
     }
@@ -449,7 +444,7 @@ impl PoolBackend for DaemonBackend {
         ExternalPoolInfo {
             enabled: st.sources.contains(Source::External)
                 && st.per_source[Source::External.index()].state
-                    != entropool::health::HealthState::Disabled,
+                    != entropool::HealthState::Disabled,
             capacity,
             // capacity - currently_available is the room: the external
             // bytes that fill the memory cache (at most the capacity), so

@@ -4,7 +4,7 @@
 //!
 //! Contract:
 //! - Everything the drivers ask of the CPU goes through the [`Cpu`] seam, so
-//!   every path runs against [`fake`] CPUs as well as the [`RealCpu`].
+//!   every path runs against fake CPUs (feature `testing`) as well as the [`RealCpu`].
 //!   Each `Cpu` method makes exactly ONE attempt and never loops.
 //! - [`RealCpu`] detects features once with CPUID, caches the answer in an
 //!   atomic, and executes RDRAND/RDSEED only when CPUID reported them. On
@@ -24,7 +24,7 @@ use crate::source::CpuFeatures;
 mod rdrand;
 mod rdseed;
 
-#[cfg(target_has_atomic = "64")]
+#[cfg(all(any(test, feature = "testing"), target_has_atomic = "64"))]
 pub mod fake;
 
 pub mod cpu_jitter;
@@ -44,7 +44,9 @@ pub use arch::RealCpu;
 /// Whether the SHA-NI backend in `crate::crypto` may run (CPUID, cached).
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 pub(crate) use arch::has_sha_ni;
+#[cfg_attr(not(feature = "testing"), allow(unused_imports))] // tests only
 pub use rdrand::{RDRAND_RETRY_LIMIT, RDRAND_SELF_TEST_WORDS, Rdrand};
+#[cfg_attr(not(feature = "testing"), allow(unused_imports))] // tests only
 pub use rdseed::{RDSEED_RETRY_LIMIT, RDSEED_SELF_TEST_ROUNDS, RDSEED_SELF_TEST_WORDS, Rdseed};
 
 /// The CPU's vendor, from the CPUID leaf 0 vendor string.

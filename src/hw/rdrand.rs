@@ -140,6 +140,7 @@ impl<C: Cpu> Rdrand<C> {
 
     /// The backend.
     #[must_use]
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))] // tests only
     pub fn cpu(&self) -> &C {
         &self.cpu
     }

@@ -171,6 +171,7 @@ impl<C: Cpu> Rdseed<C> {
 
     /// The backend.
     #[must_use]
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))] // tests only
     pub fn cpu(&self) -> &C {
         &self.cpu
     }

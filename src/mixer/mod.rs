@@ -91,6 +91,7 @@ impl ZeroizeOnDrop for Block {}
 
 impl Block {
     /// Bytes in a block.
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))] // tests only
     pub const LEN: usize = 32;
 
     /// Wraps bytes that already were a full-entropy block (a cache or
@@ -165,7 +166,7 @@ pub struct Absorbed {
 /// Why the external source is disabled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExternalDisable {
-    /// Repeated health-test failures ([`crate::health`]).
+    /// Repeated health-test failures (the SP 800-90B RCT and APT).
     Health,
     /// A piece tripped the screen.
     Screen(screen::ScreenTrip),
@@ -520,6 +521,7 @@ impl Mixer {
 
     /// `source`'s health-test cutoffs `(rct, apt)`.
     #[must_use]
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))] // tests only
     pub fn cutoffs(&self, source: Source) -> (u32, u32) {
         let h = &slot(&self.slots, source).health;
         (h.rct_cutoff(), h.apt_cutoff())

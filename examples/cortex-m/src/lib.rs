@@ -9,8 +9,7 @@
 pub mod flash;
 pub mod systick;
 
-use entropool::Error;
-use entropool::storage::Storage;
+use entropool::{Error, Storage};
 
 /// A storage medium that cannot exist: the type for a pool without a
 /// storage cache (`None::<NoStorage>`). The compiler then knows no storage
