@@ -98,11 +98,11 @@ pub use health::{
 };
 #[cfg(feature = "std")]
 pub use hw::cpu_jitter::CpuJitterThread;
+pub use hw::cpu_jitter::{CPU_JITTER_SCRATCH, CPU_JITTER_SCRATCH_MIN, CpuJitter};
 #[cfg(feature = "std")]
 pub use hw::jitter::{
     JITTER_DEFAULT_INTERVAL, JITTER_INTERVAL_MAX_US, JITTER_INTERVAL_MIN_US, JitterThread,
 };
-pub use hw::cpu_jitter::{CPU_JITTER_SCRATCH, CPU_JITTER_SCRATCH_MIN, CpuJitter};
 pub use hw::{Cpu, CpuIdentity, HwStats, RealCpu, Vendor};
 pub use interrupt::{InterruptCounters, InterruptDrain, InterruptRecorder, InterruptRing};
 pub use mixer::{

@@ -313,15 +313,17 @@ fn rdseed_self_test_outcomes() {
     let st = Some(Error::SelfTestFailed {
         source: Source::Rdseed,
     });
-    // (behaviour, expected error, attempts, pauses)
+    // (behaviour, expected error, attempts, pauses). A PAUSE comes between
+    // two attempts at one word, never after a word came nor after the last
+    // attempt of the budget.
     let cases = [
         // Never a word: the budget runs out: "not now", not "broken".
-        (FakeOutput::Fail, Some(Error::RdseedNotNow), budget, budget),
+        (FakeOutput::Fail, Some(Error::RdseedNotNow), budget, budget - 1),
         (
             FakeOutput::GoodThenFail { seed: 1, good: 7 },
             Some(Error::RdseedNotNow),
             budget,
-            budget - 7,
+            budget - 7 - 1,
         ),
         // A stuck word with CF=1 refuses at once.
         (FakeOutput::ZeroSuccess, st, 1, 0),
