@@ -318,7 +318,12 @@ fn rdseed_self_test_outcomes() {
     // attempt of the budget.
     let cases = [
         // Never a word: the budget runs out: "not now", not "broken".
-        (FakeOutput::Fail, Some(Error::RdseedNotNow), budget, budget - 1),
+        (
+            FakeOutput::Fail,
+            Some(Error::RdseedNotNow),
+            budget,
+            budget - 1,
+        ),
         (
             FakeOutput::GoodThenFail { seed: 1, good: 7 },
             Some(Error::RdseedNotNow),
