@@ -295,21 +295,11 @@ impl fmt::Debug for Mixer {
 }
 
 fn slot_mut(slots: &mut [Slot; 4], source: Source) -> &mut Slot {
-    match source {
-        Source::Interrupts => &mut slots[0],
-        Source::Rdrand => &mut slots[1],
-        Source::Rdseed => &mut slots[2],
-        Source::External => &mut slots[3],
-    }
+    source.of_mut(slots)
 }
 
 fn slot(slots: &[Slot; 4], source: Source) -> &Slot {
-    match source {
-        Source::Interrupts => &slots[0],
-        Source::Rdrand => &slots[1],
-        Source::Rdseed => &slots[2],
-        Source::External => &slots[3],
-    }
+    source.of(slots)
 }
 
 impl Mixer {
