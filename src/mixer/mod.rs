@@ -228,7 +228,7 @@ pub struct MixerStats {
 }
 
 /// One source's runtime state.
-struct Slot {
+struct SourceState {
     rate: u64,
     health: HealthTest,
     samples: u64,
@@ -237,7 +237,7 @@ struct Slot {
     prev_ts: u64,
 }
 
-impl Drop for Slot {
+impl Drop for SourceState {
     fn drop(&mut self) {
         self.prev_ts.zeroize();
     }
@@ -267,7 +267,7 @@ pub struct Mixer {
     /// between calls.
     pending: u64,
     held: Option<Block>,
-    slots: [Slot; 4],
+    slots: [SourceState; 4],
     /// Interrupt-delta bytes under test (secret: zeroized on drop).
     deltas: [u8; 64],
     blocks_emitted: u64,
@@ -294,11 +294,11 @@ impl fmt::Debug for Mixer {
     }
 }
 
-fn slot_mut(slots: &mut [Slot; 4], source: Source) -> &mut Slot {
+fn slot_mut(slots: &mut [SourceState; 4], source: Source) -> &mut SourceState {
     source.of_mut(slots)
 }
 
-fn slot(slots: &[Slot; 4], source: Source) -> &Slot {
+fn slot(slots: &[SourceState; 4], source: Source) -> &SourceState {
     source.of(slots)
 }
 
@@ -312,9 +312,9 @@ impl Mixer {
     /// As [`MixerConfig::validate`].
     pub fn new(config: &MixerConfig, key: &[u8; 32]) -> Result<Mixer, Error> {
         config.validate()?;
-        let mk = |s: Source| -> Result<Slot, Error> {
+        let mk = |s: Source| -> Result<SourceState, Error> {
             let c = config.source(s);
-            Ok(Slot {
+            Ok(SourceState {
                 rate: c.credit.units(),
                 health: HealthTest::new(c.health, sample_bits(s))?,
                 samples: 0,
@@ -883,7 +883,7 @@ fn commit_prefix<T: PieceSample>(health: &mut HealthTest, done: &[T]) {
 
 /// Health-tests interrupt timestamps through their delta low bytes, in
 /// pieces of 64, with the same stopping rules as [`HealthTest::run`].
-fn run_timestamps(s: &mut Slot, deltas: &mut [u8; 64], ts: &[u64], want: u64) -> Run {
+fn run_timestamps(s: &mut SourceState, deltas: &mut [u8; 64], ts: &[u64], want: u64) -> Run {
     let mut total = Run {
         consumed: 0,
         creditable: 0,
