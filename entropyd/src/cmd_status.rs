@@ -20,12 +20,12 @@ use std::time::Duration;
 
 use clap::Args as ClapArgs;
 use entropool::storage::{HEADER_LEN, StorageCache, slots_for_bytes};
-use entropool::{Config, MemStorage};
+use entropool::{Config, HealthState, MemStorage, Source};
 use zeroize::Zeroizing;
 
 use crate::backend::{
-    ExternalStatus, HealthState, MemoryCacheStatus, OutputStatus, SourceId, SourceStatus,
-    StatusSnapshot, StorageCacheStatus,
+    ExternalStatus, MemoryCacheStatus, OutputStatus, SourceStatus, StatusSnapshot,
+    StorageCacheStatus,
 };
 use crate::cli::Context;
 use crate::client::Client;
@@ -165,7 +165,7 @@ fn from_state_dir(ctx: &Context) -> Result<(StatusSnapshot, Config), Failure> {
         },
         // Not running: no source has been tested; enabled ones await their
         // start-up tests.
-        sources: SourceId::ALL
+        sources: Source::ALL
             .iter()
             .map(|&source| {
                 let enabled = sources.value() & source.bit() != 0;
@@ -174,11 +174,7 @@ fn from_state_dir(ctx: &Context) -> Result<(StatusSnapshot, Config), Failure> {
                     enabled,
                     samples: 0,
                     credited_bits: 0,
-                    health: if enabled {
-                        HealthState::Startup
-                    } else {
-                        HealthState::Off
-                    },
+                    health: enabled.then_some(HealthState::Startup),
                     health_failures: 0,
                 }
             })

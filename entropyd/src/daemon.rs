@@ -47,8 +47,8 @@ use entropool::{
 use zeroize::Zeroizing;
 
 use crate::backend::{
-    ExternalPoolInfo, ExternalStatus, HealthState, MemoryCacheStatus, OutputStatus, PoolBackend,
-    SourceId, SourceStatus, StatusSnapshot, StorageCacheStatus,
+    ExternalPoolInfo, ExternalStatus, MemoryCacheStatus, OutputStatus, PoolBackend, SourceStatus,
+    StatusSnapshot, StorageCacheStatus,
 };
 use crate::failure::Failure;
 
@@ -260,19 +260,10 @@ fn to_u64(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
 }
 
-/// The health a source shows: `off` when it is not in the mask, else the
-/// mixer's state (`disabled` only after repeated health failures).
-fn health_of(enabled: bool, state: entropool::HealthState) -> HealthState {
-    use entropool::HealthState as H;
-    if !enabled {
-        return HealthState::Off;
-    }
-    match state {
-        H::Startup => HealthState::Startup,
-        H::Healthy => HealthState::Ok,
-        H::Quarantined => HealthState::Quarantined,
-        H::Disabled => HealthState::Disabled,
-    }
+/// The health a source shows: `None` (`off`) when it is not in the mask,
+/// else the mixer's state (`disabled` only after repeated health failures).
+fn health_of(enabled: bool, state: entropool::HealthState) -> Option<entropool::HealthState> {
+    enabled.then_some(state)
 }
 
 /// What the daemon forwarded to the kernel or the sink, counted by the
@@ -351,7 +342,7 @@ pub fn snapshot(
         .map(|(&source, stats)| {
             let enabled = st.sources.contains(source);
             SourceStatus {
-                source: SourceId::from(source),
+                source,
                 enabled,
                 samples: stats.samples,
                 credited_bits: stats.credited.whole_bits(),

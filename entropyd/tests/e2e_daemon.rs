@@ -24,7 +24,7 @@ use entropyd::client::ClientError;
 fn external_samples(s: &entropyd::backend::StatusSnapshot) -> u64 {
     s.sources
         .iter()
-        .find(|x| x.source == entropyd::backend::SourceId::External)
+        .find(|x| x.source == entropool::Source::External)
         .unwrap()
         .samples
 }
