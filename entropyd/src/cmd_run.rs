@@ -81,9 +81,8 @@ use entropool::store::StateDir;
 use entropool::{Config, Error, FileStorage, SourceMask};
 use zeroize::Zeroizing;
 
-use crate::auth::{ApiToken, TokenError};
 use crate::backend::PoolBackend;
-use crate::cli::Context;
+use crate::cli::{self, Context};
 use crate::daemon::{self, DaemonBackend, DaemonPool, ForwardCounters, log, watermark_blocks};
 use crate::failure::Failure;
 use crate::kernel::KernelFeed;
@@ -607,13 +606,6 @@ fn reload_tls(server: &ApiServer) {
     }
 }
 
-fn token_failure(e: TokenError) -> Failure {
-    match e {
-        TokenError::Io { .. } => Failure::runtime(e.to_string()),
-        _ => Failure::invalid(e.to_string()),
-    }
-}
-
 fn open_output(args: &Args) -> Result<Output, Failure> {
     if args.kernel {
         let mut feed = KernelFeed::open().map_err(|e| Failure::runtime(e.to_string()))?;
@@ -707,16 +699,8 @@ pub fn run(args: &Args, ctx: &Context, _out: &mut dyn Write) -> Result<(), Failu
     let shutdown = Shutdown::install()
         .map_err(|e| Failure::runtime(format!("cannot install signal handlers: {e}")))?;
     let mut ready_file = args.ready_file.clone().map(ReadyFile::new);
-    let listen: ListenAddr = args
-        .listen
-        .parse()
-        .map_err(|e: server::ServerError| Failure::invalid(e.to_string()))?;
-    let token = args
-        .token_file
-        .as_deref()
-        .map(ApiToken::from_file)
-        .transpose()
-        .map_err(token_failure)?;
+    let listen = cli::listen_arg(&args.listen)?;
+    let token = args.token_file.as_deref().map(cli::token_arg).transpose()?;
     let tls = load_tls(args)?;
     server::check_listen(&listen, tls.as_ref().map(|t| t.mutual()), token.is_some())
         .map_err(|e| Failure::invalid(e.to_string()))?;
