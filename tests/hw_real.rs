@@ -1,5 +1,9 @@
 //! The drivers on this machine's real CPU. A test whose instruction the
-//! CPU lacks (or refuses) prints why and returns.
+//! CPU lacks (or refuses) says so on stderr and returns, or fails when
+//! `ENTROPOOL_REQUIRE_HW` names the instruction (`tests/support/hw.rs`).
+
+#[path = "support/hw.rs"]
+mod hw_support;
 
 use core::time::Duration;
 use std::collections::HashSet;
@@ -9,11 +13,21 @@ use entropool::hw::{RDSEED_RETRY_LIMIT, Rdrand, Rdseed};
 use entropool::{Cpu, Error, RealCpu, Source, Vendor};
 
 #[test]
+fn require_list_names_keys_exactly() {
+    assert!(hw_support::names("rdseed", "rdseed"));
+    assert!(hw_support::names("rdrand, RDSEED ,sha", "rdseed"));
+    assert!(hw_support::names("all", "sha"));
+    assert!(!hw_support::names("rdrand", "rdseed"));
+    assert!(!hw_support::names("rdseeds", "rdseed"));
+    assert!(!hw_support::names("", "sha"));
+}
+
+#[test]
 fn identity_agrees_with_proc_cpuinfo() {
     // An independent reading of CPUID: the Linux kernel's. Skipped where
     // /proc/cpuinfo does not exist or is not x86.
     let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") else {
-        eprintln!("skipped: no /proc/cpuinfo");
+        hw_support::skip("cpuinfo", &"there is no /proc/cpuinfo");
         return;
     };
     let field = |name: &str| {
@@ -23,7 +37,10 @@ fn identity_agrees_with_proc_cpuinfo() {
             .map(|(_, v)| v.trim().to_owned())
     };
     let (Some(vendor), Some(family)) = (field("vendor_id"), field("cpu family")) else {
-        eprintln!("skipped: /proc/cpuinfo has no x86 vendor_id / cpu family");
+        hw_support::skip(
+            "cpuinfo",
+            &"/proc/cpuinfo has no x86 vendor_id / cpu family",
+        );
         return;
     };
     let cpu = RealCpu::new();
@@ -52,7 +69,7 @@ fn identity_agrees_with_proc_cpuinfo() {
 fn real_rdrand_gives_distinct_words() {
     let cpu = RealCpu::new();
     if !cpu.features().rdrand {
-        eprintln!("skipped: this CPU has no RDRAND");
+        hw_support::skip("rdrand", &"CPUID reports no RDRAND");
         return;
     }
     let mut d = match Rdrand::new(cpu) {
@@ -62,7 +79,7 @@ fn real_rdrand_gives_distinct_words() {
                 source: Source::Rdrand,
             },
         ) => {
-            eprintln!("skipped: {e}");
+            hw_support::skip("rdrand", &e);
             return;
         }
         Err(e) => panic!("RDRAND refused on a CPU that reports it: {e}"),
@@ -90,7 +107,7 @@ fn real_rdrand_gives_distinct_words() {
 fn real_rdseed_is_bounded_and_yields() {
     let cpu = RealCpu::new();
     if !cpu.features().rdseed {
-        eprintln!("skipped: CPUID reports no RDSEED");
+        hw_support::skip("rdseed", &"CPUID reports no RDSEED");
         return;
     }
     // The self-test may legitimately say "not now"; it must not say the
@@ -110,7 +127,7 @@ fn real_rdseed_is_bounded_and_yields() {
             }
             Err(Error::RdseedNotNow) => continue,
             Err(e @ Error::KnownBadCpu { .. }) => {
-                eprintln!("skipped: {e}");
+                hw_support::skip("rdseed", &e);
                 return;
             }
             Err(e) => panic!("RDSEED refused: {e}"),

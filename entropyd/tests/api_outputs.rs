@@ -7,6 +7,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+#[path = "../../tests/support/hw.rs"]
+mod hw_support;
+
 use entropyd::kernel::{KernelError, KernelFeed};
 use entropyd::sink::{PIPE_ATOMIC, Sink, SinkError, SinkKind};
 
@@ -187,7 +190,10 @@ fn kernel_feed_refuses_what_is_not_the_random_device() {
 #[test]
 fn kernel_probe_matches_our_privileges() {
     let Ok(mut feed) = KernelFeed::open() else {
-        eprintln!("skipped: /dev/random cannot be opened for writing here");
+        hw_support::skip(
+            "devrandom",
+            &"/dev/random cannot be opened for writing here",
+        );
         return;
     };
     // The euid is the owner of /proc/self.
@@ -240,7 +246,10 @@ fn kernel_feed_without_cap_sys_admin_gives_the_clear_error() {
         return;
     }
     if KernelFeed::open().is_err() {
-        eprintln!("skipped: /dev/random cannot be opened for writing here");
+        hw_support::skip(
+            "devrandom",
+            &"/dev/random cannot be opened for writing here",
+        );
         return;
     }
     if !has_sys_admin() {
@@ -265,7 +274,10 @@ fn kernel_feed_without_cap_sys_admin_gives_the_clear_error() {
     {
         Ok(out) => out,
         Err(e) => {
-            eprintln!("skipped: setpriv (util-linux) is not available: {e}");
+            hw_support::skip(
+                "setpriv",
+                &format!("setpriv (util-linux) is not available: {e}"),
+            );
             return;
         }
     };
