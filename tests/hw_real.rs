@@ -116,8 +116,10 @@ fn real_rdseed_is_bounded_and_yields() {
     for _ in 0..3 {
         let t = Instant::now();
         let r = Rdseed::new(cpu);
+        // At most 2000 attempts of ~1 us; 10 s only catches a hang, also
+        // on a loaded machine (the bound itself is counted in hw_fakes).
         assert!(
-            t.elapsed() < Duration::from_secs(2),
+            t.elapsed() < Duration::from_secs(10),
             "self-test took too long"
         );
         match r {
@@ -155,9 +157,10 @@ fn real_rdseed_is_bounded_and_yields() {
     let attempts = st.attempts - before.attempts;
     // The hard bound: never more than the limit per call.
     assert!(attempts <= 200 * u64::from(RDSEED_RETRY_LIMIT));
-    // A call is ~100 attempts of ~1 us at worst; 1 s allows for being
-    // descheduled on a shared machine, and still catches a hang.
-    assert!(slowest < Duration::from_secs(1), "{slowest:?}");
+    // A call is ~100 attempts of ~1 us at worst (the attempt bound is
+    // asserted above); 10 s allows for being descheduled on a loaded
+    // machine, and still catches a hang.
+    assert!(slowest < Duration::from_secs(10), "{slowest:?}");
     // At a 4 % success rate a call runs dry with p = 0.96^100 = 0.017; all
     // 200 calls do with p = 0.017^200 < 1e-350. Even at 1 % success,
     // (0.99^100)^200 < 1e-87.
