@@ -706,10 +706,10 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
     /// the front of `data`; the rest is discarded. Returns how many bytes
     /// were taken (hashed into the pool: every byte counted here is gone,
     /// even when the source became disabled partway). The taken part is
-    /// one piece for the external screen ([`crate::mixer::screen`]): a
+    /// one piece for the external screen (`mixer::screen`): a
     /// piece that trips it is refused whole and disables the source; a
     /// piece too short to judge even with the external bytes before it
-    /// (under [`MIN_WINDOW`](crate::mixer::screen::MIN_WINDOW) in all,
+    /// (under `mixer::screen::MIN_WINDOW` bytes in all,
     /// just after start) is taken without credit. An accepted submission restarts the
     /// external-lost timer.
     ///
