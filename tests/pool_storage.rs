@@ -555,3 +555,41 @@ fn a_crash_mid_spill_replays_nothing() {
         "the restart finds the two blocks that landed, nothing else"
     );
 }
+
+#[test]
+fn a_full_wait_for_a_spill_job_stops_the_harvest() {
+    let cpu = FakeCpu::good(13);
+    let clock = FakeClock::new(0);
+    let faults = Faults::default();
+    let mut mem = slots(32);
+    let mut disk = medium(2);
+    let mut pool = pool_of(
+        4,
+        &cpu,
+        &clock,
+        &mut mem,
+        Some(&mut disk),
+        &faults,
+        tunables(60, 20, 1, 2),
+    );
+    pool.defer_storage_writes(true);
+    fill_memory(&mut pool);
+    // Nobody takes the spill job: at most 16 blocks wait, then the pool
+    // stops asking for blocks (and harvests nothing) until one is taken.
+    for _ in 0..100 {
+        if !pool.blocks_wanted() {
+            break;
+        }
+        pool.poll().unwrap();
+    }
+    let st = pool.status();
+    assert_eq!(st.storage.pending_blocks, 16);
+    assert!(!pool.blocks_wanted());
+    let r = pool.poll().unwrap();
+    assert_eq!((r.rdseed_words, r.still_wanted), (0, false));
+    let mut job = pool.take_spill().unwrap();
+    job.write();
+    pool.finish_spill(job).unwrap();
+    assert!(pool.blocks_wanted(), "room again");
+    assert_ledger(&pool.status(), 0, "after the job");
+}

@@ -506,11 +506,16 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
 
     /// Whether the pool wants blocks now: the memory cache is below its low
     /// watermark (until full again), or it is full and the storage cache
-    /// has room, or the mixer holds a block it could not deliver.
+    /// has room (beyond the blocks waiting for a spill job, while fewer
+    /// than [`OVERFLOW_BLOCKS`] wait), or the mixer holds a block it could
+    /// not deliver.
     #[must_use]
     pub fn blocks_wanted(&self) -> bool {
         self.memory.refill_wanted().is_some()
-            || (self.memory.is_full() && self.storage.present() && !self.storage.is_full())
+            || (self.memory.is_full()
+                && self.storage.present()
+                && self.storage.room() > self.overflow.len
+                && self.overflow.len < OVERFLOW_BLOCKS)
     }
 
     /// Bytes of external entropy it takes to fill the memory cache: each

@@ -152,11 +152,6 @@ impl<S: Storage> StorageTier<S> {
             .saturating_sub(on_the_way)
     }
 
-    /// Whether a store is open and has no room.
-    pub(super) fn is_full(&self) -> bool {
-        self.room() == 0
-    }
-
     /// Blocks that can be taken now (none while lent).
     pub(super) fn available(&self) -> usize {
         self.cache
