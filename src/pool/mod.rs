@@ -22,7 +22,9 @@
 //!   RDSEED words and [`RDRAND_BATCH`] RDRAND words. Blocks go to the
 //!   memory cache first; when it is full they refill the storage cache,
 //!   written per batch and flushed once at the end of the call (one
-//!   `fsync` per poll, submit or seed, not one per batch of blocks).
+//!   `fsync` per poll, submit or seed, not one per batch of blocks), or,
+//!   with [`Pool::defer_storage_writes`], set aside for a [`SpillJob`]
+//!   that the caller writes (with one flush) outside its lock.
 //!   Blocks are wanted while the memory cache is below its low watermark
 //!   (until it is full again: hysteresis) or, once it is full, while the
 //!   storage cache has room.
@@ -53,7 +55,7 @@
 //! - [`Pool::set_tunables`] applies a new configuration to the running
 //!   pool, all or nothing: a configuration the pool cannot take, or a
 //!   storage re-open that fails, changes nothing.
-//! - Storage: one component ([`storage`](self#storage)) moves every block
+//! - Storage: one component (`src/pool/storage.rs`) moves every block
 //!   to the storage cache, for the spill of an absorb step, the excess of
 //!   a shrinking memory cache and the shutdown flush, and counts each
 //!   block as stored or discarded ([`StorageMove`]). A caller that shares
