@@ -80,9 +80,9 @@
 //! | [`WORD_CHUNK`] | 256 (64 on 32-bit targets) | words hashed per absorb step: the work between two checks of the caches |
 //! | [`RDSEED_BATCH`] | 32 | RDSEED words per poll |
 //! | [`RDRAND_BATCH`] | 2560 | RDRAND words per poll |
-//! | [`RDSEED_RETRY_LIMIT`](crate::hw::RDSEED_RETRY_LIMIT) | 100 | RDSEED attempts per word before the driver gives up for this call |
-//! | [`RDRAND_RETRY_LIMIT`](crate::hw::RDRAND_RETRY_LIMIT) | 10 | RDRAND attempts per word (Intel's recommendation) |
-//! | [`RDSEED_SELF_TEST_ROUNDS`](crate::hw::RDSEED_SELF_TEST_ROUNDS) | 20 | rounds of the RDSEED start-up self-test before [`Error::RdseedNotNow`] |
+//! | [`RDSEED_RETRY_LIMIT`](crate::hw::RDSEED_RETRY_LIMIT) | 100 | RDSEED attempts (with `PAUSE`) before a call gives up and comes back at the next poll: about 85 us at most |
+//! | [`RDRAND_RETRY_LIMIT`](crate::hw::RDRAND_RETRY_LIMIT) | 10 | consecutive failed RDRAND attempts that mean a hardware failure, not exhaustion (Intel DRNG guide 5.2.1) |
+//! | [`RDSEED_SELF_TEST_ROUNDS`](crate::hw::RDSEED_SELF_TEST_ROUNDS) | 20 | rounds of [`RDSEED_RETRY_LIMIT`](crate::hw::RDSEED_RETRY_LIMIT) attempts the RDSEED start-up self-test may use before [`Error::RdseedNotNow`] |
 //! | [`RDSEED_SELF_TEST_WORDS`](crate::hw::RDSEED_SELF_TEST_WORDS), [`RDRAND_SELF_TEST_WORDS`](crate::hw::RDRAND_SELF_TEST_WORDS) | 8 | words each start-up self-test reads |
 //! | [`OVERFLOW_BLOCKS`] | 16 | blocks between the mixer and the storage cache per absorb step (and per [`SpillJob`]); past it the mixer holds one block and the step stops |
 //! | [`LOAD_BATCHES_PER_POLL`] | 4 | batches of [`OVERFLOW_BLOCKS`] stored blocks moved into memory per poll at start |
@@ -90,7 +90,7 @@
 //! | [`StorageCache::capacity_blocks`](crate::storage::StorageCache::capacity_blocks) | storage-cache-size | every scan, wipe, take and push of the store |
 //! | [`MemoryCache::capacity`](crate::cache::MemoryCache::capacity) | memory-cache-size | [`Pool::fill`], a shrink, the shutdown save |
 //! | [`MAX_FRAME_SAMPLES`](crate::mixer::MAX_FRAME_SAMPLES) | 65536 | samples in one conditioning frame |
-//! | [`WINDOW`](crate::mixer::screen::WINDOW) | 4096 | bytes the external screen judges at once |
+//! | [`WINDOW`](crate::mixer::screen::WINDOW) | 4096 | bytes per window of the external screen (the work per judgement) |
 //! | [`STARTUP_SAMPLES`] | 1024 | samples a source must pass before it earns credit |
 //! | [`DISABLE_AFTER`](crate::health::DISABLE_AFTER) | 3 | health-test strikes before a failing source is disabled (a stalled or stuck source stops costing work) |
 //! | [`STRIKE_FORGET_SAMPLES`](crate::health::STRIKE_FORGET_SAMPLES) | 65536 | healthy samples after which strikes are forgotten |
@@ -130,7 +130,6 @@ use crate::interrupt::InterruptDrain;
 use crate::mixer::{BLOCK_CREDIT, Block, BlockSink, Mixer, MixerConfig, MixerStats, SourceStats};
 use crate::source::{Source, SourceMask};
 use crate::storage::{LoadReport, Storage};
-
 use crate::watch::{Clock, ExternalLostTimer, ExternalStatus};
 use storage::StorageTier;
 pub use storage::{STORAGE_LENT, SpillJob, StorageMove};
