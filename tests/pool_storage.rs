@@ -592,4 +592,17 @@ fn a_full_wait_for_a_spill_job_stops_the_harvest() {
     pool.finish_spill(job).unwrap();
     assert!(pool.blocks_wanted(), "room again");
     assert_ledger(&pool.status(), 0, "after the job");
+    // The shutdown save takes the waiting blocks too, and counts them.
+    pool.poll().unwrap();
+    let st = pool.status();
+    assert!(st.storage.pending_blocks > 0);
+    let room = st.storage.capacity_blocks - st.storage.len_blocks;
+    let offered =
+        st.storage.pending_blocks + st.memory_len_blocks as u64 + u64::from(st.mixer.held);
+    let saved = pool.flush_to_storage().unwrap() as u64;
+    assert_eq!(saved, offered.min(room));
+    let after = pool.status();
+    assert_eq!(after.storage.pending_blocks, 0);
+    assert_eq!(after.storage.len_blocks, st.storage.len_blocks + saved);
+    assert_ledger(&after, 0, "after the save");
 }

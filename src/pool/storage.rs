@@ -552,9 +552,15 @@ impl<C: Cpu + Clone, K: Clock, S: Storage> Pool<'_, C, K, S> {
         if self.storage.is_lent() {
             return Err(STORAGE_LENT);
         }
-        self.spill_overflow();
         let mut total = StorageMove::default();
         let mut failed = None;
+        // Blocks waiting for a spill job go first.
+        let waiting = core::mem::take(&mut self.overflow.len);
+        if let Some(blocks) = self.overflow.blocks.get_mut(..waiting) {
+            let (moved, result) = self.storage.store(blocks);
+            total.add(moved);
+            failed = result.err();
+        }
         let mut batch = [[0u8; BLOCK_LEN]; FLUSH_BATCH];
         let mut n = 0usize;
         if let Some(held) = self.mixer.take_held() {
