@@ -15,7 +15,7 @@ use entropool::config::{Config, Tunables};
 use entropool::error::Error;
 use entropool::hw::fake::FakeCpu;
 use entropool::mixer::MixerConfig;
-use entropool::pool::{Pool, PoolParts, PoolStatus, STORAGE_LENT, StorageMove};
+use entropool::pool::{OVERFLOW_BLOCKS, Pool, PoolParts, PoolStatus, STORAGE_LENT, StorageMove};
 use entropool::ring::Slot;
 use entropool::source::{CpuFeatures, SourceMask};
 use entropool::storage::{MemStorage, Storage, layout_len};
@@ -583,7 +583,7 @@ fn a_full_wait_for_a_spill_job_stops_the_harvest() {
         pool.poll().unwrap();
     }
     let st = pool.status();
-    assert_eq!(st.storage.pending_blocks, 16);
+    assert_eq!(st.storage.pending_blocks, OVERFLOW_BLOCKS as u64);
     assert!(!pool.blocks_wanted());
     let r = pool.poll().unwrap();
     assert_eq!((r.rdseed_words, r.still_wanted), (0, false));

@@ -84,7 +84,7 @@
 //! | [`RDRAND_RETRY_LIMIT`](crate::hw::RDRAND_RETRY_LIMIT) | 10 | consecutive failed RDRAND attempts that mean a hardware failure, not exhaustion (Intel DRNG guide 5.2.1) |
 //! | [`RDSEED_SELF_TEST_ROUNDS`](crate::hw::RDSEED_SELF_TEST_ROUNDS) | 20 | rounds of [`RDSEED_RETRY_LIMIT`](crate::hw::RDSEED_RETRY_LIMIT) attempts the RDSEED start-up self-test may use before [`Error::RdseedNotNow`] |
 //! | [`RDSEED_SELF_TEST_WORDS`](crate::hw::RDSEED_SELF_TEST_WORDS), [`RDRAND_SELF_TEST_WORDS`](crate::hw::RDRAND_SELF_TEST_WORDS) | 8 | words each start-up self-test reads |
-//! | [`OVERFLOW_BLOCKS`] | 16 | blocks between the mixer and the storage cache per absorb step (and per [`SpillJob`]); past it the mixer holds one block and the step stops |
+//! | [`OVERFLOW_BLOCKS`] | 16 (4 on 32-bit targets) | blocks between the mixer and the storage cache per absorb step (and per [`SpillJob`]); past it the mixer holds one block and the step stops |
 //! | [`LOAD_BATCHES_PER_POLL`] | 4 | batches of [`OVERFLOW_BLOCKS`] stored blocks moved into memory per poll at start |
 //! | [`FLUSH_BATCH`] | 128 | blocks per storage write at shutdown ([`Pool::flush_to_storage`]); the whole save is bounded by the memory cache's capacity |
 //! | [`StorageCache::capacity_blocks`](crate::storage::StorageCache::capacity_blocks) | storage-cache-size | every scan, wipe, take and push of the store |
@@ -151,8 +151,15 @@ pub const RDSEED_BATCH: usize = 32;
 pub const RDRAND_BATCH: usize = 2560;
 /// Blocks held between the mixer and the storage cache within one absorb
 /// call (the storage cache is written once per batch, not per block), and
-/// the most a [`SpillJob`] carries.
-pub const OVERFLOW_BLOCKS: usize = 16;
+/// the most a [`SpillJob`] carries: 16, or 4 where pointers are 32 bits
+/// (microcontrollers, where the buffer is static RAM even in a pool
+/// without a storage cache: 128 bytes instead of 512; flushes stay one per
+/// poll either way).
+pub const OVERFLOW_BLOCKS: usize = if cfg!(target_pointer_width = "32") {
+    4
+} else {
+    16
+};
 /// Batches of stored blocks loaded into the memory cache per
 /// [`Pool::poll`] at start (one flush each).
 pub const LOAD_BATCHES_PER_POLL: usize = 4;
@@ -765,7 +772,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
     /// first); the rest is discarded. Returns the bytes absorbed. It writes
     /// the storage cache itself even when writes are deferred
     /// ([`Pool::defer_storage_writes`]): a seed fills the whole store
-    /// once, at the first start, which 16 blocks at a time could not.
+    /// once, at the first start, which [`OVERFLOW_BLOCKS`] at a time could not.
     ///
     /// # Errors
     /// [`Error::SourceDisabled`] when repeated health failures disabled the

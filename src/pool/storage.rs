@@ -483,7 +483,7 @@ impl<C: Cpu + Clone, K: Clock, S: Storage> Pool<'_, C, K, S> {
     /// Makes [`Pool::poll`] and [`Pool::submit`] leave storage writes to
     /// the caller (`true`) or write themselves (`false`, the default).
     /// Deferred, the blocks for storage wait in the pool (at most
-    /// 16, then the mixer holds one and stops) until
+    /// [`OVERFLOW_BLOCKS`], then the mixer holds one and stops) until
     /// [`Pool::take_spill`] hands them out; a caller that shares the pool
     /// behind a lock writes them without holding it. Other calls
     /// ([`Pool::seed_external`], [`Pool::set_tunables`],
