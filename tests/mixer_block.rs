@@ -12,7 +12,8 @@
     clippy::cast_lossless
 )]
 
-use entropool::mixer::{BLOCK_LEN, Block, Mixer, MixerConfig};
+use entropool::mixer::{Block, Mixer};
+use entropool::{BLOCK_LEN, MixerConfig};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 

@@ -8,7 +8,8 @@
 //! [`BLOCK_CREDIT`]; then pending restarts at zero (nothing carries over).
 //! That arithmetic lives here once: [`credit_samples`] credits samples that
 //! passed the health tests, [`forfeit`] throws pending credit away on a
-//! failure, [`samples_to_block`] says how many samples complete the block.
+//! failure, [`samples_to_block`] says how many samples complete the block
+//! (with [`samples_for`], a 32-bit division a Cortex-M links cheaply).
 //! The mixer's general path (sample by sample through the health tests) and
 //! its fast path (whole frames proved clean at once) both call them: the
 //! fast path only decides how many samples are provably clean, and never
@@ -59,15 +60,39 @@ pub(super) fn forfeit(pending: &mut u64, forfeited: &mut u64) {
 }
 
 /// Samples at `rate` that complete the block from `pending` credit
-/// (`ceil((BLOCK_CREDIT - pending) / rate)`); `u64::MAX` (never) at rate 0.
+/// (`ceil((BLOCK_CREDIT - pending) / rate)`, with [`samples_for`]'s 32-bit
+/// division); `u64::MAX` (never) at rate 0.
 #[inline]
 #[must_use]
-pub(super) const fn samples_to_block(pending: u64, rate: u64) -> u64 {
+pub(super) fn samples_to_block(pending: u64, rate: u64) -> u64 {
     if rate == 0 {
         return u64::MAX;
     }
-    BLOCK_CREDIT.0.saturating_sub(pending).div_ceil(rate)
+    samples_for(BLOCK_CREDIT.0.saturating_sub(pending), rate)
 }
+
+/// Samples at `rate` units each (`rate > 0`; 0 gives 0) that earn `need`
+/// units, `ceil(need / rate)`, for `need` at most [`BLOCK_CREDIT`] (a
+/// larger `need` counts as that). Both then fit 32 bits, so the division
+/// is a 32-bit one: a 32-bit target links no 64-bit division routine.
+#[inline]
+pub(super) fn samples_for(need: u64, rate: u64) -> u64 {
+    // Checked to fit just below, so the cast keeps every bit.
+    #[allow(clippy::cast_possible_truncation)]
+    const MAX: u32 = {
+        let units = BLOCK_CREDIT.units();
+        assert!(units <= u32::MAX as u64);
+        units as u32
+    };
+    let need = u32::try_from(need).map_or(MAX, |n| n.min(MAX));
+    match u32::try_from(rate) {
+        Ok(0) => 0,
+        Ok(rate) => u64::from(need.div_ceil(rate)),
+        // A rate above any `need`: one sample, unless nothing is needed.
+        Err(_) => u64::from(need > 0),
+    }
+}
+
 
 /// An amount of entropy credit, in units of `1/65536` bit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -271,12 +296,7 @@ impl MixerConfig {
     /// `source`'s configuration.
     #[must_use]
     pub const fn source(&self, source: Source) -> SourceConfig {
-        match source {
-            Source::Interrupts => self.sources[0],
-            Source::Rdrand => self.sources[1],
-            Source::Rdseed => self.sources[2],
-            Source::External => self.sources[3],
-        }
+        *source.of(&self.sources)
     }
 
     /// Replaces `source`'s configuration after validating it (nothing
@@ -286,13 +306,7 @@ impl MixerConfig {
     /// As [`SourceConfig::validate`].
     pub fn set(&mut self, source: Source, cfg: SourceConfig) -> Result<(), Error> {
         cfg.validate(source)?;
-        let slot = match source {
-            Source::Interrupts => &mut self.sources[0],
-            Source::Rdrand => &mut self.sources[1],
-            Source::Rdseed => &mut self.sources[2],
-            Source::External => &mut self.sources[3],
-        };
-        *slot = cfg;
+        *source.of_mut(&mut self.sources) = cfg;
         Ok(())
     }
 
