@@ -219,9 +219,15 @@ unsafe fn digest_lanes_sha_ni<const N: usize>(
     unsafe {
         let bswap = _mm_set_epi64x(0x0C0D_0E0F_0809_0A0B, 0x0405_0607_0001_0203);
         let mut state = [to_state(start); N];
-        let w: [Words; N] = blocks
-            .each_ref()
-            .map(|b| transmute::<[u8; 64], Words>(*b).map(|x| _mm_shuffle_epi8(x, bswap)));
+        // Plain loops, no closures: a closure (or `array::map`) is compiled
+        // without this function's target features and stays a call.
+        let mut w: [Words; N] = [[bswap; 4]; N];
+        for (words, block) in w.iter_mut().zip(blocks.iter()) {
+            let raw = transmute::<[u8; 64], Words>(*block);
+            for (word, x) in words.iter_mut().zip(raw) {
+                *word = _mm_shuffle_epi8(x, bswap);
+            }
+        }
         compress(&mut state, w);
         for (d, s) in digests.into_iter().zip(state.iter()) {
             let [abcd, efgh] = digest_words(*s);
