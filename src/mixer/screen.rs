@@ -386,21 +386,23 @@ fn difference_counts(b: &[u8]) -> [LagCounts; 4] {
                 .unwrap_or([0; STEP])
         };
         let (x, y1, y2, y4, y8, y16) = (at(0), at(1), at(2), at(4), at(8), at(16));
-        // [x, y_k, y_2k] per lag.
-        let per_lag = [(y1, y2), (y2, y4), (y4, y8), (y8, y16)];
-        for ((y, z), pair) in per_lag.iter().zip(lanes.chunks_exact_mut(2)) {
-            let [eq, flat] = pair else {
-                continue;
-            };
-            for ((((e, f), &p), &q), &r) in eq.iter_mut().zip(flat.iter_mut()).zip(&x).zip(y).zip(z)
-            {
-                *e = e.wrapping_add(u8::from(p == q));
-                *f = f.wrapping_add(u8::from(
-                    r.wrapping_sub(q.wrapping_add(q)).wrapping_add(p) == 0,
-                ));
-            }
+        // Lane j holds position i + j; `[equal, flat]` per lag in turn.
+        // Indices are below the arrays' fixed lengths: no bounds checks.
+        for j in 0..STEP {
+            let (p, q1, q2, q4, q8, q16) = (x[j], y1[j], y2[j], y4[j], y8[j], y16[j]);
+            let flat =
+                |q: u8, r: u8| u8::from(r.wrapping_sub(q.wrapping_add(q)).wrapping_add(p) == 0);
+            lanes[0][j] = lanes[0][j].wrapping_add(u8::from(p == q1));
+            lanes[1][j] = lanes[1][j].wrapping_add(flat(q1, q2));
+            lanes[2][j] = lanes[2][j].wrapping_add(u8::from(p == q2));
+            lanes[3][j] = lanes[3][j].wrapping_add(flat(q2, q4));
+            lanes[4][j] = lanes[4][j].wrapping_add(u8::from(p == q4));
+            lanes[5][j] = lanes[5][j].wrapping_add(flat(q4, q8));
+            lanes[6][j] = lanes[6][j].wrapping_add(u8::from(p == q8));
+            lanes[7][j] = lanes[7][j].wrapping_add(flat(q8, q16));
         }
-        i = i.saturating_add(STEP);
+        // i + REACH <= w: never wraps.
+        i = i.wrapping_add(STEP);
         steps = steps.wrapping_add(1);
         if steps == 255 {
             drain(&mut lanes, &mut totals);
@@ -427,7 +429,8 @@ fn difference_counts(b: &[u8]) -> [LagCounts; 4] {
 }
 
 /// Adds the byte counters (`[equal, flat]` per lag) to the totals and
-/// clears them.
+/// clears them. Inlined, so the counters stay in vector registers.
+#[inline(always)]
 fn drain(lanes: &mut [[u8; STEP]; 8], totals: &mut [LagCounts; 4]) {
     for (pair, t) in lanes.chunks_exact(2).zip(totals.iter_mut()) {
         if let [eq, flat] = pair {
