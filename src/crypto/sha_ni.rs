@@ -33,7 +33,7 @@
 //! loop costs about 90 ns per 32 bytes against 120 ns through sha2, and two
 //! loops about 63 ns per 32 bytes each. The conditioner's blocks are
 //! independent too (each starts from the keyed midstate), so the same
-//! interleaving keeps up to four of them in flight.
+//! interleaving keeps several in flight (the conditioner runs two).
 //!
 //! No raw pointer is used: vectors are moved to and from byte arrays by
 //! value. Intermediate values live in vector registers; spilled stack
