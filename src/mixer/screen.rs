@@ -446,32 +446,38 @@ fn drain(lanes: &mut [[u8; STEP]; 8], totals: &mut [LagCounts; 4]) {
 }
 
 /// Equal 8-byte groups at 8-aligned offsets of `b`, found through a table
-/// of the last offset seen per hash (a miss only lowers the count).
+/// of the last group seen per hash (a miss only lowers the count).
+///
+/// The table holds the groups themselves, so the loop has no branch and
+/// no second load. An empty slot holds a value whose own hash is another
+/// slot: no group that hashes to a slot can equal its filler, so empty
+/// slots never match (what the offset table's "0 is empty" did).
 fn repeats(b: &[u8]) -> u32 {
-    // Offset + 1 of the last group per slot; 0 is empty. Offsets < 4096.
-    let mut table = [0u16; TABLE];
+    // Every slot but slot 0 starts with 0 (whose hash is slot 0); slot 0
+    // starts with 1 (whose hash is slot 632).
+    let mut table = [0u64; TABLE];
+    if let Some(first) = table.first_mut() {
+        *first = 1;
+    }
     let mut found = 0u32;
-    for (i, group) in b.chunks_exact(8).enumerate() {
-        let Ok(g) = <[u8; 8]>::try_from(group) else {
+    for group in b.chunks_exact(8) {
+        let Some(g) = group.first_chunk::<8>() else {
             continue;
         };
-        let g = u64::from_le_bytes(g);
-        // Fibonacci hashing: the top 10 bits of the product.
-        let slot = usize::try_from(g.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54).unwrap_or(0);
-        let Some(entry) = table.get_mut(slot) else {
-            continue;
-        };
-        if let Some(prev) = usize::from(*entry).checked_sub(1) {
-            let at = prev.saturating_mul(8);
-            let same = b
-                .get(at..at.saturating_add(8))
-                .and_then(|p| <[u8; 8]>::try_from(p).ok())
-                .is_some_and(|p| u64::from_le_bytes(p) == g);
-            found = found.saturating_add(u32::from(same));
+        let g = u64::from_le_bytes(*g);
+        if let Some(entry) = table.get_mut(repeat_slot(g)) {
+            found = found.wrapping_add(u32::from(*entry == g));
+            *entry = g;
         }
-        *entry = u16::try_from(i.saturating_add(1)).unwrap_or(0);
     }
     found
+}
+
+/// The table slot of a group: Fibonacci hashing, the top 10 bits of the
+/// product.
+#[inline(always)]
+fn repeat_slot(g: u64) -> usize {
+    usize::try_from(g.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -526,11 +532,13 @@ mod tests {
                 .collect();
             let from = at % len;
             let to = (from + span).min(len);
+            let orig = b.clone();
             for (i, x) in b[from..to].iter_mut().enumerate() {
                 *x = match kind {
                     0 => step,
                     1 => (i as u8).wrapping_mul(step),
                     2 => [1, 9, 250][i % 3],
+                    3 if span % 2 == 0 => orig[from + i % 24],
                     _ => *x,
                 };
             }
@@ -538,6 +546,21 @@ mod tests {
             proptest::prop_assert_eq!(byte_counts(&b), (missing, most));
             let got = difference_counts(&b).map(|c| (c.equal, c.flat));
             proptest::prop_assert_eq!(got, diffs);
+            // Repeats: each group against the last earlier group with the
+            // same slot, searched backwards.
+            let groups: std::vec::Vec<u64> = b
+                .chunks_exact(8)
+                .map(|g| u64::from_le_bytes(g.try_into().unwrap()))
+                .collect();
+            let want = (0..groups.len())
+                .filter(|&i| {
+                    (0..i)
+                        .rev()
+                        .find(|&j| repeat_slot(groups[j]) == repeat_slot(groups[i]))
+                        .is_some_and(|j| groups[j] == groups[i])
+                })
+                .count() as u32;
+            proptest::prop_assert_eq!(repeats(&b), want);
         }
     }
 
@@ -619,6 +642,20 @@ mod tests {
             }
         }
         assert!(tripped);
+    }
+
+    #[test]
+    fn repeat_table_fillers_never_match() {
+        // The empty-slot fillers hash to another slot than the one they
+        // fill.
+        assert_eq!(repeat_slot(0), 0);
+        assert_eq!(repeat_slot(1), 632);
+        // All-zero and all-one groups: only real repeats count.
+        let mut b = [0u8; 64];
+        assert_eq!(repeats(&b[..8]), 0);
+        assert_eq!(repeats(&b[..16]), 1);
+        b[..8].copy_from_slice(&1u64.to_le_bytes());
+        assert_eq!(repeats(&b[..16]), 0);
     }
 
     #[test]
