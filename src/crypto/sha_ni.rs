@@ -90,6 +90,25 @@ pub(crate) fn digest_lanes<const N: usize>(
     true
 }
 
+/// [`digest_lanes`] with each message block given as eight little-endian
+/// 64-bit words (block bytes `8j..8j + 8` are `msgs[l][j].to_le_bytes()`).
+/// The words go to vector registers with 8-byte loads, so a message just
+/// stored as words is read back without a failed store-to-load forward
+/// (a 16-byte load of two 8-byte stores would stall).
+pub(crate) fn digest_lanes_words<const N: usize>(
+    start: &[u32; 8],
+    msgs: &[[u64; 8]; N],
+    digests: [&mut [u8; 32]; N],
+) -> bool {
+    if !crate::hw::has_sha_ni() {
+        return false;
+    }
+    // SAFETY: CPUID reported SHA, SSSE3 and SSE4.1 (`has_sha_ni`), and SSE2
+    // is part of x86_64: every feature the kernel is compiled with exists.
+    unsafe { digest_lanes_words_sha_ni(start, msgs, digests) };
+    true
+}
+
 /// SHA-256 round constants in the order the kernel adds them, four per
 /// vector (FIPS 180-4, 4.2.2).
 const K32: [[u32; 4]; 16] = [
@@ -226,6 +245,47 @@ unsafe fn digest_lanes_sha_ni<const N: usize>(
             let raw = transmute::<[u8; 64], Words>(*block);
             for (word, x) in words.iter_mut().zip(raw) {
                 *word = _mm_shuffle_epi8(x, bswap);
+            }
+        }
+        compress(&mut state, w);
+        for (d, s) in digests.into_iter().zip(state.iter()) {
+            let [abcd, efgh] = digest_words(*s);
+            *d = transmute::<[__m128i; 2], [u8; 32]>([
+                _mm_shuffle_epi8(abcd, bswap),
+                _mm_shuffle_epi8(efgh, bswap),
+            ]);
+        }
+    }
+}
+
+/// The kernel of [`digest_lanes_words`].
+///
+/// # Safety
+/// The CPU must have SHA, SSE2, SSSE3 and SSE4.1 (the features this is
+/// compiled with).
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+#[allow(unused_unsafe)]
+unsafe fn digest_lanes_words_sha_ni<const N: usize>(
+    start: &[u32; 8],
+    msgs: &[[u64; 8]; N],
+    digests: [&mut [u8; 32]; N],
+) {
+    // SAFETY: (the whole body) the caller guarantees the target features;
+    // the intrinsics have no other preconditions, and the `transmute` is
+    // between plain 32-byte values.
+    unsafe {
+        let bswap = _mm_set_epi64x(0x0C0D_0E0F_0809_0A0B, 0x0405_0607_0001_0203);
+        let mut state = [to_state(start); N];
+        let mut w: [Words; N] = [[bswap; 4]; N];
+        for (words, m) in w.iter_mut().zip(msgs.iter()) {
+            for (word, pair) in words.iter_mut().zip(m.chunks_exact(2)) {
+                if let [lo, hi] = pair {
+                    let v = _mm_set_epi64x(
+                        i64::from_ne_bytes(hi.to_ne_bytes()),
+                        i64::from_ne_bytes(lo.to_ne_bytes()),
+                    );
+                    *word = _mm_shuffle_epi8(v, bswap);
+                }
             }
         }
         compress(&mut state, w);
@@ -443,6 +503,14 @@ mod tests {
             lanes_equal::<2>(&start, &blocks)?;
             lanes_equal::<3>(&start, &blocks)?;
             lanes_equal::<4>(&start, &blocks)?;
+            // The same blocks as words.
+            let words: [[u64; 8]; 2] = core::array::from_fn(|l| {
+                core::array::from_fn(|j| u64::from_le_bytes(blocks[l][8 * j..8 * j + 8].try_into().unwrap()))
+            });
+            let mut got = [[0u8; 32]; 2];
+            prop_assert!(digest_lanes_words(&start, &words, got.each_mut()));
+            prop_assert_eq!(got[0], digest_ref(&start, &blocks[0]));
+            prop_assert_eq!(got[1], digest_ref(&start, &blocks[1]));
         }
 
         /// One and two interleaved loops equal the `hmac` crate, step for

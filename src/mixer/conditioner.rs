@@ -51,6 +51,9 @@ pub(super) struct Conditioner {
     pipe: [[[u8; 64]; LANES]; 2],
     /// The portable one-shot path's hash state (all zeros between calls).
     scratch: [u32; 8],
+    /// The wide one-shot path's messages, as words (all zeros between
+    /// calls).
+    wide: [[u64; 8]; LANES],
     /// Which compression the one-shot path runs.
     #[zeroize(skip)]
     backend: Backend,
@@ -102,6 +105,50 @@ pub(super) trait FrameData: Sized {
     /// Writes `xs` as framed bytes into `dst` (exactly `xs.len() * BYTES`
     /// long; nothing is written otherwise).
     fn write(xs: &[Self], dst: &mut [u8]);
+
+    /// The framed bytes of `xs` as five little-endian words, when they are
+    /// exactly [`WIDE`] bytes.
+    #[cfg_attr(
+        not(all(target_arch = "x86_64", target_feature = "sse2")),
+        allow(dead_code)
+    )]
+    fn words40(xs: &[Self]) -> Option<[u64; 5]>;
+}
+
+/// Frame bytes of a fully credited frame (320 bits at 8 bits a byte, or
+/// five 64-bit words): the wide one-shot path builds its messages in
+/// registers.
+#[cfg_attr(
+    not(all(target_arch = "x86_64", target_feature = "sse2")),
+    allow(dead_code)
+)]
+const WIDE: usize = 40;
+
+/// The message of block `counter` holding one [`WIDE`]-byte frame `d`
+/// (its bytes as five little-endian words), as eight little-endian words:
+/// the bytes [`one_shot_message`] writes for that frame.
+#[cfg_attr(
+    not(all(target_arch = "x86_64", target_feature = "sse2")),
+    allow(dead_code)
+)]
+#[inline(always)]
+fn message40(counter: u64, tag: u8, d: &[u64; 5]) -> [u64; 8] {
+    let [w0, w1, w2, w3, w4] = *d;
+    // Prefix block (64) + counter (8) + header (5) + data (40), in bits,
+    // big-endian in the last 8 bytes.
+    const BITS: u64 = (64 + 8 + 5 + 40) * 8;
+    [
+        counter,
+        // Bytes 8..16: the tag, the length 40 (u32), data bytes 0..3.
+        u64::from(tag) | (40 << 8) | (w0 << 40),
+        (w0 >> 24) | (w1 << 40),
+        (w1 >> 24) | (w2 << 40),
+        (w2 >> 24) | (w3 << 40),
+        (w3 >> 24) | (w4 << 40),
+        // Data bytes 35..40, then the 0x80 marker and two zero bytes.
+        (w4 >> 24) | (0x80 << 40),
+        BITS.swap_bytes(),
+    ]
 }
 
 impl FrameData for u8 {
@@ -110,6 +157,16 @@ impl FrameData for u8 {
     #[inline(always)]
     fn write(xs: &[u8], dst: &mut [u8]) {
         copy_small(dst, xs);
+    }
+
+    #[inline(always)]
+    fn words40(xs: &[u8]) -> Option<[u64; 5]> {
+        let b = xs.first_chunk::<WIDE>().filter(|_| xs.len() == WIDE)?;
+        let mut w = [0u64; 5];
+        for (w, c) in w.iter_mut().zip(b.chunks_exact(8)) {
+            *w = u64::from_le_bytes(*c.first_chunk::<8>()?);
+        }
+        Some(w)
     }
 }
 
@@ -126,6 +183,11 @@ impl FrameData for u64 {
                 *d = w.to_le_bytes();
             }
         }
+    }
+
+    #[inline(always)]
+    fn words40(xs: &[u64]) -> Option<[u64; 5]> {
+        xs.first_chunk::<5>().filter(|_| xs.len() == 5).copied()
     }
 }
 
@@ -462,6 +524,7 @@ impl Conditioner {
             hash,
             pipe: [[[0; 64]; LANES]; 2],
             scratch: [0; 8],
+            wide: [[0; 8]; LANES],
             backend,
         }
     }
@@ -498,11 +561,16 @@ impl Conditioner {
         if !self.is_fresh() || per == 0 || per.saturating_mul(T::BYTES) > ONE_SHOT_MAX {
             return 0;
         }
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+        if self.backend == Backend::Lanes && per.saturating_mul(T::BYTES) == WIDE {
+            return self.one_shot_wide(tag, xs, per, emit);
+        }
         let Conditioner {
             hash,
             pipe,
             scratch,
             backend,
+            ..
         } = self;
         let [cur, next] = pipe;
         let (mut cur, mut next) = (cur, next);
@@ -536,6 +604,70 @@ impl Conditioner {
         // handed out.
         *pipe = [[[0; 64]; LANES]; 2];
         *scratch = [0; 8];
+        hash.begin_block();
+        done
+    }
+
+    /// [`Self::one_shot_blocks`] for [`WIDE`]-byte frames on the lanes:
+    /// each message is built from its frame in registers (eight words, no
+    /// byte stores to read back), kept in `wide`, and the lanes load it
+    /// word by word. The same digests, emitted the same way.
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    fn one_shot_wide<T: FrameData>(
+        &mut self,
+        tag: u8,
+        xs: &[T],
+        per: usize,
+        mut emit: impl FnMut(Block) -> bool,
+    ) -> usize {
+        use crate::crypto::sha_ni::digest_lanes_words;
+        let Conditioner { hash, wide, .. } = self;
+        let mut frames = xs.chunks_exact(per);
+        let mut done = 0usize;
+        'groups: loop {
+            let mut have = 0usize;
+            // `wide` first: a frame is taken only when a slot is free.
+            for (m, f) in wide.iter_mut().zip(&mut frames) {
+                let Some(d) = T::words40(f) else {
+                    break;
+                };
+                // have < LANES: never truncates.
+                let at = hash.counter.wrapping_add(u64::try_from(have).unwrap_or(0));
+                *m = message40(at, tag, &d);
+                have = have.saturating_add(1);
+            }
+            if have == 0 {
+                break;
+            }
+            let mut blocks: [Block; LANES] = core::array::from_fn(|_| Block::from_bytes([0; 32]));
+            let start = &hash.key_state;
+            let hashed = if have == LANES {
+                digest_lanes_words(start, wide, blocks.each_mut().map(|b| &mut b.0))
+            } else {
+                wide.iter()
+                    .zip(blocks.iter_mut())
+                    .take(have)
+                    .all(|(m, b)| digest_lanes_words(start, core::array::from_ref(m), [&mut b.0]))
+            };
+            if !hashed {
+                // Only where CPUID did not report the SHA extensions, which
+                // `Backend::detect` rules out: nothing of this group counts.
+                break;
+            }
+            // As in `one_shot_blocks`: blocks after a refused one are
+            // wiped on drop, their frames not consumed.
+            for block in blocks.into_iter().take(have) {
+                hash.counter = hash.counter.wrapping_add(1);
+                done = done.saturating_add(1);
+                if !emit(block) {
+                    break 'groups;
+                }
+            }
+            if have < LANES {
+                break;
+            }
+        }
+        *wide = [[0; 8]; LANES];
         hash.begin_block();
         done
     }
@@ -586,7 +718,7 @@ impl Conditioner {
 
     #[cfg(test)]
     pub(super) fn pipe_is_clear(&self) -> bool {
-        self.pipe == [[[0; 64]; LANES]; 2] && self.scratch == [0; 8]
+        self.pipe == [[[0; 64]; LANES]; 2] && self.scratch == [0; 8] && self.wide == [[0; 8]; LANES]
     }
 }
 
