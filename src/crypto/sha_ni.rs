@@ -46,6 +46,42 @@ use core::arch::x86_64::{
 };
 use core::mem::transmute;
 
+/// One compression of each of `N` independent states (`$state: &mut
+/// [State; N]`), their rounds interleaved, with message words `$w: [Words;
+/// N]`. A macro, not a function, as in sha2's backend: a `#[target_feature]`
+/// function cannot be `#[inline(always)]`, and measured, `compress` as an
+/// `#[inline]` function was left out of line in some kernels, its states
+/// and words passed through memory (each kernel about 20 % slower). Used
+/// only inside the kernels' `unsafe` bodies, whose target features the
+/// `# Safety` of [`rounds`] needs.
+macro_rules! compress {
+    ($state:expr, $w:expr $(,)?) => {{
+        let state = $state;
+        let mut w = $w;
+        let start = *state;
+        rounds::<_, 0>(state, &mut w);
+        rounds::<_, 1>(state, &mut w);
+        rounds::<_, 2>(state, &mut w);
+        rounds::<_, 3>(state, &mut w);
+        rounds::<_, 4>(state, &mut w);
+        rounds::<_, 5>(state, &mut w);
+        rounds::<_, 6>(state, &mut w);
+        rounds::<_, 7>(state, &mut w);
+        rounds::<_, 8>(state, &mut w);
+        rounds::<_, 9>(state, &mut w);
+        rounds::<_, 10>(state, &mut w);
+        rounds::<_, 11>(state, &mut w);
+        rounds::<_, 12>(state, &mut w);
+        rounds::<_, 13>(state, &mut w);
+        rounds::<_, 14>(state, &mut w);
+        rounds::<_, 15>(state, &mut w);
+        for (s, s0) in state.iter_mut().zip(start.iter()) {
+            s.abef = _mm_add_epi32(s.abef, s0.abef);
+            s.cdgh = _mm_add_epi32(s.cdgh, s0.cdgh);
+        }
+    }};
+}
+
 /// One output loop: the keyed HMAC midstates, the running `v` and where its
 /// 32-byte outputs go.
 pub(crate) struct Chain<'a> {
@@ -173,7 +209,7 @@ unsafe fn chain_sha_ni<const N: usize>(chains: &mut [Chain<'_>; N]) -> usize {
         });
         for step in 0..steps {
             let mut state = inner;
-            compress(
+            compress!(
                 &mut state,
                 core::array::from_fn(|l| {
                     let [w0, w4] = v.get(l).copied().unwrap_or([pad8; 2]);
@@ -187,7 +223,7 @@ unsafe fn chain_sha_ni<const N: usize>(chains: &mut [Chain<'_>; N]) -> usize {
                 }))
             });
             let mut state = outer;
-            compress(
+            compress!(
                 &mut state,
                 core::array::from_fn(|l| {
                     let [w0, w4] = digest.get(l).copied().unwrap_or([pad8; 2]);
@@ -247,7 +283,7 @@ unsafe fn digest_lanes_sha_ni<const N: usize>(
                 *word = _mm_shuffle_epi8(x, bswap);
             }
         }
-        compress(&mut state, w);
+        compress!(&mut state, w);
         for (d, s) in digests.into_iter().zip(state.iter()) {
             let [abcd, efgh] = digest_words(*s);
             *d = transmute::<[__m128i; 2], [u8; 32]>([
@@ -288,7 +324,7 @@ unsafe fn digest_lanes_words_sha_ni<const N: usize>(
                 }
             }
         }
-        compress(&mut state, w);
+        compress!(&mut state, w);
         for (d, s) in digests.into_iter().zip(state.iter()) {
             let [abcd, efgh] = digest_words(*s);
             *d = transmute::<[__m128i; 2], [u8; 32]>([
@@ -339,42 +375,6 @@ unsafe fn digest_words(state: State) -> [__m128i; 2] {
             _mm_unpacklo_epi64(fe_ba, hg_dc),
             _mm_unpackhi_epi64(fe_ba, hg_dc),
         ]
-    }
-}
-
-/// One compression of each of `N` independent states, their rounds
-/// interleaved.
-///
-/// # Safety
-/// The CPU must have SHA, SSE2, SSSE3 and SSE4.1 (the features this is
-/// compiled with).
-#[inline]
-#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
-#[allow(unused_unsafe)]
-unsafe fn compress<const N: usize>(state: &mut [State; N], mut w: [Words; N]) {
-    // SAFETY: the caller guarantees the target features (`# Safety`).
-    unsafe {
-        let start = *state;
-        rounds::<N, 0>(state, &mut w);
-        rounds::<N, 1>(state, &mut w);
-        rounds::<N, 2>(state, &mut w);
-        rounds::<N, 3>(state, &mut w);
-        rounds::<N, 4>(state, &mut w);
-        rounds::<N, 5>(state, &mut w);
-        rounds::<N, 6>(state, &mut w);
-        rounds::<N, 7>(state, &mut w);
-        rounds::<N, 8>(state, &mut w);
-        rounds::<N, 9>(state, &mut w);
-        rounds::<N, 10>(state, &mut w);
-        rounds::<N, 11>(state, &mut w);
-        rounds::<N, 12>(state, &mut w);
-        rounds::<N, 13>(state, &mut w);
-        rounds::<N, 14>(state, &mut w);
-        rounds::<N, 15>(state, &mut w);
-        for (s, s0) in state.iter_mut().zip(start.iter()) {
-            s.abef = _mm_add_epi32(s.abef, s0.abef);
-            s.cdgh = _mm_add_epi32(s.cdgh, s0.cdgh);
-        }
     }
 }
 
