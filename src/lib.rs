@@ -26,6 +26,9 @@ pub mod source;
 pub mod storage;
 pub mod watch;
 
+#[cfg(all(feature = "std", target_os = "linux", not(miri)))]
+mod os;
+
 #[cfg(all(feature = "std", unix))]
 pub mod store;
 

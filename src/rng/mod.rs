@@ -25,11 +25,13 @@
 //!   [`PoolRngConfig::reseed_after_bytes`] bytes, whichever comes first, on
 //!   demand ([`PoolRng::reseed_now`]), before every DRBG call when
 //!   [`PoolRngConfig::prediction_resistance`] is set, and (feature `std`) on
-//!   the first request after a fork, in the child: by default the process
-//!   id is compared on every request, which sees every kind of fork;
-//!   [`PoolRng::set_fork_detection`] can trade that for a `pthread_atfork`
-//!   counter that costs no system call but sees only the C library's
-//!   `fork()` ([`ForkDetection`]).
+//!   the first request after a fork, in the child. By default on Linux a
+//!   generation word on a `MADV_WIPEONFORK` page is checked with one load
+//!   per request, which sees every kind of fork; where that page cannot be
+//!   had, the process id is compared on every request (a system call,
+//!   also seeing every fork); [`PoolRng::set_fork_detection`] chooses
+//!   between them or a `pthread_atfork` counter that sees only the C
+//!   library's `fork()` ([`ForkDetection`]).
 //! - A reseed that is due and cannot be supplied fails the request with
 //!   [`Error::DrbgReseedUnavailable`]; every later request retries the reseed
 //!   and fails the same way until it succeeds. The generator never runs on
@@ -274,7 +276,7 @@ impl<S: EntropySource, D: Drbg, const BUF: usize> PoolRng<S, D, BUF> {
         #[cfg(feature = "std")]
         let fork = fork::ForkGuard::new();
         #[cfg(feature = "std")]
-        let pid = fork.current();
+        let pid = fork.mark().pid;
         #[cfg(not(feature = "std"))]
         let pid = 0u32;
         let mut lane_seeds = seed.chunks_exact(LANE_SEED).take(lanes);
@@ -362,11 +364,11 @@ impl<S: EntropySource, D: Drbg, const BUF: usize> PoolRng<S, D, BUF> {
         self.fork.set_source(pid_source);
     }
 
-    /// Chooses how forks are noticed (see [`ForkDetection`]; the default
-    /// compares process ids on every request). Returns the detection in
-    /// force: [`ForkDetection::ProcessId`] when the atfork handler cannot be
-    /// registered or the platform has none. A fork before the switch is not
-    /// lost.
+    /// Chooses how forks are noticed (see [`ForkDetection`]; the default is
+    /// [`ForkDetection::WipeOnFork`] where the kernel provides it, else
+    /// [`ForkDetection::ProcessId`]). Returns the detection in force:
+    /// [`ForkDetection::ProcessId`] when the wipe-on-fork page or the
+    /// atfork handler cannot be had. A fork before the switch is not lost.
     #[cfg(feature = "std")]
     pub fn set_fork_detection(&mut self, how: ForkDetection) -> ForkDetection {
         self.fork.set_detection(how)
@@ -497,8 +499,11 @@ impl<S: EntropySource, D: Drbg, const BUF: usize> PoolRng<S, D, BUF> {
             entropy.zeroize();
             return Err(e);
         }
+        // Taken before the reseed: a fork from here on is still seen.
         #[cfg(feature = "std")]
-        let pid = self.fork.current();
+        let mark = self.fork.mark();
+        #[cfg(feature = "std")]
+        let pid = mark.pid;
         #[cfg(not(feature = "std"))]
         let pid = 0u32;
         let mut reseeded = Ok(());
@@ -528,7 +533,7 @@ impl<S: EntropySource, D: Drbg, const BUF: usize> PoolRng<S, D, BUF> {
         entropy.zeroize();
         reseeded?;
         #[cfg(feature = "std")]
-        self.fork.record(pid);
+        self.fork.record(mark);
         self.reseeds = self.reseeds.wrapping_add(1);
         self.requests = 0;
         self.bytes = 0;
