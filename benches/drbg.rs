@@ -12,9 +12,7 @@
 
 use core::hint::black_box;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use entropool::Error;
-use entropool::drbg::{HashDrbg, HmacDrbg};
-use entropool::rng::{EntropySource, PoolRng, PoolRngConfig};
+use entropool::{EntropySource, Error, HashDrbg, HmacDrbg, PoolRng, PoolRngConfig};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
@@ -76,7 +74,7 @@ fn small(c: &mut Criterion) {
     // With `std`: the cost of each fork detector per 32-byte request.
     #[cfg(feature = "std")]
     {
-        use entropool::rng::ForkDetection;
+        use entropool::ForkDetection;
         let mut g = c.benchmark_group("drbg_32B_fork_check");
         g.throughput(Throughput::Bytes(32));
         for (id, how) in [

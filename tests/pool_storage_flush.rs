@@ -5,16 +5,12 @@
 
 use core::cell::Cell;
 
-use entropool::cache::BlockSlot;
-use entropool::config::{Config, Tunables};
-use entropool::error::Error;
-use entropool::hw::fake::FakeCpu;
-use entropool::mixer::MixerConfig;
-use entropool::pool::{Pool, PoolParts};
-use entropool::ring::Slot;
-use entropool::source::{CpuFeatures, SourceMask};
-use entropool::storage::{MemStorage, Storage, layout_len};
-use entropool::watch::FakeClock;
+use entropool::storage::layout_len;
+use entropool::testing::{FakeClock, FakeCpu};
+use entropool::{
+    BlockSlot, Config, CpuFeatures, Error, MemStorage, MixerConfig, Pool, PoolParts, Slot,
+    SourceMask, Storage, Tunables,
+};
 
 /// A memory medium that counts flushes.
 struct Counting<'a> {
@@ -70,7 +66,7 @@ fn a_seed_that_fills_storage_flushes_once() {
     let opened = flushes.get();
     let mut state = 3u64;
     let seed: Vec<u8> = (0..2048)
-        .flat_map(|_| entropool::hw::fake::splitmix64(&mut state).to_le_bytes())
+        .flat_map(|_| entropool::testing::splitmix64(&mut state).to_le_bytes())
         .collect();
     pool.seed_external(&seed).unwrap();
     let st = pool.status();
@@ -78,4 +74,50 @@ fn a_seed_that_fills_storage_flushes_once() {
     // them spilled to storage in batches of 16.
     assert!(st.storage.len_blocks > 100, "{}", st.storage.len_blocks);
     assert_eq!(flushes.get() - opened, 1, "one flush for the whole seed");
+}
+
+#[test]
+fn deferred_writes_flush_once_per_spill_job_and_never_in_poll() {
+    let cpu = FakeCpu::good(5);
+    let clock = FakeClock::new(0);
+    let mut mem: Vec<BlockSlot> = (0..32).map(|_| Slot::new([0u8; 32])).collect();
+    let mut disk = vec![0u8; usize::try_from(layout_len(2 * 32).unwrap()).unwrap()];
+    let flushes = Cell::new(0);
+    let (mut pool, _) = Pool::new(PoolParts {
+        config: Config {
+            tunables: Tunables::new(60, 20, 1, 2).unwrap(),
+            sources: SourceMask::new(4).unwrap(),
+        },
+        cpu: &cpu,
+        clock: &clock,
+        memory: &mut mem,
+        storage: Some(Counting {
+            inner: MemStorage::new(&mut disk),
+            flushes: &flushes,
+        }),
+        interrupts: None,
+        mixer: MixerConfig::default(),
+        key: [1; 32],
+        storage_key: [2; 32],
+    })
+    .unwrap();
+    pool.defer_storage_writes(true);
+    let mut jobs = 0;
+    let mut stored = 0;
+    for _ in 0..2_000 {
+        let before = flushes.get();
+        pool.poll().unwrap();
+        assert_eq!(flushes.get(), before, "a deferred poll never flushes");
+        if let Some(mut job) = pool.take_spill() {
+            job.write();
+            stored += pool.finish_spill(job).unwrap().stored;
+            jobs += 1;
+            assert_eq!(flushes.get(), before + 1, "one flush per job");
+        }
+        if pool.status().storage.len_blocks == 64 {
+            break;
+        }
+    }
+    assert_eq!(stored, 64, "the store filled");
+    assert!(jobs >= 64 / 16, "{jobs} jobs");
 }

@@ -15,8 +15,7 @@ use core::time::Duration;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 
-use entropool::Error;
-use entropool::rng::{EntropySource, ForkDetection, PoolRng, PoolRngConfig};
+use entropool::{EntropySource, Error, ForkDetection, PoolRng, PoolRngConfig};
 
 /// Deterministic: after a fork, parent and child hold the same counter.
 /// Starves (fails) while `starving` is set.

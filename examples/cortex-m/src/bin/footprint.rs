@@ -21,15 +21,10 @@ use cortex_m_rt::{entry, exception};
 use critical_section::Mutex;
 use static_cell::{ConstStaticCell, StaticCell};
 
-use entropool::Error;
-use entropool::SourceMask;
-use entropool::cache::BlockSlot;
-use entropool::config::{Config, Tunables};
-use entropool::hw::RealCpu;
-use entropool::interrupt::{InterruptRecorder, InterruptRing};
-use entropool::mixer::MixerConfig;
-use entropool::pool::{Pool, PoolParts};
-use entropool::ring::Slot;
+use entropool::{
+    BlockSlot, Config, Error, InterruptRecorder, InterruptRing, MixerConfig, Pool, PoolParts,
+    RealCpu, Slot, SourceMask, Tunables,
+};
 use entropool_cortex_m::systick::{self, TickClock};
 
 #[cfg(feature = "flash")]
@@ -54,9 +49,9 @@ static RECORDER: Mutex<RefCell<Option<InterruptRecorder<'static>>>> =
     Mutex::new(RefCell::new(None));
 
 #[cfg(feature = "rng")]
-type Rng = entropool::rng::PoolRng<
+type Rng = entropool::PoolRng<
     &'static mut Pool<'static, RealCpu, TickClock, Medium>,
-    entropool::drbg::HmacDrbg,
+    entropool::HmacDrbg,
     512,
 >;
 /// The generator in a static too: its state counts as static RAM.
@@ -123,7 +118,7 @@ fn main() -> ! {
     }
     let _ = pool.seed_external(black_box(&SEED));
     #[cfg(feature = "rng")]
-    let rng = match Rng::with_drbg(pool, entropool::rng::PoolRngConfig::DEFAULT)
+    let rng = match Rng::with_drbg(pool, entropool::PoolRngConfig::DEFAULT)
         .ok()
         .and_then(|rng| RNG.try_init(rng))
     {
