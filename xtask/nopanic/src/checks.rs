@@ -15,9 +15,9 @@ use entropool::ring::Ring;
 use entropool::storage::StorageCache;
 use entropool::watch::ExternalLostTimer;
 use entropool::{
-    BlockSlot, Clock, Config, CpuFeatures, HashDrbg, HealthConfig, HmacDrbg, InterruptRing,
-    MemStorage, MinEntropy, MixerConfig, Pool, PoolParts, PoolRng, PoolRngConfig, RealCpu, Slot,
-    Source, SourceMask, Tunables,
+    BlockCell, BlockSlot, Clock, Config, CpuFeatures, HashDrbg, HealthConfig, HmacDrbg,
+    InterruptRing, MemStorage, MinEntropy, MixerConfig, Pool, PoolParts, PoolRng, PoolRngConfig,
+    RealCpu, Slot, Source, SourceMask, Tunables,
 };
 
 /// An opaque byte string derived from `seed`.
