@@ -39,10 +39,16 @@ pub(super) struct Conditioner {
     hash: Hash,
     /// The one-shot path's message buffers, two pairs (all zeros between
     /// calls).
-    pipe: [[u8; 64]; 4],
+    pipe: [[u8; 64]; PIPE],
     /// The one-shot path's two hash states (all zeros between calls).
-    pair: [[u32; 8]; 2],
+    pair: [[u32; 8]; PAIR],
 }
+
+/// The one-shot path's buffers (see [`Conditioner::one_shot_blocks`]):
+/// none in builds without the mixer's fast path, its only caller (bare
+/// metal, where they would be 320 bytes of static RAM never used).
+const PIPE: usize = if super::FAST_PATH { 4 } else { 0 };
+const PAIR: usize = if super::FAST_PATH { 2 } else { 0 };
 
 /// Most frame data bytes for which a whole block message (counter, frame
 /// header, data, padding) fits one compression: `8 + 5 + n + 9 <= 64`.
@@ -366,8 +372,8 @@ impl Conditioner {
         hash.begin_block();
         Conditioner {
             hash,
-            pipe: [[0; 64]; 4],
-            pair: [[0; 8]; 2],
+            pipe: [[0; 64]; PIPE],
+            pair: [[0; 8]; PAIR],
         }
     }
 
@@ -381,7 +387,8 @@ impl Conditioner {
     /// every frame `per` samples of `xs` (whole frames only, each at most
     /// [`ONE_SHOT_MAX`] bytes), giving each block to `emit` until it
     /// returns `false`. Returns the frames hashed (= blocks given to
-    /// `emit`). Requires [`Self::is_fresh`]; does nothing otherwise.
+    /// `emit`). Requires [`Self::is_fresh`]; does nothing otherwise, nor in
+    /// builds without the fast path (no buffers).
     ///
     /// The digests are exactly those of [`Self::frame_bytes`] /
     /// [`Self::frame_words`] then [`Self::finish`]. What differs is the
@@ -402,9 +409,10 @@ impl Conditioner {
             return 0;
         }
         let Conditioner { hash, pipe, pair } = self;
-        let [m0, m1, m2, m3] = pipe;
+        let ([m0, m1, m2, m3], [s0, s1]) = (pipe.as_mut_slice(), pair.as_mut_slice()) else {
+            return 0;
+        };
         let (mut cur, mut next) = ((m0, m1), (m2, m3));
-        let [s0, s1] = pair;
         let mut frames = xs.chunks_exact(per);
         let mut have = write_pair(&mut cur, hash.counter, tag, &mut frames);
         let mut done = 0usize;
@@ -440,8 +448,8 @@ impl Conditioner {
         // (wiping it each time measured slower) and all are wiped here;
         // some may hold frames written ahead of a refused block, never
         // handed out.
-        *pipe = [[0; 64]; 4];
-        *pair = [[0; 8]; 2];
+        *pipe = [[0; 64]; PIPE];
+        *pair = [[0; 8]; PAIR];
         hash.begin_block();
         done
     }
@@ -492,6 +500,6 @@ impl Conditioner {
 
     #[cfg(test)]
     pub(super) fn pipe_is_clear(&self) -> bool {
-        self.pipe == [[0; 64]; 4] && self.pair == [[0; 8]; 2]
+        self.pipe == [[0; 64]; PIPE] && self.pair == [[0; 8]; PAIR]
     }
 }
