@@ -75,7 +75,7 @@
 //! | --- | --- | --- |
 //! | [`INTERRUPT_BATCH`] | 1024 | interrupt timestamps drained per [`Pool::poll`] |
 //! | [`INTERRUPT_MIN_DRAIN`] | 256 | timestamps drained per poll even when nothing is gained (the ring never overflows for lack of a reader) |
-//! | [`WORD_CHUNK`] | 256 (64 on 32-bit targets) | words hashed per absorb step: the work between two checks of the caches |
+//! | [`WORD_CHUNK`] | 256 (32 on 32-bit targets) | words hashed per absorb step: the work between two checks of the caches |
 //! | [`RDSEED_BATCH`] | 32 | RDSEED words per poll |
 //! | [`RDRAND_BATCH`] | 2560 | RDRAND words per poll |
 //! | [`RDSEED_RETRY_LIMIT`](crate::hw::RDSEED_RETRY_LIMIT) | 100 | RDSEED attempts per word before the driver gives up for this call |
@@ -164,12 +164,13 @@ pub const OVERFLOW_BLOCKS: usize = if cfg!(target_pointer_width = "32") {
 pub const LOAD_BATCHES_PER_POLL: usize = 4;
 /// Blocks written per batch when saving the memory cache at shutdown.
 pub const FLUSH_BATCH: usize = 128;
-/// Words moved through the pool's word buffer per absorb call: 256, or 64
+/// Words moved through the pool's word buffer per absorb call: 256, or 32
 /// where pointers are 32 bits (microcontrollers, where the buffer is part
-/// of the pool's static RAM: 512 bytes instead of 2 KiB). A poll then
-/// drains the interrupt ring in chunks, still at most [`INTERRUPT_BATCH`].
+/// of the pool's static RAM: 256 bytes instead of 2 KiB; 32 is still one
+/// [`RDSEED_BATCH`]). A poll then drains the interrupt ring in chunks,
+/// still at most [`INTERRUPT_BATCH`].
 pub const WORD_CHUNK: usize = if cfg!(target_pointer_width = "32") {
-    64
+    32
 } else {
     256
 };
