@@ -232,14 +232,6 @@ struct Slot {
     health: HealthTest,
     samples: u64,
     credited: u64,
-    /// Last interrupt timestamp (secret-ish: zeroized on drop).
-    prev_ts: u64,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.prev_ts.zeroize();
-    }
 }
 
 /// The input of one absorb call.
@@ -269,6 +261,10 @@ pub struct Mixer {
     slots: [Slot; 4],
     /// Interrupt-delta bytes under test (secret: zeroized on drop).
     deltas: [u8; 64],
+    /// The last interrupt timestamp tested (secret-ish: zeroized on drop).
+    /// Only the interrupts source has timestamps, so it is kept here, not
+    /// in every source's slot (24 bytes of static RAM on firmware).
+    prev_ts: u64,
     blocks_emitted: u64,
     blocks_delivered: u64,
     forfeited: u64,
@@ -284,6 +280,7 @@ impl Drop for Mixer {
     fn drop(&mut self) {
         // `cond`, `held` and the slots wipe themselves.
         self.deltas.zeroize();
+        self.prev_ts.zeroize();
     }
 }
 
@@ -328,7 +325,6 @@ impl Mixer {
                 health: HealthTest::new(c.health, sample_bits(s))?,
                 samples: 0,
                 credited: 0,
-                prev_ts: 0,
             })
         };
         Ok(Mixer {
@@ -342,6 +338,7 @@ impl Mixer {
                 mk(Source::External)?,
             ],
             deltas: [0; 64],
+            prev_ts: 0,
             blocks_emitted: 0,
             blocks_delivered: 0,
             forfeited: 0,
@@ -604,6 +601,7 @@ impl Mixer {
                 pending,
                 slots,
                 deltas,
+                prev_ts,
                 ..
             } = self;
             let s = slot_mut(slots, source);
@@ -627,7 +625,7 @@ impl Mixer {
                     None => break,
                 },
                 Input::Timestamps(t) => match t.get(out.consumed..end) {
-                    Some(chunk) => run_timestamps(s, deltas, chunk, want),
+                    Some(chunk) => run_timestamps(s, deltas, prev_ts, chunk, want),
                     None => break,
                 },
             };
@@ -953,14 +951,20 @@ fn commit_prefix<T: PieceSample>(health: &mut HealthTest, done: &[T]) {
 
 /// Health-tests interrupt timestamps through their delta low bytes, in
 /// pieces of 64, with the same stopping rules as [`HealthTest::run`].
-fn run_timestamps(s: &mut Slot, deltas: &mut [u8; 64], ts: &[u64], want: u64) -> Run {
+fn run_timestamps(
+    s: &mut Slot,
+    deltas: &mut [u8; 64],
+    prev_ts: &mut u64,
+    ts: &[u64],
+    want: u64,
+) -> Run {
     let mut total = Run {
         consumed: 0,
         creditable: 0,
         failed: None,
     };
     for piece in ts.chunks(deltas.len()) {
-        let mut prev = s.prev_ts;
+        let mut prev = *prev_ts;
         for (d, &t) in deltas.iter_mut().zip(piece) {
             // Only the low byte is kept.
             *d = t.wrapping_sub(prev).to_le_bytes()[0];
@@ -971,7 +975,7 @@ fn run_timestamps(s: &mut Slot, deltas: &mut [u8; 64], ts: &[u64], want: u64) ->
         };
         let r = s.health.run(ds, want.saturating_sub(total.creditable));
         if let Some(last) = r.consumed.checked_sub(1).and_then(|i| piece.get(i)) {
-            s.prev_ts = *last;
+            *prev_ts = *last;
         }
         total.consumed = total.consumed.saturating_add(r.consumed);
         total.creditable = total.creditable.saturating_add(r.creditable);
