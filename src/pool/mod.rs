@@ -82,7 +82,7 @@
 //! | [`RDRAND_RETRY_LIMIT`](crate::hw::RDRAND_RETRY_LIMIT) | 10 | RDRAND attempts per word (Intel's recommendation) |
 //! | [`RDSEED_SELF_TEST_ROUNDS`](crate::hw::RDSEED_SELF_TEST_ROUNDS) | 20 | rounds of the RDSEED start-up self-test before [`Error::RdseedNotNow`] |
 //! | [`RDSEED_SELF_TEST_WORDS`](crate::hw::RDSEED_SELF_TEST_WORDS), [`RDRAND_SELF_TEST_WORDS`](crate::hw::RDRAND_SELF_TEST_WORDS) | 8 | words each start-up self-test reads |
-//! | [`OVERFLOW_BLOCKS`] | 16 (4 on 32-bit targets) | blocks between the mixer and the storage cache per absorb step (and per [`SpillJob`]); past it the mixer holds one block and the step stops |
+//! | [`OVERFLOW_BLOCKS`] | 16 (2 on 32-bit targets) | blocks between the mixer and the storage cache per absorb step (and per [`SpillJob`]); past it the mixer holds one block and the step stops |
 //! | [`LOAD_BATCHES_PER_POLL`] | 4 | batches of [`OVERFLOW_BLOCKS`] stored blocks moved into memory per poll at start |
 //! | [`FLUSH_BATCH`] | 128 | blocks per storage write at shutdown ([`Pool::flush_to_storage`]); the whole save is bounded by the memory cache's capacity |
 //! | [`StorageCache::capacity_blocks`](crate::storage::StorageCache::capacity_blocks) | storage-cache-size | every scan, wipe, take and push of the store |
@@ -150,12 +150,12 @@ pub const RDSEED_BATCH: usize = 32;
 pub const RDRAND_BATCH: usize = 2560;
 /// Blocks held between the mixer and the storage cache within one absorb
 /// call (the storage cache is written once per batch, not per block), and
-/// the most a [`SpillJob`] carries: 16, or 4 where pointers are 32 bits
+/// the most a [`SpillJob`] carries: 16, or 2 where pointers are 32 bits
 /// (microcontrollers, where the buffer is static RAM even in a pool without
-/// a storage cache: 128 bytes instead of 512; flushes stay one per poll
-/// either way).
+/// a storage cache: 64 bytes instead of 512; flushes stay one per poll
+/// either way, and a firmware earns far fewer than 2 blocks per poll).
 pub const OVERFLOW_BLOCKS: usize = if cfg!(target_pointer_width = "32") {
-    4
+    2
 } else {
     16
 };
