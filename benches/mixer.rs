@@ -12,8 +12,8 @@
 use core::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use entropool::Source;
-use entropool::mixer::{Block, Mixer, MixerConfig};
+use entropool::mixer::{Block, Mixer};
+use entropool::{MixerConfig, Source};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};

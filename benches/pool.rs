@@ -10,15 +10,11 @@
 use core::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use entropool::cache::BlockSlot;
-use entropool::config::{Config, Tunables};
-use entropool::hw::fake::FakeCpu;
-use entropool::mixer::MixerConfig;
-use entropool::pool::{Pool, PoolParts};
-use entropool::ring::Slot;
-use entropool::source::{CpuFeatures, SourceMask};
-use entropool::storage::MemStorage;
-use entropool::watch::FakeClock;
+use entropool::testing::{FakeClock, FakeCpu};
+use entropool::{
+    BlockSlot, Config, CpuFeatures, MemStorage, MixerConfig, Pool, PoolParts, Slot, SourceMask,
+    Tunables,
+};
 use sha2::{Digest, Sha256};
 
 const INPUT: usize = 64 * 1024;
@@ -28,7 +24,7 @@ fn pool_fill_external(c: &mut Criterion) {
     // constant-difference pattern, which the external screen refuses).
     let mut state = 7u64;
     let data: Vec<u8> = (0..INPUT / 8)
-        .flat_map(|_| entropool::hw::fake::splitmix64(&mut state).to_le_bytes())
+        .flat_map(|_| entropool::testing::splitmix64(&mut state).to_le_bytes())
         .collect();
     let cpu = FakeCpu::good(1).with_features(CpuFeatures {
         rdrand: false,

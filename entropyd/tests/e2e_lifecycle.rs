@@ -27,7 +27,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use e2e_common::{Env, TOKEN, WAIT, bin, blocks_of, random_bytes, stored_blocks, text, wait_until};
-use entropool::hw::{Cpu, RealCpu};
+use entropool::{Cpu, RealCpu};
 
 fn has_rdrand() -> bool {
     RealCpu::new().features().rdrand

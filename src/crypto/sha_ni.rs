@@ -267,8 +267,14 @@ unsafe fn rounds<const N: usize, const R: usize>(state: &mut [State; N], w: &mut
     }
 }
 
+/// Visible skips of hardware tests (`ENTROPOOL_REQUIRE_HW`).
+#[cfg(test)]
+#[path = "../../tests/support/hw.rs"]
+mod hw_support;
+
 #[cfg(test)]
 mod tests {
+    use super::hw_support;
     use super::*;
     use hmac::{KeyInit, Mac};
     use proptest::prelude::*;
@@ -305,8 +311,9 @@ mod tests {
                                   v0 in any::<[u8; 32]>(), v1 in any::<[u8; 32]>(),
                                   n0 in 0usize..300, n1 in 0usize..300) {
             if !crate::hw::has_sha_ni() {
-                // Skipped, and said so: the portable path covers this CPU.
-                std::eprintln!("skipped: this CPU has no SHA extensions");
+                // Skipped, and said so (or failed under ENTROPOOL_REQUIRE_HW=sha):
+                // the portable path covers this CPU.
+                hw_support::skip("sha", &"CPUID reports no SHA extensions");
                 return Ok(());
             }
             let (i0, o0, i1, o1) = (keyed(&k0, 0x36), keyed(&k0, 0x5c), keyed(&k1, 0x36), keyed(&k1, 0x5c));

@@ -91,6 +91,7 @@ impl ZeroizeOnDrop for Block {}
 
 impl Block {
     /// Bytes in a block.
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))] // tests only
     pub const LEN: usize = 32;
 
     /// Wraps bytes that already were a full-entropy block (a cache or
@@ -165,7 +166,7 @@ pub struct Absorbed {
 /// Why the external source is disabled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExternalDisable {
-    /// Repeated health-test failures ([`crate::health`]).
+    /// Repeated health-test failures (the SP 800-90B RCT and APT).
     Health,
     /// A piece tripped the screen.
     Screen(screen::ScreenTrip),
@@ -227,7 +228,7 @@ pub struct MixerStats {
 }
 
 /// One source's runtime state.
-struct Slot {
+struct SourceState {
     rate: u64,
     health: HealthTest,
     samples: u64,
@@ -258,7 +259,7 @@ pub struct Mixer {
     /// between calls.
     pending: u64,
     held: Option<Block>,
-    slots: [Slot; 4],
+    slots: [SourceState; 4],
     /// Interrupt-delta bytes under test (secret: zeroized on drop).
     deltas: [u8; DELTA_PIECE],
     /// The last interrupt timestamp tested (secret-ish: zeroized on drop).
@@ -290,22 +291,12 @@ impl fmt::Debug for Mixer {
     }
 }
 
-fn slot_mut(slots: &mut [Slot; 4], source: Source) -> &mut Slot {
-    match source {
-        Source::Interrupts => &mut slots[0],
-        Source::Rdrand => &mut slots[1],
-        Source::Rdseed => &mut slots[2],
-        Source::External => &mut slots[3],
-    }
+fn slot_mut(slots: &mut [SourceState; 4], source: Source) -> &mut SourceState {
+    source.of_mut(slots)
 }
 
-fn slot(slots: &[Slot; 4], source: Source) -> &Slot {
-    match source {
-        Source::Interrupts => &slots[0],
-        Source::Rdrand => &slots[1],
-        Source::Rdseed => &slots[2],
-        Source::External => &slots[3],
-    }
+fn slot(slots: &[SourceState; 4], source: Source) -> &SourceState {
+    source.of(slots)
 }
 
 impl Mixer {
@@ -318,9 +309,9 @@ impl Mixer {
     /// As [`MixerConfig::validate`].
     pub fn new(config: &MixerConfig, key: &[u8; 32]) -> Result<Mixer, Error> {
         config.validate()?;
-        let mk = |s: Source| -> Result<Slot, Error> {
+        let mk = |s: Source| -> Result<SourceState, Error> {
             let c = config.source(s);
-            Ok(Slot {
+            Ok(SourceState {
                 rate: c.credit.units(),
                 health: HealthTest::new(c.health, sample_bits(s))?,
                 samples: 0,
@@ -544,6 +535,7 @@ impl Mixer {
 
     /// `source`'s health-test cutoffs `(rct, apt)`.
     #[must_use]
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))] // tests only
     pub fn cutoffs(&self, source: Source) -> (u32, u32) {
         let h = &slot(&self.slots, source).health;
         (h.rct_cutoff(), h.apt_cutoff())
@@ -964,7 +956,7 @@ const DELTA_PIECE: usize = if cfg!(target_pointer_width = "32") {
 /// pieces of [`DELTA_PIECE`], with the same stopping rules as
 /// [`HealthTest::run`].
 fn run_timestamps<const N: usize>(
-    s: &mut Slot,
+    s: &mut SourceState,
     deltas: &mut [u8; N],
     prev_ts: &mut u64,
     ts: &[u64],
@@ -1033,14 +1025,14 @@ mod tests {
                 })
                 .collect();
             let whole = model.run(&deltas, want);
-            let check = |got: Run, s: &Slot, prev_ts: u64| {
+            let check = |got: Run, s: &SourceState, prev_ts: u64| {
                 assert_eq!(got, whole, "want {want}");
                 assert_eq!(s.health.state(), model.state(), "want {want}");
                 assert_eq!(s.health.failures(), model.failures(), "want {want}");
                 let last = whole.consumed.checked_sub(1).map_or(0, |i| ts[i]);
                 assert_eq!(prev_ts, last, "want {want}");
             };
-            let slot = || Slot {
+            let slot = || SourceState {
                 rate: 0,
                 health: HealthTest::new(cfg, 8).unwrap(),
                 samples: 0,

@@ -66,6 +66,7 @@ pub const CONTEXT: usize = 256;
 /// Windows shorter than this are not judged (and not credited).
 pub const MIN_WINDOW: usize = 16;
 /// The exponent every single test's false-alarm bound reaches: `2^-48`.
+#[cfg_attr(not(feature = "testing"), allow(dead_code))] // tests only
 pub const TEST_ALPHA_EXP: u32 = 48;
 
 /// Missing-values cutoffs: a window of at least `16 << i` bytes trips
@@ -211,6 +212,7 @@ impl ScreenContext {
     }
 
     /// Forgets the recorded bytes.
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))] // tests only
     pub fn clear(&mut self) {
         self.last.zeroize();
         self.len = 0;

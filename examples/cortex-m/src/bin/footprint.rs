@@ -27,15 +27,10 @@ use cortex_m_rt::{entry, exception};
 use critical_section::Mutex;
 use static_cell::{ConstStaticCell, StaticCell};
 
-use entropool::Error;
-use entropool::SourceMask;
-use entropool::cache::BlockSlot;
-use entropool::config::{Config, Tunables};
-use entropool::hw::RealCpu;
-use entropool::interrupt::{InterruptRecorder, InterruptRing};
-use entropool::mixer::MixerConfig;
-use entropool::pool::{Pool, PoolParts};
-use entropool::ring::Slot;
+use entropool::{
+    BlockSlot, Config, Error, InterruptRecorder, InterruptRing, MixerConfig, Pool, PoolParts,
+    RealCpu, Slot, SourceMask, Tunables,
+};
 use entropool_cortex_m::systick::{self, TickClock};
 
 #[cfg(feature = "flash")]
@@ -60,9 +55,9 @@ static RECORDER: Mutex<RefCell<Option<InterruptRecorder<'static>>>> =
     Mutex::new(RefCell::new(None));
 
 #[cfg(feature = "rng")]
-type Rng = entropool::rng::PoolRng<
+type Rng = entropool::PoolRng<
     &'static mut Pool<'static, RealCpu, TickClock, Medium>,
-    entropool::drbg::HmacDrbg,
+    entropool::HmacDrbg,
     RNG_BUFFER,
 >;
 /// PoolRng's output buffer: the smallest multiple of 32 (one HMAC_DRBG
@@ -73,12 +68,12 @@ const RNG_BUFFER: usize = 288;
 const RNG_BUFFER: usize = 512;
 /// One lane, or with `bulk` the default two.
 #[cfg(all(feature = "rng", not(feature = "bulk")))]
-const RNG_CONFIG: entropool::rng::PoolRngConfig = entropool::rng::PoolRngConfig {
+const RNG_CONFIG: entropool::PoolRngConfig = entropool::PoolRngConfig {
     lanes: 1,
-    ..entropool::rng::PoolRngConfig::DEFAULT
+    ..entropool::PoolRngConfig::DEFAULT
 };
 #[cfg(all(feature = "rng", feature = "bulk"))]
-const RNG_CONFIG: entropool::rng::PoolRngConfig = entropool::rng::PoolRngConfig::DEFAULT;
+const RNG_CONFIG: entropool::PoolRngConfig = entropool::PoolRngConfig::DEFAULT;
 /// The generator in a static too: its state counts as static RAM.
 #[cfg(feature = "rng")]
 static RNG: StaticCell<Rng> = StaticCell::new();
