@@ -80,6 +80,9 @@ pub mod kickstart;
 pub mod rng;
 pub mod storage;
 
+#[cfg(all(feature = "std", target_os = "linux", not(miri)))]
+mod os;
+
 #[cfg(all(feature = "std", unix))]
 pub mod store;
 
