@@ -46,17 +46,36 @@ struct Hash {
 #[derive(Zeroize, ZeroizeOnDrop)]
 pub(super) struct Conditioner {
     hash: Hash,
-    /// The one-shot path's message buffers, two groups of [`LANES`] (all
-    /// zeros between calls).
-    pipe: [[[u8; 64]; LANES]; 2],
-    /// The portable one-shot path's hash state (all zeros between calls).
-    scratch: [u32; 8],
-    /// The wide one-shot path's messages, as words (all zeros between
-    /// calls).
-    wide: [[u64; 8]; LANES],
+    /// The one-shot path's buffers: one set where the mixer has a fast
+    /// path (its only caller), none on bare metal, where they would be
+    /// static RAM never used ([`ONE_SHOT_SETS`]).
+    one_shot: [OneShot; ONE_SHOT_SETS],
     /// Which compression the one-shot path runs.
     #[zeroize(skip)]
     backend: Backend,
+}
+
+/// Sets of one-shot buffers a conditioner holds: 1 with the mixer's fast
+/// path, 0 without (bare metal: 416 bytes of static RAM saved).
+const ONE_SHOT_SETS: usize = if super::FAST_PATH { 1 } else { 0 };
+
+/// The one-shot path's buffers (all zeros between calls).
+#[derive(Zeroize)]
+struct OneShot {
+    /// Message buffers, two groups of [`LANES`].
+    pipe: [[[u8; 64]; LANES]; 2],
+    /// The portable one-shot path's hash state.
+    scratch: [u32; 8],
+    /// The wide one-shot path's messages, as words.
+    wide: [[u64; 8]; LANES],
+}
+
+impl OneShot {
+    const CLEAR: OneShot = OneShot {
+        pipe: [[[0; 64]; LANES]; 2],
+        scratch: [0; 8],
+        wide: [[0; 8]; LANES],
+    };
 }
 
 /// Frames the one-shot path hashes at once: independent compressions in
@@ -522,9 +541,7 @@ impl Conditioner {
         hash.begin_block();
         Conditioner {
             hash,
-            pipe: [[[0; 64]; LANES]; 2],
-            scratch: [0; 8],
-            wide: [[0; 8]; LANES],
+            one_shot: [OneShot::CLEAR; ONE_SHOT_SETS],
             backend,
         }
     }
@@ -567,11 +584,12 @@ impl Conditioner {
         }
         let Conditioner {
             hash,
-            pipe,
-            scratch,
+            one_shot,
             backend,
-            ..
         } = self;
+        let Some(OneShot { pipe, scratch, .. }) = one_shot.first_mut() else {
+            return 0;
+        };
         let [cur, next] = pipe;
         let (mut cur, mut next) = (cur, next);
         let mut frames = xs.chunks_exact(per);
@@ -621,7 +639,10 @@ impl Conditioner {
         mut emit: impl FnMut(Block) -> bool,
     ) -> usize {
         use crate::crypto::sha_ni::digest_lanes_words;
-        let Conditioner { hash, wide, .. } = self;
+        let Conditioner { hash, one_shot, .. } = self;
+        let Some(OneShot { wide, .. }) = one_shot.first_mut() else {
+            return 0;
+        };
         let mut frames = xs.chunks_exact(per);
         let mut done = 0usize;
         'groups: loop {
@@ -718,7 +739,9 @@ impl Conditioner {
 
     #[cfg(test)]
     pub(super) fn pipe_is_clear(&self) -> bool {
-        self.pipe == [[[0; 64]; LANES]; 2] && self.scratch == [0; 8] && self.wide == [[0; 8]; LANES]
+        self.one_shot.iter().all(|o| {
+            o.pipe == [[[0; 64]; LANES]; 2] && o.scratch == [0; 8] && o.wide == [[0; 8]; LANES]
+        })
     }
 }
 

@@ -77,14 +77,14 @@
 //! | --- | --- | --- |
 //! | [`INTERRUPT_BATCH`] | 1024 | interrupt timestamps drained per [`Pool::poll`] |
 //! | [`INTERRUPT_MIN_DRAIN`] | 256 | timestamps drained per poll even when nothing is gained (the ring never overflows for lack of a reader) |
-//! | [`WORD_CHUNK`] | 256 (64 on 32-bit targets) | words hashed per absorb step: the work between two checks of the caches |
+//! | [`WORD_CHUNK`] | 256 (32 on 32-bit targets) | words hashed per absorb step: the work between two checks of the caches |
 //! | [`RDSEED_BATCH`] | 32 | RDSEED words per poll |
 //! | [`RDRAND_BATCH`] | 2560 | RDRAND words per poll |
 //! | [`RDSEED_RETRY_LIMIT`](crate::hw::RDSEED_RETRY_LIMIT) | 100 | RDSEED attempts (with `PAUSE`) before a call gives up and comes back at the next poll: about 85 us at most |
 //! | [`RDRAND_RETRY_LIMIT`](crate::hw::RDRAND_RETRY_LIMIT) | 10 | consecutive failed RDRAND attempts that mean a hardware failure, not exhaustion (Intel DRNG guide 5.2.1) |
 //! | [`RDSEED_SELF_TEST_ROUNDS`](crate::hw::RDSEED_SELF_TEST_ROUNDS) | 20 | rounds of [`RDSEED_RETRY_LIMIT`](crate::hw::RDSEED_RETRY_LIMIT) attempts the RDSEED start-up self-test may use before [`Error::RdseedNotNow`] |
 //! | [`RDSEED_SELF_TEST_WORDS`](crate::hw::RDSEED_SELF_TEST_WORDS), [`RDRAND_SELF_TEST_WORDS`](crate::hw::RDRAND_SELF_TEST_WORDS) | 8 | words each start-up self-test reads |
-//! | [`OVERFLOW_BLOCKS`] | 16 (4 on 32-bit targets) | blocks between the mixer and the storage cache per absorb step (and per [`SpillJob`]); past it the mixer holds one block and the step stops |
+//! | [`OVERFLOW_BLOCKS`] | 16 (2 on 32-bit targets) | blocks between the mixer and the storage cache per absorb step (and per [`SpillJob`]); past it the mixer holds one block and the step stops |
 //! | [`LOAD_BATCHES_PER_POLL`] | 4 | batches of [`OVERFLOW_BLOCKS`] stored blocks moved into memory per poll at start |
 //! | [`FLUSH_BATCH`] | 128 | blocks per storage write at shutdown ([`Pool::flush_to_storage`]); the whole save is bounded by the memory cache's capacity |
 //! | [`StorageCache::capacity_blocks`](crate::storage::StorageCache::capacity_blocks) | storage-cache-size | every scan, wipe, take and push of the store |
@@ -151,12 +151,12 @@ pub const RDSEED_BATCH: usize = 32;
 pub const RDRAND_BATCH: usize = 2560;
 /// Blocks held between the mixer and the storage cache within one absorb
 /// call (the storage cache is written once per batch, not per block), and
-/// the most a [`SpillJob`] carries: 16, or 4 where pointers are 32 bits
-/// (microcontrollers, where the buffer is static RAM even in a pool
-/// without a storage cache: 128 bytes instead of 512; flushes stay one per
-/// poll either way).
+/// the most a [`SpillJob`] carries: 16, or 2 where pointers are 32 bits
+/// (microcontrollers, where the buffer is static RAM even in a pool without
+/// a storage cache: 64 bytes instead of 512; flushes stay one per poll
+/// either way, and a firmware earns far fewer than 2 blocks per poll).
 pub const OVERFLOW_BLOCKS: usize = if cfg!(target_pointer_width = "32") {
-    4
+    2
 } else {
     16
 };
@@ -165,12 +165,13 @@ pub const OVERFLOW_BLOCKS: usize = if cfg!(target_pointer_width = "32") {
 pub const LOAD_BATCHES_PER_POLL: usize = 4;
 /// Blocks written per batch when saving the memory cache at shutdown.
 pub const FLUSH_BATCH: usize = 128;
-/// Words moved through the pool's word buffer per absorb call: 256, or 64
+/// Words moved through the pool's word buffer per absorb call: 256, or 32
 /// where pointers are 32 bits (microcontrollers, where the buffer is part
-/// of the pool's static RAM: 512 bytes instead of 2 KiB). A poll then
-/// drains the interrupt ring in chunks, still at most [`INTERRUPT_BATCH`].
+/// of the pool's static RAM: 256 bytes instead of 2 KiB; 32 is still one
+/// [`RDSEED_BATCH`]). A poll then drains the interrupt ring in chunks,
+/// still at most [`INTERRUPT_BATCH`].
 pub const WORD_CHUNK: usize = if cfg!(target_pointer_width = "32") {
-    64
+    32
 } else {
     256
 };

@@ -6,7 +6,7 @@
 //! stderr, so it shows in a plain `cargo test` run, not only with
 //! `--nocapture`. When the environment variable [`REQUIRE_ENV`] names the
 //! key (a comma-separated list of `rdrand`, `rdseed`, `sha`, `cycles`,
-//! `cpuinfo`, `devrandom`, `setpriv`, or `all`), `skip` fails the test
+//! `cpuinfo`, `devrandom`, `setpriv`, `root`, or `all`), `skip` fails the test
 //! instead: a runner that has the hardware sets it, so a test that would
 //! pass by skipping cannot.
 //!

@@ -444,7 +444,7 @@ fn check_poolrng_from_pool(pool: &mut FirmwarePool) -> Result<(), Fail> {
 /// block could be filled and how many timestamps the polls absorbed.
 fn timer_pool(stride: fn(u64) -> u64) -> Result<TimerPool, Fail> {
     // 256 slots, polled every 192 events: one poll drains them in several
-    // chunks of the pool's word buffer (64 words on a 32-bit core).
+    // chunks of the pool's word buffer (32 words on a 32-bit core).
     let mut slots = [const { Slot::new(0u64) }; 256];
     let mut ring = InterruptRing::new(&mut slots)?;
     let (mut recorder, drain) = ring.split();
