@@ -12,6 +12,11 @@
 //!   standard's table (alpha = 2^-20) can be reproduced.
 //! - No floating point: the binomial tail is computed with a small
 //!   integer-only soft float (64-bit mantissa, truncating) in `const fn`s.
+//! - Cutoffs are computed once per configuration, when the
+//!   [`HealthConfig`] is made (at compile time for a `const` one, such as
+//!   [`crate::mixer::MixerConfig::DEFAULT`]), never in
+//!   [`HealthTest::new`]: a firmware that only uses constant
+//!   configurations links none of the soft-float code.
 //!   When the formula gives an APT cutoff of 1 (possible only when even one
 //!   repeat in a window is rarer than alpha, e.g. 64-bit words with
 //!   `H = 64`), the cutoff is 2: `B` starts at 1, so a cutoff of 1 would fail
@@ -371,11 +376,20 @@ impl fmt::Display for HealthState {
     }
 }
 
-/// A source's health-test configuration.
+/// A source's health-test configuration, with the cutoffs it implies
+/// (computed when it is made: see the module doc).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HealthConfig {
     min_entropy: MinEntropy,
     alpha_exp: u32,
+    /// [`rct_cutoff`] of the two above.
+    rct_cutoff: u32,
+    /// [`apt_cutoff`] with the window [`APT_WINDOW`].
+    apt_cutoff: u32,
+    /// [`apt_cutoff`] with the window [`APT_WINDOW_BINARY`] when
+    /// `H <= 1` bit (binary samples carry no more), else 0 (unused: such a
+    /// configuration is refused for binary samples).
+    apt_cutoff_binary: u32,
 }
 
 impl HealthConfig {
@@ -393,18 +407,27 @@ impl HealthConfig {
                 max: MAX_ALPHA_EXP as u64,
             });
         }
-        Ok(HealthConfig {
-            min_entropy,
-            alpha_exp,
-        })
+        Ok(Self::with_cutoffs(min_entropy, alpha_exp))
     }
 
     /// `H` per raw sample with the default alpha = 2^-30.
     #[must_use]
     pub const fn with_default_alpha(min_entropy: MinEntropy) -> Self {
+        Self::with_cutoffs(min_entropy, MIN_ALPHA_EXP)
+    }
+
+    /// The configuration and its cutoffs (`alpha_exp` already checked).
+    const fn with_cutoffs(min_entropy: MinEntropy, alpha_exp: u32) -> Self {
         HealthConfig {
             min_entropy,
-            alpha_exp: MIN_ALPHA_EXP,
+            alpha_exp,
+            rct_cutoff: rct_cutoff(min_entropy, alpha_exp),
+            apt_cutoff: apt_cutoff(min_entropy, APT_WINDOW, alpha_exp),
+            apt_cutoff_binary: if min_entropy.0 <= 8 {
+                apt_cutoff(min_entropy, APT_WINDOW_BINARY, alpha_exp)
+            } else {
+                0
+            },
         }
     }
 
@@ -619,7 +642,8 @@ pub struct HealthTest {
 
 impl HealthTest {
     /// A tester in `Startup`, for samples of `sample_bits` bits (1 = binary,
-    /// window 1024; 8 or 64 = window 512).
+    /// window 1024; 8 or 64 = window 512). Cheap: the cutoffs were
+    /// computed when `cfg` was made.
     ///
     /// # Errors
     /// [`Error::InvalidValue`] (`min-entropy-eighths`) when `H` exceeds
@@ -641,14 +665,17 @@ impl HealthTest {
                 max: (sample_bits * 8) as u64,
             });
         }
-        let window = if sample_bits == 1 {
-            APT_WINDOW_BINARY
+        // The cutoffs come with `cfg` (computed once per configuration);
+        // a binary tester has `H <= 1` bit (checked above), for which `cfg`
+        // holds the binary window's cutoff.
+        let (window, apt_cutoff) = if sample_bits == 1 {
+            (APT_WINDOW_BINARY, cfg.apt_cutoff_binary)
         } else {
-            APT_WINDOW
+            (APT_WINDOW, cfg.apt_cutoff)
         };
         Ok(HealthTest {
-            rct_cutoff: rct_cutoff(cfg.min_entropy, cfg.alpha_exp),
-            apt_cutoff: apt_cutoff(cfg.min_entropy, window, cfg.alpha_exp),
+            rct_cutoff: cfg.rct_cutoff,
+            apt_cutoff,
             window,
             rct_last: 0,
             rct_run: 0,

@@ -115,3 +115,52 @@ fn apt_cutoff_is_monotone_in_h_and_alpha() {
         assert!(apt_cutoff(h(e), APT_WINDOW, 40) >= apt_cutoff(h(e), APT_WINDOW, 30));
     }
 }
+
+/// The cutoffs a configuration computes once (at compile time for a
+/// constant one) are the formula's, for every `H`, several alphas and each
+/// sample width the tester accepts.
+#[test]
+fn testers_use_the_cutoffs_their_configuration_computed() {
+    use entropool::health::{HealthConfig, HealthTest};
+    let mut checked = 0;
+    for alpha in [30u32, 31, 40, 64] {
+        for e in 1..=512u32 {
+            let cfg = HealthConfig::new(h(e), alpha).unwrap();
+            for bits in [1u32, 8, 64] {
+                let window = if bits == 1 {
+                    APT_WINDOW_BINARY
+                } else {
+                    APT_WINDOW
+                };
+                match HealthTest::new(cfg, bits) {
+                    Ok(t) => {
+                        assert_eq!(t.rct_cutoff(), rct_cutoff(h(e), alpha), "H {e}/8");
+                        assert_eq!(t.window(), window);
+                        assert_eq!(
+                            t.apt_cutoff(),
+                            apt_cutoff(h(e), window, alpha),
+                            "H {e}/8, alpha 2^-{alpha}, {bits}-bit samples"
+                        );
+                        checked += 1;
+                    }
+                    // Only an `H` above the sample width is refused.
+                    Err(_) => assert!(e > bits * 8, "H {e}/8, {bits} bits"),
+                }
+            }
+        }
+    }
+    assert_eq!(checked, 4 * (8 + 64 + 512));
+    // The default alpha, and the constant default configuration.
+    let d = HealthConfig::with_default_alpha(h(8));
+    assert_eq!(d, HealthConfig::new(h(8), 30).unwrap());
+    for s in entropool::Source::ALL {
+        let cfg = entropool::mixer::MixerConfig::DEFAULT.source(s).health;
+        let t = HealthTest::new(cfg, entropool::mixer::sample_bits(s)).unwrap();
+        let want = apt_cutoff(cfg.min_entropy(), APT_WINDOW, cfg.alpha_exp());
+        assert_eq!(
+            (t.rct_cutoff(), t.apt_cutoff()),
+            (rct_cutoff(cfg.min_entropy(), cfg.alpha_exp()), want),
+            "{s:?}"
+        );
+    }
+}

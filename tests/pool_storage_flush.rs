@@ -79,3 +79,49 @@ fn a_seed_that_fills_storage_flushes_once() {
     assert!(st.storage.len_blocks > 100, "{}", st.storage.len_blocks);
     assert_eq!(flushes.get() - opened, 1, "one flush for the whole seed");
 }
+
+#[test]
+fn deferred_writes_flush_once_per_spill_job_and_never_in_poll() {
+    let cpu = FakeCpu::good(5);
+    let clock = FakeClock::new(0);
+    let mut mem: Vec<BlockSlot> = (0..32).map(|_| Slot::new([0u8; 32])).collect();
+    let mut disk = vec![0u8; usize::try_from(layout_len(2 * 32).unwrap()).unwrap()];
+    let flushes = Cell::new(0);
+    let (mut pool, _) = Pool::new(PoolParts {
+        config: Config {
+            tunables: Tunables::new(60, 20, 1, 2).unwrap(),
+            sources: SourceMask::new(4).unwrap(),
+        },
+        cpu: &cpu,
+        clock: &clock,
+        memory: &mut mem,
+        storage: Some(Counting {
+            inner: MemStorage::new(&mut disk),
+            flushes: &flushes,
+        }),
+        interrupts: None,
+        mixer: MixerConfig::default(),
+        key: [1; 32],
+        storage_key: [2; 32],
+    })
+    .unwrap();
+    pool.defer_storage_writes(true);
+    let mut jobs = 0;
+    let mut stored = 0;
+    for _ in 0..2_000 {
+        let before = flushes.get();
+        pool.poll().unwrap();
+        assert_eq!(flushes.get(), before, "a deferred poll never flushes");
+        if let Some(mut job) = pool.take_spill() {
+            job.write();
+            stored += pool.finish_spill(job).unwrap().stored;
+            jobs += 1;
+            assert_eq!(flushes.get(), before + 1, "one flush per job");
+        }
+        if pool.status().storage.len_blocks == 64 {
+            break;
+        }
+    }
+    assert_eq!(stored, 64, "the store filled");
+    assert!(jobs >= 64 / 16, "{jobs} jobs");
+}

@@ -54,7 +54,9 @@
 //!   taken for it. What the output accepted is counted (in total, at
 //!   start, from storage, when last) and shown by `status`.
 //! - Loop until SIGTERM/SIGINT: [`Pool::poll`](entropool::pool::Pool::poll)
-//!   (sleeping [`IDLE_SLEEP`] when nothing is wanted, [`STARVED_SLEEP`] when
+//!   (its storage writes deferred: blocks for the storage cache are
+//!   written and flushed once per poll outside the pool lock,
+//!   [`DaemonBackend::spill`]; sleeping [`IDLE_SLEEP`] when nothing is wanted, [`STARVED_SLEEP`] when
 //!   blocks are wanted but no source produced any: never a spin), forward
 //!   (above), reload the config store when its file changes (checked every
 //!   [`CONFIG_CHECK`]; a config store that cannot be read is logged and
@@ -878,6 +880,10 @@ pub fn run(args: &Args, ctx: &Context, _out: &mut dyn Write) -> Result<(), Failu
             let taken = forwarder.take(&mut pool, &mut buf);
             (report, taken)
         };
+        // The blocks set aside for the storage cache, written and flushed
+        // once without the lock (API readers and adds go on meanwhile). A
+        // failure is in the status (storage last_error).
+        let _ = backend.spill();
         if let Some(taken) = taken {
             forwarder.send(&mut buf, taken, backend.forwarded());
             forwarder.log_seed(&output_text, &sources_text);

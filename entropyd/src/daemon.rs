@@ -10,7 +10,21 @@
 //!   the assessed credit from the state directory, else the default), keys the conditioner with 32 bytes from the OS
 //!   (`/dev/urandom`; the key is wiped after use) and opens the pool over
 //!   the given memory slots and storage medium.
-//! - [`DaemonBackend`] wraps the pool in one `Mutex`. An add takes at most
+//! - [`DaemonBackend`] wraps the pool in one `Mutex`, and no storage I/O
+//!   of the steady state happens while it is held: the pool defers its
+//!   storage writes ([`Pool::defer_storage_writes`]), so a poll or an add
+//!   only sets aside the blocks the storage cache should get (at most 16);
+//!   [`DaemonBackend::spill`] takes them with the store under the lock,
+//!   writes them and flushes once *without* the lock ([`spill_outside_lock`]),
+//!   then hands the store back under the lock. The run loop calls it once
+//!   per poll: one `fsync` per poll, not one per block or per add, and API
+//!   readers never wait for a disk. A block is the pool's, the job's or
+//!   the store's, one at a time: a crash mid-write loses the job's blocks
+//!   and replays none. What still does I/O under the lock: the start-up
+//!   load of stored blocks (a few batches per poll), a take from storage
+//!   when the memory cache is empty, the install-time seed, a
+//!   storage-cache-size change and the shutdown save.
+//! - An add takes at most
 //!   the room there is when it starts (capacity - currently_available),
 //!   absorbed in pieces of [`ADD_PIECE`] bytes, each under one hold of the
 //!   lock, where [`Pool::submit`] checks the room and takes at most that
@@ -37,6 +51,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use entropool::Error;
 use entropool::assess::{AssessedCredit, interrupts_config};
 use entropool::cache::{BlockSlot, blocks_for_kib};
 use entropool::config::Config;
@@ -44,10 +59,12 @@ use entropool::hw::cpu_jitter::CpuJitterThread;
 use entropool::hw::{Cpu, RealCpu};
 use entropool::interrupt::InterruptRing;
 use entropool::mixer::MixerConfig;
-use entropool::pool::{Pool, PoolParts, PoolStatus};
+use entropool::pool::{Pool, PoolParts, PoolStatus, StorageMove};
 use entropool::source::{Source, SourceMask};
+use entropool::storage::Storage;
 use entropool::storage::{FileStorage, LoadReport};
 use entropool::store::StateDir;
+use entropool::watch::Clock;
 use entropool::watch::SystemClock;
 use zeroize::Zeroizing;
 
@@ -407,10 +424,32 @@ pub struct DaemonBackend {
     forwarded: ForwardCounters,
 }
 
+/// `pool` locked, whether or not an earlier holder panicked (see
+/// [`DaemonBackend::lock`]).
+fn lock_pool<T>(pool: &Mutex<T>) -> MutexGuard<'_, T> {
+    pool.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Writes the blocks `pool` set aside for its storage cache without
+/// holding the lock: takes them with the store under the lock
+/// ([`Pool::take_spill`]), writes and flushes once unlocked, then gives
+/// the store back under the lock ([`Pool::finish_spill`]). `None` when
+/// nothing waited.
+pub fn spill_outside_lock<C: Cpu + Clone, K: Clock, S: Storage>(
+    pool: &Mutex<Pool<'_, C, K, S>>,
+) -> Option<Result<StorageMove, Error>> {
+    let mut job = lock_pool(pool).take_spill()?;
+    // The lock is released here: readers and adds go on meanwhile.
+    job.write();
+    Some(lock_pool(pool).finish_spill(job))
+}
+
 impl DaemonBackend {
-    /// Wraps `pool`; uptime counts from now.
+    /// Wraps `pool` (deferring its storage writes to [`Self::spill`]);
+    /// uptime counts from now.
     #[must_use]
-    pub fn new(pool: DaemonPool) -> Self {
+    pub fn new(mut pool: DaemonPool) -> Self {
+        pool.defer_storage_writes(true);
         DaemonBackend {
             pool: Mutex::new(pool),
             started: Instant::now(),
@@ -422,7 +461,14 @@ impl DaemonBackend {
     /// half-changed in a way that replays entropy: every pool operation
     /// wipes what it hands out before returning. Keep serving.)
     pub fn lock(&self) -> MutexGuard<'_, DaemonPool> {
-        self.pool.lock().unwrap_or_else(PoisonError::into_inner)
+        lock_pool(&self.pool)
+    }
+
+    /// Writes the blocks set aside for the storage cache, outside the
+    /// lock ([`spill_outside_lock`]); the run loop calls it once per poll.
+    /// A failure is also in the pool's status (storage `last_error`).
+    pub fn spill(&self) -> Option<Result<StorageMove, Error>> {
+        spill_outside_lock(&self.pool)
     }
 
     /// What was forwarded to the kernel or the sink (the forwarder counts
@@ -504,6 +550,180 @@ impl PoolBackend for DaemonBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Condvar;
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
+
+    use entropool::config::Tunables;
+    use entropool::hw::{CpuIdentity, Vendor};
+    use entropool::source::CpuFeatures;
+    use entropool::storage::{MemStorage, layout_len};
+
+    /// A CPU with a good RDSEED (splitmix64 words) and nothing else.
+    #[derive(Clone, Debug, Default)]
+    struct SeedCpu(std::sync::Arc<AtomicU64>);
+
+    impl Cpu for SeedCpu {
+        fn features(&self) -> CpuFeatures {
+            CpuFeatures {
+                rdrand: false,
+                rdseed: true,
+            }
+        }
+        fn identity(&self) -> CpuIdentity {
+            CpuIdentity {
+                vendor: Vendor::Intel,
+                family: 6,
+            }
+        }
+        fn rdrand64(&self) -> Option<u64> {
+            None
+        }
+        fn rdseed64(&self) -> Option<u64> {
+            let mut z = self
+                .0
+                .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+                .wrapping_add(0x9E37_79B9_7F4A_7C15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            Some(z ^ (z >> 31))
+        }
+        fn pause(&self) {}
+        fn cycles(&self) -> u64 {
+            0
+        }
+    }
+
+    /// Where a [`Gated`] medium's writes wait while it is closed.
+    #[derive(Debug, Default)]
+    struct Gate {
+        closed: Mutex<bool>,
+        opened: Condvar,
+        /// Writes waiting at the gate now.
+        waiting: AtomicUsize,
+    }
+
+    impl Gate {
+        fn set(&self, closed: bool) {
+            *self.closed.lock().unwrap_or_else(PoisonError::into_inner) = closed;
+            self.opened.notify_all();
+        }
+        fn pass(&self) {
+            let mut closed = self.closed.lock().unwrap_or_else(PoisonError::into_inner);
+            self.waiting.fetch_add(1, Ordering::SeqCst);
+            // Bounded: a test that fails opens the gate; this only keeps
+            // a broken test from hanging forever.
+            let mut rounds = 0;
+            while *closed && rounds < 600 {
+                closed = self
+                    .opened
+                    .wait_timeout(closed, Duration::from_millis(100))
+                    .map_or_else(|e| e.into_inner().0, |(g, _)| g);
+                rounds += 1;
+            }
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A medium in memory whose writes wait at a gate: a disk that stalls.
+    struct Gated {
+        inner: MemStorage<'static>,
+        gate: std::sync::Arc<Gate>,
+    }
+
+    impl Storage for Gated {
+        fn capacity(&self) -> u64 {
+            self.inner.capacity()
+        }
+        fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), Error> {
+            self.inner.read(offset, buf)
+        }
+        fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), Error> {
+            self.gate.pass();
+            self.inner.write(offset, data)
+        }
+        fn flush(&mut self) -> Result<(), Error> {
+            self.inner.flush()
+        }
+    }
+
+    /// Whether `f` holds within a generous bound (the machine is loaded;
+    /// the bound only keeps a failing test from hanging).
+    fn eventually(mut f: impl FnMut() -> bool) -> bool {
+        for _ in 0..30_000 {
+            if f() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        false
+    }
+
+    #[test]
+    fn readers_of_the_pool_do_not_wait_for_a_storage_write() {
+        let gate = std::sync::Arc::new(Gate::default());
+        let len = usize::try_from(layout_len(32).unwrap_or(0)).unwrap_or(0);
+        let disk: &'static mut [u8] = Box::leak(vec![0u8; len].into_boxed_slice());
+        let parts = PoolParts {
+            config: Config {
+                tunables: Tunables::new(60, 20, 1, 1).unwrap_or_default(),
+                sources: SourceMask::new(4).unwrap_or_default(),
+            },
+            cpu: SeedCpu::default(),
+            clock: SystemClock::new(),
+            memory: leak_slots(1).unwrap_or_default(),
+            storage: Some(Gated {
+                inner: MemStorage::new(disk),
+                gate: gate.clone(),
+            }),
+            interrupts: None,
+            mixer: MixerConfig::DEFAULT,
+            key: [1; 32],
+            storage_key: [2; 32],
+        };
+        let Ok((mut pool, _)) = Pool::new(parts) else {
+            unreachable!("the pool starts");
+        };
+        pool.defer_storage_writes(true);
+        // The memory cache full, and blocks waiting for the store.
+        for _ in 0..10_000 {
+            if pool.status().storage.pending_blocks > 0 {
+                break;
+            }
+            let _ = pool.poll();
+        }
+        assert!(pool.status().storage.pending_blocks > 0);
+        let pool = Mutex::new(pool);
+        gate.set(true);
+        std::thread::scope(|s| {
+            let writer = s.spawn(|| spill_outside_lock(&pool));
+            // The writer is stuck in the medium's write...
+            let stuck = eventually(|| gate.waiting.load(Ordering::SeqCst) > 0);
+            // ...and a reader locks the pool, reads the status and takes
+            // a block meanwhile (the writer cannot finish before the gate
+            // opens, so this is ordering, not timing).
+            let read = eventually(|| {
+                pool.try_lock().is_ok_and(|mut p| {
+                    let st = p.status();
+                    let mut out = [0u8; 32];
+                    st.storage.pending_blocks > 0 && p.fill(&mut out).is_ok()
+                })
+            });
+            let still_stuck = gate.waiting.load(Ordering::SeqCst) > 0;
+            gate.set(false);
+            let result = writer.join().ok().flatten();
+            assert!(stuck, "the writer reached the medium");
+            assert!(read, "a reader got the pool while the write was stalled");
+            assert!(still_stuck, "the write was still stalled then");
+            assert!(
+                matches!(result, Some(Ok(m)) if m.stored > 0 && m.discarded == 0),
+                "{result:?}"
+            );
+        });
+        let st = lock_pool(&pool).status();
+        assert!(st.storage.len_blocks > 0);
+        assert_eq!(st.storage.pending_blocks, 0);
+    }
 
     #[test]
     fn utc_text_matches_known_dates() {

@@ -369,9 +369,35 @@ impl Mixer {
     ) -> Result<Absorbed, Error> {
         match source {
             Source::External => Err(Error::WrongSampleKind { source }),
-            Source::Interrupts => self.absorb(source, Input::Timestamps(words), sink),
-            Source::Rdrand | Source::Rdseed => self.absorb(source, Input::Words(words), sink),
+            Source::Interrupts => self.absorb_timestamps(words, sink),
+            Source::Rdrand | Source::Rdseed => self.absorb_hardware_words(source, words, sink),
         }
+    }
+
+    /// [`Self::absorb`] for interrupt timestamps. Each sample kind has its
+    /// own copy of the absorb loop (`absorb` is inlined into one function
+    /// per kind), so an image that never feeds a kind, such as a firmware
+    /// with interrupts + external and no RDRAND/RDSEED, links none of its
+    /// code (the word health-test and framing paths).
+    #[inline(never)]
+    fn absorb_timestamps<S: BlockSink + ?Sized>(
+        &mut self,
+        words: &[u64],
+        sink: &mut S,
+    ) -> Result<Absorbed, Error> {
+        self.absorb::<FAST_PATH, _>(Source::Interrupts, Input::Timestamps(words), sink)
+    }
+
+    /// [`Self::absorb`] for RDRAND or RDSEED words (see
+    /// [`Self::absorb_timestamps`]).
+    #[inline(never)]
+    fn absorb_hardware_words<S: BlockSink + ?Sized>(
+        &mut self,
+        source: Source,
+        words: &[u64],
+        sink: &mut S,
+    ) -> Result<Absorbed, Error> {
+        self.absorb::<FAST_PATH, _>(source, Input::Words(words), sink)
     }
 
     /// Absorbs external entropy bytes, emitting the blocks they earn into
@@ -385,7 +411,7 @@ impl Mixer {
         bytes: &[u8],
         sink: &mut S,
     ) -> Result<Absorbed, Error> {
-        self.absorb(Source::External, Input::Bytes(bytes), sink)
+        self.absorb::<FAST_PATH, _>(Source::External, Input::Bytes(bytes), sink)
     }
 
     /// Judges one external piece with the [`screen`] before any of it is
@@ -428,7 +454,8 @@ impl Mixer {
         let s = slot_mut(&mut self.slots, Source::External);
         let rate = s.rate;
         s.rate = 0;
-        let result = self.absorb(Source::External, Input::Bytes(bytes), sink);
+        // The same copy of the byte path as `absorb_external`.
+        let result = self.absorb_external(bytes, sink);
         slot_mut(&mut self.slots, Source::External).rate = rate;
         result
     }
@@ -525,7 +552,11 @@ impl Mixer {
         (h.rct_cutoff(), h.apt_cutoff())
     }
 
-    fn absorb<S: BlockSink + ?Sized>(
+    /// The absorb loop, inlined into one function per sample kind (see
+    /// [`Self::absorb_timestamps`]); `FAST`: with the fast path
+    /// ([`FAST_PATH`]).
+    #[inline(always)]
+    fn absorb<const FAST: bool, S: BlockSink + ?Sized>(
         &mut self,
         source: Source,
         input: Input<'_>,
@@ -559,11 +590,12 @@ impl Mixer {
             // Whole frames of provably clean samples first; the general
             // frame below handles everything else (start-up, quarantine,
             // a possible failure, timestamps, zero credit).
-            let stop = match input {
-                Input::Bytes(b) => self.absorb_clean(source, b, &mut out, sink),
-                Input::Words(w) => self.absorb_clean(source, w, &mut out, sink),
-                Input::Timestamps(_) => false,
-            };
+            let stop = FAST
+                && match input {
+                    Input::Bytes(b) => self.absorb_clean(source, b, &mut out, sink),
+                    Input::Words(w) => self.absorb_clean(source, w, &mut out, sink),
+                    Input::Timestamps(_) => false,
+                };
             if stop || out.consumed >= len {
                 break;
             }
@@ -582,7 +614,7 @@ impl Mixer {
             let want = if s.rate == 0 {
                 u64::MAX
             } else {
-                need.div_ceil(s.rate)
+                samples_for(need, s.rate)
             };
             let end = out.consumed.saturating_add(MAX_FRAME_SAMPLES).min(len);
             let run = match input {
@@ -651,6 +683,14 @@ impl Mixer {
     }
 }
 
+/// Whether the mixer takes its fast path for clean stretches
+/// ([`Mixer::absorb_clean`]): everywhere but on bare-metal targets, where
+/// its code (about 4 KiB of Thumb-2) matters more than its speed. Blocks,
+/// counters and health states are the same either way (the path only
+/// batches what stepping sample by sample does; a unit test compares the
+/// two).
+const FAST_PATH: bool = !cfg!(target_os = "none");
+
 /// Samples the fast path proves clean at once (it bounds the scan wasted
 /// when the sink refuses a block early).
 const PLAN_SAMPLES: usize = 4096;
@@ -675,6 +715,28 @@ impl Framed for u64 {
     }
 }
 
+/// Samples at `rate` units each (`rate > 0`; 0 gives 0) that earn `need`
+/// units, `ceil(need / rate)`, for `need` at most [`BLOCK_CREDIT`] (a
+/// larger `need` counts as that). Both then fit 32 bits, so the division
+/// is a 32-bit one: a 32-bit target links no 64-bit division routine.
+#[inline]
+fn samples_for(need: u64, rate: u64) -> u64 {
+    // Checked to fit just below, so the cast keeps every bit.
+    #[allow(clippy::cast_possible_truncation)]
+    const MAX: u32 = {
+        let units = BLOCK_CREDIT.units();
+        assert!(units <= u32::MAX as u64);
+        units as u32
+    };
+    let need = u32::try_from(need).map_or(MAX, |n| n.min(MAX));
+    match u32::try_from(rate) {
+        Ok(0) => 0,
+        Ok(rate) => u64::from(need.div_ceil(rate)),
+        // A rate above any `need`: one sample, unless nothing is needed.
+        Err(_) => u64::from(need > 0),
+    }
+}
+
 /// Samples in the frame that starts with `pending` credit at `rate > 0`
 /// with `avail` samples of input left: what the general path's health run
 /// takes when every sample is creditable. `full` is the size from zero.
@@ -683,7 +745,7 @@ fn frame_len(pending: u64, rate: u64, full: usize, avail: usize) -> usize {
     let n = if pending == 0 {
         full
     } else {
-        let want = BLOCK_CREDIT.units().saturating_sub(pending).div_ceil(rate);
+        let want = samples_for(BLOCK_CREDIT.units().saturating_sub(pending), rate);
         usize::try_from(want).unwrap_or(usize::MAX)
     };
     n.min(MAX_FRAME_SAMPLES).min(avail)
@@ -757,7 +819,7 @@ impl Mixer {
             return false;
         }
         // Frame size from zero pending credit: ceil(320 bits / rate).
-        let full = usize::try_from(BLOCK_CREDIT.units().div_ceil(rate)).unwrap_or(usize::MAX);
+        let full = usize::try_from(samples_for(BLOCK_CREDIT.units(), rate)).unwrap_or(usize::MAX);
         loop {
             let Some(rest) = xs.get(out.consumed..) else {
                 return false;
@@ -977,6 +1039,140 @@ mod tests {
         let words = [7u64; 10];
         assert_eq!(fresh.one_shot_blocks(2, &words, 6, |_| true), 0);
         assert_eq!(fresh.one_shot_blocks(2, &words, 5, |_| true), 2);
+    }
+
+    /// Feeds `pieces` of `source` to two mixers, one with the fast path and
+    /// one without (as bare-metal builds run), through sinks that take at
+    /// most `room` blocks per call; everything observable must match.
+    fn fast_and_general_agree(
+        cfg: &MixerConfig,
+        source: Source,
+        pieces: &[(bool, &[u8])],
+        room: usize,
+    ) -> usize {
+        let key = [0x3c; 32];
+        let mut fast = Mixer::new(cfg, &key).unwrap();
+        let mut general = Mixer::new(cfg, &key).unwrap();
+        let (mut got_fast, mut got_general) = (std::vec::Vec::new(), std::vec::Vec::new());
+        for (i, &(credited, piece)) in pieces.iter().enumerate() {
+            let words: std::vec::Vec<u64> = piece
+                .chunks(8)
+                .map(|c| c.iter().fold(0u64, |w, &b| (w << 8) | u64::from(b)))
+                .collect();
+            let mut results = [None, None];
+            for (j, (m, got)) in [(&mut fast, &mut got_fast), (&mut general, &mut got_general)]
+                .into_iter()
+                .enumerate()
+            {
+                let mut sink = |b: Block| {
+                    if got.len() < room * (i + 1) {
+                        got.push(b);
+                        Ok(())
+                    } else {
+                        Err(b)
+                    }
+                };
+                let rate = slot(&m.slots, source).rate;
+                if !credited {
+                    slot_mut(&mut m.slots, source).rate = 0;
+                }
+                let input = match source {
+                    Source::External => Input::Bytes(piece),
+                    Source::Interrupts => Input::Timestamps(&words),
+                    Source::Rdrand | Source::Rdseed => Input::Words(&words),
+                };
+                results[j] = Some(if j == 0 {
+                    m.absorb::<true, _>(source, input, &mut sink)
+                } else {
+                    m.absorb::<false, _>(source, input, &mut sink)
+                });
+                slot_mut(&mut m.slots, source).rate = rate;
+            }
+            assert_eq!(results[0], results[1], "piece {i}");
+            assert_eq!(fast.stats(source), general.stats(source), "piece {i}");
+            assert_eq!(fast.mixer_stats(), general.mixer_stats(), "piece {i}");
+        }
+        assert_eq!(got_fast, got_general);
+        got_fast.len()
+    }
+
+    #[test]
+    fn the_fast_path_changes_nothing_but_speed() {
+        let mut r = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            r
+        };
+        let mut half = MixerConfig::DEFAULT;
+        let mut ext = half.source(Source::External);
+        ext.credit = CreditRate::from_units(UNITS_PER_BIT * 5 / 2);
+        half.set(Source::External, ext).unwrap();
+        let mut blocks = [0usize; 3];
+        for round in 0..24u32 {
+            // Clean random stretches, runs long enough to fail the RCT,
+            // biased stretches for the APT, uncredited pieces, any length.
+            let mut data = std::vec::Vec::new();
+            let mut cuts = std::vec::Vec::new();
+            for _ in 0..40 {
+                let len = usize::try_from(next() % 3000).unwrap();
+                let kind = next() % 10;
+                let at = data.len();
+                for k in 0..len {
+                    let x = next().to_le_bytes()[0];
+                    data.push(match kind {
+                        0 if k > len / 2 && k < len / 2 + 9 => 0x55,
+                        1 => x % 3,
+                        _ => x,
+                    });
+                }
+                cuts.push((next() % 7 != 0, at));
+            }
+            let pieces: std::vec::Vec<(bool, &[u8])> = cuts
+                .iter()
+                .zip(cuts.iter().skip(1).map(|c| c.1).chain([data.len()]))
+                .map(|(&(credited, a), b)| (credited, &data[a..b]))
+                .collect();
+            let room = 1 + usize::try_from(round % 5).unwrap() * 40;
+            let cfg = if round % 2 == 0 {
+                &half
+            } else {
+                &MixerConfig::DEFAULT
+            };
+            for (n, source) in
+                blocks
+                    .iter_mut()
+                    .zip([Source::External, Source::Rdseed, Source::Interrupts])
+            {
+                *n += fast_and_general_agree(cfg, source, &pieces, room);
+            }
+        }
+        // Interrupt timestamps have no fast path (and earn too little here
+        // for a block); the others made plenty.
+        assert!(blocks[0] > 1000 && blocks[1] > 100, "{blocks:?}");
+    }
+
+    #[test]
+    fn samples_for_is_ceil_division_without_64_bit_division() {
+        let block = BLOCK_CREDIT.units();
+        let needs = [0, 1, 2, 319, 8191, 65_536, block - 1, block];
+        let rates = [1, 2, 3, 1024, 8192, 65_536, 4_194_304, block, block + 1];
+        for need in needs {
+            for rate in rates {
+                assert_eq!(
+                    samples_for(need, rate),
+                    need.div_ceil(rate),
+                    "{need}/{rate}"
+                );
+            }
+            assert_eq!(samples_for(need, u64::MAX), u64::from(need > 0));
+            assert_eq!(samples_for(need, 1 << 32), u64::from(need > 0));
+            assert_eq!(samples_for(need, 0), 0);
+        }
+        // A larger need counts as a whole block.
+        assert_eq!(samples_for(u64::MAX, 1), block);
+        assert_eq!(samples_for(block + 5, 7), block.div_ceil(7));
     }
 
     #[test]

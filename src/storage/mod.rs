@@ -17,7 +17,7 @@
 //!   is: [`StorageCache::take`] returns `HMAC-SHA-256(start_key,
 //!   TAKE_DOMAIN || block)` (see [`key_block`]), where `start_key` is
 //!   material the caller supplies fresh for each start of the process (the
-//!   daemon: [`FileStorage::start_key`], 32 bytes of the OS RNG and the
+//!   daemon: `FileStorage::start_key`, 32 bytes of the OS RNG and the
 //!   boot id). Two pools opened from byte-identical copies of one store
 //!   with different start keys therefore never share an output block.
 //! - **Provenance.** Every slot records the sources mask its block came
@@ -48,43 +48,27 @@
 //!   could both take the same block. The daemon holds the state directory
 //!   exclusively (an `flock(2)` on a file in it).
 //!
-//! # Threat model
+//! # Threat model: never replay
 //!
-//! What a store can go through, and what holds:
+//! The promise: no block leaves two pools, or one pool twice, whatever
+//! happens to the process, the machine or the medium. What a store can go
+//! through, what may be lost (losing entropy is allowed, replaying it is
+//! not), what holds, and the test that tries it:
 //!
-//! - **Crash** (power loss, SIGKILL, at any write or flush): blocks in
-//!   flight may be lost, none is handed out twice (erase and flush before
-//!   use); a torn slot or header fails its checksum and is wiped, never
-//!   credited. `tests/storage_crash.rs` tries every crash point.
-//! - **Restore** (a backup put back, a VM snapshot's disk reverted while
-//!   the host reboots): the restored store holds blocks that the earlier
-//!   run already handed out (keyed with that run's start key). This start
-//!   keys them with a new start key, so no output block repeats one of the
-//!   earlier run, and whoever saw those outputs cannot derive the new
-//!   ones without the new key. The new outputs are then as unpredictable
-//!   as the start key (the OS RNG), not more: see *clone*.
-//! - **Clone** (a template VM or a disk image copied to several hosts): each
-//!   host keys with its own start key, so the hosts never share an output
-//!   block. A block then earns *full credit only as far as the start key
-//!   does*: a store copied elsewhere adds nothing beyond the start key's
-//!   own entropy. In the daemon the start key comes from the kernel's RNG
-//!   (which Linux reseeds on a VM generation change) and the boot id
-//!   (fresh at every boot).
-//! - **Snapshot of the running process** (a VM's memory and disk reverted
-//!   together): the process itself is replayed, start key included; no
-//!   storage format can tell. This is out of scope here; a VM generation
-//!   counter is the remedy.
-//! - **Two owners** (a second process on the same store, through a bind
-//!   mount, another mount or network namespace, or a copy of the path):
-//!   the store cannot prevent it by itself. The daemon takes an exclusive
-//!   `flock(2)` on a file in the state directory before opening the store
-//!   (the lock follows the inode, not the path or the namespace).
-//! - **Firmware without an OS RNG**: the caller supplies the start key. The
-//!   assumption, stated here: it must differ at every start of every device
-//!   (for instance the hardware TRNG, or HMAC of a device-unique secret and
-//!   a boot counter kept durably elsewhere and incremented before use). If
-//!   two starts use one start key on copies of one store, they hand out the
-//!   same blocks: the key is what makes the outputs distinct.
+//! | event | may be lost | what holds | why | tried by |
+//! | --- | --- | --- | --- | --- |
+//! | **crash** (power loss, SIGKILL) at any write or flush of the store | blocks in flight | none handed out twice; a torn slot or header is wiped, never credited | a take erases and flushes *before* the block leaves; a push writes one empty slot; every slot and the header carry a checksum | `tests/storage_crash.rs` (every crash point, fixed and file-like media) |
+//! | **crash while resizing** (storage-cache-size changed) | the blocks beyond the new size | a half-done resize serves nothing twice | slots beyond the new count are wiped and flushed *before* the header shrinks; new slots are wiped before the header counts them | `no_replay_at_any_crash_point_while_resizing` |
+//! | **crash during a spill outside the lock** (the daemon writes a [`SpillJob`](crate::pool::SpillJob) without its pool lock) | the job's blocks | a block is the pool's, the job's or the store's, one at a time | the pool wipes its copies when it lends the store and the blocks to the job; the job wipes its own after writing | `a_crash_mid_spill_replays_nothing` (tests/pool_storage.rs) |
+//! | **restore** (a backup put back, a disk snapshot reverted while the host was down) | nothing new | no output block repeats one of the earlier run | the restored blocks were handed out keyed with the earlier start key; this start keys them with a new one ([`key_block`]) | `copies_of_one_store_share_no_block_under_different_start_keys` |
+//! | **clone** (a template VM or a disk image copied to several hosts) | nothing | the hosts never share an output block | each host keys with its own start key; a stored block then earns full credit only as far as the start key does: a copy adds nothing beyond the start key's own entropy | `two_pools_from_copies_of_one_disk_share_no_block`; `two_daemons_from_copies_of_one_storage_file_share_no_block` (entropyd) |
+//! | **snapshot of the running process** (a VM's memory and disk reverted together) | - | *not held*: the process itself is replayed, start key included; no storage format can tell | out of scope here; a VM generation counter is the remedy | - |
+//! | **two owners** (a second process on the same store: a bind mount, another mount or network namespace, a copy of the path) | - | held by the daemon, not by the store: the store cannot prevent it by itself | the daemon takes an exclusive `flock(2)` on a file in the state directory before opening the store (the lock follows the inode, not the path or the namespace); inside one process, a [`StorageCache`] owns its medium by value | `the_lock_is_exclusive_through_any_path` (tests/state_files.rs) |
+//! | **firmware without an OS RNG** | - | held *if* the start key differs at every start of every device | the caller supplies the start key: the hardware TRNG, or HMAC of a device-unique secret and a boot counter kept durably elsewhere and incremented before use; two starts with one start key on copies of one store hand out the same blocks | the firmware's own responsibility; stated here |
+//!
+//! In the daemon the start key is 32 bytes of the kernel's RNG (which
+//! Linux reseeds on a VM generation change) and the boot id (fresh at
+//! every boot): `FileStorage::start_key`, with `std` on Unix.
 //!
 //! # On-medium format (version 2, all integers little-endian)
 //!
@@ -606,86 +590,65 @@ impl<S: Storage> StorageCache<S> {
     /// safe). Corruption is not an error here: it is discarded and
     /// reported in the [`LoadReport`].
     pub fn open(
-        mut storage: S,
+        storage: S,
         slots: u64,
         sources: SourceMask,
         start_key: &[u8; 32],
     ) -> Result<(Self, LoadReport), Error> {
-        let allowed = sources.value();
-        if !provenance_ok(allowed) {
-            return Err(Error::SourceMaskOutOfRange {
-                value: u64::from(allowed),
-            });
-        }
-        let want = layout_len(slots).ok_or(Error::CapacityTooSmall)?;
-        // Judge the header against the medium as found (a truncated file is
-        // corrupt), then make room, before anything is wiped: a medium that
-        // cannot hold `slots` is refused untouched.
-        let (header, found) = read_header(&mut storage)?;
-        if want > storage.capacity() {
-            storage.set_capacity(want)?;
-        }
-        let mut report = LoadReport {
-            header,
-            blocks: 0,
-            corrupt_slots: 0,
-            resized_from: None,
-            dropped_by_resize: 0,
-            foreign_wiped: 0,
-        };
-        let scan = match found {
-            Some(old) => {
-                let keep = old.min(slots);
-                let scan = scan(&mut storage, keep, old, allowed)?;
-                if old > slots {
-                    // Shrink: wipe the slots beyond the new count first, so
-                    // a crash before the new header leaves them empty.
-                    wipe_range(&mut storage, slot_offset(slots)?, slot_offset(old)?)?;
-                    storage.flush()?;
-                    write_header(&mut storage, slots)?;
-                    storage.flush()?;
-                    storage.set_capacity(want)?;
-                } else if old < slots {
-                    // Grow: the new slots must be empty before the header
-                    // counts them.
-                    storage.set_capacity(want)?;
-                    wipe_range(&mut storage, slot_offset(old)?, want)?;
-                    storage.flush()?;
-                    write_header(&mut storage, slots)?;
-                    storage.flush()?;
-                } else {
-                    storage.flush()?;
-                    if storage.capacity() > want {
-                        // A shrink that crashed before truncating.
-                        storage.set_capacity(want)?;
-                    }
-                }
-                if old != slots {
-                    report.resized_from = Some(old);
-                }
-                scan
+        Self::open_or_return(storage, slots, sources, start_key).map_err(|(e, _)| e)
+    }
+
+    /// As [`open`](Self::open), but a failure gives the medium back (a
+    /// pool keeps it idle, as it was, when a re-open fails).
+    pub(crate) fn open_or_return(
+        mut storage: S,
+        slots: u64,
+        sources: SourceMask,
+        start_key: &[u8; 32],
+    ) -> Result<(Self, LoadReport), (Error, S)> {
+        match prepare(&mut storage, slots, sources) {
+            Ok((scan, report)) => {
+                let whole = u64::from(matches!(report.header, HeaderState::Corrupt));
+                let cache = StorageCache {
+                    storage,
+                    key: HmacKey::new(start_key),
+                    stamp: sources.value(),
+                    slots,
+                    top: scan.top,
+                    count: scan.count,
+                    low_full: scan.low_full.unwrap_or(scan.top),
+                    corrupt: scan.corrupt.saturating_add(whole),
+                };
+                Ok((cache, report))
             }
-            None => {
-                format(&mut storage, want, slots)?;
-                Scan::default()
-            }
-        };
-        report.blocks = scan.count;
-        report.corrupt_slots = scan.corrupt;
-        report.dropped_by_resize = scan.dropped;
-        report.foreign_wiped = scan.foreign;
-        let whole = u64::from(matches!(header, HeaderState::Corrupt));
-        let cache = StorageCache {
-            storage,
-            key: HmacKey::new(start_key),
-            stamp: allowed,
-            slots,
-            top: scan.top,
-            count: scan.count,
-            low_full: scan.low_full.unwrap_or(scan.top),
-            corrupt: scan.corrupt.saturating_add(whole),
-        };
-        Ok((cache, report))
+            Err(e) => Err((e, storage)),
+        }
+    }
+
+    /// Re-opens the store with `slots` slots in place (storage-cache-size
+    /// changed), exactly as [`open`](Self::open) would: blocks whose slots
+    /// lie below `slots` are kept, the rest wiped, and blocks foreign to
+    /// `sources` wiped. The start key and the provenance stamp stay.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open). On an error the cache keeps its old size
+    /// and counts; an error before the first write (the header read, a
+    /// medium that cannot grow) leaves the medium untouched. A failure
+    /// partway leaves the medium as far as it got, which never serves a
+    /// block twice: every step wipes before it counts (the cache's counts
+    /// are beliefs that each take and push checks against the medium).
+    pub(crate) fn resize(&mut self, slots: u64, sources: SourceMask) -> Result<LoadReport, Error> {
+        let (scan, report) = prepare(&mut self.storage, slots, sources)?;
+        let whole = u64::from(matches!(report.header, HeaderState::Corrupt));
+        self.slots = slots;
+        self.top = scan.top;
+        self.count = scan.count;
+        self.low_full = scan.low_full.unwrap_or(scan.top);
+        self.corrupt = self
+            .corrupt
+            .saturating_add(scan.corrupt)
+            .saturating_add(whole);
+        Ok(report)
     }
 
     /// Sets the provenance recorded with every block pushed from now on:
@@ -959,6 +922,80 @@ impl<S: Storage> StorageCache<S> {
         self.count = self.slots;
         Ok(None)
     }
+}
+
+/// Judge, wipe, format or resize the store on `storage` for `slots` slots
+/// and `sources` (the work of [`StorageCache::open`]); returns the scan and
+/// the report. Everything it changes is flushed before it returns.
+fn prepare<S: Storage>(
+    storage: &mut S,
+    slots: u64,
+    sources: SourceMask,
+) -> Result<(Scan, LoadReport), Error> {
+    let allowed = sources.value();
+    if !provenance_ok(allowed) {
+        return Err(Error::SourceMaskOutOfRange {
+            value: u64::from(allowed),
+        });
+    }
+    let want = layout_len(slots).ok_or(Error::CapacityTooSmall)?;
+    // Judge the header against the medium as found (a truncated file is
+    // corrupt), then make room, before anything is wiped: a medium that
+    // cannot hold `slots` is refused untouched.
+    let (header, found) = read_header(storage)?;
+    if want > storage.capacity() {
+        storage.set_capacity(want)?;
+    }
+    let mut report = LoadReport {
+        header,
+        blocks: 0,
+        corrupt_slots: 0,
+        resized_from: None,
+        dropped_by_resize: 0,
+        foreign_wiped: 0,
+    };
+    let scan = match found {
+        Some(old) => {
+            let keep = old.min(slots);
+            let scan = scan(storage, keep, old, allowed)?;
+            if old > slots {
+                // Shrink: wipe the slots beyond the new count first, so
+                // a crash before the new header leaves them empty.
+                wipe_range(storage, slot_offset(slots)?, slot_offset(old)?)?;
+                storage.flush()?;
+                write_header(storage, slots)?;
+                storage.flush()?;
+                storage.set_capacity(want)?;
+            } else if old < slots {
+                // Grow: the new slots must be empty before the header
+                // counts them.
+                storage.set_capacity(want)?;
+                wipe_range(storage, slot_offset(old)?, want)?;
+                storage.flush()?;
+                write_header(storage, slots)?;
+                storage.flush()?;
+            } else {
+                storage.flush()?;
+                if storage.capacity() > want {
+                    // A shrink that crashed before truncating.
+                    storage.set_capacity(want)?;
+                }
+            }
+            if old != slots {
+                report.resized_from = Some(old);
+            }
+            scan
+        }
+        None => {
+            format(storage, want, slots)?;
+            Scan::default()
+        }
+    };
+    report.blocks = scan.count;
+    report.corrupt_slots = scan.corrupt;
+    report.dropped_by_resize = scan.dropped;
+    report.foreign_wiped = scan.foreign;
+    Ok((scan, report))
 }
 
 /// Wipe a medium whose header is blank or corrupt and format it for

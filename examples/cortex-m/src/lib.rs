@@ -12,6 +12,27 @@ pub mod systick;
 use entropool::Error;
 use entropool::storage::Storage;
 
+/// The device interrupt vectors, after the core exceptions in the vector
+/// table (cortex-m-rt's `device` feature: the image provides them, as a
+/// device crate would). No device interrupt is enabled here (SysTick is a
+/// core exception), so the table holds a single entry, the fewest
+/// cortex-m-rt's linker script accepts, routed to `DefaultHandler`: 4 bytes
+/// instead of the 240 entries (960 bytes) cortex-m-rt reserves without a
+/// device crate. A firmware that enables device interrupts lists them here
+/// (or links its device crate instead).
+// SAFETY: the only `__INTERRUPTS` in the image (cortex-m-rt defines none
+// with `device`); the linker script places its section right after the
+// exceptions.
+#[unsafe(link_section = ".vector_table.interrupts")]
+#[unsafe(no_mangle)]
+pub static __INTERRUPTS: [unsafe extern "C" fn(); 1] = [DefaultHandler];
+
+unsafe extern "C" {
+    /// cortex-m-rt's handler for unexpected interrupts (overridable with
+    /// `#[exception] fn DefaultHandler`).
+    fn DefaultHandler();
+}
+
 /// A storage medium that cannot exist: the type for a pool without a
 /// storage cache (`None::<NoStorage>`). The compiler then knows no storage
 /// code can run and leaves it out of the image.

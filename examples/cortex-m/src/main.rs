@@ -227,6 +227,7 @@ fn run() -> Result<(), Fail> {
         core::mem::size_of::<FirmwarePool>(),
         core::mem::size_of::<FirmwareRng<&mut FirmwarePool>>()
     );
+    check_clock_division()?;
     check_cavp()?;
     check_poolrng_known_answer()?;
 
@@ -238,6 +239,32 @@ fn run() -> Result<(), Fail> {
     check_poolrng_from_pool(pool)?;
     check_stuck_source()?;
     check_no_replay_across_crashes()?;
+    Ok(())
+}
+
+/// 0. The clock's 64-bit division in 32-bit steps (`systick::div_small`,
+///    which keeps compiler-builtins' 64-bit division out of the footprint
+///    builds) against the compiler's own 64-bit division.
+fn check_clock_division() -> Result<(), Fail> {
+    let mut n: u64 = 0x0123_4567_89AB_CDEF;
+    let mut checked = 0;
+    for d in [1u32, 3, 7, 10, 1000, 0xFFFF] {
+        for _ in 0..64 {
+            for x in [n, n >> 20, n >> 40, u64::MAX, u64::from(d) - 1, 0] {
+                ensure(
+                    systick::div_small(x, d) == x / u64::from(d),
+                    "clock division",
+                )?;
+                checked += 1;
+            }
+            n = n.rotate_left(7).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    ensure(systick::div_small(5, 0) == 0, "clock division by zero")?;
+    hprintln!(
+        "clock: 64-bit division in 32-bit steps matches on {} cases",
+        checked
+    );
     Ok(())
 }
 

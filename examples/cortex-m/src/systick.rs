@@ -63,6 +63,24 @@ pub struct TickClock;
 
 impl Clock for TickClock {
     fn now_ms(&self) -> u64 {
-        ticks() / u64::from(TICK_HZ / 1000)
+        div_small(ticks(), TICK_HZ / 1000)
     }
+}
+
+/// `n / d` for `0 < d <= 0xFFFF`, long division in 16-bit digits so every
+/// step is a 32-bit division: a 64-bit division would link compiler-builtins'
+/// 864-byte `u64_div_rem` into the image for this alone. `d == 0` gives 0.
+#[must_use]
+pub fn div_small(n: u64, d: u32) -> u64 {
+    if d == 0 || d > 0xFFFF {
+        return 0;
+    }
+    let (mut q, mut r) = (0u64, 0u32);
+    for shift in [48u32, 32, 16, 0] {
+        // r < d <= 0xFFFF, so the partial dividend fits 32 bits.
+        let part = (r << 16) | u32::from((n >> shift) as u16);
+        q = (q << 16) | u64::from(part / d);
+        r = part % d;
+    }
+    q
 }

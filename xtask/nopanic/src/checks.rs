@@ -331,6 +331,13 @@ fn pool(seed: u64) -> u64 {
     let mut out = [0u8; 40];
     let _ = p.fill(&mut out);
     let _ = p.set_tunables(&tunables);
+    // Storage writes deferred to a spill job (the daemon's path).
+    p.defer_storage_writes(black_box(seed & 1 == 1));
+    let _ = p.poll();
+    if let Some(mut job) = p.take_spill() {
+        job.write();
+        let _ = p.finish_spill(job);
+    }
     let _ = p.flush_to_storage();
     let st = p.status();
     acc ^= st.bytes_served ^ st.memory_len_blocks as u64;

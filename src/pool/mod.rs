@@ -51,16 +51,73 @@
 //!   caches are empty the error is [`Error::ExternalLost`] if external is
 //!   the only source and it is lost, else [`Error::Starving`].
 //! - [`Pool::set_tunables`] applies a new configuration to the running
-//!   pool; a configuration the pool cannot take is refused whole before
-//!   anything changes.
+//!   pool, all or nothing: a configuration the pool cannot take, or a
+//!   storage re-open that fails, changes nothing.
+//! - Storage: one component ([`storage`](self#storage)) moves every block
+//!   to the storage cache, for the spill of an absorb step, the excess of
+//!   a shrinking memory cache and the shutdown flush, and counts each
+//!   block as stored or discarded ([`StorageMove`]). A caller that shares
+//!   the pool behind a lock can do the storage I/O outside it
+//!   ([`Pool::defer_storage_writes`], [`Pool::take_spill`], [`SpillJob`]).
 //! - After construction nothing here allocates; nothing panics; every loop
-//!   is bounded by a batch size or a cache capacity.
+//!   is bounded by a batch size or a cache capacity (see *Never hang*).
 //! - Time comes only from the caller's [`Clock`]; a clock that steps back
 //!   counts as no time passing.
+//!
+//! # Never hang: every bound
+//!
+//! No call of the library blocks, sleeps or spins without a limit. Each
+//! bound is a named constant (or a size the caller chose); this is the one
+//! list of them. The daemon's own sleeps and deadlines are in its `run`
+//! command's documentation.
+//!
+//! | bound | value | what it limits |
+//! | --- | --- | --- |
+//! | [`INTERRUPT_BATCH`] | 1024 | interrupt timestamps drained per [`Pool::poll`] |
+//! | [`INTERRUPT_MIN_DRAIN`] | 256 | timestamps drained per poll even when nothing is gained (the ring never overflows for lack of a reader) |
+//! | [`WORD_CHUNK`] | 256 (64 on 32-bit targets) | words hashed per absorb step: the work between two checks of the caches |
+//! | [`RDSEED_BATCH`] | 32 | RDSEED words per poll |
+//! | [`RDRAND_BATCH`] | 2560 | RDRAND words per poll |
+//! | [`RDSEED_RETRY_LIMIT`](crate::hw::RDSEED_RETRY_LIMIT) | 100 | RDSEED attempts per word before the driver gives up for this call |
+//! | [`RDRAND_RETRY_LIMIT`](crate::hw::RDRAND_RETRY_LIMIT) | 10 | RDRAND attempts per word (Intel's recommendation) |
+//! | [`RDSEED_SELF_TEST_ROUNDS`](crate::hw::RDSEED_SELF_TEST_ROUNDS) | 20 | rounds of the RDSEED start-up self-test before [`Error::RdseedNotNow`] |
+//! | [`RDSEED_SELF_TEST_WORDS`](crate::hw::RDSEED_SELF_TEST_WORDS), [`RDRAND_SELF_TEST_WORDS`](crate::hw::RDRAND_SELF_TEST_WORDS) | 8 | words each start-up self-test reads |
+//! | [`OVERFLOW_BLOCKS`] | 16 (4 on 32-bit targets) | blocks between the mixer and the storage cache per absorb step (and per [`SpillJob`]); past it the mixer holds one block and the step stops |
+//! | [`LOAD_BATCHES_PER_POLL`] | 4 | batches of [`OVERFLOW_BLOCKS`] stored blocks moved into memory per poll at start |
+//! | [`FLUSH_BATCH`] | 128 | blocks per storage write at shutdown ([`Pool::flush_to_storage`]); the whole save is bounded by the memory cache's capacity |
+//! | [`StorageCache::capacity_blocks`](crate::storage::StorageCache::capacity_blocks) | storage-cache-size | every scan, wipe, take and push of the store |
+//! | [`MemoryCache::capacity`](crate::cache::MemoryCache::capacity) | memory-cache-size | [`Pool::fill`], a shrink, the shutdown save |
+//! | [`MAX_FRAME_SAMPLES`](crate::mixer::MAX_FRAME_SAMPLES) | 65536 | samples in one conditioning frame |
+//! | [`WINDOW`](crate::mixer::screen::WINDOW) | 4096 | bytes the external screen judges at once |
+//! | [`STARTUP_SAMPLES`] | 1024 | samples a source must pass before it earns credit |
+//! | [`DISABLE_AFTER`](crate::health::DISABLE_AFTER) | 3 | health-test strikes before a failing source is disabled (a stalled or stuck source stops costing work) |
+//! | [`STRIKE_FORGET_SAMPLES`](crate::health::STRIKE_FORGET_SAMPLES) | 65536 | healthy samples after which strikes are forgotten |
+//! | external-entropy-lost-timeout ([`ExternalLostTimer`]) | 60 s by default | the deadline after which an external-only pool with empty caches answers [`Error::ExternalLost`] instead of [`Error::Starving`] (never a wait) |
+//! | [`MAX_REQUEST_LEN`](crate::drbg::MAX_REQUEST_LEN) | 65536 bytes | one DRBG generate call |
+//! | [`MAX_RESEED_INTERVAL`](crate::drbg::MAX_RESEED_INTERVAL) | 2^48 | DRBG requests between reseeds |
+#![cfg_attr(
+    feature = "getrandom-custom",
+    doc = "| [`NO_STD_SPINS`](crate::getrandom_custom::NO_STD_SPINS) | 256 | tries of a busy getrandom slot without std |"
+)]
+#![cfg_attr(
+    all(feature = "getrandom-custom", feature = "std"),
+    doc = "| [`WAIT_LIMIT`](crate::getrandom_custom::WAIT_LIMIT) | 5 s | wait for a busy getrandom slot with std, then an error |"
+)]
+#![cfg_attr(
+    feature = "std",
+    doc = "| [`CPU_JITTER_BURST`](crate::hw::cpu_jitter::CPU_JITTER_BURST) | 1024 | timestamps the jitter thread takes between checks of its stop flag |"
+)]
+#![cfg_attr(
+    feature = "std",
+    doc = "| [`CPU_JITTER_IDLE_PARK`](crate::hw::cpu_jitter::CPU_JITTER_IDLE_PARK) | 5 ms | the jitter thread's park when its ring is full or nobody wants samples (a stop cuts it short) |"
+)]
+
+mod storage;
+mod tunables;
 
 use core::fmt;
 
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroize;
 
 use crate::cache::{BLOCK_LEN, BlockSlot, MemoryCache};
 use crate::config::{Config, Tunables};
@@ -70,8 +127,11 @@ use crate::hw::{Cpu, HwStats, Rdrand, Rdseed};
 use crate::interrupt::InterruptDrain;
 use crate::mixer::{BLOCK_CREDIT, Block, BlockSink, Mixer, MixerConfig, MixerStats, SourceStats};
 use crate::source::{Source, SourceMask};
-use crate::storage::{LoadReport, Storage, StorageCache};
+use crate::storage::{LoadReport, Storage};
+
 use crate::watch::{Clock, ExternalLostTimer, ExternalStatus};
+use storage::StorageTier;
+pub use storage::{STORAGE_LENT, SpillJob, StorageMove};
 
 /// Interrupt timestamps drained per [`Pool::poll`] at most (in chunks of
 /// 256: a CPU-jitter collector credited near 1 bit per sample earns about
@@ -89,18 +149,26 @@ pub const RDSEED_BATCH: usize = 32;
 /// exactly one block at RDRAND's cap of 128 bits per 1024 words.
 pub const RDRAND_BATCH: usize = 2560;
 /// Blocks held between the mixer and the storage cache within one absorb
-/// call (the storage cache is written once per batch, not per block).
-const OVERFLOW_BLOCKS: usize = 16;
+/// call (the storage cache is written once per batch, not per block), and
+/// the most a [`SpillJob`] carries: 16, or 4 where pointers are 32 bits
+/// (microcontrollers, where the buffer is static RAM even in a pool without
+/// a storage cache: 128 bytes instead of 512; flushes stay one per poll
+/// either way).
+pub const OVERFLOW_BLOCKS: usize = if cfg!(target_pointer_width = "32") {
+    4
+} else {
+    16
+};
 /// Batches of stored blocks loaded into the memory cache per
 /// [`Pool::poll`] at start (one flush each).
-const LOAD_BATCHES_PER_POLL: usize = 4;
+pub const LOAD_BATCHES_PER_POLL: usize = 4;
 /// Blocks written per batch when saving the memory cache at shutdown.
-const FLUSH_BATCH: usize = 128;
+pub const FLUSH_BATCH: usize = 128;
 /// Words moved through the pool's word buffer per absorb call: 256, or 64
 /// where pointers are 32 bits (microcontrollers, where the buffer is part
 /// of the pool's static RAM: 512 bytes instead of 2 KiB). A poll then
 /// drains the interrupt ring in chunks, still at most [`INTERRUPT_BATCH`].
-const WORD_CHUNK: usize = if cfg!(target_pointer_width = "32") {
+pub const WORD_CHUNK: usize = if cfg!(target_pointer_width = "32") {
     64
 } else {
     256
@@ -168,6 +236,9 @@ pub struct StorageStatus {
     pub corrupt_discarded: u64,
     /// The last storage error, if any.
     pub last_error: Option<Error>,
+    /// Blocks on their way to the store: waiting in the pool for a spill
+    /// job ([`Pool::defer_storage_writes`]) or carried by one.
+    pub pending_blocks: u64,
 }
 
 /// A snapshot of everything `status` shows. Plain data, no secrets.
@@ -294,19 +365,12 @@ pub struct Pool<'s, C: Cpu + Clone, K: Clock, S: Storage> {
     interrupts: Option<InterruptDrain<'s>>,
     mixer: Mixer,
     memory: MemoryCache<'s>,
-    storage: Option<StorageCache<S>>,
-    /// This start's storage key, kept for re-opening the store.
-    storage_key: Zeroizing<[u8; 32]>,
+    storage: StorageTier<S>,
     /// The sources blocks made from now on may come from: the resolved
     /// mask, plus external once install-time entropy was mixed in.
     provenance: SourceMask,
-    /// A medium kept while storage-cache-size is 0.
-    idle_medium: Option<S>,
-    storage_error: Option<Error>,
-    /// Blocks were spilled to storage and not flushed yet.
-    spilled_unflushed: bool,
-    /// Corrupt slots discarded by earlier opens of the store.
-    storage_corrupt_before: u64,
+    /// `poll` and `submit` leave storage writes to spill jobs.
+    defer_spill: bool,
     overflow: Overflow,
     timer: ExternalLostTimer,
     words: [u64; WORD_CHUNK],
@@ -369,7 +433,6 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             storage_key,
         } = parts;
         let mut key = key;
-        let storage_key = Zeroizing::new(storage_key);
         let tunables = config.tunables;
         let sources = config.sources.resolve(cpu.features())?;
         let rdrand = if sources.contains(Source::Rdrand) {
@@ -392,13 +455,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             tunables.low_watermark_percent(),
         )?;
         let slots = storage_slots(&tunables);
-        let (storage, idle_medium, report) = match storage {
-            Some(medium) if slots > 0 => {
-                let (cache, report) = StorageCache::open(medium, slots, sources, &storage_key)?;
-                (Some(cache), None, Some(report))
-            }
-            other => (None, other, None),
-        };
+        let (storage, report) = StorageTier::open(storage, slots, sources, storage_key)?;
         let now = clock.now_ms();
         let timer = ExternalLostTimer::new(
             sources,
@@ -415,12 +472,8 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             mixer,
             memory,
             storage,
-            storage_key,
             provenance: sources,
-            idle_medium,
-            storage_error: None,
-            spilled_unflushed: false,
-            storage_corrupt_before: 0,
+            defer_spill: false,
             overflow: Overflow::new(),
             timer,
             words: [0; WORD_CHUNK],
@@ -434,64 +487,9 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             loading: false,
             blocks_discarded: 0,
         };
-        pool.loading = pool.storage.is_some();
+        pool.loading = pool.storage.present();
         pool.load_from_storage(1);
         Ok((pool, report))
-    }
-
-    /// Moves stored blocks into the memory cache, at most `batches` batches
-    /// of [`OVERFLOW_BLOCKS`] (each batch is erased from storage, durably,
-    /// before it moves). Loading ends for good once the memory cache is
-    /// full or the storage cache empty (or failing).
-    fn load_from_storage(&mut self, batches: usize) -> usize {
-        if !self.loading {
-            return 0;
-        }
-        let Some(storage) = self.storage.as_mut() else {
-            self.loading = false;
-            return 0;
-        };
-        let mut moved = 0usize;
-        let mut batch = [[0u8; BLOCK_LEN]; OVERFLOW_BLOCKS];
-        let mut done = true;
-        for _ in 0..batches {
-            done = true;
-            let room = self
-                .memory
-                .capacity()
-                .saturating_sub(self.memory.len())
-                .min(OVERFLOW_BLOCKS);
-            let Some(dst) = batch.get_mut(..room) else {
-                break;
-            };
-            if dst.is_empty() {
-                break;
-            }
-            match storage.take_many(dst) {
-                Ok(0) => break,
-                Ok(n) => {
-                    done = false;
-                    for block in batch.iter_mut().take(n) {
-                        if self.memory.push(block).is_err() {
-                            // Cannot happen (room was checked); never keep it.
-                            block.zeroize();
-                            self.blocks_discarded = self.blocks_discarded.saturating_add(1);
-                        }
-                    }
-                    moved = moved.saturating_add(n);
-                    self.memory_from_storage = self.memory_from_storage.saturating_add(n);
-                }
-                Err(e) => {
-                    self.storage_error = Some(e);
-                    break;
-                }
-            }
-        }
-        batch.zeroize();
-        if done {
-            self.loading = false;
-        }
-        moved
     }
 
     /// Whether stored blocks are still being moved into the memory cache
@@ -519,7 +517,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
     #[must_use]
     pub fn blocks_wanted(&self) -> bool {
         self.memory.refill_wanted().is_some()
-            || (self.memory.is_full() && self.storage.as_ref().is_some_and(|s| !s.is_full()))
+            || (self.memory.is_full() && self.storage.present() && !self.storage.is_full())
     }
 
     /// Bytes of external entropy it takes to fill the memory cache: each
@@ -555,66 +553,6 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
         usize::try_from(need.div_ceil(rate).saturating_add(startup)).unwrap_or(usize::MAX)
     }
 
-    fn storage_room(&self) -> usize {
-        self.storage.as_ref().map_or(0, |s| {
-            usize::try_from(s.capacity_blocks().saturating_sub(s.len())).unwrap_or(usize::MAX)
-        })
-    }
-
-    /// Writes the overflow blocks to the storage cache (or wipes them when
-    /// that fails).
-    fn spill_overflow(&mut self) {
-        let len = self.overflow.len;
-        if len == 0 {
-            return;
-        }
-        self.overflow.len = 0;
-        let Some(blocks) = self.overflow.blocks.get_mut(..len) else {
-            return;
-        };
-        match self.storage.as_mut() {
-            // Not flushed per batch: one flush at the end of the call
-            // (`flush_spilled`). A crash before it loses these blocks; it
-            // cannot replay them (the copies here are wiped).
-            Some(storage) => match storage.push_many_deferred(blocks) {
-                Ok(n) => {
-                    self.spilled_unflushed = self.spilled_unflushed || n > 0;
-                    let lost = len.saturating_sub(n);
-                    self.blocks_discarded = self
-                        .blocks_discarded
-                        .saturating_add(u64::try_from(lost).unwrap_or(u64::MAX));
-                }
-                Err(e) => {
-                    self.storage_error = Some(e);
-                    self.blocks_discarded = self
-                        .blocks_discarded
-                        .saturating_add(u64::try_from(len).unwrap_or(u64::MAX));
-                }
-            },
-            None => {
-                self.blocks_discarded = self
-                    .blocks_discarded
-                    .saturating_add(u64::try_from(len).unwrap_or(u64::MAX));
-            }
-        }
-        // push_many zeroizes what it stored; wipe everything regardless.
-        wipe(blocks);
-    }
-
-    /// Makes the blocks spilled to storage since the last call durable: one
-    /// flush per [`Pool::poll`], [`Pool::submit`] or
-    /// [`Pool::seed_external`], not one per batch of blocks.
-    fn flush_spilled(&mut self) {
-        if !core::mem::take(&mut self.spilled_unflushed) {
-            return;
-        }
-        if let Some(storage) = self.storage.as_mut() {
-            if let Err(e) = storage.flush() {
-                self.storage_error = Some(e);
-            }
-        }
-    }
-
     /// Runs one absorb step with the caches as the sink, then spills the
     /// overflow to storage.
     fn absorb_step<F>(&mut self, step: F) -> Result<crate::mixer::Absorbed, Error>
@@ -625,7 +563,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             &[u64],
         ) -> Result<crate::mixer::Absorbed, Error>,
     {
-        self.overflow.room = self.storage_room();
+        self.overflow.room = self.storage.room();
         let mut sink = CacheSink {
             memory: &mut self.memory,
             overflow: &mut self.overflow,
@@ -636,7 +574,9 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
         // this keeps the held block moving whichever source runs.
         self.mixer.deliver_held(&mut sink);
         let result = step(&mut self.mixer, &mut sink, &self.words);
-        self.spill_overflow();
+        if !self.defer_spill {
+            self.spill_overflow();
+        }
         result
     }
 
@@ -757,7 +697,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             }
         }
         self.words.zeroize();
-        self.flush_spilled();
+        self.commit_spilled();
         report.still_wanted = self.loading || self.blocks_wanted();
         Ok(report)
     }
@@ -803,7 +743,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
         }
         let credited = self.mixer.screen_external(piece)?;
         let consumed = self.absorb_external_bytes(piece, credited);
-        self.flush_spilled();
+        self.commit_spilled();
         consumed
     }
 
@@ -823,14 +763,20 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
     /// Takes install-time entropy (the staged kickstart data) through the
     /// external path, whatever the sources mask: absorbs as much as the
     /// memory and storage caches can hold as blocks (the memory cache
-    /// first); the rest is discarded. Returns the bytes absorbed.
+    /// first); the rest is discarded. Returns the bytes absorbed. It writes
+    /// the storage cache itself even when writes are deferred
+    /// ([`Pool::defer_storage_writes`]): a seed fills the whole store
+    /// once, at the first start, which 16 blocks at a time could not.
     ///
     /// # Errors
     /// [`Error::SourceDisabled`] when repeated health failures disabled the
     /// external source.
     pub fn seed_external(&mut self, data: &[u8]) -> Result<usize, Error> {
         self.note_provenance(Source::External);
-        let consumed = self.absorb_external_piece(data)?;
+        let deferred = core::mem::replace(&mut self.defer_spill, false);
+        let consumed = self.absorb_external_piece(data);
+        self.defer_spill = deferred;
+        let consumed = consumed?;
         self.note_external(data.len(), consumed);
         Ok(consumed)
     }
@@ -841,10 +787,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
         let value = self.provenance.value() | source.bit();
         if let Ok(mask) = SourceMask::new(u64::from(value)) {
             self.provenance = mask;
-            if let Some(s) = self.storage.as_mut() {
-                // `mask` holds `source`, so it is never 0.
-                let _ = s.set_provenance(mask);
-            }
+            self.storage.set_provenance(mask);
         }
     }
 
@@ -884,7 +827,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
                 Err(e) => return Err(e),
             };
             consumed = consumed.saturating_add(a.consumed);
-            if a.consumed == 0 || (a.sink_full && self.storage_room() == 0) {
+            if a.consumed == 0 || (a.sink_full && self.storage.room() == 0) {
                 break;
             }
         }
@@ -903,10 +846,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
         let now = self.clock.now_ms();
         self.timer.observe(now);
         let need = out.len().div_ceil(BLOCK_LEN);
-        let stored = self
-            .storage
-            .as_ref()
-            .map_or(0, |s| usize::try_from(s.len()).unwrap_or(usize::MAX));
+        let stored = self.storage.available();
         let have = self.memory.len().saturating_add(stored);
         if need > have {
             return Err(self.timer.empty_caches_error(now));
@@ -926,14 +866,13 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             if self.memory.pop(&mut block).is_ok() {
                 from_storage = from_storage.saturating_add(self.take_stored_mark(chunk.len()));
             } else {
-                match self.storage.as_mut().map(|s| s.take(&mut block)) {
-                    Some(Ok(true)) => from_storage = from_storage.saturating_add(chunk.len()),
-                    Some(Ok(false)) | None => {
+                match self.storage.take_many(core::slice::from_mut(&mut block)) {
+                    Ok(1) => from_storage = from_storage.saturating_add(chunk.len()),
+                    Ok(_) => {
                         result = Err(Error::Starving);
                         break;
                     }
-                    Some(Err(e)) => {
-                        self.storage_error = Some(e);
+                    Err(e) => {
                         result = Err(e);
                         break;
                     }
@@ -973,183 +912,6 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
         len
     }
 
-    /// Applies new tunables to the running pool. Checked whole first: a
-    /// memory-cache-size the slots cannot hold is refused and nothing
-    /// changes. Shrinking the memory cache moves the excess blocks to the
-    /// storage cache, or wipes and counts them; changing storage-cache-size
-    /// re-opens the store with the new size (blocks that fit are kept).
-    ///
-    /// # Errors
-    /// [`Error::CapacityTooSmall`] (nothing changed);
-    /// [`Error::StorageIo`] when re-opening the store failed (the store is
-    /// then closed and its blocks stay unused on the medium).
-    pub fn set_tunables(&mut self, new: &Tunables) -> Result<(), Error> {
-        let want = crate::cache::blocks_for_kib(u64::from(new.memory_cache_size_kib()))
-            .ok_or(Error::CapacityTooSmall)?;
-        if want > self.memory.storage_capacity() {
-            return Err(Error::CapacityTooSmall);
-        }
-        self.memory.set_low_watermark(new.low_watermark_percent())?;
-        let mut spilled = Overflow::new();
-        let mut storage = self.storage.take();
-        let mut discarded = 0u64;
-        let mut storage_error = None;
-        let res = self
-            .memory
-            .set_size_kib(u64::from(new.memory_cache_size_kib()), |block| {
-                if spilled.len == OVERFLOW_BLOCKS {
-                    if let Some(s) = storage.as_mut() {
-                        if let Err(e) = s.push_many(&mut spilled.blocks) {
-                            storage_error = Some(e);
-                        }
-                    }
-                    spilled.blocks.zeroize();
-                    spilled.len = 0;
-                }
-                if let Some(slot) = spilled.blocks.get_mut(spilled.len) {
-                    slot.copy_from_slice(block);
-                    spilled.len = spilled.len.saturating_add(1);
-                }
-                block.zeroize();
-            });
-        if let Some(tail) = spilled.blocks.get_mut(..spilled.len) {
-            match storage.as_mut() {
-                Some(s) => match s.push_many(tail) {
-                    Ok(n) => {
-                        discarded = discarded.saturating_add(
-                            u64::try_from(tail.len().saturating_sub(n)).unwrap_or(0),
-                        );
-                    }
-                    Err(e) => storage_error = Some(e),
-                },
-                None => {
-                    discarded =
-                        discarded.saturating_add(u64::try_from(tail.len()).unwrap_or(u64::MAX));
-                }
-            }
-            wipe(tail);
-        }
-        self.storage = storage;
-        // The oldest blocks (loaded from storage first) spilled first.
-        if let Ok(n) = &res {
-            self.memory_from_storage = self.memory_from_storage.saturating_sub(*n);
-        }
-        self.blocks_discarded = self.blocks_discarded.saturating_add(discarded);
-        if let Some(e) = storage_error {
-            self.storage_error = Some(e);
-        }
-        res?;
-        self.timer
-            .set_timeout_secs(u64::from(new.external_entropy_lost_timeout_s()));
-        let old_slots = storage_slots(&self.tunables);
-        let new_slots = storage_slots(new);
-        self.tunables = *new;
-        if old_slots != new_slots {
-            self.reopen_storage(new_slots)?;
-        }
-        Ok(())
-    }
-
-    fn reopen_storage(&mut self, slots: u64) -> Result<(), Error> {
-        let medium = match (self.storage.take(), self.idle_medium.take()) {
-            (Some(cache), _) => {
-                self.storage_corrupt_before = self
-                    .storage_corrupt_before
-                    .saturating_add(cache.corrupt_discarded());
-                Some(cache.into_storage())
-            }
-            (None, idle) => idle,
-        };
-        let Some(medium) = medium else {
-            return Ok(());
-        };
-        if slots == 0 {
-            self.idle_medium = Some(medium);
-            return Ok(());
-        }
-        match StorageCache::open(medium, slots, self.provenance, &self.storage_key) {
-            Ok((cache, _report)) => {
-                self.storage = Some(cache);
-                Ok(())
-            }
-            Err(e) => {
-                self.storage_error = Some(e);
-                Err(e)
-            }
-        }
-    }
-
-    /// Moves every block of the memory cache (and a block the mixer holds)
-    /// to the storage cache, for a shutdown; blocks that do not fit are
-    /// wiped and counted. Returns the blocks saved.
-    ///
-    /// # Errors
-    /// [`Error::StorageIo`] when writing failed (the blocks concerned are
-    /// wiped, never kept in two places).
-    pub fn flush_to_storage(&mut self) -> Result<usize, Error> {
-        let mut saved = 0usize;
-        let mut batch = [[0u8; BLOCK_LEN]; FLUSH_BATCH];
-        let mut result = Ok(());
-        if let Some(held) = self.mixer.take_held() {
-            let mut bytes = *held.as_bytes();
-            if self.memory.push(&mut bytes).is_err() {
-                if let Some(s) = self.storage.as_mut() {
-                    match s.push(&mut bytes) {
-                        Ok(true) => saved = saved.saturating_add(1),
-                        Ok(false) => {
-                            self.blocks_discarded = self.blocks_discarded.saturating_add(1);
-                        }
-                        Err(e) => result = Err(e),
-                    }
-                }
-                bytes.zeroize();
-            }
-        }
-        // Bounded by the memory cache's capacity.
-        loop {
-            let mut n = 0usize;
-            for slot in &mut batch {
-                if self.memory.pop(slot).is_err() {
-                    break;
-                }
-                n = n.saturating_add(1);
-            }
-            if n == 0 {
-                break;
-            }
-            let Some(blocks) = batch.get_mut(..n) else {
-                break;
-            };
-            let stored = match (self.storage.as_mut(), result.is_ok()) {
-                (Some(s), true) => match s.push_many_deferred(blocks) {
-                    Ok(k) => k,
-                    Err(e) => {
-                        result = Err(e);
-                        0
-                    }
-                },
-                _ => 0,
-            };
-            saved = saved.saturating_add(stored);
-            self.blocks_discarded = self
-                .blocks_discarded
-                .saturating_add(u64::try_from(n.saturating_sub(stored)).unwrap_or(u64::MAX));
-            wipe(blocks);
-        }
-        wipe(&mut batch);
-        self.memory_from_storage = 0;
-        // One flush for the whole save.
-        if result.is_ok() && saved > 0 {
-            if let Some(s) = self.storage.as_mut() {
-                result = s.flush();
-            }
-        }
-        if let Err(e) = result {
-            self.storage_error = Some(e);
-        }
-        result.map(|()| saved)
-    }
-
     /// Restarts `source`'s health tests (re-enables a disabled source).
     pub fn reset_source(&mut self, source: Source) {
         self.mixer.reset_source(source);
@@ -1176,20 +938,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             memory_capacity_blocks: self.memory.capacity(),
             low_watermark_percent: self.memory.low_watermark(),
             refill_wanted: self.memory.refill_wanted(),
-            storage: StorageStatus {
-                present: self.storage.is_some(),
-                len_blocks: self.storage.as_ref().map_or(0, StorageCache::len),
-                capacity_blocks: self
-                    .storage
-                    .as_ref()
-                    .map_or(0, StorageCache::capacity_blocks),
-                corrupt_discarded: self.storage_corrupt_before.saturating_add(
-                    self.storage
-                        .as_ref()
-                        .map_or(0, StorageCache::corrupt_discarded),
-                ),
-                last_error: self.storage_error,
-            },
+            storage: self.storage.status(self.overflow.len),
             per_source: Source::ALL.map(|s| self.mixer.stats(s)),
             rdrand: self.rdrand.as_ref().map(|(d, e)| HardwareStatus {
                 stats: d.stats(),
@@ -1210,13 +959,6 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             bytes_served_from_storage: self.bytes_from_storage,
             blocks_discarded: self.blocks_discarded,
         }
-    }
-}
-
-/// Zeroizes every block of `blocks`.
-fn wipe(blocks: &mut [[u8; BLOCK_LEN]]) {
-    for block in blocks {
-        block.zeroize();
     }
 }
 
