@@ -60,6 +60,8 @@ mod mixer_screen;
 mod pool_facade;
 #[path = "pool_room.rs"]
 mod pool_room;
+#[path = "pool_storage.rs"]
+mod pool_storage;
 #[path = "pool_storage_flush.rs"]
 mod pool_storage_flush;
 #[path = "rng_pool.rs"]
