@@ -1,11 +1,18 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+// The vDSO peer calls a function found in the kernel's ELF image: `unsafe`
+// here, in the bench, never in the crate.
+#![allow(unsafe_code)]
 //! DRBG output speed beside its peers (group and id names are fixed).
+//!
+//! `drbg_32B`'s `entropool` runs with the build's default fork detection:
+//! none without `std`, the MADV_WIPEONFORK word with `--features std` on
+//! Linux (the figure the goal is judged on). `getrandom` is getrandom 0.3,
+//! a system call per request with glibc before 2.41; `vdso_getrandom` is
+//! the kernel's vDSO function, called directly.
 
 use core::hint::black_box;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use entropool::Error;
-use entropool::drbg::{HashDrbg, HmacDrbg};
-use entropool::rng::{EntropySource, PoolRng, PoolRngConfig};
+use entropool::{EntropySource, Error, HashDrbg, HmacDrbg, PoolRng, PoolRngConfig};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
@@ -24,6 +31,15 @@ fn small(c: &mut Criterion) {
     let mut g = c.benchmark_group("drbg_32B");
     g.throughput(Throughput::Bytes(32));
     let mut rng = PoolRng::new(FastFake(1), PoolRngConfig::DEFAULT).unwrap();
+    // Which fork detection the figure includes (the goal is judged with
+    // `std`, where the default is the wipe-on-fork word on Linux).
+    #[cfg(feature = "std")]
+    eprintln!(
+        "drbg_32B/entropool: fork detection {:?}",
+        rng.fork_detection()
+    );
+    #[cfg(not(feature = "std"))]
+    eprintln!("drbg_32B/entropool: no fork detection (built without `std`)");
     let mut out = [0u8; 32];
     g.bench_function(BenchmarkId::new("entropool", 32), |b| {
         b.iter(|| {
@@ -33,6 +49,15 @@ fn small(c: &mut Criterion) {
     g.bench_function(BenchmarkId::new("getrandom", 32), |b| {
         b.iter(|| getrandom::fill(black_box(&mut out)).unwrap())
     });
+    #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+    match vdso::VdsoGetrandom::new() {
+        Ok(mut v) => {
+            g.bench_function(BenchmarkId::new("vdso_getrandom", 32), |b| {
+                b.iter(|| v.fill(black_box(&mut out)).unwrap())
+            });
+        }
+        Err(why) => eprintln!("SKIPPED drbg_32B/vdso_getrandom: {why}"),
+    }
     g.finish();
 
     // The same over Hash_DRBG (one compression per 32 bytes instead of two).
@@ -49,10 +74,11 @@ fn small(c: &mut Criterion) {
     // With `std`: the cost of each fork detector per 32-byte request.
     #[cfg(feature = "std")]
     {
-        use entropool::rng::ForkDetection;
+        use entropool::ForkDetection;
         let mut g = c.benchmark_group("drbg_32B_fork_check");
         g.throughput(Throughput::Bytes(32));
         for (id, how) in [
+            ("wipe_on_fork", ForkDetection::WipeOnFork),
             ("process_id", ForkDetection::ProcessId),
             ("atfork_counter", ForkDetection::AtforkCounter),
         ] {
@@ -80,6 +106,15 @@ fn bulk(c: &mut Criterion) {
     g.bench_function(BenchmarkId::new("hmac_drbg", BULK), |b| {
         b.iter(|| peer.generate_to_slice(black_box(&mut out), None))
     });
+    #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+    match vdso::VdsoGetrandom::new() {
+        Ok(mut v) => {
+            g.bench_function(BenchmarkId::new("vdso_getrandom", BULK), |b| {
+                b.iter(|| v.fill(black_box(&mut out)).unwrap())
+            });
+        }
+        Err(why) => eprintln!("SKIPPED drbg_bulk_64KiB/vdso_getrandom: {why}"),
+    }
     let mut chacha = ChaCha20Rng::from_seed([3; 32]);
     g.bench_function(BenchmarkId::new("chacha20", BULK), |b| {
         b.iter(|| chacha.fill_bytes(black_box(&mut out)))
@@ -94,6 +129,10 @@ fn bulk(c: &mut Criterion) {
     });
     g.finish();
 }
+
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+#[path = "common/vdso.rs"]
+mod vdso;
 
 criterion_group!(benches, small, bulk);
 criterion_main!(benches);

@@ -8,7 +8,8 @@
 use core::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use entropool::hw::{Cpu, RDRAND_RETRY_LIMIT, RDSEED_RETRY_LIMIT, Rdrand, Rdseed, RealCpu};
+use entropool::hw::{RDRAND_RETRY_LIMIT, RDSEED_RETRY_LIMIT, Rdrand, Rdseed};
+use entropool::{Cpu, RealCpu};
 
 #[cfg(target_arch = "x86_64")]
 mod raw {

@@ -15,8 +15,8 @@ use core::time::Duration;
 use std::time::Instant;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use entropool::interrupt::InterruptRing;
-use entropool::ring::{Ring, Slot};
+use entropool::ring::Ring;
+use entropool::{InterruptRing, Slot};
 
 /// Blocks moved per criterion iteration.
 const ITEMS: u64 = 1 << 16;

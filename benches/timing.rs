@@ -19,11 +19,9 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use entropool::Source;
 use entropool::assess::interrupts_config;
-use entropool::hw::RealCpu;
-use entropool::hw::cpu_jitter::{CPU_JITTER_SCRATCH, CpuJitter};
-use entropool::mixer::{Block, CreditRate, Mixer, MixerConfig};
+use entropool::mixer::{Block, Mixer};
+use entropool::{CPU_JITTER_SCRATCH, CpuJitter, CreditRate, MixerConfig, RealCpu, Source};
 use rand_core::Rng;
 use rand_jitter::JitterRng;
 

@@ -129,7 +129,7 @@ fn holding() -> bool {
 }
 
 /// The global generator and the state that guards it.
-struct Slot {
+struct RngCell {
     state: AtomicU8,
     rng: UnsafeCell<Option<&'static mut GlobalRng>>,
 }
@@ -138,9 +138,9 @@ struct Slot {
 // with a successful compare_exchange (in `register`, `unregister` and
 // `with_rng`), so accesses never overlap; the value is `Send`, so handing it
 // from one thread to another through the slot is sound.
-unsafe impl Sync for Slot {}
+unsafe impl Sync for RngCell {}
 
-static SLOT: Slot = Slot {
+static SLOT: RngCell = RngCell {
     state: AtomicU8::new(EMPTY),
     rng: UnsafeCell::new(None),
 };

@@ -616,26 +616,51 @@ fn trailing_run<T: HealthSample>(seg: &[T]) -> (T, usize) {
     (last, same.saturating_add(1))
 }
 
+/// `v` as a tester's `u16` field. Every window (clamped to 4096 by
+/// [`apt_cutoff`]; in use 512 or 1024), cutoff (RCT at most 513, APT at
+/// most its window + 1), start-up length (1024) and the APT count and
+/// position (below the window) fits; anything larger would saturate, never
+/// wrap.
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "checked against u16::MAX just before; From is not const"
+)]
+const fn small(v: u32) -> u16 {
+    if v > 0xFFFF { u16::MAX } else { v as u16 }
+}
+
+/// A tester's `u16` field as `u32` (lossless).
+#[allow(clippy::cast_lossless, reason = "u32::from is not const")]
+const fn wide(v: u16) -> u32 {
+    v as u32
+}
+
+const _: () = assert!(STRIKE_FORGET_SAMPLES <= 0xFFFF_FFFF && STARTUP_SAMPLES <= 0xFFFF);
+
 /// The continuous health tests and state machine of one source.
 ///
 /// Holds the last raw samples it saw (secret): zeroized on drop, never
 /// printed.
 pub struct HealthTest {
-    rct_cutoff: u32,
-    apt_cutoff: u32,
-    window: u32,
+    // Windows, cutoffs and the counts bounded by them are `u16` (all at
+    // most 4097: see [`small`]), and the clean run saturates in a `u32`
+    // (only `>= STRIKE_FORGET_SAMPLES` matters): 48 bytes instead of 64,
+    // for each of the mixer's four sources.
+    rct_cutoff: u16,
+    apt_cutoff: u16,
+    window: u16,
     rct_last: u64,
     rct_run: u32,
     apt_first: u64,
-    apt_count: u32,
+    apt_count: u16,
     /// Samples seen in the current APT window; 0 = the next starts one.
-    apt_pos: u32,
+    apt_pos: u16,
     /// Clean samples still needed before credit (start-up or quarantine).
-    remaining: u32,
+    remaining: u16,
     startup: bool,
     disabled: bool,
     strikes: u8,
-    clean_run: u64,
+    clean_run: u32,
     failures: u64,
     last_failure: Option<HealthTestKind>,
 }
@@ -674,15 +699,15 @@ impl HealthTest {
             (APT_WINDOW, cfg.apt_cutoff)
         };
         Ok(HealthTest {
-            rct_cutoff: cfg.rct_cutoff,
-            apt_cutoff,
-            window,
+            rct_cutoff: small(cfg.rct_cutoff),
+            apt_cutoff: small(apt_cutoff),
+            window: small(window),
             rct_last: 0,
             rct_run: 0,
             apt_first: 0,
             apt_count: 0,
             apt_pos: 0,
-            remaining: STARTUP_SAMPLES,
+            remaining: small(STARTUP_SAMPLES),
             startup: true,
             disabled: false,
             strikes: 0,
@@ -694,20 +719,23 @@ impl HealthTest {
 
     /// The RCT cutoff in use.
     #[must_use]
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))] // tests only
     pub const fn rct_cutoff(&self) -> u32 {
-        self.rct_cutoff
+        wide(self.rct_cutoff)
     }
 
     /// The APT cutoff in use.
     #[must_use]
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))] // tests only
     pub const fn apt_cutoff(&self) -> u32 {
-        self.apt_cutoff
+        wide(self.apt_cutoff)
     }
 
     /// The APT window in use.
     #[must_use]
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))] // tests only
     pub const fn window(&self) -> u32 {
-        self.window
+        wide(self.window)
     }
 
     /// The current state.
@@ -751,7 +779,7 @@ impl HealthTest {
         self.rct_run = 0;
         self.apt_count = 0;
         self.apt_pos = 0;
-        self.remaining = STARTUP_SAMPLES;
+        self.remaining = small(STARTUP_SAMPLES);
         self.startup = true;
         self.disabled = false;
         self.strikes = 0;
@@ -867,7 +895,7 @@ impl HealthTest {
         let hits = seg
             .iter()
             .fold(0u32, |c, x| c.wrapping_add(u32::from(*x == a)));
-        if repeat || self.apt_count.saturating_add(hits) >= self.apt_cutoff {
+        if repeat || wide(self.apt_count).saturating_add(hits) >= self.apt_cutoff() {
             None
         } else {
             Some(hits)
@@ -894,8 +922,8 @@ impl HealthTest {
             rct_last: self.rct_last,
             rct_run: self.rct_run,
             apt_first: self.apt_first,
-            apt_count: self.apt_count,
-            apt_pos: self.apt_pos,
+            apt_count: wide(self.apt_count),
+            apt_pos: wide(self.apt_pos),
         };
         if self.disabled || self.remaining > 0 {
             return p;
@@ -907,7 +935,7 @@ impl HealthTest {
             // and are whole except at the ends of `xs`.
             let pos = usize::try_from(p.apt_pos).unwrap_or(usize::MAX);
             let window_left =
-                usize::try_from(self.window.saturating_sub(p.apt_pos)).unwrap_or(usize::MAX);
+                usize::try_from(self.window().saturating_sub(p.apt_pos)).unwrap_or(usize::MAX);
             let n = PLAN_PIECE
                 .saturating_sub(pos % PLAN_PIECE)
                 .min(window_left)
@@ -933,7 +961,7 @@ impl HealthTest {
             let joined = p.rct_run > 0 && head.widen() == p.rct_last;
             let carried = if joined { p.rct_run } else { 0 };
             let longest = carried.saturating_add(1).saturating_add(pairs);
-            if longest >= self.rct_cutoff || count >= self.apt_cutoff {
+            if longest >= self.rct_cutoff() || count >= self.apt_cutoff() {
                 break;
             }
             // The run the piece ends with: its trailing equal samples, plus
@@ -953,7 +981,7 @@ impl HealthTest {
             p.apt_pos = p
                 .apt_pos
                 .saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
-            if p.apt_pos >= self.window {
+            if p.apt_pos >= self.window() {
                 p.apt_pos = 0;
             }
             p.len = p.len.saturating_add(n);
@@ -971,8 +999,10 @@ impl HealthTest {
         self.rct_last = plan.rct_last;
         self.rct_run = plan.rct_run;
         self.apt_first = plan.apt_first;
-        self.apt_count = plan.apt_count;
-        self.apt_pos = plan.apt_pos;
+        // Both below the window (the plan restarts the position at its
+        // end and stops before the count reaches the cutoff).
+        self.apt_count = small(plan.apt_count);
+        self.apt_pos = small(plan.apt_pos);
         self.add_healthy(u64::try_from(plan.len).unwrap_or(u64::MAX));
     }
 
@@ -982,9 +1012,11 @@ impl HealthTest {
         let Some(&last) = seg.last() else { return };
         self.rct_last = last.widen();
         self.rct_run = 1;
-        self.apt_count = self.apt_count.saturating_add(hits);
+        // `scan_stretch` kept the count below the cutoff and the stretch
+        // inside the window: both stay below the window.
+        self.apt_count = self.apt_count.saturating_add(small(hits));
         let n = u32::try_from(seg.len()).unwrap_or(u32::MAX);
-        self.apt_pos = self.apt_pos.saturating_add(n);
+        self.apt_pos = self.apt_pos.saturating_add(small(n));
         if self.apt_pos >= self.window {
             self.apt_pos = 0;
         }
@@ -1013,7 +1045,7 @@ impl HealthTest {
         if self.apt_pos >= self.window {
             self.apt_pos = 0;
         }
-        if self.rct_run >= self.rct_cutoff {
+        if self.rct_run >= self.rct_cutoff() {
             Some(HealthTestKind::RepetitionCount)
         } else if apt_fail {
             Some(HealthTestKind::AdaptiveProportion)
@@ -1029,8 +1061,8 @@ impl HealthTest {
     fn account_clean(&mut self, n: u64) -> u64 {
         if self.remaining > 0 {
             let n32 = u32::try_from(n).unwrap_or(u32::MAX);
-            let used = n32.min(self.remaining);
-            self.remaining -= used;
+            let used = n32.min(wide(self.remaining));
+            self.remaining = self.remaining.saturating_sub(small(used));
             if self.remaining == 0 {
                 self.startup = false;
             }
@@ -1051,8 +1083,9 @@ impl HealthTest {
         if n == 0 {
             return;
         }
-        self.clean_run = self.clean_run.saturating_add(n);
-        if self.clean_run >= STRIKE_FORGET_SAMPLES {
+        let n32 = u32::try_from(n).unwrap_or(u32::MAX);
+        self.clean_run = self.clean_run.saturating_add(n32);
+        if u64::from(self.clean_run) >= STRIKE_FORGET_SAMPLES {
             self.strikes = 0;
         }
     }
@@ -1153,7 +1186,7 @@ mod tests {
     }
 
     /// The full observable and internal state of a tester.
-    fn snapshot(t: &HealthTest) -> (u64, u32, u64, u32, u32, u32, bool, bool, u8, u64, u64) {
+    fn snapshot(t: &HealthTest) -> (u64, u32, u64, u16, u16, u16, bool, bool, u8, u32, u64) {
         (
             t.rct_last,
             t.rct_run,

@@ -92,7 +92,7 @@ mod sync {
 #[cfg_attr(target_arch = "arm", repr(align(32)))]
 struct CachePadded<T>(T);
 
-/// One storage cell of a [`Ring`]. Always holds a valid `T` (`T::default()`
+/// One storage cell of a ring (the memory cache, the interrupt ring). Always holds a valid `T` (`T::default()`
 /// when empty), so no slot is ever uninitialised.
 pub struct Slot<T>(UnsafeCell<T>);
 
@@ -160,6 +160,7 @@ unsafe impl<T: Default + Send> Send for Ring<'_, T> {}
 // through the Acquire/Release indices.
 unsafe impl<T: Default + Send> Sync for Ring<'_, T> {}
 
+#[cfg_attr(not(feature = "testing"), allow(dead_code))] // some methods serve tests only
 impl<'s, T: Default> Ring<'s, T> {
     /// A ring over `storage`; its capacity is `storage.len()`. The values
     /// already in `storage` are treated as empty slots.
@@ -449,6 +450,7 @@ pub struct Producer<'a, T: Default> {
 // another thread keeps it unique. Values of `T` cross threads, hence `Send`.
 unsafe impl<T: Default + Send> Send for Producer<'_, T> {}
 
+#[cfg_attr(not(feature = "testing"), allow(dead_code))] // some methods serve tests only
 impl<'a, T: Default> Producer<'a, T> {
     #[inline(always)]
     fn ring(&self) -> &'a Ring<'a, T> {
@@ -571,6 +573,7 @@ pub struct Consumer<'a, T: Default> {
 // another thread keeps it unique. Values of `T` cross threads, hence `Send`.
 unsafe impl<T: Default + Send> Send for Consumer<'_, T> {}
 
+#[cfg_attr(not(feature = "testing"), allow(dead_code))] // some methods serve tests only
 impl<'a, T: Default> Consumer<'a, T> {
     #[inline(always)]
     fn ring(&self) -> &'a Ring<'a, T> {

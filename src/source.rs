@@ -42,7 +42,8 @@ impl Source {
         }
     }
 
-    /// A dense index `0..4`, for per-source tables.
+    /// A dense index `0..4`, for per-source tables (the order of
+    /// [`Source::ALL`]).
     #[must_use]
     pub const fn index(self) -> usize {
         match self {
@@ -50,6 +51,31 @@ impl Source {
             Source::Rdrand => 1,
             Source::Rdseed => 2,
             Source::External => 3,
+        }
+    }
+
+    /// This source's entry of a per-source table (in [`index`](Self::index)
+    /// order), with no bounds check that could fail.
+    #[must_use]
+    pub(crate) const fn of<T>(self, table: &[T; 4]) -> &T {
+        let [interrupts, rdrand, rdseed, external] = table;
+        match self {
+            Source::Interrupts => interrupts,
+            Source::Rdrand => rdrand,
+            Source::Rdseed => rdseed,
+            Source::External => external,
+        }
+    }
+
+    /// As [`of`](Self::of), mutably.
+    #[must_use]
+    pub(crate) const fn of_mut<T>(self, table: &mut [T; 4]) -> &mut T {
+        let [interrupts, rdrand, rdseed, external] = table;
+        match self {
+            Source::Interrupts => interrupts,
+            Source::Rdrand => rdrand,
+            Source::Rdseed => rdseed,
+            Source::External => external,
         }
     }
 
@@ -203,6 +229,17 @@ impl fmt::Display for SourceMask {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_table_entry_is_the_one_at_the_index() {
+        let mut table = [10, 11, 12, 13];
+        for (i, source) in Source::ALL.into_iter().enumerate() {
+            assert_eq!(source.index(), i, "{source:?}");
+            assert_eq!(*source.of(&table), 10 + i, "{source:?}");
+            *source.of_mut(&mut table) += 100;
+            assert_eq!(table[i], 110 + i, "{source:?}");
+        }
+    }
 
     const NONE: CpuFeatures = CpuFeatures {
         rdrand: false,

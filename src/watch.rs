@@ -83,13 +83,13 @@ impl Clock for SystemClock {
 /// A clock that moves only when told to: for deterministic tests of this
 /// and other modules. Shareable between threads (`&FakeClock` is a
 /// [`Clock`]). Built on targets with 64-bit atomics (every host target).
-#[cfg(target_has_atomic = "64")]
+#[cfg(all(any(test, feature = "testing"), target_has_atomic = "64"))]
 #[derive(Debug, Default)]
 pub struct FakeClock {
     now: core::sync::atomic::AtomicU64,
 }
 
-#[cfg(target_has_atomic = "64")]
+#[cfg(all(any(test, feature = "testing"), target_has_atomic = "64"))]
 impl FakeClock {
     /// A clock reading `start_ms`.
     #[must_use]
@@ -116,7 +116,7 @@ impl FakeClock {
     }
 }
 
-#[cfg(target_has_atomic = "64")]
+#[cfg(all(any(test, feature = "testing"), target_has_atomic = "64"))]
 impl Clock for FakeClock {
     fn now_ms(&self) -> u64 {
         self.now.load(core::sync::atomic::Ordering::SeqCst)
@@ -168,6 +168,7 @@ pub struct ExternalLostTimer {
     received: bool,
 }
 
+#[cfg_attr(not(feature = "testing"), allow(dead_code))] // some methods serve tests only
 impl ExternalLostTimer {
     /// A timer started at `now_ms` for the (resolved) `sources`, with a
     /// timeout of `timeout_secs` seconds (saturating to milliseconds).

@@ -4,9 +4,8 @@
 
 use std::collections::{HashSet, VecDeque};
 
-use entropool::Error;
-use entropool::cache::{BlockSlot, LowWatermark, MemoryCache, blocks_for_kib};
-use entropool::ring::Slot;
+use entropool::cache::{LowWatermark, MemoryCache};
+use entropool::{BlockSlot, Error, Slot, blocks_for_kib};
 use proptest::prelude::*;
 
 fn storage(blocks: usize) -> Vec<BlockSlot> {

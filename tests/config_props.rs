@@ -9,9 +9,8 @@
     clippy::cast_sign_loss
 )]
 
-use entropool::Error;
-use entropool::SourceMask;
-use entropool::config::{Config, Param, SetRequest, Tunables, parse_set_args};
+use entropool::config::{Param, SetRequest, parse_set_args};
+use entropool::{Config, Error, SourceMask, Tunables};
 use proptest::prelude::*;
 
 /// The documented ranges and defaults, restated from DESIGN.md and the

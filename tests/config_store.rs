@@ -9,9 +9,9 @@
 )]
 #![cfg(feature = "std")]
 
-use entropool::config::{Config, Param, Tunables};
+use entropool::config::Param;
 use entropool::store::{StateDir, StoreErrorKind};
-use entropool::{Error, SourceMask};
+use entropool::{Config, Error, SourceMask, Tunables};
 
 fn dir() -> (tempfile::TempDir, StateDir) {
     let t = tempfile::tempdir().unwrap();

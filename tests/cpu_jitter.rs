@@ -4,13 +4,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use entropool::Source;
 use entropool::assess::{interrupts_config, recommended_credit};
-use entropool::health::HealthState;
-use entropool::hw::Cpu;
-use entropool::hw::cpu_jitter::{CPU_JITTER_SCRATCH_MIN, CpuJitter};
-use entropool::hw::fake::{FakeCpu, FakeOutput};
-use entropool::mixer::{Block, Credit, CreditRate, Mixer, MixerConfig, UNITS_PER_BIT};
+use entropool::mixer::{Block, Credit, Mixer};
+use entropool::testing::{FakeCpu, FakeOutput};
+use entropool::{
+    CPU_JITTER_SCRATCH_MIN, Cpu, CpuJitter, CreditRate, HealthState, MixerConfig, Source,
+    UNITS_PER_BIT,
+};
 
 fn fake_with_step(step: u64) -> FakeCpu {
     let cpu = FakeCpu::new(FakeOutput::Fail, FakeOutput::Fail);
@@ -74,7 +74,7 @@ fn a_jittery_counter_passes_and_earns_blocks() {
     let mut collector = CpuJitter::new(&cpu, &mut scratch).unwrap();
     for _ in 0..64 {
         for t in &mut ts {
-            cpu.advance_cycles(entropool::hw::fake::splitmix64(&mut state) & 0xFFFF);
+            cpu.advance_cycles(entropool::testing::splitmix64(&mut state) & 0xFFFF);
             *t = collector.timestamp();
         }
         m.absorb_words(Source::Interrupts, &ts, &mut sink).unwrap();
@@ -107,7 +107,7 @@ fn too_little_scratch_is_refused() {
 
 #[test]
 fn the_real_counter_gives_varied_deltas() {
-    let cpu = entropool::hw::RealCpu::new();
+    let cpu = entropool::RealCpu::new();
     if cpu.cycles() == 0 {
         eprintln!("SKIPPED: this target has no cycle counter");
         return;

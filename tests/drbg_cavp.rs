@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use entropool::drbg::{Drbg, HashDrbg, HmacDrbg};
+use entropool::{Drbg, HashDrbg, HmacDrbg};
 
 mod cavp;
 

@@ -5,10 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use entropool::Error;
-use entropool::drbg::{
-    Drbg, HashDrbg, HmacDrbg, MAX_INPUT_LEN, MAX_REQUEST_LEN, MAX_RESEED_INTERVAL,
-};
+use entropool::drbg::{MAX_INPUT_LEN, MAX_REQUEST_LEN, MAX_RESEED_INTERVAL};
+use entropool::{Drbg, Error, HashDrbg, HmacDrbg};
 use proptest::prelude::*;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroize;

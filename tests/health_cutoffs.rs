@@ -12,7 +12,8 @@
     clippy::cast_lossless
 )]
 
-use entropool::health::{APT_WINDOW, APT_WINDOW_BINARY, MinEntropy, apt_cutoff, rct_cutoff};
+use entropool::MinEntropy;
+use entropool::health::{APT_WINDOW, APT_WINDOW_BINARY, apt_cutoff, rct_cutoff};
 
 fn h(eighths: u32) -> MinEntropy {
     MinEntropy::from_eighths(eighths).unwrap()

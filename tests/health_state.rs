@@ -11,9 +11,9 @@
     clippy::cast_lossless
 )]
 
-use entropool::health::{
-    DISABLE_AFTER, HealthConfig, HealthState, HealthTest, HealthTestKind, MinEntropy,
-    STARTUP_SAMPLES, STRIKE_FORGET_SAMPLES, Verdict, apt_cutoff, rct_cutoff,
+use entropool::health::{HealthTest, STRIKE_FORGET_SAMPLES, Verdict, apt_cutoff, rct_cutoff};
+use entropool::{
+    DISABLE_AFTER, HealthConfig, HealthState, HealthTestKind, MinEntropy, STARTUP_SAMPLES,
 };
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;

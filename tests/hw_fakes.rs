@@ -2,12 +2,12 @@
 //! a clear error, a bounded number of attempts (asserted exactly), and no
 //! word returned from a failed call.
 
-use entropool::hw::fake::{FakeCpu, FakeOutput, splitmix64};
 use entropool::hw::{
-    Cpu, CpuIdentity, RDRAND_RETRY_LIMIT, RDRAND_SELF_TEST_WORDS, RDSEED_RETRY_LIMIT,
-    RDSEED_SELF_TEST_ROUNDS, RDSEED_SELF_TEST_WORDS, Rdrand, Rdseed, Vendor,
+    RDRAND_RETRY_LIMIT, RDRAND_SELF_TEST_WORDS, RDSEED_RETRY_LIMIT, RDSEED_SELF_TEST_ROUNDS,
+    RDSEED_SELF_TEST_WORDS, Rdrand, Rdseed,
 };
-use entropool::{CpuFeatures, Error, Source};
+use entropool::testing::{FakeCpu, FakeOutput, splitmix64};
+use entropool::{Cpu, CpuFeatures, CpuIdentity, Error, Source, Vendor};
 
 const RDRAND_LIMIT: u64 = RDRAND_RETRY_LIMIT as u64;
 const RDSEED_LIMIT: u64 = RDSEED_RETRY_LIMIT as u64;
@@ -313,15 +313,22 @@ fn rdseed_self_test_outcomes() {
     let st = Some(Error::SelfTestFailed {
         source: Source::Rdseed,
     });
-    // (behaviour, expected error, attempts, pauses)
+    // (behaviour, expected error, attempts, pauses). A PAUSE comes between
+    // two attempts at one word, never after a word came nor after the last
+    // attempt of the budget.
     let cases = [
         // Never a word: the budget runs out: "not now", not "broken".
-        (FakeOutput::Fail, Some(Error::RdseedNotNow), budget, budget),
+        (
+            FakeOutput::Fail,
+            Some(Error::RdseedNotNow),
+            budget,
+            budget - 1,
+        ),
         (
             FakeOutput::GoodThenFail { seed: 1, good: 7 },
             Some(Error::RdseedNotNow),
             budget,
-            budget - 7,
+            budget - 7 - 1,
         ),
         // A stuck word with CF=1 refuses at once.
         (FakeOutput::ZeroSuccess, st, 1, 0),

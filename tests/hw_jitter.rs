@@ -5,10 +5,13 @@ use core::time::Duration;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use entropool::Error;
-use entropool::hw::fake::FakeCpu;
-use entropool::hw::jitter::{JITTER_INTERVAL_MAX_US, JITTER_INTERVAL_MIN_US, JitterThread};
-use entropool::hw::{Cpu, RealCpu};
+#[path = "support/hw.rs"]
+mod hw_support;
+
+use entropool::testing::FakeCpu;
+use entropool::{
+    Cpu, Error, JITTER_INTERVAL_MAX_US, JITTER_INTERVAL_MIN_US, JitterThread, RealCpu,
+};
 
 /// Wait (bounded) until `cond` holds.
 fn wait_for(mut cond: impl FnMut() -> bool) -> bool {
@@ -69,17 +72,29 @@ fn every_timestamp_reaches_the_sink() {
 
 #[test]
 fn stop_cuts_a_long_sleep_short() {
-    let t = JitterThread::spawn(FakeCpu::good(0), Duration::from_secs(1), |_| {}).unwrap();
-    assert!(t.is_running());
-    std::thread::sleep(Duration::from_millis(20));
-    let start = Instant::now();
-    let n = t.stop().unwrap();
-    // Unpark ends the 1 s park at once (500 ms leaves room for a busy
-    // machine and still proves we did not wait out the interval).
+    // Unpark ends the 1 s park (the longest interval allowed) at once; a
+    // stop that waited it out takes about 1 s every time. On a loaded
+    // machine one quick stop in three tries proves it, where one slow
+    // attempt alone could be the scheduler.
+    let mut times = Vec::new();
+    let mut n = 0;
+    for _ in 0..3 {
+        let t = JitterThread::spawn(FakeCpu::good(0), Duration::from_secs(1), |_| {}).unwrap();
+        assert!(t.is_running());
+        std::thread::sleep(Duration::from_millis(20));
+        let start = Instant::now();
+        n = t.stop().unwrap();
+        times.push(start.elapsed());
+        if times
+            .last()
+            .is_some_and(|&e| e < Duration::from_millis(500))
+        {
+            break;
+        }
+    }
     assert!(
-        start.elapsed() < Duration::from_millis(500),
-        "{:?}",
-        start.elapsed()
+        times.iter().any(|&e| e < Duration::from_millis(500)),
+        "{times:?}"
     );
     assert_eq!(n, 0);
 }
@@ -112,7 +127,7 @@ fn a_panicking_sink_is_reported() {
 fn real_cycle_counter_shows_jitter() {
     let cpu = RealCpu::new();
     if cpu.cycles() == 0 && cpu.cycles() == 0 {
-        eprintln!("skipped: no cycle counter on this architecture");
+        hw_support::skip("cycles", &"no cycle counter on this architecture");
         return;
     }
     let got = Arc::new(Mutex::new(Vec::new()));

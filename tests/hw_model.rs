@@ -5,10 +5,8 @@
 use core::cell::RefCell;
 use std::collections::VecDeque;
 
-use entropool::hw::{
-    Cpu, CpuIdentity, RDRAND_RETRY_LIMIT, RDSEED_RETRY_LIMIT, Rdrand, Rdseed, Vendor,
-};
-use entropool::{CpuFeatures, Error};
+use entropool::hw::{RDRAND_RETRY_LIMIT, RDSEED_RETRY_LIMIT, Rdrand, Rdseed};
+use entropool::{Cpu, CpuFeatures, CpuIdentity, Error, Vendor};
 use proptest::prelude::*;
 
 /// Replays a script; `None` entries are CF=0; an empty script is CF=0.

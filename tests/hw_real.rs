@@ -1,19 +1,33 @@
 //! The drivers on this machine's real CPU. A test whose instruction the
-//! CPU lacks (or refuses) prints why and returns.
+//! CPU lacks (or refuses) says so on stderr and returns, or fails when
+//! `ENTROPOOL_REQUIRE_HW` names the instruction (`tests/support/hw.rs`).
+
+#[path = "support/hw.rs"]
+mod hw_support;
 
 use core::time::Duration;
 use std::collections::HashSet;
 use std::time::Instant;
 
-use entropool::hw::{Cpu, RDSEED_RETRY_LIMIT, Rdrand, Rdseed, RealCpu, Vendor};
-use entropool::{Error, Source};
+use entropool::hw::{RDSEED_RETRY_LIMIT, Rdrand, Rdseed};
+use entropool::{Cpu, Error, RealCpu, Source, Vendor};
+
+#[test]
+fn require_list_names_keys_exactly() {
+    assert!(hw_support::names("rdseed", "rdseed"));
+    assert!(hw_support::names("rdrand, RDSEED ,sha", "rdseed"));
+    assert!(hw_support::names("all", "sha"));
+    assert!(!hw_support::names("rdrand", "rdseed"));
+    assert!(!hw_support::names("rdseeds", "rdseed"));
+    assert!(!hw_support::names("", "sha"));
+}
 
 #[test]
 fn identity_agrees_with_proc_cpuinfo() {
     // An independent reading of CPUID: the Linux kernel's. Skipped where
     // /proc/cpuinfo does not exist or is not x86.
     let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") else {
-        eprintln!("skipped: no /proc/cpuinfo");
+        hw_support::skip("cpuinfo", &"there is no /proc/cpuinfo");
         return;
     };
     let field = |name: &str| {
@@ -23,7 +37,10 @@ fn identity_agrees_with_proc_cpuinfo() {
             .map(|(_, v)| v.trim().to_owned())
     };
     let (Some(vendor), Some(family)) = (field("vendor_id"), field("cpu family")) else {
-        eprintln!("skipped: /proc/cpuinfo has no x86 vendor_id / cpu family");
+        hw_support::skip(
+            "cpuinfo",
+            &"/proc/cpuinfo has no x86 vendor_id / cpu family",
+        );
         return;
     };
     let cpu = RealCpu::new();
@@ -52,7 +69,7 @@ fn identity_agrees_with_proc_cpuinfo() {
 fn real_rdrand_gives_distinct_words() {
     let cpu = RealCpu::new();
     if !cpu.features().rdrand {
-        eprintln!("skipped: this CPU has no RDRAND");
+        hw_support::skip("rdrand", &"CPUID reports no RDRAND");
         return;
     }
     let mut d = match Rdrand::new(cpu) {
@@ -62,7 +79,7 @@ fn real_rdrand_gives_distinct_words() {
                 source: Source::Rdrand,
             },
         ) => {
-            eprintln!("skipped: {e}");
+            hw_support::skip("rdrand", &e);
             return;
         }
         Err(e) => panic!("RDRAND refused on a CPU that reports it: {e}"),
@@ -90,7 +107,7 @@ fn real_rdrand_gives_distinct_words() {
 fn real_rdseed_is_bounded_and_yields() {
     let cpu = RealCpu::new();
     if !cpu.features().rdseed {
-        eprintln!("skipped: CPUID reports no RDSEED");
+        hw_support::skip("rdseed", &"CPUID reports no RDSEED");
         return;
     }
     // The self-test may legitimately say "not now"; it must not say the
@@ -99,8 +116,10 @@ fn real_rdseed_is_bounded_and_yields() {
     for _ in 0..3 {
         let t = Instant::now();
         let r = Rdseed::new(cpu);
+        // At most 2000 attempts of ~1 us; 10 s only catches a hang, also
+        // on a loaded machine (the bound itself is counted in hw_fakes).
         assert!(
-            t.elapsed() < Duration::from_secs(2),
+            t.elapsed() < Duration::from_secs(10),
             "self-test took too long"
         );
         match r {
@@ -110,7 +129,7 @@ fn real_rdseed_is_bounded_and_yields() {
             }
             Err(Error::RdseedNotNow) => continue,
             Err(e @ Error::KnownBadCpu { .. }) => {
-                eprintln!("skipped: {e}");
+                hw_support::skip("rdseed", &e);
                 return;
             }
             Err(e) => panic!("RDSEED refused: {e}"),
@@ -138,9 +157,10 @@ fn real_rdseed_is_bounded_and_yields() {
     let attempts = st.attempts - before.attempts;
     // The hard bound: never more than the limit per call.
     assert!(attempts <= 200 * u64::from(RDSEED_RETRY_LIMIT));
-    // A call is ~100 attempts of ~1 us at worst; 1 s allows for being
-    // descheduled on a shared machine, and still catches a hang.
-    assert!(slowest < Duration::from_secs(1), "{slowest:?}");
+    // A call is ~100 attempts of ~1 us at worst (the attempt bound is
+    // asserted above); 10 s allows for being descheduled on a loaded
+    // machine, and still catches a hang.
+    assert!(slowest < Duration::from_secs(10), "{slowest:?}");
     // At a 4 % success rate a call runs dry with p = 0.96^100 = 0.017; all
     // 200 calls do with p = 0.017^200 < 1e-350. Even at 1 % success,
     // (0.99^100)^200 < 1e-87.

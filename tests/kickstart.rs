@@ -9,9 +9,8 @@
     clippy::cast_sign_loss
 )]
 
-use entropool::Error;
-use entropool::error::KickstartReason;
 use entropool::kickstart::{KickstartParser, KickstartSummary, Limits};
+use entropool::{Error, KickstartReason};
 use proptest::prelude::*;
 
 /// A plain base64 encoder (RFC 4648, standard alphabet, padded), written

@@ -7,7 +7,8 @@
 #![cfg(loom)]
 #![allow(clippy::expect_used)]
 
-use entropool::ring::{Consumer, Producer, Ring, Slot};
+use entropool::Slot;
+use entropool::ring::{Consumer, Producer, Ring};
 use loom::thread;
 
 /// Halves over leaked storage, so they are `'static` for `loom::thread`.

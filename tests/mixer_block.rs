@@ -11,7 +11,8 @@
     clippy::cast_lossless
 )]
 
-use entropool::mixer::{Block, Mixer, MixerConfig};
+use entropool::MixerConfig;
+use entropool::mixer::{Block, Mixer};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 

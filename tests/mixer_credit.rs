@@ -12,11 +12,12 @@
     clippy::cast_lossless
 )]
 
-use entropool::health::{HealthConfig, MinEntropy, STARTUP_SAMPLES};
-use entropool::mixer::{
-    BLOCK_CREDIT, Block, Credit, CreditRate, Mixer, MixerConfig, SourceConfig, UNITS_PER_BIT,
+use entropool::health::{HealthTest, Verdict};
+use entropool::mixer::{BLOCK_CREDIT, Block, Credit, Mixer, sample_bits};
+use entropool::{
+    CreditRate, Error, HealthConfig, MinEntropy, MixerConfig, STARTUP_SAMPLES, Source,
+    SourceConfig, UNITS_PER_BIT,
 };
-use entropool::{Error, Source};
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
@@ -302,28 +303,89 @@ fn a_full_sink_stops_absorbing_and_nothing_is_lost_or_repeated() {
     assert_eq!(got, again);
 }
 
-/// The plain model: per sample, start-up then `rate` each; a block when
-/// pending reaches 320 bits, then pending restarts at zero.
-#[derive(Default, Debug)]
+/// The plain model: per sample, the source's health tests (the library's
+/// `HealthTest`, stepped one sample at a time: tested on its own against a
+/// hand-written state table in `tests/health_state.rs`) decide whether it
+/// earns `rate`; a block when pending reaches 320 bits, then pending
+/// restarts at zero. A failure forfeits all credit pending for the current
+/// block, from every source.
+///
+/// The mixer tests a frame at a time and credits nothing of the frame a
+/// failure ends, so credit earned in that frame before the failure is
+/// neither credited nor forfeited there, while the model credits it and
+/// then forfeits it: per source the mixer's credit is at most the model's,
+/// and credited minus forfeited is the same in both.
+#[derive(Debug)]
 struct Model {
+    health: [HealthTest; 4],
+    rate: [u64; 4],
+    /// The interrupt source's last timestamp (its samples are the low byte
+    /// of each delta, as the mixer computes them).
+    prev_ts: u64,
     pending: u64,
     seen: [u64; 4],
     credited: [u64; 4],
+    forfeited: u64,
+    failures: u64,
     blocks: u64,
 }
 
 impl Model {
-    fn sample(&mut self, s: Source, rate: u64) {
+    fn new(cfg: &MixerConfig) -> Self {
+        let test = |s: Source| HealthTest::new(cfg.source(s).health, sample_bits(s)).unwrap();
+        Model {
+            health: Source::ALL.map(test),
+            rate: Source::ALL.map(|s| cfg.source(s).credit.units()),
+            prev_ts: 0,
+            pending: 0,
+            seen: [0; 4],
+            credited: [0; 4],
+            forfeited: 0,
+            failures: 0,
+            blocks: 0,
+        }
+    }
+
+    /// One raw sample: a word, a timestamp or a byte.
+    fn sample(&mut self, s: Source, raw: u64) -> Result<(), TestCaseError> {
         let i = s.index();
         self.seen[i] += 1;
-        if self.seen[i] > STARTUP {
-            self.credited[i] += rate;
-            self.pending += rate;
-            if self.pending >= BLOCK_CREDIT.units() {
-                self.blocks += 1;
+        let x = if s == Source::Interrupts {
+            let delta = raw.wrapping_sub(self.prev_ts) & 0xff;
+            self.prev_ts = raw;
+            delta
+        } else {
+            raw
+        };
+        match self.health[i].step(x) {
+            Verdict::Creditable => {
+                self.credited[i] += self.rate[i];
+                self.pending += self.rate[i];
+                if self.pending >= BLOCK_CREDIT.units() {
+                    self.blocks += 1;
+                    self.pending = 0;
+                }
+            }
+            Verdict::NotCreditable => {}
+            Verdict::Failed(_) => {
+                self.failures += 1;
+                self.forfeited += self.pending;
                 self.pending = 0;
             }
+            Verdict::Disabled => {
+                prop_assert!(
+                    false,
+                    "{s} disabled: the generator must not inject that much"
+                );
+            }
         }
+        Ok(())
+    }
+
+    /// The length of a run of one repeated sample that trips `s`'s
+    /// Repetition Count Test once.
+    fn rct_run(&self, s: Source) -> usize {
+        self.health[s.index()].rct_cutoff() as usize
     }
 }
 
@@ -331,29 +393,64 @@ fn source_of(i: u8) -> Source {
     Source::ALL[usize::from(i % 4)]
 }
 
+/// One batch: a source, a sample count, and where in it a run of one
+/// repeated sample starts (long enough to trip the source's RCT once), if
+/// anywhere.
+type Op = (u8, usize, Option<usize>);
+
 /// Runs `ops` through a mixer whose sink refuses after `room` blocks each
 /// time (then the caller drains it and resubmits the unconsumed rest) and
-/// through the model; compares everything.
+/// through the model; compares everything. At most one repeated run is
+/// injected per source (so no source reaches the strikes that disable it).
 fn check_against_model(
     cfg: &MixerConfig,
-    ops: &[(u8, usize)],
+    ops: &[Op],
     seed: u64,
     room: u32,
-) -> Result<(u64, Model), TestCaseError> {
+) -> Result<(u64, Model, Credit), TestCaseError> {
     let mut m = Mixer::new(cfg, &[3; 32]).unwrap();
-    let mut model = Model::default();
+    let mut model = Model::new(cfg);
     let mut f = Feed::new(seed);
     let mut delivered = 0u64;
-    for &(src, n) in ops {
+    let mut failures = 0u64;
+    let mut injected = [false; 4];
+    for &(src, n, inject) in ops {
         let s = source_of(src);
-        let rate = cfg.source(s).credit.units();
-        let (words, bytes) = if s == Source::External {
+        let ts0 = f.ts;
+        let (mut words, mut bytes) = if s == Source::External {
             (Vec::new(), f.bytes(n))
         } else {
             (f.words(s, n), Vec::new())
         };
-        for _ in 0..n {
-            model.sample(s, rate);
+        if let Some(at) = inject.filter(|&at| at < n && !injected[s.index()]) {
+            injected[s.index()] = true;
+            let end = (at + model.rct_run(s)).min(n);
+            match s {
+                Source::External => bytes[at..end].fill(0x5a),
+                // Equal steps: every delta's low byte is the same.
+                Source::Interrupts => {
+                    for k in at..n {
+                        let step = if k < end {
+                            1000
+                        } else {
+                            1 + (words[k] & 0xfff)
+                        };
+                        let before = if k == 0 { ts0 } else { words[k - 1] };
+                        words[k] = before.wrapping_add(step);
+                    }
+                    f.ts = words[n - 1];
+                }
+                _ => words[at..end].fill(0x0123_4567_89ab_cdef),
+            }
+        }
+        if s == Source::External {
+            for &b in &bytes {
+                model.sample(s, u64::from(b))?;
+            }
+        } else {
+            for &w in &words {
+                model.sample(s, w)?;
+            }
         }
         let mut pos = 0;
         let mut rounds = 0;
@@ -375,7 +472,7 @@ fn check_against_model(
             } else {
                 m.absorb_words(s, &words[pos..], &mut sink).unwrap()
             };
-            prop_assert_eq!(a.failures, 0);
+            failures += u64::from(a.failures);
             pos += a.consumed;
             prop_assert!(a.sink_full || pos == n);
         }
@@ -385,28 +482,48 @@ fn check_against_model(
         delivered += 1;
         Ok(())
     });
+    prop_assert_eq!(failures, model.failures);
+    let ms = m.mixer_stats();
+    let mut mixer_credit = 0;
     for s in Source::ALL {
         let st = m.stats(s);
         prop_assert_eq!(st.samples, model.seen[s.index()]);
-        prop_assert_eq!(st.credited.units(), model.credited[s.index()], "{}", s);
+        if model.failures == 0 {
+            prop_assert_eq!(st.credited.units(), model.credited[s.index()], "{}", s);
+        } else {
+            prop_assert!(st.credited.units() <= model.credited[s.index()], "{}", s);
+        }
+        mixer_credit += st.credited.units();
     }
-    let ms = m.mixer_stats();
+    let model_credit: u64 = model.credited.iter().sum();
+    prop_assert!(ms.forfeited.units() <= model.forfeited);
+    prop_assert_eq!(
+        mixer_credit - ms.forfeited.units(),
+        model_credit - model.forfeited,
+        "credited minus forfeited"
+    );
+    if model.failures == 0 {
+        prop_assert_eq!(ms.forfeited, Credit::ZERO);
+    }
     prop_assert_eq!(ms.pending.units(), model.pending);
     prop_assert_eq!(ms.blocks_emitted, model.blocks);
     prop_assert_eq!(delivered, model.blocks);
-    prop_assert_eq!(ms.forfeited, Credit::ZERO);
-    Ok((delivered, model))
+    Ok((delivered, model, ms.forfeited))
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 2 } else { 48 }))]
 
     /// Any interleaving of all four sources, any batch sizes, any sink
-    /// capacity: the same credit totals, blocks and pending credit as the
-    /// per-sample model.
+    /// capacity, runs of a repeated sample that trip the health tests: the
+    /// same credit, forfeits, blocks and pending credit as the per-sample
+    /// model.
     #[test]
     fn interleavings_match_the_plain_model(
-        ops in proptest::collection::vec((0u8..4, 0usize..2500), 1..14),
+        ops in proptest::collection::vec(
+            (0u8..4, 0usize..2500, proptest::option::weighted(0.3, 0usize..2500)),
+            1..14,
+        ),
         seed: u64,
         room in 0u32..4,
     ) {
@@ -428,14 +545,35 @@ proptest! {
         // Mixed sources only when every rate is a multiple of the smallest
         // and divides 320 (8 bits/byte with 8-bit words); otherwise RDSEED
         // alone at its full rate.
-        let ops: Vec<(u8, usize)> = if single || rdseed_bits != 8 {
-            ops.into_iter().map(|(_, n)| (2, n)).collect()
+        let ops: Vec<Op> = if single || rdseed_bits != 8 {
+            ops.into_iter().map(|(_, n)| (2, n, None)).collect()
         } else {
-            ops
+            ops.into_iter().map(|(s, n)| (s, n, None)).collect()
         };
-        let (_, model) = check_against_model(&cfg, &ops, seed, 1000)?;
+        let (_, model, _) = check_against_model(&cfg, &ops, seed, 1000)?;
         let total: u64 = model.credited.iter().sum();
         prop_assert_eq!(model.blocks, total / BLOCK_CREDIT.units());
         prop_assert_eq!(model.pending, total % BLOCK_CREDIT.units());
+    }
+}
+
+/// A repeated run after credit has built up forfeits it: the model check
+/// above with a case that certainly forfeits, for every source.
+#[test]
+fn a_failure_forfeits_the_pending_credit_as_the_model_does() {
+    for (i, s) in Source::ALL.into_iter().enumerate() {
+        // Past start-up with credit pending (3001 samples leave a partial
+        // block for every default rate; the batch's end ends a frame), then
+        // a batch that opens with the run, then more.
+        let ops = [
+            (i as u8, 3001, None),
+            (i as u8, 1000, Some(0)),
+            (i as u8, 2000, None),
+        ];
+        let (_, model, forfeited) =
+            check_against_model(&MixerConfig::DEFAULT, &ops, 7 + i as u64, 3).unwrap();
+        assert!(model.failures >= 1, "{s}: no failure from the repeated run");
+        assert!(model.forfeited > 0, "{s}: nothing pending to forfeit");
+        assert!(forfeited.units() > 0, "{s}: the mixer forfeited nothing");
     }
 }

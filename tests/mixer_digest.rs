@@ -11,8 +11,8 @@
     clippy::cast_lossless
 )]
 
-use entropool::Source;
-use entropool::mixer::{Block, DOMAIN, Mixer, MixerConfig};
+use entropool::mixer::{Block, DOMAIN, Mixer};
+use entropool::{MixerConfig, Source};
 use sha2::{Digest, Sha256};
 
 const KEY: [u8; 32] = [0x11; 32];

@@ -17,11 +17,12 @@
     clippy::cast_lossless
 )]
 
-use entropool::Source;
-use entropool::health::{HealthConfig, HealthState, HealthTest, MinEntropy, Verdict};
+use entropool::health::{HealthTest, Verdict};
 use entropool::mixer::{
-    Absorbed, BLOCK_CREDIT, Block, CreditRate, DOMAIN, MAX_FRAME_SAMPLES, Mixer, MixerConfig,
-    SourceConfig, sample_bits,
+    Absorbed, BLOCK_CREDIT, Block, DOMAIN, MAX_FRAME_SAMPLES, Mixer, sample_bits,
+};
+use entropool::{
+    CreditRate, HealthConfig, HealthState, MinEntropy, MixerConfig, Source, SourceConfig,
 };
 use proptest::prelude::*;
 use sha2::{Digest, Sha256};

@@ -11,9 +11,8 @@
     clippy::cast_lossless
 )]
 
-use entropool::health::{HealthState, HealthTestKind, STARTUP_SAMPLES};
-use entropool::mixer::{Block, Credit, Mixer, MixerConfig};
-use entropool::{Error, Source};
+use entropool::mixer::{Block, Credit, Mixer};
+use entropool::{Error, HealthState, HealthTestKind, MixerConfig, STARTUP_SAMPLES, Source};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 

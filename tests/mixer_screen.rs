@@ -7,17 +7,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::cast_possible_truncation)]
 
-use entropool::cache::BlockSlot;
-use entropool::config::{Config, Tunables};
-use entropool::error::Error;
-use entropool::hw::fake::FakeCpu;
 use entropool::mixer::screen::{MIN_WINDOW, Screen, ScreenTrip, WINDOW, screen};
-use entropool::mixer::{ExternalDisable, MixerConfig};
-use entropool::pool::{Pool, PoolParts};
-use entropool::ring::Slot;
-use entropool::source::{CpuFeatures, Source, SourceMask};
-use entropool::storage::MemStorage;
-use entropool::watch::FakeClock;
+use entropool::testing::{FakeClock, FakeCpu};
+use entropool::{
+    BlockSlot, Config, CpuFeatures, Error, ExternalDisable, MemStorage, MixerConfig, Pool,
+    PoolParts, Slot, Source, SourceMask, Tunables,
+};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 
@@ -304,7 +299,7 @@ fn the_issue_reproducer_earns_nothing_and_disables_the_source() {
         let st = pool.status();
         assert_eq!(
             st.per_source[Source::External.index()].state,
-            entropool::health::HealthState::Disabled
+            entropool::HealthState::Disabled
         );
         assert_eq!(st.external_bytes_accepted, 4096);
         // Good data is refused too until an explicit reset.

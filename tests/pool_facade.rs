@@ -6,16 +6,12 @@
 
 use std::collections::HashSet;
 
-use entropool::cache::BlockSlot;
-use entropool::config::{Config, Tunables};
-use entropool::error::Error;
-use entropool::hw::fake::{FakeCpu, FakeOutput};
-use entropool::mixer::MixerConfig;
-use entropool::pool::{Pool, PoolParts};
-use entropool::ring::Slot;
-use entropool::source::{CpuFeatures, Source, SourceMask};
-use entropool::storage::{MemStorage, layout_len};
-use entropool::watch::FakeClock;
+use entropool::storage::layout_len;
+use entropool::testing::{FakeClock, FakeCpu, FakeOutput};
+use entropool::{
+    BlockSlot, Config, CpuFeatures, Error, MemStorage, MixerConfig, Pool, PoolParts, Slot, Source,
+    SourceMask, Tunables,
+};
 
 const NO_HW: CpuFeatures = CpuFeatures {
     rdrand: false,
@@ -49,7 +45,7 @@ fn feed(len: usize, seed: u64) -> Vec<u8> {
     let mut s = seed;
     let mut out = Vec::with_capacity(len);
     while out.len() < len {
-        out.extend_from_slice(&entropool::hw::fake::splitmix64(&mut s).to_le_bytes());
+        out.extend_from_slice(&entropool::testing::splitmix64(&mut s).to_le_bytes());
     }
     out.truncate(len);
     out

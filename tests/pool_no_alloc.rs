@@ -11,16 +11,12 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use entropool::cache::BlockSlot;
-use entropool::config::{Config, Tunables};
-use entropool::hw::fake::FakeCpu;
-use entropool::interrupt::InterruptRing;
-use entropool::mixer::MixerConfig;
-use entropool::pool::{Pool, PoolParts};
-use entropool::ring::Slot;
-use entropool::source::SourceMask;
-use entropool::storage::{MemStorage, layout_len};
-use entropool::watch::FakeClock;
+use entropool::storage::layout_len;
+use entropool::testing::{FakeClock, FakeCpu};
+use entropool::{
+    BlockSlot, Config, InterruptRing, MemStorage, MixerConfig, Pool, PoolParts, Slot, SourceMask,
+    Tunables,
+};
 
 struct Counting;
 

@@ -9,16 +9,12 @@
 //! the sizes (one add when the room fits the capacity).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use entropool::CpuFeatures;
-use entropool::cache::BlockSlot;
-use entropool::config::{Config, Tunables};
-use entropool::hw::fake::FakeCpu;
-use entropool::mixer::MixerConfig;
-use entropool::pool::{Pool, PoolParts};
-use entropool::ring::Slot;
-use entropool::source::SourceMask;
-use entropool::storage::{MemStorage, layout_len};
-use entropool::watch::FakeClock;
+use entropool::storage::layout_len;
+use entropool::testing::{FakeClock, FakeCpu};
+use entropool::{
+    BlockSlot, Config, CpuFeatures, MemStorage, MixerConfig, Pool, PoolParts, Slot, SourceMask,
+    Tunables,
+};
 use proptest::prelude::*;
 
 const STARTUP: u64 = 1024;
@@ -97,7 +93,7 @@ fn op() -> impl Strategy<Value = Op> {
 fn feed(len: u64, seed: &mut u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(usize::try_from(len).unwrap() + 8);
     while (out.len() as u64) < len {
-        out.extend_from_slice(&entropool::hw::fake::splitmix64(seed).to_le_bytes());
+        out.extend_from_slice(&entropool::testing::splitmix64(seed).to_le_bytes());
     }
     out.truncate(usize::try_from(len).unwrap());
     out

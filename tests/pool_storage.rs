@@ -15,7 +15,7 @@ use entropool::config::{Config, Tunables};
 use entropool::error::Error;
 use entropool::hw::fake::FakeCpu;
 use entropool::mixer::MixerConfig;
-use entropool::pool::{Pool, PoolParts, PoolStatus, STORAGE_LENT, StorageMove};
+use entropool::pool::{OVERFLOW_BLOCKS, Pool, PoolParts, PoolStatus, STORAGE_LENT, StorageMove};
 use entropool::ring::Slot;
 use entropool::source::{CpuFeatures, SourceMask};
 use entropool::storage::{MemStorage, Storage, layout_len};
@@ -554,4 +554,55 @@ fn a_crash_mid_spill_replays_nothing() {
         st.memory_len_blocks, 2,
         "the restart finds the two blocks that landed, nothing else"
     );
+}
+
+#[test]
+fn a_full_wait_for_a_spill_job_stops_the_harvest() {
+    let cpu = FakeCpu::good(13);
+    let clock = FakeClock::new(0);
+    let faults = Faults::default();
+    let mut mem = slots(32);
+    let mut disk = medium(2);
+    let mut pool = pool_of(
+        4,
+        &cpu,
+        &clock,
+        &mut mem,
+        Some(&mut disk),
+        &faults,
+        tunables(60, 20, 1, 2),
+    );
+    pool.defer_storage_writes(true);
+    fill_memory(&mut pool);
+    // Nobody takes the spill job: at most 16 blocks wait, then the pool
+    // stops asking for blocks (and harvests nothing) until one is taken.
+    for _ in 0..100 {
+        if !pool.blocks_wanted() {
+            break;
+        }
+        pool.poll().unwrap();
+    }
+    let st = pool.status();
+    assert_eq!(st.storage.pending_blocks, OVERFLOW_BLOCKS as u64);
+    assert!(!pool.blocks_wanted());
+    let r = pool.poll().unwrap();
+    assert_eq!((r.rdseed_words, r.still_wanted), (0, false));
+    let mut job = pool.take_spill().unwrap();
+    job.write();
+    pool.finish_spill(job).unwrap();
+    assert!(pool.blocks_wanted(), "room again");
+    assert_ledger(&pool.status(), 0, "after the job");
+    // The shutdown save takes the waiting blocks too, and counts them.
+    pool.poll().unwrap();
+    let st = pool.status();
+    assert!(st.storage.pending_blocks > 0);
+    let room = st.storage.capacity_blocks - st.storage.len_blocks;
+    let offered =
+        st.storage.pending_blocks + st.memory_len_blocks as u64 + u64::from(st.mixer.held);
+    let saved = pool.flush_to_storage().unwrap() as u64;
+    assert_eq!(saved, offered.min(room));
+    let after = pool.status();
+    assert_eq!(after.storage.pending_blocks, 0);
+    assert_eq!(after.storage.len_blocks, st.storage.len_blocks + saved);
+    assert_ledger(&after, 0, "after the save");
 }

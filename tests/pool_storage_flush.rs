@@ -5,16 +5,12 @@
 
 use core::cell::Cell;
 
-use entropool::cache::BlockSlot;
-use entropool::config::{Config, Tunables};
-use entropool::error::Error;
-use entropool::hw::fake::FakeCpu;
-use entropool::mixer::MixerConfig;
-use entropool::pool::{Pool, PoolParts};
-use entropool::ring::Slot;
-use entropool::source::{CpuFeatures, SourceMask};
-use entropool::storage::{MemStorage, Storage, layout_len};
-use entropool::watch::FakeClock;
+use entropool::storage::layout_len;
+use entropool::testing::{FakeClock, FakeCpu};
+use entropool::{
+    BlockSlot, Config, CpuFeatures, Error, MemStorage, MixerConfig, Pool, PoolParts, Slot,
+    SourceMask, Storage, Tunables,
+};
 
 /// A memory medium that counts flushes.
 struct Counting<'a> {
@@ -70,7 +66,7 @@ fn a_seed_that_fills_storage_flushes_once() {
     let opened = flushes.get();
     let mut state = 3u64;
     let seed: Vec<u8> = (0..2048)
-        .flat_map(|_| entropool::hw::fake::splitmix64(&mut state).to_le_bytes())
+        .flat_map(|_| entropool::testing::splitmix64(&mut state).to_le_bytes())
         .collect();
     pool.seed_external(&seed).unwrap();
     let st = pool.status();

@@ -2,8 +2,8 @@
 //! wrap-around, wiping, the single-owner API and the shared (`std`) halves.
 
 use core::cell::Cell;
-use entropool::Error;
-use entropool::ring::{Ring, Slot};
+use entropool::ring::Ring;
+use entropool::{Error, Slot};
 use std::rc::Rc;
 
 fn storage<T: Default>(n: usize) -> Vec<Slot<T>> {

@@ -1,9 +1,7 @@
 //! The interrupt-timing path: `record` counts and drops when full; `drain`
 //! yields wrapping deltas carried across batches.
 
-use entropool::Error;
-use entropool::interrupt::InterruptRing;
-use entropool::ring::Slot;
+use entropool::{Error, InterruptRing, Slot};
 
 fn storage(n: usize) -> Vec<Slot<u64>> {
     (0..n).map(|_| Slot::default()).collect()

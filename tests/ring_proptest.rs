@@ -4,7 +4,8 @@
 
 use std::collections::VecDeque;
 
-use entropool::ring::{Ring, Slot};
+use entropool::Slot;
+use entropool::ring::Ring;
 use proptest::prelude::*;
 
 #[derive(Clone, Debug)]

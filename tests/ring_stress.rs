@@ -4,7 +4,8 @@
 //!
 //! Under miri the count shrinks to a few hundred blocks.
 
-use entropool::ring::{Consumer, Producer, Ring, Slot};
+use entropool::Slot;
+use entropool::ring::{Consumer, Producer, Ring};
 
 #[cfg(not(miri))]
 const BLOCKS: u64 = 10_000_000;

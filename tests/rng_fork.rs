@@ -1,9 +1,12 @@
 //! Real forks: the child's `PoolRng` notices, reseeds and gives bytes
 //! different from the parent's, though both start from the same state (the
-//! same buffered output, the same deterministic source). Both detectors,
-//! glibc's `_Fork()` (which skips atfork handlers) against the default
-//! detector, a reseed in the child before its first request, and a switch
-//! of detector in the child. Unix, `std`.
+//! same buffered output, the same deterministic source). Every detector;
+//! glibc's `_Fork()` and a raw `clone` system call (both skip atfork
+//! handlers) against the wipe-on-fork default and the process-id fallback;
+//! two generators in one child (the first reseed re-arms the wiped word,
+//! the second generator must still see the fork); a grandchild; a reseed
+//! in the child before its first request, and a switch of detector in the
+//! child. Unix, `std`.
 
 #![cfg(all(unix, feature = "std"))]
 #![allow(unsafe_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -12,8 +15,7 @@ use core::time::Duration;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 
-use entropool::Error;
-use entropool::rng::{EntropySource, ForkDetection, PoolRng, PoolRngConfig};
+use entropool::{EntropySource, Error, ForkDetection, PoolRng, PoolRngConfig};
 
 /// Deterministic: after a fork, parent and child hold the same counter.
 /// Starves (fails) while `starving` is set.
@@ -43,7 +45,18 @@ enum How {
     /// glibc's `_Fork()`: skips them.
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     UnderscoreFork,
+    /// A raw `clone(SIGCHLD)` system call, what `fork()` does underneath,
+    /// with no C library involved: no atfork handler, no pid cache update.
+    #[cfg(target_os = "linux")]
+    RawClone,
 }
+
+/// The detection a new generator gets: the wipe-on-fork word on Linux.
+const DEFAULT: ForkDetection = if cfg!(target_os = "linux") {
+    ForkDetection::WipeOnFork
+} else {
+    ForkDetection::ProcessId
+};
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 unsafe extern "C" {
@@ -63,7 +76,18 @@ struct Child {
 fn fork_and_run(
     rng: &mut PoolRng<Counter>,
     how: How,
-    child: fn(&mut PoolRng<Counter>) -> Option<[u8; 64]>,
+    child: impl FnOnce(&mut PoolRng<Counter>) -> Option<[u8; 64]>,
+) -> Child {
+    let mut rngs = [rng];
+    fork_and_run_all(&mut rngs, how, |[rng]| child(rng))
+}
+
+/// [`fork_and_run`] over several generators; the report's `drawn` is the
+/// first one's.
+fn fork_and_run_all<const N: usize>(
+    rngs: &mut [&mut PoolRng<Counter>; N],
+    how: How,
+    child: impl FnOnce(&mut [&mut PoolRng<Counter>; N]) -> Option<[u8; 64]>,
 ) -> Child {
     let (mut from_child, mut to_parent) = UnixStream::pair().unwrap();
     from_child
@@ -75,18 +99,39 @@ fn fork_and_run(
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
         // SAFETY: as for `fork`.
         How::UnderscoreFork => unsafe { _Fork() },
+        #[cfg(target_os = "linux")]
+        // SAFETY: clone with only the exit signal set and a null stack is
+        // fork(2): the child runs on a copy of this stack. It calls no C
+        // library function that depends on state the raw call leaves stale
+        // (cached thread ids, locks): only getpid, write and _exit.
+        How::RawClone => unsafe {
+            let no: libc::c_long = 0;
+            libc::syscall(
+                libc::SYS_clone,
+                libc::c_long::from(libc::SIGCHLD),
+                no,
+                no,
+                no,
+                no,
+            )
+            .try_into()
+            .unwrap_or(-1)
+        },
     };
     assert!(pid >= 0, "fork failed");
     if pid == 0 {
         let mut msg = [0u8; 72];
-        let ok = match child(rng) {
+        // A failed assertion in the child (as a parent of a grandchild) is
+        // a failed child, never a second test harness.
+        let outcome = std::panic::catch_unwind(core::panic::AssertUnwindSafe(|| child(rngs)));
+        let ok = match outcome.ok().flatten() {
             Some(b) => {
                 msg[..64].copy_from_slice(&b);
                 true
             }
             None => false,
         };
-        msg[64..].copy_from_slice(&rng.source_mut().drawn.to_le_bytes());
+        msg[64..].copy_from_slice(&rngs[0].source_mut().drawn.to_le_bytes());
         let sent = to_parent.write_all(&msg).is_ok();
         // SAFETY: ends the child without running the parent's destructors
         // or the test harness.
@@ -121,6 +166,7 @@ fn warmed(detection: ForkDetection) -> PoolRng<Counter> {
         starving: false,
     };
     let mut rng = PoolRng::new(source, PoolRngConfig::DEFAULT).unwrap();
+    assert_eq!(rng.fork_detection(), DEFAULT, "the default detection");
     assert_eq!(rng.set_fork_detection(detection), detection);
     let mut warm = [0u8; 32];
     rng.fill(&mut warm).unwrap();
@@ -144,28 +190,105 @@ fn check_diverged(rng: &mut PoolRng<Counter>, child: &Child, reseeds_in_child: u
     assert_ne!(child.bytes, parent, "parent and child streams differ");
 }
 
+/// Every detector this platform offers.
+const ALL: &[ForkDetection] = &[
+    #[cfg(target_os = "linux")]
+    ForkDetection::WipeOnFork,
+    ForkDetection::ProcessId,
+    ForkDetection::AtforkCounter,
+];
+
 #[test]
-fn both_detectors_see_a_c_library_fork() {
-    for detection in [ForkDetection::ProcessId, ForkDetection::AtforkCounter] {
+fn every_detector_sees_a_c_library_fork() {
+    for &detection in ALL {
         let mut rng = warmed(detection);
         let child = fork_and_run(&mut rng, How::Fork, draw64);
         check_diverged(&mut rng, &child, 1);
     }
 }
 
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
+/// The wipe-on-fork default and the process-id fallback see forks that
+/// skip the C library's atfork handlers.
+#[cfg(target_os = "linux")]
 #[test]
-fn the_default_detector_sees_a_fork_that_skips_atfork_handlers() {
-    let mut rng = warmed(ForkDetection::ProcessId);
-    let child = fork_and_run(&mut rng, How::UnderscoreFork, draw64);
-    check_diverged(&mut rng, &child, 1);
+fn the_default_and_the_fallback_see_forks_that_skip_atfork_handlers() {
+    let hows = [
+        #[cfg(target_env = "gnu")]
+        How::UnderscoreFork,
+        How::RawClone,
+    ];
+    for how in hows {
+        for detection in [ForkDetection::WipeOnFork, ForkDetection::ProcessId] {
+            let mut rng = warmed(detection);
+            let child = fork_and_run(&mut rng, how, draw64);
+            check_diverged(&mut rng, &child, 1);
+        }
+    }
+}
+
+/// The raw clone really skips the atfork handlers: the atfork counter
+/// misses it and the child repeats the parent's bytes (what the default
+/// detector exists to prevent; this shows the test above can fail).
+#[cfg(target_os = "linux")]
+#[test]
+fn the_atfork_counter_misses_a_raw_clone() {
+    let mut rng = warmed(ForkDetection::AtforkCounter);
+    let child = fork_and_run(&mut rng, How::RawClone, draw64);
+    assert_eq!(child.drawn, SEED, "the child did not reseed");
+    assert_eq!(
+        child.bytes,
+        draw64(&mut rng).unwrap(),
+        "and repeated the parent"
+    );
+}
+
+/// Two generators in one child: the first one's reseed stores a new
+/// generation in the wiped word, and the second, which recorded the
+/// parent's generation, still sees the fork. Then a grandchild, forked
+/// after the child re-armed the word, sees its own fork.
+#[cfg(target_os = "linux")]
+#[test]
+fn every_generator_in_a_child_and_a_grandchild_see_their_fork() {
+    let mut first = warmed(ForkDetection::WipeOnFork);
+    let mut second = warmed(ForkDetection::WipeOnFork);
+    let child = fork_and_run_all(
+        &mut [&mut first, &mut second],
+        How::RawClone,
+        |[first, second]| {
+            let a = draw64(first)?;
+            let b = draw64(second)?;
+            // Each reseeded once (48 + 32 bytes per lane from each copy of the
+            // deterministic source).
+            if second.source_mut().drawn != SEED + RESEED {
+                return None;
+            }
+            // A grandchild of this child: its generator sees the new fork.
+            let grandchild = fork_and_run(first, How::RawClone, draw64);
+            let mine = draw64(first)?;
+            if grandchild.drawn != SEED + 2 * RESEED || grandchild.bytes == mine {
+                return None;
+            }
+            let mut out = [0u8; 64];
+            for (o, (x, y)) in out.iter_mut().zip(a.iter().zip(b.iter())) {
+                *o = x ^ y;
+            }
+            Some(out)
+        },
+    );
+    assert_eq!(
+        child.drawn,
+        SEED + RESEED,
+        "one reseed after the fork, none after the grandchild's"
+    );
+    assert_eq!(first.source_mut().drawn, SEED, "the parent did not reseed");
+    assert_eq!(second.source_mut().drawn, SEED);
 }
 
 #[test]
 fn a_reseed_in_the_child_covers_the_fork_it_followed() {
     // The child reseeds on demand first, then its pool starves: its next
     // request needs no second reseed and succeeds.
-    for detection in [ForkDetection::ProcessId, ForkDetection::AtforkCounter] {
+    for &detection in ALL {
         let mut rng = warmed(detection);
         let child = fork_and_run(&mut rng, How::Fork, |rng| {
             rng.reseed_now().ok()?;
@@ -186,17 +309,24 @@ fn switching_detectors_in_the_child_keeps_the_fork() {
         draw64(rng)
     });
     check_diverged(&mut rng, &child, 1);
-    let mut rng = warmed(ForkDetection::ProcessId);
-    let child = fork_and_run(&mut rng, How::Fork, |rng| {
-        rng.set_fork_detection(ForkDetection::AtforkCounter);
-        draw64(rng)
-    });
-    check_diverged(&mut rng, &child, 1);
+    for (from, to) in [
+        (ForkDetection::ProcessId, ForkDetection::AtforkCounter),
+        (ForkDetection::ProcessId, ForkDetection::WipeOnFork),
+        (ForkDetection::WipeOnFork, ForkDetection::ProcessId),
+        (ForkDetection::WipeOnFork, ForkDetection::AtforkCounter),
+    ] {
+        let mut rng = warmed(from);
+        let child = fork_and_run(&mut rng, How::Fork, move |rng| {
+            rng.set_fork_detection(to);
+            draw64(rng)
+        });
+        check_diverged(&mut rng, &child, 1);
+    }
 }
 
 #[test]
 fn a_child_whose_reseed_fails_refuses_until_it_succeeds() {
-    let mut rng = warmed(ForkDetection::ProcessId);
+    let mut rng = warmed(DEFAULT);
     let child = fork_and_run(&mut rng, How::Fork, |rng| {
         rng.source_mut().starving = true;
         let mut b = [0u8; 64];

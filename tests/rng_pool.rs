@@ -9,9 +9,8 @@
 use core::cell::Cell;
 use std::rc::Rc;
 
-use entropool::Error;
-use entropool::drbg::{HashDrbg, HmacDrbg};
-use entropool::rng::{BUFFER_LEN, EntropySource, PoolRng, PoolRngConfig, SMALL_REQUEST_MAX};
+use entropool::rng::{BUFFER_LEN, SMALL_REQUEST_MAX};
+use entropool::{EntropySource, Error, HashDrbg, HmacDrbg, PoolRng, PoolRngConfig};
 use proptest::prelude::*;
 use rand_core::{TryCryptoRng, TryRng};
 

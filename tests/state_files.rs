@@ -15,10 +15,9 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use entropool::SourceMask;
-use entropool::error::Error;
-use entropool::storage::{FileStorage, StorageCache, layout_len, slots_for_bytes};
+use entropool::storage::{StorageCache, layout_len, slots_for_bytes};
 use entropool::store::{StateDir, StoreErrorKind};
+use entropool::{Error, FileStorage, SourceMask};
 
 fn euid() -> u32 {
     fs::metadata("/proc/self").map(|m| m.uid()).unwrap()
@@ -124,15 +123,10 @@ fn config_and_seed_links_are_refused_and_temp_links_are_not_followed() {
     // A link planted where the atomic write puts its temp file.
     fs::remove_file(state.config_path()).unwrap();
     symlink(&target, dir.path().join(".config.tmp")).unwrap();
-    state
-        .save_config(&entropool::config::Config::DEFAULT)
-        .unwrap();
+    state.save_config(&entropool::Config::DEFAULT).unwrap();
     assert_eq!(fs::read(&target).unwrap(), b"keep");
     assert!(fs::symlink_metadata(state.config_path()).unwrap().is_file());
-    assert_eq!(
-        state.load_config().unwrap(),
-        entropool::config::Config::DEFAULT
-    );
+    assert_eq!(state.load_config().unwrap(), entropool::Config::DEFAULT);
 }
 
 #[test]

@@ -8,10 +8,10 @@
 use std::collections::HashSet;
 
 use entropool::storage::{
-    HEADER_LEN, HeaderState, LoadReport, MAGIC, MemStorage, SLOT_DOMAIN, SLOT_LEN, Storage,
-    StorageCache, VERSION, key_block, layout_len,
+    HEADER_LEN, HeaderState, LoadReport, MAGIC, SLOT_DOMAIN, SLOT_LEN, StorageCache, VERSION,
+    key_block, layout_len,
 };
-use entropool::{Error, SourceMask};
+use entropool::{Error, MemStorage, SourceMask, Storage};
 use sha2::{Digest, Sha256};
 
 /// The start key of every open here.

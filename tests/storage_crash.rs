@@ -23,9 +23,8 @@ use core::cell::RefCell;
 use std::collections::HashSet;
 use std::rc::Rc;
 
-use entropool::Error;
-use entropool::SourceMask;
-use entropool::storage::{LoadReport, Storage, StorageCache, key_block, layout_len};
+use entropool::storage::{LoadReport, StorageCache, key_block, layout_len};
+use entropool::{Error, SourceMask, Storage};
 
 /// The start key of every open here.
 const KEY: [u8; 32] = [0x22; 32];

@@ -10,10 +10,9 @@ use std::collections::HashSet;
 use std::fs;
 
 use entropool::storage::{
-    FileStorage, HeaderState, LoadReport, Storage, StorageCache, key_block, layout_len,
-    slots_for_bytes,
+    HeaderState, LoadReport, StorageCache, key_block, layout_len, slots_for_bytes,
 };
-use entropool::{Error, SourceMask};
+use entropool::{Error, FileStorage, SourceMask, Storage};
 
 /// The start key of every open here.
 const KEY: [u8; 32] = [0x33; 32];

@@ -10,17 +10,12 @@
 
 use std::collections::HashSet;
 
-use entropool::cache::BlockSlot;
-use entropool::config::{Config, Tunables};
-use entropool::hw::fake::FakeCpu;
-use entropool::mixer::MixerConfig;
-use entropool::pool::{Pool, PoolParts};
-use entropool::ring::Slot;
-use entropool::source::{CpuFeatures, SourceMask};
-use entropool::storage::{
-    HeaderState, MAGIC, MemStorage, OLD_VERSION, StorageCache, key_block, layout_len,
+use entropool::storage::{HeaderState, MAGIC, OLD_VERSION, StorageCache, key_block, layout_len};
+use entropool::testing::{FakeClock, FakeCpu};
+use entropool::{
+    BlockSlot, Config, CpuFeatures, MemStorage, MixerConfig, Pool, PoolParts, Slot, SourceMask,
+    Tunables,
 };
-use entropool::watch::FakeClock;
 use sha2::{Digest, Sha256};
 
 fn mask(v: u64) -> SourceMask {

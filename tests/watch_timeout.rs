@@ -7,9 +7,9 @@
 // Test-sized values (a few hundred bytes) fit every integer type.
 #![allow(clippy::cast_possible_truncation)]
 
-use entropool::Error;
-use entropool::source::{Source, SourceMask};
-use entropool::watch::{Clock, ExternalLostTimer, FakeClock, output_error};
+use entropool::testing::FakeClock;
+use entropool::watch::{ExternalLostTimer, output_error};
+use entropool::{Clock, Error, Source, SourceMask};
 use proptest::prelude::*;
 
 #[derive(Clone, Debug)]

@@ -12,6 +12,7 @@
 //! `entropyd status` reads it back from a running daemon, or builds it from
 //! the state directory when no daemon runs.
 
+use entropool::{HealthState, Source};
 use serde::{Deserialize, Serialize};
 
 /// What the pool tells the API about its external-entropy intake.
@@ -67,93 +68,65 @@ pub trait PoolBackend: Send + Sync {
     fn status(&self) -> StatusSnapshot;
 }
 
-/// One of the four entropy sources, as named in status output and JSON
-/// (`"interrupts"`, `"rdrand"`, `"rdseed"`, `"external"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SourceId {
-    /// Interrupt (timer wake-up) timing.
-    Interrupts,
-    /// x86_64 RDRAND.
-    Rdrand,
-    /// x86_64 RDSEED.
-    Rdseed,
-    /// Entropy pushed in through the API.
-    External,
-}
+/// The JSON form of a source: its stable name ([`Source::name`]).
+mod source_name {
+    use entropool::Source;
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
 
-impl SourceId {
-    /// All four, in mask-bit order.
-    pub const ALL: [SourceId; 4] = [
-        SourceId::Interrupts,
-        SourceId::Rdrand,
-        SourceId::Rdseed,
-        SourceId::External,
-    ];
-
-    /// The lowercase name used in JSON and in the status table.
-    #[must_use]
-    pub const fn name(self) -> &'static str {
-        match self {
-            SourceId::Interrupts => "interrupts",
-            SourceId::Rdrand => "rdrand",
-            SourceId::Rdseed => "rdseed",
-            SourceId::External => "external",
-        }
+    pub fn serialize<S: Serializer>(source: &Source, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(source.name())
     }
 
-    /// The source's bit in the sources mask (1, 2, 4, 8).
-    #[must_use]
-    pub const fn bit(self) -> u8 {
-        match self {
-            SourceId::Interrupts => 1,
-            SourceId::Rdrand => 2,
-            SourceId::Rdseed => 4,
-            SourceId::External => 8,
-        }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Source, D::Error> {
+        let name = String::deserialize(d)?;
+        Source::ALL
+            .into_iter()
+            .find(|source| source.name() == name)
+            .ok_or_else(|| {
+                D::Error::unknown_variant(&name, &["interrupts", "rdrand", "rdseed", "external"])
+            })
     }
 }
 
-impl From<entropool::source::Source> for SourceId {
-    fn from(source: entropool::source::Source) -> Self {
-        use entropool::source::Source;
-        match source {
-            Source::Interrupts => SourceId::Interrupts,
-            Source::Rdrand => SourceId::Rdrand,
-            Source::Rdseed => SourceId::Rdseed,
-            Source::External => SourceId::External,
-        }
+/// A source's health as status shows it (JSON and the table): `off` when
+/// it is not in the active mask (`None`), `ok` while healthy, else the
+/// library's name for the state.
+#[must_use]
+pub const fn health_name(health: Option<HealthState>) -> &'static str {
+    match health {
+        None => "off",
+        Some(HealthState::Healthy) => "ok",
+        Some(state) => state.name(),
     }
 }
 
-/// A source's health-test state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HealthState {
-    /// Passing its health tests; credited.
-    Ok,
-    /// Failed a health test; counted and reported, not credited until it
-    /// passes again.
-    Quarantined,
-    /// Disabled after repeated health-test failures: refused until reset.
-    Disabled,
-    /// Not in the active source mask.
-    Off,
-    /// Enabled, still in its start-up tests; not credited yet.
-    Startup,
-}
+/// The JSON form of a source's health: [`health_name`].
+mod health_state_name {
+    use entropool::HealthState;
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
 
-impl HealthState {
-    /// The lowercase name used in JSON and in the status table.
-    #[must_use]
-    pub const fn name(self) -> &'static str {
-        match self {
-            HealthState::Ok => "ok",
-            HealthState::Quarantined => "quarantined",
-            HealthState::Disabled => "disabled",
-            HealthState::Off => "off",
-            HealthState::Startup => "startup",
-        }
+    use super::health_name;
+
+    pub fn serialize<S: Serializer>(health: &Option<HealthState>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(health_name(*health))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<HealthState>, D::Error> {
+        let name = String::deserialize(d)?;
+        [
+            None,
+            Some(HealthState::Startup),
+            Some(HealthState::Healthy),
+            Some(HealthState::Quarantined),
+            Some(HealthState::Disabled),
+        ]
+        .into_iter()
+        .find(|&health| health_name(health) == name)
+        .ok_or_else(|| {
+            D::Error::unknown_variant(&name, &["off", "startup", "ok", "quarantined", "disabled"])
+        })
     }
 }
 
@@ -185,8 +158,9 @@ pub struct StorageCacheStatus {
 /// Counters and health of one source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceStatus {
-    /// Which source.
-    pub source: SourceId,
+    /// Which source (in JSON, its name).
+    #[serde(with = "source_name")]
+    pub source: Source,
     /// Whether it is in the active (resolved) source mask.
     pub enabled: bool,
     /// Raw samples taken in (words for RDRAND/RDSEED, events for
@@ -194,8 +168,10 @@ pub struct SourceStatus {
     pub samples: u64,
     /// Entropy credited from it, in bits.
     pub credited_bits: u64,
-    /// Its health-test state.
-    pub health: HealthState,
+    /// Its health-test state, `None` when it is not in the active mask (in
+    /// JSON, [`health_name`]).
+    #[serde(with = "health_state_name")]
+    pub health: Option<HealthState>,
     /// How many health-test failures it has had since start.
     pub health_failures: u64,
 }

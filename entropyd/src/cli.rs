@@ -7,17 +7,42 @@
 
 use std::ffi::OsString;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use entropool::store::StateDir;
 
+use crate::auth::{ApiToken, TokenError};
 use crate::failure::{EXIT_INVALID, Failure};
+use crate::server::ListenAddr;
 use crate::{
     cmd_assess, cmd_config, cmd_feed, cmd_generate, cmd_kickstart, cmd_reset_source, cmd_run,
     cmd_samples, cmd_status, cmd_submit,
 };
+
+/// `--listen`: the API address, `IP:PORT` or `unix:/path` (`run`, `submit`).
+///
+/// # Errors
+/// Invalid input naming the bad address and the accepted forms.
+pub fn listen_arg(text: &str) -> Result<ListenAddr, Failure> {
+    text.parse()
+        .map_err(|e: crate::server::ServerError| Failure::invalid(e.to_string()))
+}
+
+/// `--token-file`: the API token, read from a file of mode 0600 or 0400
+/// (`run`, `submit`, `feed`).
+///
+/// # Errors
+/// A runtime failure when the file cannot be read; invalid input when it
+/// is not a regular file, group or others may access it, or it holds no
+/// valid token.
+pub fn token_arg(path: &Path) -> Result<ApiToken, Failure> {
+    ApiToken::from_file(path).map_err(|e| match e {
+        TokenError::Io { .. } => Failure::runtime(e.to_string()),
+        _ => Failure::invalid(e.to_string()),
+    })
+}
 
 /// The environment variable naming the state directory.
 pub const STATE_DIR_ENV: &str = "ENTROPYD_STATE_DIR";
@@ -185,7 +210,36 @@ pub fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
+    use crate::failure::EXIT_FAILURE;
+
+    #[test]
+    fn listen_and_token_flags_fail_as_run_and_submit_report_them() {
+        assert!(matches!(listen_arg("127.0.0.1:0"), Ok(ListenAddr::Tcp(_))));
+        assert!(matches!(
+            listen_arg("unix:/run/x.sock"),
+            Ok(ListenAddr::Unix(_))
+        ));
+        let bad = listen_arg("localhost").unwrap_err();
+        assert_eq!(bad.status, EXIT_INVALID);
+        assert!(bad.message.contains("bad listen address"), "{bad}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        // Missing: a runtime failure (exit 1), as any I/O error.
+        assert_eq!(token_arg(&path).unwrap_err().status, EXIT_FAILURE);
+        std::fs::write(&path, "0123456789abcdef0123\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(token_arg(&path).is_ok());
+        // Readable by others, or too short: invalid input (exit 2).
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(token_arg(&path).unwrap_err().status, EXIT_INVALID);
+        std::fs::write(&path, "short").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(token_arg(&path).unwrap_err().status, EXIT_INVALID);
+    }
 
     #[test]
     fn permission_errors_on_the_default_dir_get_a_hint() {

@@ -20,8 +20,8 @@
 use std::io::Write;
 
 use clap::Args as ClapArgs;
+use entropool::UNITS_PER_BIT;
 use entropool::assess::{self, AssessedCredit, Assessment, Estimates};
-use entropool::mixer::UNITS_PER_BIT;
 use entropool::store::StateDir;
 
 use crate::cli::Context;

@@ -4,11 +4,9 @@
 use std::io::Write;
 
 use clap::Args;
-use entropool::Error;
 use entropool::assess::AssessedCredit;
-use entropool::config::{Param, ResetTarget, SetArg, SetRequest, Tunables};
-use entropool::mixer::SourceConfig;
-use entropool::source::Source;
+use entropool::config::{Param, ResetTarget, SetArg, SetRequest};
+use entropool::{Error, Source, SourceConfig, Tunables};
 
 use crate::cli::Context;
 use crate::cmd_assess;

@@ -12,15 +12,14 @@
 //! until the source fails or ends (exit 1).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::{ArgGroup, Args as ClapArgs};
 
-use crate::auth::{ApiToken, TokenError};
-use crate::cli::Context;
+use crate::cli::{self, Context};
 use crate::failure::Failure;
 use crate::feed::hsm::Pkcs11Source;
 use crate::feed::http::{self, HostUrl, HttpLink, Scheme};
@@ -135,13 +134,6 @@ fn open_source(args: &Args) -> Result<Box<dyn EntropySource>, Failure> {
     ))
 }
 
-fn load_token(path: &Path) -> Result<ApiToken, Failure> {
-    ApiToken::from_file(path).map_err(|e| match e {
-        TokenError::Io { .. } => Failure::runtime(e.to_string()),
-        _ => Failure::invalid(e.to_string()),
-    })
-}
-
 /// Runs the feeder.
 ///
 /// # Errors
@@ -171,7 +163,7 @@ pub fn run(args: &Args, _ctx: &Context, out: &mut dyn Write) -> Result<(), Failu
     let token = args
         .token_file
         .as_deref()
-        .map(load_token)
+        .map(cli::token_arg)
         .transpose()?
         .map(Arc::new);
     let timeout = Duration::from_secs(args.timeout);

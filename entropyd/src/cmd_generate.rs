@@ -30,12 +30,11 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use clap::Args as ClapArgs;
-use entropool::Error;
-use entropool::cache::BLOCK_LEN;
-use entropool::config::{Config, Param};
-use entropool::mixer::MixerConfig;
-use entropool::rng::{EntropySource, PoolRng, PoolRngConfig};
-use entropool::source::{Source, SourceMask};
+use entropool::config::Param;
+use entropool::{
+    BLOCK_LEN, Config, EntropySource, Error, MixerConfig, PoolRng, PoolRngConfig, Source,
+    SourceMask,
+};
 use zeroize::Zeroizing;
 
 use crate::cli::Context;

@@ -13,7 +13,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Args as ClapArgs;
-use entropool::error::KickstartReason;
+use entropool::KickstartReason;
 use entropool::kickstart::{self, ReadError};
 
 use crate::cli::Context;

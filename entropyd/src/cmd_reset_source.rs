@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use clap::Args as ClapArgs;
-use entropool::mixer::ExternalDisable;
+use entropool::ExternalDisable;
 
 use crate::cli::Context;
 use crate::daemon::{DaemonBackend, DaemonPool, log};
@@ -137,9 +137,7 @@ impl DisabledWatch {
                 }
             }
             (Some(_), true) if !self.marker.exists() => {
-                backend
-                    .lock()
-                    .reset_source(entropool::source::Source::External);
+                backend.lock().reset_source(entropool::Source::External);
                 self.recorded = false;
                 self.audited = false;
                 log("audit event=source-reset source=external");

@@ -53,7 +53,7 @@
 //!   refused are wiped, never re-sent. A FIFO with no reader gets nothing
 //!   taken for it. What the output accepted is counted (in total, at
 //!   start, from storage, when last) and shown by `status`.
-//! - Loop until SIGTERM/SIGINT: [`Pool::poll`](entropool::pool::Pool::poll)
+//! - Loop until SIGTERM/SIGINT: [`Pool::poll`](entropool::Pool::poll)
 //!   (its storage writes deferred: blocks for the storage cache are
 //!   written and flushed once per poll outside the pool lock,
 //!   [`DaemonBackend::spill`]; sleeping [`IDLE_SLEEP`] when nothing is wanted, [`STARVED_SLEEP`] when
@@ -65,7 +65,7 @@
 //!   while the other changes apply), and, when stderr is a terminal, redraw
 //!   a live status line every second.
 //! - Stop: the server first (no more adds), the jitter thread, then
-//!   [`Pool::flush_to_storage`](entropool::pool::Pool::flush_to_storage)
+//!   [`Pool::flush_to_storage`](entropool::Pool::flush_to_storage)
 //!   (the memory cache to the storage cache), a sink `fdatasync`, the
 //!   runtime and ready files removed, exit 0. A failed flush is exit 1
 //!   (those blocks are wiped, never kept twice).
@@ -78,16 +78,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args as ClapArgs;
-use entropool::Error;
-use entropool::config::{Config, Param};
-use entropool::source::SourceMask;
-use entropool::storage::FileStorage;
+use entropool::config::Param;
 use entropool::store::StateDir;
+use entropool::{Config, Error, FileStorage, SourceMask};
 use zeroize::Zeroizing;
 
-use crate::auth::{ApiToken, TokenError};
 use crate::backend::PoolBackend;
-use crate::cli::Context;
+use crate::cli::{self, Context};
 use crate::daemon::{self, DaemonBackend, DaemonPool, ForwardCounters, log, watermark_blocks};
 use crate::failure::Failure;
 use crate::kernel::KernelFeed;
@@ -611,13 +608,6 @@ fn reload_tls(server: &ApiServer) {
     }
 }
 
-fn token_failure(e: TokenError) -> Failure {
-    match e {
-        TokenError::Io { .. } => Failure::runtime(e.to_string()),
-        _ => Failure::invalid(e.to_string()),
-    }
-}
-
 fn open_output(args: &Args) -> Result<Output, Failure> {
     if args.kernel {
         let mut feed = KernelFeed::open().map_err(|e| Failure::runtime(e.to_string()))?;
@@ -711,16 +701,8 @@ pub fn run(args: &Args, ctx: &Context, _out: &mut dyn Write) -> Result<(), Failu
     let shutdown = Shutdown::install()
         .map_err(|e| Failure::runtime(format!("cannot install signal handlers: {e}")))?;
     let mut ready_file = args.ready_file.clone().map(ReadyFile::new);
-    let listen: ListenAddr = args
-        .listen
-        .parse()
-        .map_err(|e: server::ServerError| Failure::invalid(e.to_string()))?;
-    let token = args
-        .token_file
-        .as_deref()
-        .map(ApiToken::from_file)
-        .transpose()
-        .map_err(token_failure)?;
+    let listen = cli::listen_arg(&args.listen)?;
+    let token = args.token_file.as_deref().map(cli::token_arg).transpose()?;
     let tls = load_tls(args)?;
     server::check_listen(&listen, tls.as_ref().map(|t| t.mutual()), token.is_some())
         .map_err(|e| Failure::invalid(e.to_string()))?;
@@ -967,7 +949,7 @@ pub fn run(args: &Args, ctx: &Context, _out: &mut dyn Write) -> Result<(), Failu
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use entropool::config::Tunables;
+    use entropool::Tunables;
 
     /// An external-only pool (no hardware, no storage) of `kib` KiB
     /// holding `blocks` blocks of a stand-in seed.
@@ -980,7 +962,7 @@ mod tests {
         let mut pool = daemon::build_pool(config, memory, None).unwrap().pool;
         let mut state = 1u64;
         let data: Vec<u8> = (0..(1024 + 40 * blocks) / 8 + 1)
-            .flat_map(|_| entropool::hw::fake::splitmix64(&mut state).to_le_bytes())
+            .flat_map(|_| entropool::testing::splitmix64(&mut state).to_le_bytes())
             .take(1024 + 40 * blocks)
             .collect();
         pool.seed_external(&data).unwrap();

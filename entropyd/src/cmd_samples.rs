@@ -14,9 +14,7 @@
 use std::io::Write;
 
 use clap::Args as ClapArgs;
-use entropool::hw::RealCpu;
-use entropool::hw::cpu_jitter::{CPU_JITTER_SCRATCH, CpuJitter};
-use entropool::source::Source;
+use entropool::{CPU_JITTER_SCRATCH, CpuJitter, RealCpu, Source};
 
 use crate::cli::Context;
 use crate::failure::Failure;

@@ -19,13 +19,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use clap::Args as ClapArgs;
-use entropool::config::Config;
-use entropool::storage::{HEADER_LEN, MemStorage, StorageCache, slots_for_bytes};
+use entropool::storage::{HEADER_LEN, StorageCache, slots_for_bytes};
+use entropool::{Config, HealthState, MemStorage, Source};
 use zeroize::Zeroizing;
 
 use crate::backend::{
-    ExternalStatus, HealthState, MemoryCacheStatus, OutputStatus, SourceId, SourceStatus,
-    StatusSnapshot, StorageCacheStatus,
+    ExternalStatus, MemoryCacheStatus, OutputStatus, SourceStatus, StatusSnapshot,
+    StorageCacheStatus,
 };
 use crate::cli::Context;
 use crate::client::Client;
@@ -140,9 +140,8 @@ fn from_state_dir(ctx: &Context) -> Result<(StatusSnapshot, Config), Failure> {
     let slots = u64::from(tunables.storage_cache_blocks());
     let stored = count_stored_blocks(&state.storage_cache_path(), slots)
         .map_err(|e| Failure::runtime(format!("cannot read the storage cache: {e}")))?;
-    let memory_capacity =
-        entropool::cache::blocks_for_kib(u64::from(tunables.memory_cache_size_kib()))
-            .map_or(u64::MAX, |b| u64::try_from(b).unwrap_or(u64::MAX));
+    let memory_capacity = entropool::blocks_for_kib(u64::from(tunables.memory_cache_size_kib()))
+        .map_or(u64::MAX, |b| u64::try_from(b).unwrap_or(u64::MAX));
     let percent = tunables.low_watermark_percent();
     let snapshot = StatusSnapshot {
         version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -166,7 +165,7 @@ fn from_state_dir(ctx: &Context) -> Result<(StatusSnapshot, Config), Failure> {
         },
         // Not running: no source has been tested; enabled ones await their
         // start-up tests.
-        sources: SourceId::ALL
+        sources: Source::ALL
             .iter()
             .map(|&source| {
                 let enabled = sources.value() & source.bit() != 0;
@@ -175,11 +174,7 @@ fn from_state_dir(ctx: &Context) -> Result<(StatusSnapshot, Config), Failure> {
                     enabled,
                     samples: 0,
                     credited_bits: 0,
-                    health: if enabled {
-                        HealthState::Startup
-                    } else {
-                        HealthState::Off
-                    },
+                    health: enabled.then_some(HealthState::Startup),
                     health_failures: 0,
                 }
             })

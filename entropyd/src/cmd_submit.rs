@@ -18,8 +18,7 @@ use std::time::Duration;
 
 use clap::Args as ClapArgs;
 
-use crate::auth::{ApiToken, TokenError};
-use crate::cli::Context;
+use crate::cli::{self, Context};
 use crate::client::{Client, DEFAULT_CLIENT_TIMEOUT, SUBMIT_CHUNK};
 use crate::failure::Failure;
 use crate::runtime;
@@ -46,15 +45,11 @@ pub struct Args {
 /// Invalid input for a bad address or token file; runtime when the daemon
 /// is unreachable, refuses (e.g. 401 for a wrong token), or stdin fails.
 pub fn run(args: &Args, ctx: &Context, out: &mut dyn Write) -> Result<(), Failure> {
-    let token = args
-        .token_file
-        .as_deref()
-        .map(ApiToken::from_file)
-        .transpose()
-        .map_err(|e| match e {
-            TokenError::Io { .. } => Failure::runtime(e.to_string()),
-            _ => Failure::invalid(e.to_string()),
-        })?;
+    // Both flags are checked before any waiting, as `run` checks them.
+    if let Some(listen) = &args.listen {
+        cli::listen_arg(listen)?;
+    }
+    let token = args.token_file.as_deref().map(cli::token_arg).transpose()?;
     // Find the daemon first (waiting while it starts); stdin is read only
     // once one answers.
     let (found, target) = runtime::with_daemon(

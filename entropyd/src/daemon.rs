@@ -53,24 +53,18 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use entropool::Error;
 use entropool::assess::{AssessedCredit, interrupts_config};
-use entropool::cache::{BlockSlot, blocks_for_kib};
-use entropool::config::Config;
-use entropool::hw::cpu_jitter::CpuJitterThread;
-use entropool::hw::{Cpu, RealCpu};
-use entropool::interrupt::InterruptRing;
-use entropool::mixer::MixerConfig;
-use entropool::pool::{Pool, PoolParts, PoolStatus, StorageMove};
-use entropool::source::{Source, SourceMask};
-use entropool::storage::Storage;
-use entropool::storage::{FileStorage, LoadReport};
+use entropool::storage::LoadReport;
 use entropool::store::StateDir;
-use entropool::watch::Clock;
-use entropool::watch::SystemClock;
+use entropool::{
+    BlockSlot, Clock, Config, Cpu, CpuJitterThread, FileStorage, InterruptRing, MixerConfig, Pool,
+    PoolParts, PoolStatus, RealCpu, Source, SourceMask, Storage, StorageMove, SystemClock,
+    blocks_for_kib,
+};
 use zeroize::Zeroizing;
 
 use crate::backend::{
-    ExternalPoolInfo, ExternalStatus, HealthState, MemoryCacheStatus, OutputStatus, PoolBackend,
-    SourceId, SourceStatus, StatusSnapshot, StorageCacheStatus,
+    ExternalPoolInfo, ExternalStatus, MemoryCacheStatus, OutputStatus, PoolBackend, SourceStatus,
+    StatusSnapshot, StorageCacheStatus,
 };
 use crate::failure::Failure;
 
@@ -282,19 +276,10 @@ fn to_u64(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
 }
 
-/// The health a source shows: `off` when it is not in the mask, else the
-/// mixer's state (`disabled` only after repeated health failures).
-fn health_of(enabled: bool, state: entropool::health::HealthState) -> HealthState {
-    use entropool::health::HealthState as H;
-    if !enabled {
-        return HealthState::Off;
-    }
-    match state {
-        H::Startup => HealthState::Startup,
-        H::Healthy => HealthState::Ok,
-        H::Quarantined => HealthState::Quarantined,
-        H::Disabled => HealthState::Disabled,
-    }
+/// The health a source shows: `None` (`off`) when it is not in the mask,
+/// else the mixer's state (`disabled` only after repeated health failures).
+fn health_of(enabled: bool, state: entropool::HealthState) -> Option<entropool::HealthState> {
+    enabled.then_some(state)
 }
 
 /// What the daemon forwarded to the kernel or the sink, counted by the
@@ -373,7 +358,7 @@ pub fn snapshot(
         .map(|(&source, stats)| {
             let enabled = st.sources.contains(source);
             SourceStatus {
-                source: SourceId::from(source),
+                source,
                 enabled,
                 samples: stats.samples,
                 credited_bits: stats.credited.whole_bits(),
@@ -495,7 +480,7 @@ impl PoolBackend for DaemonBackend {
         ExternalPoolInfo {
             enabled: st.sources.contains(Source::External)
                 && st.per_source[Source::External.index()].state
-                    != entropool::health::HealthState::Disabled,
+                    != entropool::HealthState::Disabled,
             capacity,
             // capacity - currently_available is the room: the external
             // bytes that fill the memory cache (at most the capacity), so

@@ -8,7 +8,9 @@
 
 use std::fmt::Write as _;
 
-use crate::backend::{HealthState, SourceId, StatusSnapshot};
+use entropool::{HealthState, Source};
+
+use crate::backend::{StatusSnapshot, health_name};
 
 /// `part * 100 / whole`, rounded down; 0 when `whole` is 0.
 #[must_use]
@@ -23,7 +25,7 @@ pub fn percent(part: u64, whole: u64) -> u64 {
 /// The mask's sources by name, e.g. `interrupts+rdrand`, or `none`.
 #[must_use]
 pub fn mask_names(mask: u8) -> String {
-    let names: Vec<&str> = SourceId::ALL
+    let names: Vec<&str> = Source::ALL
         .iter()
         .filter(|s| mask & s.bit() != 0)
         .map(|s| s.name())
@@ -137,9 +139,9 @@ pub fn render_text(s: &StatusSnapshot) -> String {
     );
     for src in &s.sources {
         let health = match src.health {
-            HealthState::Quarantined => "QUARANTINED",
-            HealthState::Disabled => "DISABLED",
-            other => other.name(),
+            Some(HealthState::Quarantined) => "QUARANTINED",
+            Some(HealthState::Disabled) => "DISABLED",
+            other => health_name(other),
         };
         let _ = writeln!(
             out,
@@ -158,7 +160,7 @@ pub fn render_text(s: &StatusSnapshot) -> String {
 /// `lost: NO, last entropy 3s ago (timeout 60s)` and its variants.
 fn external_text(s: &StatusSnapshot) -> String {
     let e = &s.external;
-    let external_on = s.sources_mask & SourceId::External.bit() != 0;
+    let external_on = s.sources_mask & Source::External.bit() != 0;
     let lost = if e.lost { "YES" } else { "no" };
     let last = match e.seconds_since_last {
         Some(secs) => format!("last entropy {} ago", duration_text(secs)),
@@ -181,7 +183,7 @@ fn client_text(s: &StatusSnapshot, api: &crate::backend::ApiStatus) -> String {
         Some(secs) => format!("last call {} ago", duration_text(secs)),
         None => "no client call yet".to_owned(),
     };
-    if s.sources_mask & SourceId::External.bit() == 0 {
+    if s.sources_mask & Source::External.bit() == 0 {
         return last;
     }
     format!(
@@ -216,7 +218,7 @@ pub fn render_line(s: &StatusSnapshot) -> String {
         if m.refill_wanted { " REFILL" } else { "" },
         percent(s.storage_cache.len_blocks, s.storage_cache.capacity_blocks)
     );
-    if s.sources_mask & SourceId::External.bit() != 0 {
+    if s.sources_mask & Source::External.bit() != 0 {
         line.push_str(if s.external.lost {
             " | ext LOST"
         } else {
@@ -226,7 +228,12 @@ pub fn render_line(s: &StatusSnapshot) -> String {
     let quarantined: Vec<&str> = s
         .sources
         .iter()
-        .filter(|x| matches!(x.health, HealthState::Quarantined | HealthState::Disabled))
+        .filter(|x| {
+            matches!(
+                x.health,
+                Some(HealthState::Quarantined | HealthState::Disabled)
+            )
+        })
         .map(|x| x.source.name())
         .collect();
     if !quarantined.is_empty() {

@@ -4,7 +4,8 @@
 mod api_common;
 
 use api_common::sample_status;
-use entropyd::backend::{HealthState, StatusSnapshot};
+use entropool::HealthState;
+use entropyd::backend::StatusSnapshot;
 use entropyd::view::{render_json, render_line, render_text};
 
 #[test]
@@ -82,6 +83,15 @@ fn json_round_trips_and_uses_lowercase_names() {
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["sources"][2]["source"], "rdseed");
     assert_eq!(v["sources"][2]["health"], "quarantined");
+    // The wire names stay what they were before the library's types served
+    // here: "off" outside the mask, "ok" (not "healthy") while healthy.
+    assert_eq!(v["sources"][0]["health"], "off");
+    assert_eq!(v["sources"][3]["health"], "ok");
+    assert_eq!(v["sources"][3]["source"], "external");
+    let bad = json.replacen("\"rdseed\"", "\"rdseeds\"", 1);
+    assert!(serde_json::from_str::<StatusSnapshot>(&bad).is_err());
+    let bad = json.replacen("\"quarantined\"", "\"healthy\"", 1);
+    assert!(serde_json::from_str::<StatusSnapshot>(&bad).is_err());
     assert_eq!(v["memory_cache"]["refill_wanted"], true);
     assert_eq!(v["external"]["seconds_since_last"], 75);
 }
@@ -97,7 +107,7 @@ fn status_line_flags_problems() {
     s.memory_cache.refill_wanted = false;
     s.external.lost = false;
     for src in &mut s.sources {
-        src.health = HealthState::Ok;
+        src.health = Some(HealthState::Healthy);
     }
     assert_eq!(
         render_line(&s),

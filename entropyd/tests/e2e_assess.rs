@@ -11,9 +11,8 @@
 mod e2e_common;
 
 use e2e_common::{Env, text};
-use entropool::mixer::{CreditRate, UNITS_PER_BIT};
-use entropool::source::Source;
 use entropool::store::StateDir;
+use entropool::{CreditRate, Source, UNITS_PER_BIT};
 use entropyd::cmd_assess;
 use entropyd::daemon;
 

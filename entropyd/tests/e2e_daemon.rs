@@ -10,6 +10,8 @@
 )]
 
 mod e2e_common;
+#[path = "../../tests/support/hw.rs"]
+mod hw_support;
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -24,7 +26,7 @@ use entropyd::client::ClientError;
 fn external_samples(s: &entropyd::backend::StatusSnapshot) -> u64 {
     s.sources
         .iter()
-        .find(|x| x.source == entropyd::backend::SourceId::External)
+        .find(|x| x.source == entropool::Source::External)
         .unwrap()
         .samples
 }
@@ -367,7 +369,7 @@ fn kernel_feed_without_the_capability_fails_at_start() {
             .output()
             .is_err()
         {
-            println!("skipped: running as root and setpriv is not installed");
+            hw_support::skip("setpriv", &"running as root and setpriv is not installed");
             return;
         }
         std::process::Command::new("setpriv")

@@ -19,6 +19,8 @@
 )]
 
 mod e2e_common;
+#[path = "../../tests/support/hw.rs"]
+mod hw_support;
 
 use std::collections::HashSet;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -27,14 +29,16 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use e2e_common::{Env, TOKEN, WAIT, bin, blocks_of, random_bytes, stored_blocks, text, wait_until};
-use entropool::hw::{Cpu, RealCpu};
+use entropool::{Cpu, RealCpu};
 
 fn has_rdrand() -> bool {
     RealCpu::new().features().rdrand
 }
 
-fn skip(test: &str, why: &str) {
-    eprintln!("\n*** SKIPPED {test}: {why} ***\n");
+/// A visible skip for lack of `key` (`tests/support/hw.rs`): a failure
+/// when `ENTROPOOL_REQUIRE_HW` names it.
+fn skip(key: &str, why: &str) {
+    hw_support::skip(key, &why);
 }
 
 fn len_of(path: &Path) -> u64 {
@@ -68,7 +72,7 @@ fn kickstart_file(env: &Env, sources: Option<u8>) -> (Vec<u8>, std::path::PathBu
 #[test]
 fn default_caches_seed_the_sink_at_once_then_feed_at_most_the_rate() {
     if !has_rdrand() {
-        return skip("default_caches_seed_the_sink...", "this CPU has no RDRAND");
+        return skip("rdrand", "this CPU has no RDRAND");
     }
     let env = Env::new();
     // Default cache sizes; a 1 % watermark so the steady feed starts after
@@ -220,7 +224,7 @@ fn kickstart_with_rdseed_sources_seeds_the_first_run() {
         assert_ne!(out.status.code(), Some(0));
         assert!(env.state.join("kickstart.staged").exists());
         skip(
-            "kickstart_with_rdseed_sources...",
+            "rdseed",
             "this CPU has no RDSEED (the failed start was checked)",
         );
     }
@@ -229,10 +233,7 @@ fn kickstart_with_rdseed_sources_seeds_the_first_run() {
 #[test]
 fn kickstart_is_used_even_when_external_is_not_a_source() {
     if !has_rdrand() {
-        return skip(
-            "kickstart_is_used_even_when_external...",
-            "this CPU has no RDRAND",
-        );
+        return skip("rdrand", "this CPU has no RDRAND");
     }
     let env = Env::new();
     let (seed, ks) = kickstart_file(&env, Some(2));
@@ -468,7 +469,7 @@ fn root_set_on_a_daemon_owned_dir_keeps_it_working() {
     // The effective user: /proc/self belongs to it.
     let me = std::fs::metadata("/proc/self").unwrap().uid();
     if me != 0 {
-        return skip("root_set_on_a_daemon_owned_dir...", "not running as root");
+        return skip("root", "not running as root");
     }
     const NOBODY: u32 = 65_534;
     let env = Env::new();
@@ -547,7 +548,7 @@ fn quickstart_lines() -> Vec<String> {
 fn readme_quickstart_runs_line_by_line() {
     if !has_rdrand() && !RealCpu::new().features().rdseed {
         return skip(
-            "readme_quickstart...",
+            "rdrand",
             "no RDRAND or RDSEED: generate would wait on interrupts alone",
         );
     }

@@ -188,7 +188,8 @@ fn status_without_a_daemon_reads_the_state_directory() {
     env.set(&["--memory-cache-size=1", "--storage-cache-size=4"]);
     // A storage cache with 5 blocks, written through the library.
     {
-        use entropool::storage::{FileStorage, StorageCache};
+        use entropool::FileStorage;
+        use entropool::storage::StorageCache;
         let medium = FileStorage::open_in(&env.state).unwrap();
         let every = entropool::SourceMask::new(15).unwrap();
         let (mut cache, _) = StorageCache::open(medium, 4 * 32, every, &[0; 32]).unwrap();

@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use e2e_common::{Daemon, Env, TOKEN, WAIT, bin, text, wait_until};
-use entropyd::backend::SourceId;
+use entropool::Source;
 
 /// Where Debian puts the SoftHSM2 module.
 const MODULES: [&str; 2] = [
@@ -274,7 +274,7 @@ fn external_bytes(d: &Daemon) -> u64 {
     d.status()
         .sources
         .iter()
-        .find(|s| s.source == SourceId::External)
+        .find(|s| s.source == Source::External)
         .unwrap()
         .samples
 }

@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use e2e_common::{Daemon, Env, bin, text};
-use entropyd::backend::SourceId;
+use entropool::Source;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose, SanType,
@@ -221,7 +221,7 @@ fn external_bytes(d: &Daemon) -> u64 {
     d.status()
         .sources
         .iter()
-        .find(|s| s.source == SourceId::External)
+        .find(|s| s.source == Source::External)
         .unwrap()
         .samples
 }

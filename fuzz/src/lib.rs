@@ -5,8 +5,9 @@
 //! Each body panics only when an invariant of the parser is broken; any
 //! input, valid or not, must otherwise return normally.
 
-use entropool::config::{Config, Param, Tunables, parse_set_args};
+use entropool::config::{Param, parse_set_args};
 use entropool::kickstart::{KickstartParser, Limits, read_kickstart_with_limits};
+use entropool::{Config, Tunables};
 
 /// Small bounds so small inputs reach the accepting paths.
 pub const FUZZ_LIMITS: Limits = Limits {
@@ -342,7 +343,8 @@ fn model_blocks(medium: &[u8], slots: u64, mask: u8) -> Option<Vec<[u8; 32]>> {
 /// (none without a valid header), each is handed out once, keyed, and a
 /// re-open finds none of them again.
 pub fn storage_load(data: &[u8]) {
-    use entropool::storage::{HeaderState, MemStorage, StorageCache, key_block, layout_len};
+    use entropool::MemStorage;
+    use entropool::storage::{HeaderState, StorageCache, key_block, layout_len};
     let (Some(&a), Some(&b)) = (data.first(), data.get(1)) else {
         return;
     };

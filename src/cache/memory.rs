@@ -110,6 +110,7 @@ impl<'s> MemoryCache<'s> {
 
     /// `true` when no block is held.
     #[must_use]
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))] // tests only
     pub fn is_empty(&self) -> bool {
         self.ring.is_empty()
     }

@@ -18,7 +18,8 @@
 
 pub(crate) mod sha256;
 
-/// HMAC-SHA-256 output loops on the SHA extensions. Only where the target
+/// HMAC-SHA-256 output loops and the conditioner's multi-lane digests on
+/// the SHA extensions. Only where the target
 /// itself enables SSE2 (every x86_64 OS target): a bare target such as
 /// `x86_64-unknown-none` is built without it because its kernel may not save
 /// vector registers, and gets the portable path.

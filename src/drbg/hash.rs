@@ -1,12 +1,8 @@
 //! Hash_DRBG with SHA-256, seedlen 440 (SP 800-90A section 10.1.1).
 
-use core::fmt;
+use zeroize::Zeroize;
 
-use zeroize::{Zeroize, ZeroizeOnDrop};
-
-use super::{
-    Drbg, MAX_RESEED_INTERVAL, check_generate, check_instantiate, check_interval, check_reseed,
-};
+use super::{MAX_RESEED_INTERVAL, check_generate, check_instantiate, check_reseed};
 use crate::crypto::sha256::{BLOCK, IV, Sha256Stream, compress, state_bytes};
 use crate::error::Error;
 
@@ -123,14 +119,29 @@ impl HashDrbg {
         Ok(())
     }
 
-    /// Lowers the reseed interval from the default 2^48.
+    /// Two generate calls on two independent instances: the same result
+    /// as `self.generate(out, additional)` followed by
+    /// `other.generate(other_out, additional)`.
     ///
     /// # Errors
-    /// [`Error::InvalidValue`] unless `1 <= interval <= 2^48`.
-    pub fn set_reseed_interval(&mut self, interval: u64) -> Result<(), Error> {
-        check_interval(interval)?;
-        self.reseed_interval = interval;
-        Ok(())
+    /// As [`generate`](Self::generate), for either instance; both are
+    /// checked first, so on error neither state nor output is changed.
+    pub fn generate_pair(
+        &mut self,
+        other: &mut HashDrbg,
+        out: &mut [u8],
+        other_out: &mut [u8],
+        additional: &[u8],
+    ) -> Result<(), Error> {
+        check_generate(out, additional, self.reseed_counter, self.reseed_interval)?;
+        check_generate(
+            other_out,
+            additional,
+            other.reseed_counter,
+            other.reseed_interval,
+        )?;
+        self.generate(out, additional)?;
+        other.generate(other_out, additional)
     }
 
     /// `C = Hash_df(0x00 || V, seedlen)`.
@@ -196,61 +207,7 @@ fn add_be(acc: &mut [u8], x: &[u8]) {
     }
 }
 
-impl Drbg for HashDrbg {
-    fn instantiate(entropy: &[u8], nonce: &[u8], personalization: &[u8]) -> Result<Self, Error> {
-        HashDrbg::new(entropy, nonce, personalization)
-    }
-
-    fn reseed(&mut self, entropy: &[u8], additional: &[u8]) -> Result<(), Error> {
-        HashDrbg::reseed(self, entropy, additional)
-    }
-
-    fn generate(&mut self, out: &mut [u8], additional: &[u8]) -> Result<(), Error> {
-        HashDrbg::generate(self, out, additional)
-    }
-
-    /// Checks both requests first, so on error neither instance changes.
-    fn generate_pair(
-        &mut self,
-        other: &mut Self,
-        out: &mut [u8],
-        other_out: &mut [u8],
-        additional: &[u8],
-    ) -> Result<(), Error> {
-        check_generate(out, additional, self.reseed_counter, self.reseed_interval)?;
-        check_generate(
-            other_out,
-            additional,
-            other.reseed_counter,
-            other.reseed_interval,
-        )?;
-        HashDrbg::generate(self, out, additional)?;
-        HashDrbg::generate(other, other_out, additional)
-    }
-}
-
-impl Zeroize for HashDrbg {
-    fn zeroize(&mut self) {
-        self.v.zeroize();
-        self.c.zeroize();
-        // A wiped generator refuses to generate until it is reseeded.
-        self.reseed_counter = u64::MAX;
-    }
-}
-
-impl Drop for HashDrbg {
-    fn drop(&mut self) {
-        self.zeroize();
-    }
-}
-
-impl ZeroizeOnDrop for HashDrbg {}
-
-impl fmt::Debug for HashDrbg {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("HashDrbg { .. }")
-    }
-}
+drbg_common!(HashDrbg, secrets: [v, c]);
 
 #[cfg(test)]
 mod tests {

@@ -1,12 +1,8 @@
 //! HMAC_DRBG with SHA-256 (SP 800-90A section 10.1.2).
 
-use core::fmt;
+use zeroize::Zeroize;
 
-use zeroize::{Zeroize, ZeroizeOnDrop};
-
-use super::{
-    Drbg, MAX_RESEED_INTERVAL, check_generate, check_instantiate, check_interval, check_reseed,
-};
+use super::{MAX_RESEED_INTERVAL, check_generate, check_instantiate, check_reseed};
 use crate::crypto::sha256::HmacKey;
 use crate::error::Error;
 
@@ -131,18 +127,6 @@ impl HmacDrbg {
         Ok(())
     }
 
-    /// Lowers the reseed interval (generate calls allowed between reseeds)
-    /// from the default 2^48. Takes effect at once, counting calls made
-    /// since the last reseed.
-    ///
-    /// # Errors
-    /// [`Error::InvalidValue`] unless `1 <= interval <= 2^48`.
-    pub fn set_reseed_interval(&mut self, interval: u64) -> Result<(), Error> {
-        check_interval(interval)?;
-        self.reseed_interval = interval;
-        Ok(())
-    }
-
     /// The HMAC_DRBG_Update function (10.1.2.2) over `a || b || c`.
     fn update(&mut self, a: &[u8], b: &[u8], c: &[u8]) {
         self.update_round(0x00, a, b, c);
@@ -161,49 +145,4 @@ impl HmacDrbg {
     }
 }
 
-impl Drbg for HmacDrbg {
-    fn instantiate(entropy: &[u8], nonce: &[u8], personalization: &[u8]) -> Result<Self, Error> {
-        HmacDrbg::new(entropy, nonce, personalization)
-    }
-
-    fn reseed(&mut self, entropy: &[u8], additional: &[u8]) -> Result<(), Error> {
-        HmacDrbg::reseed(self, entropy, additional)
-    }
-
-    fn generate(&mut self, out: &mut [u8], additional: &[u8]) -> Result<(), Error> {
-        HmacDrbg::generate(self, out, additional)
-    }
-
-    fn generate_pair(
-        &mut self,
-        other: &mut Self,
-        out: &mut [u8],
-        other_out: &mut [u8],
-        additional: &[u8],
-    ) -> Result<(), Error> {
-        HmacDrbg::generate_pair(self, other, out, other_out, additional)
-    }
-}
-
-impl Zeroize for HmacDrbg {
-    fn zeroize(&mut self) {
-        self.key.zeroize();
-        self.v.zeroize();
-        // A wiped generator refuses to generate until it is reseeded.
-        self.reseed_counter = u64::MAX;
-    }
-}
-
-impl Drop for HmacDrbg {
-    fn drop(&mut self) {
-        self.zeroize();
-    }
-}
-
-impl ZeroizeOnDrop for HmacDrbg {}
-
-impl fmt::Debug for HmacDrbg {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("HmacDrbg { .. }")
-    }
-}
+drbg_common!(HmacDrbg, secrets: [key, v]);

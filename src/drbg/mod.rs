@@ -40,6 +40,83 @@
 //! Prediction resistance is a property of the caller: reseed before each
 //! generate call (as [`crate::rng::PoolRng`] does when asked to).
 
+/// What both mechanisms share around their own SP 800-90A functions, so
+/// each file holds only its mechanism: `set_reseed_interval`, the [`Drbg`]
+/// impl (each function delegates to the inherent one of the same name),
+/// and the wipe: `Zeroize` over the named secret fields and then a reseed
+/// counter that refuses to generate, `Drop`, `ZeroizeOnDrop`, and a
+/// `Debug` that prints no state. The type keeps its `reseed_counter` and
+/// `reseed_interval` fields and the inherent `new`, `reseed`, `generate`
+/// and `generate_pair` (the last checks both requests before either
+/// instance changes).
+macro_rules! drbg_common {
+    ($ty:ident, secrets: [$($secret:ident),+ $(,)?]) => {
+        impl $ty {
+            /// Lowers the reseed interval (generate calls allowed between
+            /// reseeds) from the default 2^48. Takes effect at once,
+            /// counting calls made since the last reseed.
+            ///
+            /// # Errors
+            /// [`Error::InvalidValue`] unless `1 <= interval <= 2^48`.
+            pub fn set_reseed_interval(&mut self, interval: u64) -> Result<(), Error> {
+                super::check_interval(interval)?;
+                self.reseed_interval = interval;
+                Ok(())
+            }
+        }
+
+        impl super::Drbg for $ty {
+            fn instantiate(
+                entropy: &[u8],
+                nonce: &[u8],
+                personalization: &[u8],
+            ) -> Result<Self, Error> {
+                $ty::new(entropy, nonce, personalization)
+            }
+
+            fn reseed(&mut self, entropy: &[u8], additional: &[u8]) -> Result<(), Error> {
+                $ty::reseed(self, entropy, additional)
+            }
+
+            fn generate(&mut self, out: &mut [u8], additional: &[u8]) -> Result<(), Error> {
+                $ty::generate(self, out, additional)
+            }
+
+            fn generate_pair(
+                &mut self,
+                other: &mut Self,
+                out: &mut [u8],
+                other_out: &mut [u8],
+                additional: &[u8],
+            ) -> Result<(), Error> {
+                $ty::generate_pair(self, other, out, other_out, additional)
+            }
+        }
+
+        impl zeroize::Zeroize for $ty {
+            fn zeroize(&mut self) {
+                $(zeroize::Zeroize::zeroize(&mut self.$secret);)+
+                // A wiped generator refuses to generate until it is reseeded.
+                self.reseed_counter = u64::MAX;
+            }
+        }
+
+        impl Drop for $ty {
+            fn drop(&mut self) {
+                zeroize::Zeroize::zeroize(self);
+            }
+        }
+
+        impl zeroize::ZeroizeOnDrop for $ty {}
+
+        impl core::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.write_str(concat!(stringify!($ty), " { .. }"))
+            }
+        }
+    };
+}
+
 mod hash;
 mod hmac;
 

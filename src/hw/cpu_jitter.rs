@@ -149,6 +149,7 @@ impl<'m, C: Cpu> CpuJitter<'m, C> {
 }
 
 #[cfg(feature = "std")]
+#[cfg_attr(not(feature = "testing"), allow(unused_imports))] // the constants: tests only
 pub use thread::{CPU_JITTER_BURST, CPU_JITTER_IDLE_PARK, CpuJitterThread};
 
 #[cfg(feature = "std")]

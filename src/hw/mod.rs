@@ -4,7 +4,7 @@
 //!
 //! Contract:
 //! - Everything the drivers ask of the CPU goes through the [`Cpu`] seam, so
-//!   every path runs against [`fake`] CPUs as well as the [`RealCpu`].
+//!   every path runs against fake CPUs (feature `testing`) as well as the [`RealCpu`].
 //!   Each `Cpu` method makes exactly ONE attempt and never loops.
 //! - [`RealCpu`] detects features once with CPUID, caches the answer in an
 //!   atomic, and executes RDRAND/RDSEED only when CPUID reported them. On
@@ -19,12 +19,13 @@
 //!   counter). The SHA extensions are not an entropy source and live in
 //!   `crate::crypto`.
 
-use crate::source::CpuFeatures;
+use crate::error::Error;
+use crate::source::{CpuFeatures, Source};
 
 mod rdrand;
 mod rdseed;
 
-#[cfg(target_has_atomic = "64")]
+#[cfg(all(any(test, feature = "testing"), target_has_atomic = "64"))]
 pub mod fake;
 
 pub mod cpu_jitter;
@@ -44,7 +45,9 @@ pub use arch::RealCpu;
 /// Whether the SHA-NI backend in `crate::crypto` may run (CPUID, cached).
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 pub(crate) use arch::has_sha_ni;
+#[cfg_attr(not(feature = "testing"), allow(unused_imports))] // tests only
 pub use rdrand::{RDRAND_RETRY_LIMIT, RDRAND_SELF_TEST_WORDS, Rdrand};
+#[cfg_attr(not(feature = "testing"), allow(unused_imports))] // tests only
 pub use rdseed::{RDSEED_RETRY_LIMIT, RDSEED_SELF_TEST_ROUNDS, RDSEED_SELF_TEST_WORDS, Rdseed};
 
 /// The CPU's vendor, from the CPUID leaf 0 vendor string.
@@ -185,6 +188,61 @@ const fn is_stuck(word: u64) -> bool {
 #[inline]
 const fn is_known_bad(id: CpuIdentity) -> bool {
     matches!(id.vendor, Vendor::Amd) && id.family < 0x17
+}
+
+/// The checks each driver makes before it executes an instruction: CPUID
+/// reported it (`reported`), and the CPU is not known-bad.
+///
+/// # Errors
+/// [`Error::HardwareUnsupported`] or [`Error::KnownBadCpu`] for `source`.
+fn admit<C: Cpu>(cpu: &C, source: Source, reported: bool) -> Result<(), Error> {
+    if !reported {
+        return Err(Error::HardwareUnsupported { source });
+    }
+    if is_known_bad(cpu.identity()) {
+        return Err(Error::KnownBadCpu { source });
+    }
+    Ok(())
+}
+
+/// How a driver retries one word: the limit (cited where each driver
+/// names it) and whether to `PAUSE` between attempts.
+#[derive(Clone, Copy, Debug)]
+struct RetryRule {
+    /// Attempts before the word is given up.
+    limit: u32,
+    /// `PAUSE` before every attempt but the first (RDSEED: give the
+    /// entropy source time to refill).
+    pause: bool,
+}
+
+/// The drivers' one retry loop: at most `rule.limit` attempts of `draw`,
+/// each counted in `stats`. An attempt fails on CF=0 (`None`) or when
+/// `accept` refuses its word; the first accepted word is returned. When the
+/// limit runs out the call is counted as exhausted and returns `None`, so
+/// no call ever loops without bound.
+#[inline]
+fn retry<C: Cpu>(
+    cpu: &C,
+    stats: &mut HwStats,
+    rule: RetryRule,
+    draw: impl Fn(&C) -> Option<u64>,
+    accept: impl Fn(u64) -> bool,
+) -> Option<u64> {
+    for i in 0..rule.limit {
+        if rule.pause && i != 0 {
+            cpu.pause();
+        }
+        stats.attempts = stats.attempts.wrapping_add(1);
+        if let Some(word) = draw(cpu) {
+            if accept(word) {
+                return Some(word);
+            }
+        }
+        stats.failures = stats.failures.wrapping_add(1);
+    }
+    stats.exhausted = stats.exhausted.wrapping_add(1);
+    None
 }
 
 /// Whether the words contain a stuck value or any repeat (all pairs).

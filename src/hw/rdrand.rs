@@ -5,7 +5,7 @@
 //! output. After that each word costs at most [`RDRAND_RETRY_LIMIT`]
 //! attempts; a call that runs out returns `Err(RdrandFailed)` and no word.
 
-use super::{Cpu, HwStats, has_stuck_or_repeat, is_known_bad, is_stuck};
+use super::{Cpu, HwStats, RetryRule, admit, has_stuck_or_repeat, is_stuck, retry};
 use crate::error::Error;
 use crate::source::Source;
 
@@ -28,6 +28,12 @@ pub const RDRAND_RETRY_LIMIT: u32 = 10;
 /// 28 * 2^-64 + 16 * 2^-64 < 2^-58.
 pub const RDRAND_SELF_TEST_WORDS: usize = 8;
 
+/// Every RDRAND word: [`RDRAND_RETRY_LIMIT`] attempts, no `PAUSE`.
+const RULE: RetryRule = RetryRule {
+    limit: RDRAND_RETRY_LIMIT,
+    pause: false,
+};
+
 /// RDRAND, self-tested, with a bounded retry rule.
 #[derive(Debug)]
 pub struct Rdrand<C> {
@@ -48,12 +54,7 @@ impl<C: Cpu> Rdrand<C> {
     ///   hold a repeat or an all-zeros / all-ones value.
     pub fn new(cpu: C) -> Result<Self, Error> {
         let source = Source::Rdrand;
-        if !cpu.features().rdrand {
-            return Err(Error::HardwareUnsupported { source });
-        }
-        if is_known_bad(cpu.identity()) {
-            return Err(Error::KnownBadCpu { source });
-        }
+        admit(&cpu, source, cpu.features().rdrand)?;
         let mut driver = Rdrand {
             cpu,
             stats: HwStats::default(),
@@ -62,27 +63,13 @@ impl<C: Cpu> Rdrand<C> {
         for slot in &mut words {
             // Take the first CF=1 word as it is, stuck or not: the check
             // below judges it.
-            *slot = driver
-                .attempt_any()
+            *slot = retry(&driver.cpu, &mut driver.stats, RULE, C::rdrand64, |_| true)
                 .ok_or(Error::SelfTestFailed { source })?;
         }
         if has_stuck_or_repeat(&words) {
             return Err(Error::SelfTestFailed { source });
         }
         Ok(driver)
-    }
-
-    /// Up to [`RDRAND_RETRY_LIMIT`] attempts; the first CF=1 word.
-    fn attempt_any(&mut self) -> Option<u64> {
-        for _ in 0..RDRAND_RETRY_LIMIT {
-            self.stats.attempts = self.stats.attempts.wrapping_add(1);
-            if let Some(word) = self.cpu.rdrand64() {
-                return Some(word);
-            }
-            self.stats.failures = self.stats.failures.wrapping_add(1);
-        }
-        self.stats.exhausted = self.stats.exhausted.wrapping_add(1);
-        None
     }
 
     /// One 64-bit word.
@@ -96,18 +83,10 @@ impl<C: Cpu> Rdrand<C> {
     /// [`Error::RdrandFailed`] after [`RDRAND_RETRY_LIMIT`] failed attempts.
     #[inline]
     pub fn next_u64(&mut self) -> Result<u64, Error> {
-        for _ in 0..RDRAND_RETRY_LIMIT {
-            self.stats.attempts = self.stats.attempts.wrapping_add(1);
-            if let Some(word) = self.cpu.rdrand64() {
-                if !is_stuck(word) {
-                    self.stats.words = self.stats.words.wrapping_add(1);
-                    return Ok(word);
-                }
-            }
-            self.stats.failures = self.stats.failures.wrapping_add(1);
-        }
-        self.stats.exhausted = self.stats.exhausted.wrapping_add(1);
-        Err(Error::RdrandFailed)
+        let word = retry(&self.cpu, &mut self.stats, RULE, C::rdrand64, |w| !is_stuck(w))
+            .ok_or(Error::RdrandFailed)?;
+        self.stats.words = self.stats.words.wrapping_add(1);
+        Ok(word)
     }
 
     /// Fill `out` with words, all or nothing.
@@ -140,6 +119,7 @@ impl<C: Cpu> Rdrand<C> {
 
     /// The backend.
     #[must_use]
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))] // tests only
     pub fn cpu(&self) -> &C {
         &self.cpu
     }

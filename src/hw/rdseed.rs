@@ -9,7 +9,7 @@
 //! used and an all-zeros word with CF=1 is a failed attempt (AMD Zen 5
 //! erratum).
 
-use super::{Cpu, HwStats, is_known_bad, is_stuck};
+use super::{Cpu, HwStats, RetryRule, admit, is_stuck, retry};
 use crate::error::Error;
 use crate::source::Source;
 
@@ -40,6 +40,12 @@ pub const RDSEED_SELF_TEST_WORDS: usize = 8;
 /// which the caller may retry later; it never hangs.
 pub const RDSEED_SELF_TEST_ROUNDS: u32 = 20;
 
+/// Every RDSEED word: [`RDSEED_RETRY_LIMIT`] attempts, `PAUSE` between them.
+const RULE: RetryRule = RetryRule {
+    limit: RDSEED_RETRY_LIMIT,
+    pause: true,
+};
+
 /// RDSEED, self-tested, with a bounded retry rule.
 #[derive(Debug)]
 pub struct Rdseed<C> {
@@ -65,13 +71,7 @@ impl<C: Cpu> Rdseed<C> {
     /// - [`Error::RdseedNotNow`] when the budget ran out before enough
     ///   words came (nothing wrong was seen; try again later).
     pub fn new(cpu: C) -> Result<Self, Error> {
-        let source = Source::Rdseed;
-        if !cpu.features().rdseed {
-            return Err(Error::HardwareUnsupported { source });
-        }
-        if is_known_bad(cpu.identity()) {
-            return Err(Error::KnownBadCpu { source });
-        }
+        admit(&cpu, Source::Rdseed, cpu.features().rdseed)?;
         let mut driver = Rdseed {
             cpu,
             stats: HwStats::default(),
@@ -83,30 +83,27 @@ impl<C: Cpu> Rdseed<C> {
     fn self_test(&mut self) -> Result<(), Error> {
         let source = Source::Rdseed;
         let mut words = [0u64; RDSEED_SELF_TEST_WORDS];
-        let mut have = 0usize;
-        for _ in 0..RDSEED_SELF_TEST_ROUNDS.saturating_mul(RDSEED_RETRY_LIMIT) {
-            self.stats.attempts = self.stats.attempts.wrapping_add(1);
-            let Some(word) = self.cpu.rdseed64() else {
-                self.stats.failures = self.stats.failures.wrapping_add(1);
-                self.cpu.pause();
-                continue;
-            };
+        // One budget for all the words: each word's retry loop gets what
+        // the words before it left.
+        let mut left = RDSEED_SELF_TEST_ROUNDS.saturating_mul(RDSEED_RETRY_LIMIT);
+        for have in 0..RDSEED_SELF_TEST_WORDS {
+            let before = self.stats.attempts;
+            let rule = RetryRule { limit: left, ..RULE };
+            // Any CF=1 word ends the attempt loop: it is judged below.
+            let word = retry(&self.cpu, &mut self.stats, rule, C::rdseed64, |_| true)
+                .ok_or(Error::RdseedNotNow)?;
+            let used = self.stats.attempts.wrapping_sub(before);
+            left = left.saturating_sub(u32::try_from(used).unwrap_or(u32::MAX));
             let seen = words.get(..have).unwrap_or(&[]);
             if is_stuck(word) || seen.contains(&word) {
                 self.stats.failures = self.stats.failures.wrapping_add(1);
                 return Err(Error::SelfTestFailed { source });
             }
-            match words.get_mut(have) {
-                Some(slot) => *slot = word,
-                None => break,
-            }
-            have = have.saturating_add(1);
-            if have >= RDSEED_SELF_TEST_WORDS {
-                return Ok(());
+            if let Some(slot) = words.get_mut(have) {
+                *slot = word;
             }
         }
-        self.stats.exhausted = self.stats.exhausted.wrapping_add(1);
-        Err(Error::RdseedNotNow)
+        Ok(())
     }
 
     /// One 64-bit seed word.
@@ -120,21 +117,10 @@ impl<C: Cpu> Rdseed<C> {
     /// (with PAUSE between them); the caller should come back later.
     #[inline]
     pub fn next_u64(&mut self) -> Result<u64, Error> {
-        for i in 0..RDSEED_RETRY_LIMIT {
-            if i != 0 {
-                self.cpu.pause();
-            }
-            self.stats.attempts = self.stats.attempts.wrapping_add(1);
-            if let Some(word) = self.cpu.rdseed64() {
-                if !is_stuck(word) {
-                    self.stats.words = self.stats.words.wrapping_add(1);
-                    return Ok(word);
-                }
-            }
-            self.stats.failures = self.stats.failures.wrapping_add(1);
-        }
-        self.stats.exhausted = self.stats.exhausted.wrapping_add(1);
-        Err(Error::RdseedNotNow)
+        let word = retry(&self.cpu, &mut self.stats, RULE, C::rdseed64, |w| !is_stuck(w))
+            .ok_or(Error::RdseedNotNow)?;
+        self.stats.words = self.stats.words.wrapping_add(1);
+        Ok(word)
     }
 
     /// Harvest what RDSEED gives now: fill `out` from the front, stopping
@@ -171,6 +157,7 @@ impl<C: Cpu> Rdseed<C> {
 
     /// The backend.
     #[must_use]
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))] // tests only
     pub fn cpu(&self) -> &C {
         &self.cpu
     }

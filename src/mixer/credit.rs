@@ -215,12 +215,7 @@ impl MixerConfig {
     /// `source`'s configuration.
     #[must_use]
     pub const fn source(&self, source: Source) -> SourceConfig {
-        match source {
-            Source::Interrupts => self.sources[0],
-            Source::Rdrand => self.sources[1],
-            Source::Rdseed => self.sources[2],
-            Source::External => self.sources[3],
-        }
+        *source.of(&self.sources)
     }
 
     /// Replaces `source`'s configuration after validating it (nothing
@@ -230,13 +225,7 @@ impl MixerConfig {
     /// As [`SourceConfig::validate`].
     pub fn set(&mut self, source: Source, cfg: SourceConfig) -> Result<(), Error> {
         cfg.validate(source)?;
-        let slot = match source {
-            Source::Interrupts => &mut self.sources[0],
-            Source::Rdrand => &mut self.sources[1],
-            Source::Rdseed => &mut self.sources[2],
-            Source::External => &mut self.sources[3],
-        };
-        *slot = cfg;
+        *source.of_mut(&mut self.sources) = cfg;
         Ok(())
     }
 

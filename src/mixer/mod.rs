@@ -91,6 +91,7 @@ impl ZeroizeOnDrop for Block {}
 
 impl Block {
     /// Bytes in a block.
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))] // tests only
     pub const LEN: usize = 32;
 
     /// Wraps bytes that already were a full-entropy block (a cache or
@@ -165,7 +166,7 @@ pub struct Absorbed {
 /// Why the external source is disabled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExternalDisable {
-    /// Repeated health-test failures ([`crate::health`]).
+    /// Repeated health-test failures (the SP 800-90B RCT and APT).
     Health,
     /// A piece tripped the screen.
     Screen(screen::ScreenTrip),
@@ -227,19 +228,11 @@ pub struct MixerStats {
 }
 
 /// One source's runtime state.
-struct Slot {
+struct SourceState {
     rate: u64,
     health: HealthTest,
     samples: u64,
     credited: u64,
-    /// Last interrupt timestamp (secret-ish: zeroized on drop).
-    prev_ts: u64,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.prev_ts.zeroize();
-    }
 }
 
 /// The input of one absorb call.
@@ -266,9 +259,13 @@ pub struct Mixer {
     /// between calls.
     pending: u64,
     held: Option<Block>,
-    slots: [Slot; 4],
+    slots: [SourceState; 4],
     /// Interrupt-delta bytes under test (secret: zeroized on drop).
-    deltas: [u8; 64],
+    deltas: [u8; DELTA_PIECE],
+    /// The last interrupt timestamp tested (secret-ish: zeroized on drop).
+    /// Only the interrupts source has timestamps, so it is kept here, not
+    /// in every source's slot (24 bytes of static RAM on firmware).
+    prev_ts: u64,
     blocks_emitted: u64,
     blocks_delivered: u64,
     forfeited: u64,
@@ -284,6 +281,7 @@ impl Drop for Mixer {
     fn drop(&mut self) {
         // `cond`, `held` and the slots wipe themselves.
         self.deltas.zeroize();
+        self.prev_ts.zeroize();
     }
 }
 
@@ -293,22 +291,12 @@ impl fmt::Debug for Mixer {
     }
 }
 
-fn slot_mut(slots: &mut [Slot; 4], source: Source) -> &mut Slot {
-    match source {
-        Source::Interrupts => &mut slots[0],
-        Source::Rdrand => &mut slots[1],
-        Source::Rdseed => &mut slots[2],
-        Source::External => &mut slots[3],
-    }
+fn slot_mut(slots: &mut [SourceState; 4], source: Source) -> &mut SourceState {
+    source.of_mut(slots)
 }
 
-fn slot(slots: &[Slot; 4], source: Source) -> &Slot {
-    match source {
-        Source::Interrupts => &slots[0],
-        Source::Rdrand => &slots[1],
-        Source::Rdseed => &slots[2],
-        Source::External => &slots[3],
-    }
+fn slot(slots: &[SourceState; 4], source: Source) -> &SourceState {
+    source.of(slots)
 }
 
 impl Mixer {
@@ -321,14 +309,13 @@ impl Mixer {
     /// As [`MixerConfig::validate`].
     pub fn new(config: &MixerConfig, key: &[u8; 32]) -> Result<Mixer, Error> {
         config.validate()?;
-        let mk = |s: Source| -> Result<Slot, Error> {
+        let mk = |s: Source| -> Result<SourceState, Error> {
             let c = config.source(s);
-            Ok(Slot {
+            Ok(SourceState {
                 rate: c.credit.units(),
                 health: HealthTest::new(c.health, sample_bits(s))?,
                 samples: 0,
                 credited: 0,
-                prev_ts: 0,
             })
         };
         Ok(Mixer {
@@ -341,7 +328,8 @@ impl Mixer {
                 mk(Source::Rdseed)?,
                 mk(Source::External)?,
             ],
-            deltas: [0; 64],
+            deltas: [0; DELTA_PIECE],
+            prev_ts: 0,
             blocks_emitted: 0,
             blocks_delivered: 0,
             forfeited: 0,
@@ -547,6 +535,7 @@ impl Mixer {
 
     /// `source`'s health-test cutoffs `(rct, apt)`.
     #[must_use]
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))] // tests only
     pub fn cutoffs(&self, source: Source) -> (u32, u32) {
         let h = &slot(&self.slots, source).health;
         (h.rct_cutoff(), h.apt_cutoff())
@@ -604,6 +593,7 @@ impl Mixer {
                 pending,
                 slots,
                 deltas,
+                prev_ts,
                 ..
             } = self;
             let s = slot_mut(slots, source);
@@ -627,7 +617,7 @@ impl Mixer {
                     None => break,
                 },
                 Input::Timestamps(t) => match t.get(out.consumed..end) {
-                    Some(chunk) => run_timestamps(s, deltas, chunk, want),
+                    Some(chunk) => run_timestamps(s, deltas, prev_ts, chunk, want),
                     None => break,
                 },
             };
@@ -951,16 +941,34 @@ fn commit_prefix<T: PieceSample>(health: &mut HealthTest, done: &[T]) {
     }
 }
 
+/// Interrupt timestamps health-tested at once (through their delta low
+/// bytes): 64, or 32 where pointers are 32 bits (the scratch is static RAM
+/// on a microcontroller). The size changes nothing but the work per piece:
+/// [`run_timestamps`] stops exactly where one [`HealthTest::run`] over all
+/// the deltas would.
+const DELTA_PIECE: usize = if cfg!(target_pointer_width = "32") {
+    32
+} else {
+    64
+};
+
 /// Health-tests interrupt timestamps through their delta low bytes, in
-/// pieces of 64, with the same stopping rules as [`HealthTest::run`].
-fn run_timestamps(s: &mut Slot, deltas: &mut [u8; 64], ts: &[u64], want: u64) -> Run {
+/// pieces of [`DELTA_PIECE`], with the same stopping rules as
+/// [`HealthTest::run`].
+fn run_timestamps<const N: usize>(
+    s: &mut SourceState,
+    deltas: &mut [u8; N],
+    prev_ts: &mut u64,
+    ts: &[u64],
+    want: u64,
+) -> Run {
     let mut total = Run {
         consumed: 0,
         creditable: 0,
         failed: None,
     };
     for piece in ts.chunks(deltas.len()) {
-        let mut prev = s.prev_ts;
+        let mut prev = *prev_ts;
         for (d, &t) in deltas.iter_mut().zip(piece) {
             // Only the low byte is kept.
             *d = t.wrapping_sub(prev).to_le_bytes()[0];
@@ -971,7 +979,7 @@ fn run_timestamps(s: &mut Slot, deltas: &mut [u8; 64], ts: &[u64], want: u64) ->
         };
         let r = s.health.run(ds, want.saturating_sub(total.creditable));
         if let Some(last) = r.consumed.checked_sub(1).and_then(|i| piece.get(i)) {
-            s.prev_ts = *last;
+            *prev_ts = *last;
         }
         total.consumed = total.consumed.saturating_add(r.consumed);
         total.creditable = total.creditable.saturating_add(r.creditable);
@@ -986,6 +994,76 @@ fn run_timestamps(s: &mut Slot, deltas: &mut [u8; 64], ts: &[u64], want: u64) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The delta scratch's size changes nothing: pieces of 1, 7, 32
+    /// (firmware) and 64 stop where one `HealthTest::run` over all the
+    /// deltas does, with the same state after, through start-up, a clean
+    /// stretch and a stuck timer's failure, for several credit targets.
+    #[test]
+    fn timestamp_pieces_of_any_size_stop_where_one_run_does() {
+        use crate::health::{HealthConfig, MinEntropy};
+        let cfg = HealthConfig::new(MinEntropy::from_eighths(8).unwrap(), 30).unwrap();
+        // Varied deltas for 1500 samples, then a stuck timer (delta 0).
+        let mut t = 5u64;
+        let ts: std::vec::Vec<u64> = (0..3000u64)
+            .map(|i| {
+                if i < 1500 {
+                    t += 1 + (i * 2_654_435_761) % 251;
+                }
+                t
+            })
+            .collect();
+        for want in [1u64, 300, 2000, u64::MAX] {
+            let mut model = HealthTest::new(cfg, 8).unwrap();
+            let mut prev = 0u64;
+            let deltas: std::vec::Vec<u8> = ts
+                .iter()
+                .map(|&x| {
+                    let d = x.wrapping_sub(prev).to_le_bytes()[0];
+                    prev = x;
+                    d
+                })
+                .collect();
+            let whole = model.run(&deltas, want);
+            let check = |got: Run, s: &SourceState, prev_ts: u64| {
+                assert_eq!(got, whole, "want {want}");
+                assert_eq!(s.health.state(), model.state(), "want {want}");
+                assert_eq!(s.health.failures(), model.failures(), "want {want}");
+                let last = whole.consumed.checked_sub(1).map_or(0, |i| ts[i]);
+                assert_eq!(prev_ts, last, "want {want}");
+            };
+            let slot = || SourceState {
+                rate: 0,
+                health: HealthTest::new(cfg, 8).unwrap(),
+                samples: 0,
+                credited: 0,
+            };
+            let (mut s, mut p) = (slot(), 0);
+            check(
+                run_timestamps(&mut s, &mut [0u8; 1], &mut p, &ts, want),
+                &s,
+                p,
+            );
+            let (mut s, mut p) = (slot(), 0);
+            check(
+                run_timestamps(&mut s, &mut [0u8; 7], &mut p, &ts, want),
+                &s,
+                p,
+            );
+            let (mut s, mut p) = (slot(), 0);
+            check(
+                run_timestamps(&mut s, &mut [0u8; 32], &mut p, &ts, want),
+                &s,
+                p,
+            );
+            let (mut s, mut p) = (slot(), 0);
+            check(
+                run_timestamps(&mut s, &mut [0u8; 64], &mut p, &ts, want),
+                &s,
+                p,
+            );
+        }
+    }
 
     #[test]
     fn conditioner_zeroize_wipes_state() {

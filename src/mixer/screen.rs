@@ -24,9 +24,10 @@
 //! - The piece is cut into windows of [`WINDOW`] bytes (the last one ends at
 //!   the piece's end and may overlap the one before); a piece shorter than
 //!   one window is one window. Every test runs on every window; one tripped
-//!   window trips the piece. The work is a fixed number of branch-free
-//!   passes over each window (a byte histogram, eight difference counts,
-//!   one sampled hash pass): linear in the piece, no allocation, no panic.
+//!   window trips the piece. The work is three passes over each window
+//!   (a byte histogram; all eight difference counts at once, 16 positions
+//!   per step; one hash pass over its 8-byte groups): linear in the piece,
+//!   no allocation, no panic.
 //! - A piece shorter than [`CONTEXT`] bytes is judged together with the
 //!   external bytes before it ([`ScreenContext`]: the last [`CONTEXT`]
 //!   bytes taken), as one window of up to [`CONTEXT`] bytes, so feeding
@@ -66,6 +67,7 @@ pub const CONTEXT: usize = 256;
 /// Windows shorter than this are not judged (and not credited).
 pub const MIN_WINDOW: usize = 16;
 /// The exponent every single test's false-alarm bound reaches: `2^-48`.
+#[cfg_attr(not(feature = "testing"), allow(dead_code))] // tests only
 pub const TEST_ALPHA_EXP: u32 = 48;
 
 /// Missing-values cutoffs: a window of at least `16 << i` bytes trips
@@ -211,6 +213,7 @@ impl ScreenContext {
     }
 
     /// Forgets the recorded bytes.
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))] // tests only
     pub fn clear(&mut self) {
         self.last.zeroize();
         self.len = 0;
@@ -282,54 +285,24 @@ fn missing_cutoff(w: usize) -> u32 {
 /// All tests on one window of `MIN_WINDOW..=WINDOW` bytes.
 fn screen_window(b: &[u8]) -> Result<(), ScreenTrip> {
     let w = b.len();
-    // Byte histogram, four interleaved tables (counts fit u16: w <= 4096).
-    let mut hist = [[0u16; 256]; 4];
-    let mut quads = b.chunks_exact(4);
-    for q in &mut quads {
-        for (h, &x) in hist.iter_mut().zip(q) {
-            if let Some(c) = h.get_mut(usize::from(x)) {
-                *c = c.wrapping_add(1);
-            }
-        }
-    }
-    for &x in quads.remainder() {
-        if let Some(c) = hist[0].get_mut(usize::from(x)) {
-            *c = c.wrapping_add(1);
-        }
-    }
-    let mut missing = 0u32;
-    let mut most = 0u32;
-    for v in 0..256 {
-        let c: u32 = hist
-            .iter()
-            .map(|h| h.get(v).map_or(0, |&c| u32::from(c)))
-            .sum();
-        missing = missing.saturating_add(u32::from(c == 0));
-        most = most.max(c);
-    }
+    let (missing, most) = byte_counts(b);
     if missing >= missing_cutoff(w) {
         return Err(ScreenTrip::ByteSubset);
     }
     if most >= binomial_cutoff(&BIAS_CUTOFF, w) {
         return Err(ScreenTrip::ByteBias);
     }
-    for k in LAGS {
-        // First difference at lag k is zero: b[i+k] == b[i].
-        let (Some(x), Some(y)) = (b.get(..w.saturating_sub(k)), b.get(k..)) else {
-            continue;
-        };
-        let equal = count_equal(x, y);
-        if !x.is_empty() && equal >= binomial_cutoff(&DIFF_CUTOFF, x.len()) {
+    let counts = difference_counts(b);
+    for (k, c) in LAGS.iter().zip(counts.iter()) {
+        // First difference at lag k is zero (`b[i+k] == b[i]`) at `equal`
+        // of the `w - k` positions; the second (an arithmetic progression)
+        // at `flat` of the `w - 2k`.
+        let n1 = w.saturating_sub(*k);
+        if n1 > 0 && c.equal >= binomial_cutoff(&DIFF_CUTOFF, n1) {
             return Err(ScreenTrip::ConstantDifference);
         }
-        // Second difference at lag k is zero: an arithmetic progression.
         let n2 = w.saturating_sub(k.saturating_mul(2));
-        let (Some(x), Some(y), Some(z)) = (b.get(..n2), b.get(k..), b.get(k.saturating_mul(2)..))
-        else {
-            continue;
-        };
-        let flat = count_flat(x, y, z);
-        if n2 > 0 && flat >= binomial_cutoff(&DIFF_CUTOFF, n2) {
+        if n2 > 0 && c.flat >= binomial_cutoff(&DIFF_CUTOFF, n2) {
             return Err(ScreenTrip::ConstantDifference);
         }
     }
@@ -339,64 +312,174 @@ fn screen_window(b: &[u8]) -> Result<(), ScreenTrip> {
     Ok(())
 }
 
-/// Positions `i` where `x[i] == y[i]` (up to the shorter length). Counted
-/// in byte lanes of at most 255 positions, which the compiler turns into
-/// byte-wide vector compares.
-fn count_equal(x: &[u8], y: &[u8]) -> u32 {
-    let mut total = 0u32;
-    for (cx, cy) in x.chunks(255).zip(y.chunks(255)) {
-        let mut lane = 0u8;
-        for (p, q) in cx.iter().zip(cy) {
-            lane = lane.wrapping_add(u8::from(p == q));
+/// Byte values that do not occur in `b` (`b.len() <= WINDOW`), and the
+/// count of the most frequent one.
+///
+/// Eight bytes are read at once and counted into four sub-tables of `u32`
+/// (byte `j` of each group into table `j % 4`): an increment rarely waits
+/// on the store of the one before it (a store-to-load forward of the same
+/// counter), and one load serves eight counts.
+fn byte_counts(b: &[u8]) -> (u32, u32) {
+    let mut hist = [[0u32; 256]; 4];
+    let mut groups = b.chunks_exact(8);
+    for g in &mut groups {
+        let Some(g) = g.first_chunk::<8>() else {
+            continue;
+        };
+        let v = u64::from_le_bytes(*g);
+        for j in 0..8usize {
+            // A byte value (below 256) in table j % 4: never misses.
+            let x = usize::try_from((v >> (8 * j)) & 0xff).unwrap_or(0);
+            if let Some(c) = hist.get_mut(j % 4).and_then(|h| h.get_mut(x)) {
+                *c = c.wrapping_add(1);
+            }
         }
-        total = total.saturating_add(u32::from(lane));
     }
-    total
+    for (j, &x) in groups.remainder().iter().enumerate() {
+        if let Some(c) = hist.get_mut(j % 4).and_then(|h| h.get_mut(usize::from(x))) {
+            *c = c.wrapping_add(1);
+        }
+    }
+    let [h0, h1, h2, h3] = hist;
+    let mut missing = 0u32;
+    let mut most = 0u32;
+    for (((a, b), c), d) in h0.iter().zip(&h1).zip(&h2).zip(&h3) {
+        // Counts are at most WINDOW: the sum never wraps.
+        let n = a.wrapping_add(*b).wrapping_add(*c).wrapping_add(*d);
+        missing = missing.wrapping_add(u32::from(n == 0));
+        most = most.max(n);
+    }
+    (missing, most)
 }
 
-/// Positions `i` where `z[i] - 2 y[i] + x[i] == 0` (mod 256), as
-/// [`count_equal`].
-fn count_flat(x: &[u8], y: &[u8], z: &[u8]) -> u32 {
-    let mut total = 0u32;
-    for ((cx, cy), cz) in x.chunks(255).zip(y.chunks(255)).zip(z.chunks(255)) {
-        let mut lane = 0u8;
-        for ((&p, &q), &r) in cx.iter().zip(cy).zip(cz) {
-            lane = lane.wrapping_add(u8::from(
-                r.wrapping_sub(q.wrapping_add(q)).wrapping_add(p) == 0,
-            ));
+/// The difference counts at one lag `k`.
+#[derive(Clone, Copy, Default)]
+struct LagCounts {
+    /// Positions `i < w - k` with `b[i+k] == b[i]`.
+    equal: u32,
+    /// Positions `i < w - 2k` with `b[i+2k] - 2 b[i+k] + b[i] == 0`
+    /// (mod 256).
+    flat: u32,
+}
+
+/// Positions per step of [`difference_counts`]' main loop.
+const STEP: usize = 16;
+/// Bytes each step reads: its positions plus the largest offset, `2 * 8`.
+const REACH: usize = STEP + 16;
+
+/// The eight difference counts of `b` (one [`LagCounts`] per lag of
+/// [`LAGS`]) in one pass: each step loads 16 positions and their
+/// neighbours at offsets 1, 2, 4, 8 and 16 once and updates all eight
+/// counts with byte-wide compares (the compiler turns the fixed-size
+/// arrays into vector registers). Counters are bytes, emptied into the
+/// totals at least every 255 steps; the positions the main loop cannot
+/// reach (within [`REACH`] of the end) are counted one at a time.
+fn difference_counts(b: &[u8]) -> [LagCounts; 4] {
+    let w = b.len();
+    let mut totals = [LagCounts::default(); 4];
+    let mut lanes = [[0u8; STEP]; 8];
+    let mut steps = 0u32;
+    let mut i = 0usize;
+    while let Some(a) = b.get(i..).and_then(|s| s.first_chunk::<REACH>()) {
+        let at = |o: usize| -> [u8; STEP] {
+            a.get(o..)
+                .and_then(|s| s.first_chunk::<STEP>())
+                .copied()
+                .unwrap_or([0; STEP])
+        };
+        let (x, y1, y2, y4, y8, y16) = (at(0), at(1), at(2), at(4), at(8), at(16));
+        // Lane j holds position i + j; `[equal, flat]` per lag in turn.
+        // Indices are below the arrays' fixed lengths: no bounds checks.
+        for j in 0..STEP {
+            let (p, q1, q2, q4, q8, q16) = (x[j], y1[j], y2[j], y4[j], y8[j], y16[j]);
+            let flat =
+                |q: u8, r: u8| u8::from(r.wrapping_sub(q.wrapping_add(q)).wrapping_add(p) == 0);
+            lanes[0][j] = lanes[0][j].wrapping_add(u8::from(p == q1));
+            lanes[1][j] = lanes[1][j].wrapping_add(flat(q1, q2));
+            lanes[2][j] = lanes[2][j].wrapping_add(u8::from(p == q2));
+            lanes[3][j] = lanes[3][j].wrapping_add(flat(q2, q4));
+            lanes[4][j] = lanes[4][j].wrapping_add(u8::from(p == q4));
+            lanes[5][j] = lanes[5][j].wrapping_add(flat(q4, q8));
+            lanes[6][j] = lanes[6][j].wrapping_add(u8::from(p == q8));
+            lanes[7][j] = lanes[7][j].wrapping_add(flat(q8, q16));
         }
-        total = total.saturating_add(u32::from(lane));
+        // i + REACH <= w: never wraps.
+        i = i.wrapping_add(STEP);
+        steps = steps.wrapping_add(1);
+        if steps == 255 {
+            drain(&mut lanes, &mut totals);
+            steps = 0;
+        }
     }
-    total
+    drain(&mut lanes, &mut totals);
+    // The rest of each lag's positions.
+    for (k, t) in LAGS.iter().zip(totals.iter_mut()) {
+        let k2 = k.saturating_mul(2);
+        for p in i..w.saturating_sub(*k) {
+            let (Some(&x), Some(&y)) = (b.get(p), b.get(p.saturating_add(*k))) else {
+                continue;
+            };
+            t.equal = t.equal.wrapping_add(u32::from(x == y));
+            if let Some(&z) = b.get(p.saturating_add(k2)) {
+                t.flat = t.flat.wrapping_add(u32::from(
+                    z.wrapping_sub(y.wrapping_add(y)).wrapping_add(x) == 0,
+                ));
+            }
+        }
+    }
+    totals
+}
+
+/// Adds the byte counters (`[equal, flat]` per lag) to the totals and
+/// clears them. Inlined, so the counters stay in vector registers.
+#[inline(always)]
+fn drain(lanes: &mut [[u8; STEP]; 8], totals: &mut [LagCounts; 4]) {
+    for (pair, t) in lanes.chunks_exact(2).zip(totals.iter_mut()) {
+        if let [eq, flat] = pair {
+            t.equal = t
+                .equal
+                .wrapping_add(eq.iter().map(|&c| u32::from(c)).sum::<u32>());
+            t.flat = t
+                .flat
+                .wrapping_add(flat.iter().map(|&c| u32::from(c)).sum::<u32>());
+        }
+    }
+    *lanes = [[0; STEP]; 8];
 }
 
 /// Equal 8-byte groups at 8-aligned offsets of `b`, found through a table
-/// of the last offset seen per hash (a miss only lowers the count).
+/// of the last group seen per hash (a miss only lowers the count).
+///
+/// The table holds the groups themselves, so the loop has no branch and
+/// no second load. An empty slot holds a value whose own hash is another
+/// slot: no group that hashes to a slot can equal its filler, so empty
+/// slots never match (what the offset table's "0 is empty" did).
 fn repeats(b: &[u8]) -> u32 {
-    // Offset + 1 of the last group per slot; 0 is empty. Offsets < 4096.
-    let mut table = [0u16; TABLE];
+    // Every slot but slot 0 starts with 0 (whose hash is slot 0); slot 0
+    // starts with 1 (whose hash is slot 632).
+    let mut table = [0u64; TABLE];
+    if let Some(first) = table.first_mut() {
+        *first = 1;
+    }
     let mut found = 0u32;
-    for (i, group) in b.chunks_exact(8).enumerate() {
-        let Ok(g) = <[u8; 8]>::try_from(group) else {
+    for group in b.chunks_exact(8) {
+        let Some(g) = group.first_chunk::<8>() else {
             continue;
         };
-        let g = u64::from_le_bytes(g);
-        // Fibonacci hashing: the top 10 bits of the product.
-        let slot = usize::try_from(g.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54).unwrap_or(0);
-        let Some(entry) = table.get_mut(slot) else {
-            continue;
-        };
-        if let Some(prev) = usize::from(*entry).checked_sub(1) {
-            let at = prev.saturating_mul(8);
-            let same = b
-                .get(at..at.saturating_add(8))
-                .and_then(|p| <[u8; 8]>::try_from(p).ok())
-                .is_some_and(|p| u64::from_le_bytes(p) == g);
-            found = found.saturating_add(u32::from(same));
+        let g = u64::from_le_bytes(*g);
+        if let Some(entry) = table.get_mut(repeat_slot(g)) {
+            found = found.wrapping_add(u32::from(*entry == g));
+            *entry = g;
         }
-        *entry = u16::try_from(i.saturating_add(1)).unwrap_or(0);
     }
     found
+}
+
+/// The table slot of a group: Fibonacci hashing, the top 10 bits of the
+/// product.
+#[inline(always)]
+fn repeat_slot(g: u64) -> usize {
+    usize::try_from(g.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -408,6 +491,80 @@ fn repeats(b: &[u8]) -> u32 {
 )]
 mod tests {
     use super::*;
+
+    /// The plain model: every count position by position.
+    fn model(b: &[u8]) -> ((u32, u32), [(u32, u32); 4]) {
+        let mut hist = [0u32; 256];
+        for &x in b {
+            hist[usize::from(x)] += 1;
+        }
+        let missing = hist.iter().filter(|&&c| c == 0).count() as u32;
+        let most = *hist.iter().max().unwrap();
+        let diffs = LAGS.map(|k| {
+            let equal = (0..b.len().saturating_sub(k))
+                .filter(|&i| b[i] == b[i + k])
+                .count() as u32;
+            let flat = (0..b.len().saturating_sub(2 * k))
+                .filter(|&i| {
+                    b[i + 2 * k]
+                        .wrapping_sub(b[i + k].wrapping_mul(2))
+                        .wrapping_add(b[i])
+                        == 0
+                })
+                .count() as u32;
+            (equal, flat)
+        });
+        ((missing, most), diffs)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(if cfg!(miri) { 4 } else { 256 }))]
+
+        /// The histogram and the one-pass difference counts equal the plain
+        /// model on windows of every length, random or with a patterned
+        /// stretch (a run, a counter with a random step, a short period)
+        /// anywhere, so every count is exercised away from zero.
+        #[test]
+        fn counts_equal_the_plain_model(len in MIN_WINDOW..=WINDOW, seed in proptest::prelude::any::<u64>(),
+                                        kind in 0u8..4, at in 0usize..WINDOW, span in 0usize..600,
+                                        step in proptest::prelude::any::<u8>()) {
+            let mut s = seed;
+            let mut b: std::vec::Vec<u8> = (0..len)
+                .map(|_| (crate::hw::fake::splitmix64(&mut s) >> 56) as u8)
+                .collect();
+            let from = at % len;
+            let to = (from + span).min(len);
+            let orig = b.clone();
+            for (i, x) in b[from..to].iter_mut().enumerate() {
+                *x = match kind {
+                    0 => step,
+                    1 => (i as u8).wrapping_mul(step),
+                    2 => [1, 9, 250][i % 3],
+                    3 if span % 2 == 0 => orig[from + i % 24],
+                    _ => *x,
+                };
+            }
+            let ((missing, most), diffs) = model(&b);
+            proptest::prop_assert_eq!(byte_counts(&b), (missing, most));
+            let got = difference_counts(&b).map(|c| (c.equal, c.flat));
+            proptest::prop_assert_eq!(got, diffs);
+            // Repeats: each group against the last earlier group with the
+            // same slot, searched backwards.
+            let groups: std::vec::Vec<u64> = b
+                .chunks_exact(8)
+                .map(|g| u64::from_le_bytes(g.try_into().unwrap()))
+                .collect();
+            let want = (0..groups.len())
+                .filter(|&i| {
+                    (0..i)
+                        .rev()
+                        .find(|&j| repeat_slot(groups[j]) == repeat_slot(groups[i]))
+                        .is_some_and(|j| groups[j] == groups[i])
+                })
+                .count() as u32;
+            proptest::prop_assert_eq!(repeats(&b), want);
+        }
+    }
 
     #[test]
     fn missing_cutoffs_meet_their_bound() {
@@ -487,6 +644,20 @@ mod tests {
             }
         }
         assert!(tripped);
+    }
+
+    #[test]
+    fn repeat_table_fillers_never_match() {
+        // The empty-slot fillers hash to another slot than the one they
+        // fill.
+        assert_eq!(repeat_slot(0), 0);
+        assert_eq!(repeat_slot(1), 632);
+        // All-zero and all-one groups: only real repeats count.
+        let mut b = [0u8; 64];
+        assert_eq!(repeats(&b[..8]), 0);
+        assert_eq!(repeats(&b[..16]), 1);
+        b[..8].copy_from_slice(&1u64.to_le_bytes());
+        assert_eq!(repeats(&b[..16]), 0);
     }
 
     #[test]

@@ -22,7 +22,9 @@
 //!   RDSEED words and [`RDRAND_BATCH`] RDRAND words. Blocks go to the
 //!   memory cache first; when it is full they refill the storage cache,
 //!   written per batch and flushed once at the end of the call (one
-//!   `fsync` per poll, submit or seed, not one per batch of blocks).
+//!   `fsync` per poll, submit or seed, not one per batch of blocks), or,
+//!   with [`Pool::defer_storage_writes`], set aside for a [`SpillJob`]
+//!   that the caller writes (with one flush) outside its lock.
 //!   Blocks are wanted while the memory cache is below its low watermark
 //!   (until it is full again: hysteresis) or, once it is full, while the
 //!   storage cache has room.
@@ -53,7 +55,7 @@
 //! - [`Pool::set_tunables`] applies a new configuration to the running
 //!   pool, all or nothing: a configuration the pool cannot take, or a
 //!   storage re-open that fails, changes nothing.
-//! - Storage: one component ([`storage`](self#storage)) moves every block
+//! - Storage: one component (`src/pool/storage.rs`) moves every block
 //!   to the storage cache, for the spill of an absorb step, the excess of
 //!   a shrinking memory cache and the shutdown flush, and counts each
 //!   block as stored or discarded ([`StorageMove`]). A caller that shares
@@ -75,20 +77,20 @@
 //! | --- | --- | --- |
 //! | [`INTERRUPT_BATCH`] | 1024 | interrupt timestamps drained per [`Pool::poll`] |
 //! | [`INTERRUPT_MIN_DRAIN`] | 256 | timestamps drained per poll even when nothing is gained (the ring never overflows for lack of a reader) |
-//! | [`WORD_CHUNK`] | 256 (64 on 32-bit targets) | words hashed per absorb step: the work between two checks of the caches |
+//! | [`WORD_CHUNK`] | 256 (32 on 32-bit targets) | words hashed per absorb step: the work between two checks of the caches |
 //! | [`RDSEED_BATCH`] | 32 | RDSEED words per poll |
 //! | [`RDRAND_BATCH`] | 2560 | RDRAND words per poll |
-//! | [`RDSEED_RETRY_LIMIT`](crate::hw::RDSEED_RETRY_LIMIT) | 100 | RDSEED attempts per word before the driver gives up for this call |
-//! | [`RDRAND_RETRY_LIMIT`](crate::hw::RDRAND_RETRY_LIMIT) | 10 | RDRAND attempts per word (Intel's recommendation) |
-//! | [`RDSEED_SELF_TEST_ROUNDS`](crate::hw::RDSEED_SELF_TEST_ROUNDS) | 20 | rounds of the RDSEED start-up self-test before [`Error::RdseedNotNow`] |
+//! | [`RDSEED_RETRY_LIMIT`](crate::hw::RDSEED_RETRY_LIMIT) | 100 | RDSEED attempts (with `PAUSE`) before a call gives up and comes back at the next poll: about 85 us at most |
+//! | [`RDRAND_RETRY_LIMIT`](crate::hw::RDRAND_RETRY_LIMIT) | 10 | consecutive failed RDRAND attempts that mean a hardware failure, not exhaustion (Intel DRNG guide 5.2.1) |
+//! | [`RDSEED_SELF_TEST_ROUNDS`](crate::hw::RDSEED_SELF_TEST_ROUNDS) | 20 | rounds of [`RDSEED_RETRY_LIMIT`](crate::hw::RDSEED_RETRY_LIMIT) attempts the RDSEED start-up self-test may use before [`Error::RdseedNotNow`] |
 //! | [`RDSEED_SELF_TEST_WORDS`](crate::hw::RDSEED_SELF_TEST_WORDS), [`RDRAND_SELF_TEST_WORDS`](crate::hw::RDRAND_SELF_TEST_WORDS) | 8 | words each start-up self-test reads |
-//! | [`OVERFLOW_BLOCKS`] | 16 (4 on 32-bit targets) | blocks between the mixer and the storage cache per absorb step (and per [`SpillJob`]); past it the mixer holds one block and the step stops |
+//! | [`OVERFLOW_BLOCKS`] | 16 (2 on 32-bit targets) | blocks between the mixer and the storage cache per absorb step (and per [`SpillJob`]); past it the mixer holds one block and the step stops |
 //! | [`LOAD_BATCHES_PER_POLL`] | 4 | batches of [`OVERFLOW_BLOCKS`] stored blocks moved into memory per poll at start |
 //! | [`FLUSH_BATCH`] | 128 | blocks per storage write at shutdown ([`Pool::flush_to_storage`]); the whole save is bounded by the memory cache's capacity |
 //! | [`StorageCache::capacity_blocks`](crate::storage::StorageCache::capacity_blocks) | storage-cache-size | every scan, wipe, take and push of the store |
 //! | [`MemoryCache::capacity`](crate::cache::MemoryCache::capacity) | memory-cache-size | [`Pool::fill`], a shrink, the shutdown save |
 //! | [`MAX_FRAME_SAMPLES`](crate::mixer::MAX_FRAME_SAMPLES) | 65536 | samples in one conditioning frame |
-//! | [`WINDOW`](crate::mixer::screen::WINDOW) | 4096 | bytes the external screen judges at once |
+//! | [`WINDOW`](crate::mixer::screen::WINDOW) | 4096 | bytes per window of the external screen (the work per judgement) |
 //! | [`STARTUP_SAMPLES`] | 1024 | samples a source must pass before it earns credit |
 //! | [`DISABLE_AFTER`](crate::health::DISABLE_AFTER) | 3 | health-test strikes before a failing source is disabled (a stalled or stuck source stops costing work) |
 //! | [`STRIKE_FORGET_SAMPLES`](crate::health::STRIKE_FORGET_SAMPLES) | 65536 | healthy samples after which strikes are forgotten |
@@ -128,7 +130,6 @@ use crate::interrupt::InterruptDrain;
 use crate::mixer::{BLOCK_CREDIT, Block, BlockSink, Mixer, MixerConfig, MixerStats, SourceStats};
 use crate::source::{Source, SourceMask};
 use crate::storage::{LoadReport, Storage};
-
 use crate::watch::{Clock, ExternalLostTimer, ExternalStatus};
 use storage::StorageTier;
 pub use storage::{STORAGE_LENT, SpillJob, StorageMove};
@@ -150,12 +151,12 @@ pub const RDSEED_BATCH: usize = 32;
 pub const RDRAND_BATCH: usize = 2560;
 /// Blocks held between the mixer and the storage cache within one absorb
 /// call (the storage cache is written once per batch, not per block), and
-/// the most a [`SpillJob`] carries: 16, or 4 where pointers are 32 bits
+/// the most a [`SpillJob`] carries: 16, or 2 where pointers are 32 bits
 /// (microcontrollers, where the buffer is static RAM even in a pool without
-/// a storage cache: 128 bytes instead of 512; flushes stay one per poll
-/// either way).
+/// a storage cache: 64 bytes instead of 512; flushes stay one per poll
+/// either way, and a firmware earns far fewer than 2 blocks per poll).
 pub const OVERFLOW_BLOCKS: usize = if cfg!(target_pointer_width = "32") {
-    4
+    2
 } else {
     16
 };
@@ -164,12 +165,13 @@ pub const OVERFLOW_BLOCKS: usize = if cfg!(target_pointer_width = "32") {
 pub const LOAD_BATCHES_PER_POLL: usize = 4;
 /// Blocks written per batch when saving the memory cache at shutdown.
 pub const FLUSH_BATCH: usize = 128;
-/// Words moved through the pool's word buffer per absorb call: 256, or 64
+/// Words moved through the pool's word buffer per absorb call: 256, or 32
 /// where pointers are 32 bits (microcontrollers, where the buffer is part
-/// of the pool's static RAM: 512 bytes instead of 2 KiB). A poll then
-/// drains the interrupt ring in chunks, still at most [`INTERRUPT_BATCH`].
+/// of the pool's static RAM: 256 bytes instead of 2 KiB; 32 is still one
+/// [`RDSEED_BATCH`]). A poll then drains the interrupt ring in chunks,
+/// still at most [`INTERRUPT_BATCH`].
 pub const WORD_CHUNK: usize = if cfg!(target_pointer_width = "32") {
-    64
+    32
 } else {
     256
 };
@@ -513,11 +515,16 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
 
     /// Whether the pool wants blocks now: the memory cache is below its low
     /// watermark (until full again), or it is full and the storage cache
-    /// has room, or the mixer holds a block it could not deliver.
+    /// has room (beyond the blocks waiting for a spill job, while fewer
+    /// than [`OVERFLOW_BLOCKS`] wait), or the mixer holds a block it could
+    /// not deliver.
     #[must_use]
     pub fn blocks_wanted(&self) -> bool {
         self.memory.refill_wanted().is_some()
-            || (self.memory.is_full() && self.storage.present() && !self.storage.is_full())
+            || (self.memory.is_full()
+                && self.storage.present()
+                && self.storage.room() > self.overflow.len
+                && self.overflow.len < OVERFLOW_BLOCKS)
     }
 
     /// Bytes of external entropy it takes to fill the memory cache: each
@@ -706,10 +713,10 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
     /// the front of `data`; the rest is discarded. Returns how many bytes
     /// were taken (hashed into the pool: every byte counted here is gone,
     /// even when the source became disabled partway). The taken part is
-    /// one piece for the external screen ([`crate::mixer::screen`]): a
+    /// one piece for the external screen (`mixer::screen`): a
     /// piece that trips it is refused whole and disables the source; a
     /// piece too short to judge even with the external bytes before it
-    /// (under [`MIN_WINDOW`](crate::mixer::screen::MIN_WINDOW) in all,
+    /// (under `mixer::screen::MIN_WINDOW` bytes in all,
     /// just after start) is taken without credit. An accepted submission restarts the
     /// external-lost timer.
     ///
@@ -766,7 +773,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
     /// first); the rest is discarded. Returns the bytes absorbed. It writes
     /// the storage cache itself even when writes are deferred
     /// ([`Pool::defer_storage_writes`]): a seed fills the whole store
-    /// once, at the first start, which 16 blocks at a time could not.
+    /// once, at the first start, which [`OVERFLOW_BLOCKS`] at a time could not.
     ///
     /// # Errors
     /// [`Error::SourceDisabled`] when repeated health failures disabled the

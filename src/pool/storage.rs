@@ -152,11 +152,6 @@ impl<S: Storage> StorageTier<S> {
             .saturating_sub(on_the_way)
     }
 
-    /// Whether a store is open and has no room.
-    pub(super) fn is_full(&self) -> bool {
-        self.room() == 0
-    }
-
     /// Blocks that can be taken now (none while lent).
     pub(super) fn available(&self) -> usize {
         self.cache
@@ -488,7 +483,7 @@ impl<C: Cpu + Clone, K: Clock, S: Storage> Pool<'_, C, K, S> {
     /// Makes [`Pool::poll`] and [`Pool::submit`] leave storage writes to
     /// the caller (`true`) or write themselves (`false`, the default).
     /// Deferred, the blocks for storage wait in the pool (at most
-    /// 16, then the mixer holds one and stops) until
+    /// [`OVERFLOW_BLOCKS`], then the mixer holds one and stops) until
     /// [`Pool::take_spill`] hands them out; a caller that shares the pool
     /// behind a lock writes them without holding it. Other calls
     /// ([`Pool::seed_external`], [`Pool::set_tunables`],
@@ -557,9 +552,15 @@ impl<C: Cpu + Clone, K: Clock, S: Storage> Pool<'_, C, K, S> {
         if self.storage.is_lent() {
             return Err(STORAGE_LENT);
         }
-        self.spill_overflow();
         let mut total = StorageMove::default();
         let mut failed = None;
+        // Blocks waiting for a spill job go first.
+        let waiting = core::mem::take(&mut self.overflow.len);
+        if let Some(blocks) = self.overflow.blocks.get_mut(..waiting) {
+            let (moved, result) = self.storage.store(blocks);
+            total.add(moved);
+            failed = result.err();
+        }
         let mut batch = [[0u8; BLOCK_LEN]; FLUSH_BATCH];
         let mut n = 0usize;
         if let Some(held) = self.mixer.take_held() {

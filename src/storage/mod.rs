@@ -351,7 +351,7 @@ pub fn key_block(start_key: &[u8; 32], block: &[u8; BLOCK_LEN]) -> [u8; BLOCK_LE
 
 /// What a slot holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Slot {
+enum SlotContent {
     /// 64 zero bytes.
     Empty,
     /// A block whose checksum matches, with its provenance (1..=15).
@@ -361,25 +361,25 @@ enum Slot {
 }
 
 /// Classify the 64 bytes of slot `index`.
-fn classify(index: u64, slot: &[u8]) -> Slot {
+fn classify(index: u64, slot: &[u8]) -> SlotContent {
     if slot.iter().all(|&b| b == 0) {
-        return Slot::Empty;
+        return SlotContent::Empty;
     }
     let Some((body, check)) = slot.split_first_chunk::<SLOT_BODY>() else {
-        return Slot::Corrupt;
+        return SlotContent::Corrupt;
     };
     let expect = slot_check(index, body);
     if check.len() != expect.len() || !bool::from(expect.ct_eq(check)) {
-        return Slot::Corrupt;
+        return SlotContent::Corrupt;
     }
     let provenance = body.get(PROVENANCE_AT).copied().unwrap_or(0);
     let reserved_zero = body
         .get(PROVENANCE_AT.saturating_add(1)..)
         .is_some_and(|r| r.iter().all(|&b| b == 0));
     if provenance_ok(provenance) && reserved_zero {
-        Slot::Valid(provenance)
+        SlotContent::Valid(provenance)
     } else {
-        Slot::Corrupt
+        SlotContent::Corrupt
     }
 }
 
@@ -872,12 +872,12 @@ impl<S: Storage> StorageCache<S> {
             self.top = index;
             self.low_full = self.low_full.min(index);
             match classify(index, &*slot) {
-                Slot::Empty => {}
-                Slot::Corrupt => {
+                SlotContent::Empty => {}
+                SlotContent::Corrupt => {
                     self.corrupt = self.corrupt.saturating_add(1);
                     self.storage.write(offset, &ZERO_SLOT)?;
                 }
-                Slot::Valid(_) => {
+                SlotContent::Valid(_) => {
                     self.count = self.count.saturating_sub(1);
                     self.storage.write(offset, &ZERO_SLOT)?;
                     let (block, _) = slot
@@ -910,9 +910,9 @@ impl<S: Storage> StorageCache<S> {
             let index = self.low_full;
             self.storage.read(slot_offset(index)?, &mut *slot)?;
             match classify(index, &*slot) {
-                Slot::Valid(_) => self.low_full = index.saturating_add(1),
-                Slot::Empty => return Ok(Some(index)),
-                Slot::Corrupt => {
+                SlotContent::Valid(_) => self.low_full = index.saturating_add(1),
+                SlotContent::Empty => return Ok(Some(index)),
+                SlotContent::Corrupt => {
                     self.corrupt = self.corrupt.saturating_add(1);
                     return Ok(Some(index));
                 }
@@ -1034,19 +1034,19 @@ fn scan<S: Storage>(storage: &mut S, keep: u64, end: u64, allowed: u8) -> Result
             let state = classify(index, slot);
             if index < keep {
                 match state {
-                    Slot::Valid(p) if within(p, allowed) => {
+                    SlotContent::Valid(p) if within(p, allowed) => {
                         out.count = out.count.saturating_add(1);
                         out.top = index.saturating_add(1);
                     }
-                    Slot::Valid(_) => {
+                    SlotContent::Valid(_) => {
                         out.low_full.get_or_insert(index);
                         out.foreign = out.foreign.saturating_add(1);
                         storage.write(slot_offset(index)?, &ZERO_SLOT)?;
                     }
-                    Slot::Empty => {
+                    SlotContent::Empty => {
                         out.low_full.get_or_insert(index);
                     }
-                    Slot::Corrupt => {
+                    SlotContent::Corrupt => {
                         out.low_full.get_or_insert(index);
                         out.corrupt = out.corrupt.saturating_add(1);
                         storage.write(slot_offset(index)?, &ZERO_SLOT)?;
@@ -1054,9 +1054,9 @@ fn scan<S: Storage>(storage: &mut S, keep: u64, end: u64, allowed: u8) -> Result
                 }
             } else {
                 match state {
-                    Slot::Valid(_) => out.dropped = out.dropped.saturating_add(1),
-                    Slot::Corrupt => out.corrupt = out.corrupt.saturating_add(1),
-                    Slot::Empty => {}
+                    SlotContent::Valid(_) => out.dropped = out.dropped.saturating_add(1),
+                    SlotContent::Corrupt => out.corrupt = out.corrupt.saturating_add(1),
+                    SlotContent::Empty => {}
                 }
             }
             index = index.saturating_add(1);
@@ -1113,20 +1113,24 @@ mod tests {
     fn classify_tells_empty_valid_corrupt() {
         let b = body(&[9u8; 32], 8);
         let mut slot = [0u8; 64];
-        assert_eq!(classify(3, &slot), Slot::Empty);
+        assert_eq!(classify(3, &slot), SlotContent::Empty);
         slot[..40].copy_from_slice(&b);
         slot[40..].copy_from_slice(&slot_check(3, &b));
-        assert_eq!(classify(3, &slot), Slot::Valid(8));
-        assert_eq!(classify(4, &slot), Slot::Corrupt, "bound to its index");
+        assert_eq!(classify(3, &slot), SlotContent::Valid(8));
+        assert_eq!(
+            classify(4, &slot),
+            SlotContent::Corrupt,
+            "bound to its index"
+        );
         slot[50] ^= 1;
-        assert_eq!(classify(3, &slot), Slot::Corrupt);
+        assert_eq!(classify(3, &slot), SlotContent::Corrupt);
         // A correct checksum over a bad provenance or reserved byte.
         for (at, v) in [(32, 0u8), (32, 16), (35, 1)] {
             let mut b = b;
             b[at] = v;
             slot[..40].copy_from_slice(&b);
             slot[40..].copy_from_slice(&slot_check(3, &b));
-            assert_eq!(classify(3, &slot), Slot::Corrupt, "byte {at} = {v}");
+            assert_eq!(classify(3, &slot), SlotContent::Corrupt, "byte {at} = {v}");
         }
     }
 

@@ -12,10 +12,11 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use entropool::{HealthState, Source};
 use entropyd::auth::ApiToken;
 use entropyd::backend::{
-    ExternalPoolInfo, ExternalStatus, HealthState, MemoryCacheStatus, OutputStatus, PoolBackend,
-    SourceId, SourceStatus, StatusSnapshot, StorageCacheStatus,
+    ExternalPoolInfo, ExternalStatus, MemoryCacheStatus, OutputStatus, PoolBackend, SourceStatus,
+    StatusSnapshot, StorageCacheStatus,
 };
 use entropyd::server::{ApiServer, ListenAddr, ServerConfig};
 
@@ -103,7 +104,7 @@ pub fn sample_status() -> StatusSnapshot {
             len_blocks: 131_000,
             capacity_blocks: 131_072,
         },
-        sources: SourceId::ALL
+        sources: Source::ALL
             .iter()
             .enumerate()
             .map(|(i, &source)| SourceStatus {
@@ -112,10 +113,10 @@ pub fn sample_status() -> StatusSnapshot {
                 samples: 1000 + i as u64,
                 credited_bits: 2000 + i as u64,
                 health: [
-                    HealthState::Off,
-                    HealthState::Off,
-                    HealthState::Quarantined,
-                    HealthState::Ok,
+                    None,
+                    None,
+                    Some(HealthState::Quarantined),
+                    Some(HealthState::Healthy),
                 ][i],
                 health_failures: i as u64,
             })

@@ -36,8 +36,7 @@
 //! Every erase of a sector rewrites it, so each stored block costs one
 //! sector erase (entropool's empty slot is zero, not the erased `0xFF`).
 
-use entropool::Error;
-use entropool::storage::Storage;
+use entropool::{Error, Storage};
 use zeroize::Zeroize;
 
 /// Bytes in one erase sector (a small NOR sector; SPI NOR parts use 4 KiB).

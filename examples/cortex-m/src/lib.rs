@@ -9,8 +9,7 @@
 pub mod flash;
 pub mod systick;
 
-use entropool::Error;
-use entropool::storage::Storage;
+use entropool::{Error, Storage};
 
 /// The device interrupt vectors, after the core exceptions in the vector
 /// table (cortex-m-rt's `device` feature: the image provides them, as a

@@ -34,17 +34,11 @@ use cortex_m_semihosting::{debug, hprintln};
 use critical_section::Mutex;
 use static_cell::{ConstStaticCell, StaticCell};
 
-use entropool::cache::BlockSlot;
-use entropool::config::{Config, Tunables};
-use entropool::drbg::HmacDrbg;
-use entropool::health::HealthState;
-use entropool::hw::RealCpu;
-use entropool::interrupt::{InterruptRecorder, InterruptRing};
-use entropool::mixer::MixerConfig;
-use entropool::pool::{Pool, PoolParts};
-use entropool::ring::Slot;
-use entropool::rng::{EntropySource, PoolRng, PoolRngConfig};
-use entropool::{Error, Source, SourceMask};
+use entropool::{
+    BlockSlot, Config, EntropySource, Error, HealthState, HmacDrbg, InterruptRecorder,
+    InterruptRing, MixerConfig, Pool, PoolParts, PoolRng, PoolRngConfig, RealCpu, Slot, Source,
+    SourceMask, Tunables,
+};
 use entropool_cortex_m::flash::{FlashStorage, NorFlash, SECTOR_LEN, TornOp, next_boot};
 use entropool_cortex_m::systick::{self, TICK_HZ, TickClock};
 
@@ -450,7 +444,7 @@ fn check_poolrng_from_pool(pool: &mut FirmwarePool) -> Result<(), Fail> {
 /// block could be filled and how many timestamps the polls absorbed.
 fn timer_pool(stride: fn(u64) -> u64) -> Result<TimerPool, Fail> {
     // 256 slots, polled every 192 events: one poll drains them in several
-    // chunks of the pool's word buffer (64 words on a 32-bit core).
+    // chunks of the pool's word buffer (32 words on a 32-bit core).
     let mut slots = [const { Slot::new(0u64) }; 256];
     let mut ring = InterruptRing::new(&mut slots)?;
     let (mut recorder, drain) = ring.split();
@@ -684,7 +678,7 @@ impl Ledger {
 /// One round's work: feed 2 KiB (the first 1 KiB is the new pool's health
 /// start-up and earns nothing), take 12 blocks one at a time, and on even
 /// rounds save the memory cache to flash (a shutdown that then crashes).
-fn crash_round<S: entropool::storage::Storage>(
+fn crash_round<S: entropool::Storage>(
     pool: &mut Pool<'_, RealCpu, TickClock, S>,
     feeder: &mut HmacDrbg,
     ledger: &mut Ledger,

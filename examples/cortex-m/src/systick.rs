@@ -13,7 +13,7 @@ use core::cell::Cell;
 use cortex_m::peripheral::SYST;
 use cortex_m::peripheral::syst::SystClkSource;
 use critical_section::Mutex;
-use entropool::watch::Clock;
+use entropool::Clock;
 
 /// The core clock of QEMU's mps2-an386 board.
 pub const CORE_HZ: u32 = 25_000_000;

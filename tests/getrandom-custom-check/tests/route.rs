@@ -1,9 +1,7 @@
 //! `getrandom::fill` is served by the generator registered with
 //! `entropool::getrandom_custom` (needs `--cfg getrandom_backend="custom"`).
 
-use entropool::Error;
-use entropool::getrandom_custom;
-use entropool::rng::{EntropySource, PoolRng, PoolRngConfig};
+use entropool::{EntropySource, Error, PoolRng, PoolRngConfig, getrandom_custom};
 use rand_core::{TryCryptoRng, TryRng};
 
 /// Deterministic stand-in for the pool; byte i of call c is `c * 31 + i`.

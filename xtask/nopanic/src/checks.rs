@@ -5,21 +5,20 @@
 
 use core::hint::black_box;
 
-use entropool::cache::{BlockSlot, MemoryCache};
-use entropool::config::{Config, Tunables, parse_set_args};
-use entropool::drbg::{HashDrbg, HmacDrbg};
-use entropool::health::{HealthConfig, HealthTest, MinEntropy};
-use entropool::hw::{Rdrand, Rdseed, RealCpu};
-use entropool::interrupt::InterruptRing;
+use entropool::cache::MemoryCache;
+use entropool::config::parse_set_args;
+use entropool::health::HealthTest;
+use entropool::hw::{Rdrand, Rdseed};
 use entropool::kickstart::{KickstartParser, Limits};
-use entropool::mixer::{Block, Mixer, MixerConfig};
-use entropool::pool::{Pool, PoolParts};
-use entropool::ring::{Ring, Slot};
-use entropool::rng::{PoolRng, PoolRngConfig};
-use entropool::source::Source;
-use entropool::storage::{MemStorage, StorageCache};
-use entropool::watch::{Clock, ExternalLostTimer};
-use entropool::{CpuFeatures, SourceMask};
+use entropool::mixer::{Block, Mixer};
+use entropool::ring::Ring;
+use entropool::storage::StorageCache;
+use entropool::watch::ExternalLostTimer;
+use entropool::{
+    BlockSlot, Clock, Config, CpuFeatures, HashDrbg, HealthConfig, HmacDrbg, InterruptRing,
+    MemStorage, MinEntropy, MixerConfig, Pool, PoolParts, PoolRng, PoolRngConfig, RealCpu, Slot,
+    Source, SourceMask, Tunables,
+};
 
 /// An opaque byte string derived from `seed`.
 fn bytes<const N: usize>(seed: u64) -> [u8; N] {
@@ -148,7 +147,7 @@ fn kickstart(seed: u64) -> u64 {
 /// `hw`: detection, RDRAND and RDSEED through the drivers, the counter.
 #[inline(never)]
 fn hw(seed: u64) -> u64 {
-    use entropool::hw::Cpu;
+    use entropool::Cpu;
     let cpu = RealCpu::new();
     let mut acc = cpu.cycles() ^ seed;
     if let Ok(mut r) = Rdrand::new(cpu) {

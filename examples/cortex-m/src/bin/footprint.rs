@@ -3,8 +3,14 @@
 //!
 //! - no features: (a) a static pool, interrupts (SysTick) + external (a
 //!   provisioning seed), no storage, no DRBG;
-//! - `--features rng`: (b) the same plus PoolRng (two HMAC_DRBG lanes, a
-//!   512-byte output buffer);
+//! - `--features rng`: (b) the same plus PoolRng as a firmware that draws
+//!   keys and nonces would configure it: one HMAC_DRBG lane (two lanes add
+//!   speed only where SHA instructions interleave them, and cost twice the
+//!   pool's entropy per seed) and a 288-byte output buffer (the smallest
+//!   multiple of 32 above `SMALL_REQUEST_MAX`; a smaller buffer only means
+//!   more DRBG calls per byte);
+//! - `--features rng,bulk`: (b) with the configuration measured before
+//!   2026-12-04's second round of cuts: two lanes and a 512-byte buffer;
 //! - `--features rng,flash`: (c) the same plus a 1 KiB (32-block) storage
 //!   cache on NOR flash.
 //!
@@ -21,15 +27,10 @@ use cortex_m_rt::{entry, exception};
 use critical_section::Mutex;
 use static_cell::{ConstStaticCell, StaticCell};
 
-use entropool::Error;
-use entropool::SourceMask;
-use entropool::cache::BlockSlot;
-use entropool::config::{Config, Tunables};
-use entropool::hw::RealCpu;
-use entropool::interrupt::{InterruptRecorder, InterruptRing};
-use entropool::mixer::MixerConfig;
-use entropool::pool::{Pool, PoolParts};
-use entropool::ring::Slot;
+use entropool::{
+    BlockSlot, Config, Error, InterruptRecorder, InterruptRing, MixerConfig, Pool, PoolParts,
+    RealCpu, Slot, SourceMask, Tunables,
+};
 use entropool_cortex_m::systick::{self, TickClock};
 
 #[cfg(feature = "flash")]
@@ -54,11 +55,25 @@ static RECORDER: Mutex<RefCell<Option<InterruptRecorder<'static>>>> =
     Mutex::new(RefCell::new(None));
 
 #[cfg(feature = "rng")]
-type Rng = entropool::rng::PoolRng<
+type Rng = entropool::PoolRng<
     &'static mut Pool<'static, RealCpu, TickClock, Medium>,
-    entropool::drbg::HmacDrbg,
-    512,
+    entropool::HmacDrbg,
+    RNG_BUFFER,
 >;
+/// PoolRng's output buffer: the smallest multiple of 32 (one HMAC_DRBG
+/// output block) above `SMALL_REQUEST_MAX`, or 512 with `bulk`.
+#[cfg(all(feature = "rng", not(feature = "bulk")))]
+const RNG_BUFFER: usize = 288;
+#[cfg(all(feature = "rng", feature = "bulk"))]
+const RNG_BUFFER: usize = 512;
+/// One lane, or with `bulk` the default two.
+#[cfg(all(feature = "rng", not(feature = "bulk")))]
+const RNG_CONFIG: entropool::PoolRngConfig = entropool::PoolRngConfig {
+    lanes: 1,
+    ..entropool::PoolRngConfig::DEFAULT
+};
+#[cfg(all(feature = "rng", feature = "bulk"))]
+const RNG_CONFIG: entropool::PoolRngConfig = entropool::PoolRngConfig::DEFAULT;
 /// The generator in a static too: its state counts as static RAM.
 #[cfg(feature = "rng")]
 static RNG: StaticCell<Rng> = StaticCell::new();
@@ -123,7 +138,7 @@ fn main() -> ! {
     }
     let _ = pool.seed_external(black_box(&SEED));
     #[cfg(feature = "rng")]
-    let rng = match Rng::with_drbg(pool, entropool::rng::PoolRngConfig::DEFAULT)
+    let rng = match Rng::with_drbg(pool, RNG_CONFIG)
         .ok()
         .and_then(|rng| RNG.try_init(rng))
     {

@@ -1,0 +1,135 @@
+//! The multi-lane backend against the portable one, and both against the
+//! plain model (the incremental path: one frame, then `finish`, per
+//! block), on random keys, frame sizes, frame counts (whole groups of
+//! lanes and partial ones), trailing partial frames, and a sink that
+//! refuses a block at a random point.
+
+use proptest::prelude::*;
+use std::vec::Vec;
+
+use super::{Backend, Conditioner, FrameData, ONE_SHOT_MAX};
+use crate::mixer::Block;
+
+/// Blocks out of `one_shot_blocks` (the sink refuses the `refuse`-th, as
+/// the pool does: it keeps that one) and the blocks of the next
+/// `more` frames through the incremental path (where it carries on).
+fn run<T: FrameData>(
+    backend: Backend,
+    key: &[u8; 32],
+    xs: &[T],
+    per: usize,
+    refuse: usize,
+    more: usize,
+    frame: impl Fn(&mut Conditioner, &[T]),
+) -> (usize, Vec<Block>) {
+    let mut c = Conditioner::with_backend(key, backend);
+    let mut out = Vec::new();
+    let done = c.one_shot_blocks(3, xs, per, |b| {
+        out.push(b);
+        out.len() != refuse
+    });
+    assert!(c.pipe_is_clear(), "the pipeline is wiped after each call");
+    assert_eq!(c.counter(), u64::try_from(done).unwrap());
+    let rest = xs.get(done * per..).unwrap_or(&[]);
+    for f in rest.chunks_exact(per).take(more) {
+        frame(&mut c, f);
+        out.push(c.finish());
+    }
+    (done, out)
+}
+
+/// The model: every block through `frame` and `finish`.
+fn model<T: FrameData>(
+    key: &[u8; 32],
+    xs: &[T],
+    per: usize,
+    frames: usize,
+    frame: impl Fn(&mut Conditioner, &[T]),
+) -> Vec<Block> {
+    let mut c = Conditioner::with_backend(key, Backend::Portable);
+    xs.chunks_exact(per)
+        .take(frames)
+        .map(|f| {
+            frame(&mut c, f);
+            c.finish()
+        })
+        .collect()
+}
+
+/// Checks both backends against the model on one input.
+fn check<T: FrameData>(
+    key: &[u8; 32],
+    xs: &[T],
+    per: usize,
+    refuse: usize,
+    frame: impl Fn(&mut Conditioner, &[T]) + Copy,
+) -> Result<(), TestCaseError> {
+    let whole = xs.len() / per;
+    let want_done = if refuse == 0 {
+        whole
+    } else {
+        whole.min(refuse)
+    };
+    let more = whole - want_done;
+    let want = model(key, xs, per, whole, frame);
+    let portable = run(Backend::Portable, key, xs, per, refuse, more, frame);
+    prop_assert_eq!(portable.0, want_done);
+    prop_assert_eq!(&portable.1, &want);
+    if Backend::detect() == Backend::Lanes {
+        let lanes = run(Backend::Lanes, key, xs, per, refuse, more, frame);
+        prop_assert_eq!(lanes.0, want_done);
+        prop_assert_eq!(&lanes.1, &want);
+    } else {
+        std::eprintln!(
+            "skipped: this CPU has no SHA extensions (the Lanes backend is the portable one here)"
+        );
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 4 } else { 256 }))]
+
+    /// Byte frames of 1..=42 bytes (40, the wide path's, half the time); up
+    /// to 19 frames plus a partial one.
+    #[test]
+    fn byte_frames_equal_on_both_backends(key in any::<[u8; 32]>(),
+                                          per in prop_oneof![Just(40usize), 1usize..=ONE_SHOT_MAX],
+                                          frames in 0usize..20,
+                                          partial in 0usize..42,
+                                          refuse in 0usize..22,
+                                          seed in any::<u64>()) {
+        let len = per * frames + partial % per;
+        let mut s = seed;
+        let xs: Vec<u8> = (0..len).map(|_| crate::hw::fake::splitmix64(&mut s).to_le_bytes()[0]).collect();
+        check(&key, &xs, per, refuse, |c, f| c.frame_bytes(3, f))?;
+    }
+
+    /// Word frames of 1..=5 words (5, the wide path's, half the time).
+    #[test]
+    fn word_frames_equal_on_both_backends(key in any::<[u8; 32]>(),
+                                          per in prop_oneof![Just(5usize), 1usize..=ONE_SHOT_MAX / 8],
+                                          frames in 0usize..20,
+                                          partial in 0usize..5,
+                                          refuse in 0usize..22,
+                                          seed in any::<u64>()) {
+        let len = per * frames + partial % per;
+        let mut s = seed;
+        let xs: Vec<u64> = (0..len).map(|_| crate::hw::fake::splitmix64(&mut s)).collect();
+        check(&key, &xs, per, refuse, |c, f| c.frame_words(3, f))?;
+    }
+}
+
+/// The lanes really run here (a CPU with the SHA extensions picks them).
+#[test]
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+fn detect_picks_lanes_with_the_sha_extensions() {
+    let want = if crate::hw::has_sha_ni() {
+        Backend::Lanes
+    } else {
+        std::eprintln!("skipped: this CPU has no SHA extensions");
+        Backend::Portable
+    };
+    assert_eq!(Backend::detect(), want);
+    assert_eq!(Conditioner::new(&[1; 32]).backend, want);
+}
