@@ -37,7 +37,7 @@ fn pool_fill_external(c: &mut Criterion) {
     });
     let clock = FakeClock::new(0);
     // 128 KiB memory cache: room for a whole 64 KiB submission.
-    let mut mem: Vec<BlockSlot> = (0..128 * 32).map(|_| Slot::new([0u8; 32])).collect();
+    let mut mem: Vec<BlockSlot> = (0..128 * 32).map(|_| Slot::default()).collect();
     let (mut pool, _) = Pool::new(PoolParts {
         config: Config {
             tunables: Tunables::new(60, 20, 128, 0).unwrap(),

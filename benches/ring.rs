@@ -4,8 +4,14 @@
 //!
 //! - `memory_cache_spsc_32B`: a producer thread and a consumer thread move
 //!   32-byte blocks through a ring of capacity 1023 (heapless: `N = 1024`,
-//!   which holds N - 1); ids `entropool` (our ring), `rtrb`, `heapless`.
-//!   Both threads spin briefly, then yield (2 vCPUs).
+//!   which holds N - 1); ids `entropool` (our ring), `entropool_batch` (the
+//!   consumer takes up to 128 at a time in place with `pop_many_with`, as
+//!   the memory cache's `write_out` does), `rtrb`, `heapless`. Both threads
+//!   spin briefly, then yield (2 vCPUs).
+//! - `memory_cache_drain_32B`: one thread drains 4 KiB (128 blocks) from a
+//!   full ring into a fill buffer: `pop_with` one block at a time (one index
+//!   update each) against `pop_many_with` (one update for the batch).
+//!   Elements are blocks.
 //! - `interrupt_record`: `entropool` = one `record` of a fresh cycle-counter
 //!   reading (the consumer drains between timed chunks, so the ring never
 //!   fills); `rdtsc` = reading the counter alone, timed the same way.
@@ -22,6 +28,8 @@ use entropool::{InterruptRing, Slot};
 const ITEMS: u64 = 1 << 16;
 const CAPACITY: usize = 1023;
 const SPINS: u32 = 64;
+/// Blocks per batch pop: a 4 KiB fill.
+const BATCH: usize = 128;
 
 #[inline(always)]
 fn backoff(spins: &mut u32) {
@@ -82,6 +90,46 @@ fn spsc(c: &mut Criterion) {
                                 n += 1;
                             }
                             None => backoff(&mut spins),
+                        }
+                    }
+                },
+            )
+        });
+    });
+
+    group.bench_function("entropool_batch", |b| {
+        b.iter_custom(|iters| {
+            let total = iters * ITEMS;
+            let mut storage: Vec<Slot<[u8; 32]>> = (0..CAPACITY).map(|_| Slot::default()).collect();
+            let mut ring = Ring::new(&mut storage).unwrap();
+            let (mut p, mut c) = ring.split();
+            two_threads(
+                move || {
+                    let mut spins = 0;
+                    for i in 0..total {
+                        let mut v = item(i);
+                        while let Err(back) = p.push(v) {
+                            v = back;
+                            backoff(&mut spins);
+                        }
+                    }
+                },
+                move || {
+                    let mut spins = 0;
+                    let mut n = 0;
+                    let mut out = [0_u8; 32 * BATCH];
+                    while n < total {
+                        let mut chunks = out.chunks_exact_mut(32);
+                        let got = c.pop_many_with(BATCH, |v| {
+                            if let Some(dst) = chunks.next() {
+                                dst.copy_from_slice(v);
+                            }
+                        });
+                        if got == 0 {
+                            backoff(&mut spins);
+                        } else {
+                            black_box(&out);
+                            n += got as u64;
                         }
                     }
                 },
@@ -158,6 +206,47 @@ fn spsc(c: &mut Criterion) {
     group.finish();
 }
 
+fn drain(c: &mut Criterion) {
+    let mut group = c.benchmark_group("memory_cache_drain_32B");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    let mut storage: Vec<Slot<[u8; 32]>> = (0..BATCH).map(|_| Slot::default()).collect();
+    let mut ring = Ring::new(&mut storage).unwrap();
+    let mut out = vec![0_u8; 32 * BATCH];
+    // Fill the ring (untimed), then time draining it into `out`.
+    let mut timed = |ring: &mut Ring<'_, [u8; 32]>, iters: u64, batch: bool| {
+        let mut elapsed = Duration::ZERO;
+        for i in 0..iters {
+            for k in 0..BATCH as u64 {
+                ring.push(item(i ^ k)).unwrap();
+            }
+            let start = Instant::now();
+            let mut chunks = out.chunks_exact_mut(32);
+            if batch {
+                let n = ring.pop_many_with(BATCH, |v| {
+                    if let Some(dst) = chunks.next() {
+                        dst.copy_from_slice(v);
+                    }
+                });
+                assert_eq!(n, BATCH);
+            } else {
+                for dst in &mut chunks {
+                    ring.pop_with(|v| dst.copy_from_slice(v)).unwrap();
+                }
+            }
+            black_box(&out);
+            elapsed += start.elapsed();
+        }
+        elapsed
+    };
+    group.bench_function("pop_with", |b| {
+        b.iter_custom(|iters| timed(&mut ring, iters, false));
+    });
+    group.bench_function("pop_many_with", |b| {
+        b.iter_custom(|iters| timed(&mut ring, iters, true));
+    });
+    group.finish();
+}
+
 /// Records timed per chunk; the ring (capacity 2 * CHUNK) is drained between
 /// chunks, outside the timed region.
 const CHUNK: u64 = 512;
@@ -222,5 +311,5 @@ fn interrupt_record(_: &mut Criterion) {
     eprintln!("interrupt_record: no RDTSC on this architecture; skipped");
 }
 
-criterion_group!(benches, spsc, interrupt_record);
+criterion_group!(benches, spsc, drain, interrupt_record);
 criterion_main!(benches);

@@ -8,7 +8,9 @@
 //!
 //! - The pool: [`Pool`], [`PoolParts`], [`PoolStatus`], [`PollReport`],
 //!   [`HardwareStatus`], [`StorageStatus`]; its memory, [`BlockSlot`] (a
-//!   [`Slot`] of [`BLOCK_LEN`] bytes), [`BLOCKS_PER_KIB`],
+//!   [`Slot`] of a [`BlockCell`], which holds a [`Block`] of [`BLOCK_LEN`]
+//!   bytes: only the mixer and the storage loader make one),
+//!   [`BLOCKS_PER_KIB`],
 //!   [`blocks_for_kib`]; the interrupt ring [`InterruptRing`] with
 //!   [`InterruptRecorder`], [`InterruptDrain`], [`InterruptCounters`].
 //! - Output: [`PoolRng`], [`PoolRngConfig`], [`EntropySource`],
@@ -92,7 +94,7 @@ pub mod getrandom_custom;
 #[cfg(all(feature = "testing", target_has_atomic = "64"))]
 pub mod testing;
 
-pub use cache::{BLOCK_LEN, BLOCKS_PER_KIB, BlockSlot, blocks_for_kib};
+pub use cache::{BLOCK_LEN, BLOCKS_PER_KIB, BlockCell, BlockSlot, blocks_for_kib};
 pub use config::{Config, Tunables};
 pub use drbg::{Drbg, HashDrbg, HmacDrbg};
 pub use error::{Error, KickstartReason};
@@ -109,7 +111,8 @@ pub use hw::jitter::{
 pub use hw::{Cpu, CpuIdentity, HwStats, RealCpu, Vendor};
 pub use interrupt::{InterruptCounters, InterruptDrain, InterruptRecorder, InterruptRing};
 pub use mixer::{
-    CreditRate, ExternalDisable, MixerConfig, MixerStats, SourceConfig, SourceStats, UNITS_PER_BIT,
+    Block, CreditRate, ExternalDisable, MixerConfig, MixerStats, SourceConfig, SourceStats,
+    UNITS_PER_BIT,
 };
 pub use pool::{
     FLUSH_BATCH, HardwareStatus, INTERRUPT_BATCH, INTERRUPT_MIN_DRAIN, LOAD_BATCHES_PER_POLL,

@@ -13,8 +13,9 @@
 //! - Failures return ownership: [`Producer::push`] gives the value back in
 //!   `Err` when the ring is full; [`Consumer::pop`] returns `None` when empty.
 //! - A slot is wiped as its value leaves: the value is moved out with
-//!   [`core::mem::take`] (or, for [`Consumer::pop_with`], the caller sees it
-//!   in place and the slot is then overwritten with `T::default()`). The wipe
+//!   [`core::mem::take`] (or, for [`Consumer::pop_with`] and
+//!   [`Consumer::pop_many_with`], the caller sees it in place and the slot
+//!   is then overwritten with `T::default()`). The wipe
 //!   is written *before* the `Release` store that hands the slot back to the
 //!   producer, so it is an observable store the compiler cannot drop. Values
 //!   still queued when the ring is dropped or [`Ring::clear`]ed are taken out
@@ -266,6 +267,11 @@ impl<'s, T: Default> Ring<'s, T> {
     /// Single-owner in-place pop (see [`Consumer::pop_with`]).
     pub fn pop_with<R>(&mut self, f: impl FnOnce(&mut T) -> R) -> Option<R> {
         self.split().1.pop_with(f)
+    }
+
+    /// Single-owner in-place batch pop (see [`Consumer::pop_many_with`]).
+    pub fn pop_many_with(&mut self, max: usize, f: impl FnMut(&mut T)) -> usize {
+        self.split().1.pop_many_with(max, f)
     }
 
     /// Removes and drops every queued value, wiping each slot. Returns how
@@ -668,6 +674,44 @@ impl<'a, T: Default> Consumer<'a, T> {
         moved
     }
 
+    /// Removes up to `max` of the oldest values in place, in order: `f`
+    /// sees each in its slot (to copy it out without a move), then the slot
+    /// is overwritten with `T::default()`. Returns how many were removed.
+    /// One `Acquire` load of `tail` (only when the cached one is short) and
+    /// one `Release` store of `head` for the whole batch. If `f` panics, the
+    /// values before it are removed and the one it panicked on stays
+    /// queued.
+    #[inline]
+    pub fn pop_many_with(&mut self, max: usize, mut f: impl FnMut(&mut T)) -> usize {
+        let ring = self.ring();
+        let mut available = ring.distance(self.head, self.cached_tail);
+        if available < max {
+            // Acquire: pairs with the producer's Release store of `tail`.
+            self.cached_tail = ring.tail.0.load(Ordering::Acquire);
+            available = ring.distance(self.head, self.cached_tail);
+        }
+        let count = available.min(max);
+        // Publishes the slots done so far, on return or on a panic in `f`.
+        let mut batch = Batch {
+            consumer: self,
+            ring,
+            head: 0,
+        };
+        batch.head = batch.consumer.head;
+        for _ in 0..count {
+            ring.slot(batch.head).0.with_mut(|p| {
+                // SAFETY: `batch.head` is within the published range
+                // `self.head..cached_tail` (at most `count <= available`
+                // steps), ours until the release in `Batch::drop`.
+                let value = unsafe { &mut *p };
+                f(value);
+                *value = T::default();
+            });
+            batch.head = ring.increment1(batch.head);
+        }
+        count
+    }
+
     /// Number of values queued now (may grow at once as the producer
     /// pushes).
     #[must_use]
@@ -688,6 +732,24 @@ impl<'a, T: Default> Consumer<'a, T> {
     #[must_use]
     pub fn capacity(&self) -> usize {
         self.ring().capacity
+    }
+}
+
+/// A batch pop in progress: hands the slots it has wiped back to the
+/// producer when dropped (one `Release` store), even if the caller's closure
+/// panicked part-way.
+struct Batch<'c, 'a, T: Default> {
+    consumer: &'c mut Consumer<'a, T>,
+    ring: &'a Ring<'a, T>,
+    /// The position after the last slot wiped.
+    head: usize,
+}
+
+impl<T: Default> Drop for Batch<'_, '_, T> {
+    fn drop(&mut self) {
+        if self.head != self.consumer.head {
+            self.consumer.release(self.ring, self.head);
+        }
     }
 }
 
@@ -757,6 +819,50 @@ mod tests {
             assert_eq!(c.pop(), Some(i));
             assert_eq!(c.head, c.ring().head.0.load(Ordering::Relaxed));
         }
+    }
+
+    #[test]
+    fn batch_pop_wipes_in_place_and_publishes_once() {
+        let mut s = storage::<[u8; 32]>(4);
+        let mut ring = Ring::new(&mut s).unwrap();
+        // Wrap the positions first: head and tail at 3.
+        for v in 1..=3_u8 {
+            ring.push([v; 32]).unwrap();
+            ring.pop().unwrap();
+        }
+        for v in 4..=7_u8 {
+            ring.push([v; 32]).unwrap();
+        }
+        let start = ring.head.0.load(Ordering::Relaxed);
+        let mut seen = Vec::new();
+        assert_eq!(ring.pop_many_with(3, |b| seen.push(b[0])), 3);
+        assert_eq!(seen, [4, 5, 6]);
+        assert_eq!(ring.head.0.load(Ordering::Relaxed), (start + 3) % 8);
+        for pos in start..start + 3 {
+            assert_eq!(peek(&ring, pos % 8), [0; 32], "slot not wiped");
+        }
+        assert_eq!(peek(&ring, (start + 3) % 8), [7; 32], "still queued");
+        // More asked than queued: what is there.
+        assert_eq!(ring.pop_many_with(9, |b| seen.push(b[0])), 1);
+        assert_eq!(ring.pop_many_with(9, |_| unreachable!()), 0);
+        assert_eq!(seen, [4, 5, 6, 7]);
+    }
+
+    #[test]
+    fn batch_pop_that_panics_keeps_the_rest_queued() {
+        let mut s = storage::<u32>(4);
+        let mut ring = Ring::new(&mut s).unwrap();
+        for v in 1..=4 {
+            ring.push(v).unwrap();
+        }
+        let caught = std::panic::catch_unwind(core::panic::AssertUnwindSafe(|| {
+            ring.pop_many_with(4, |v| assert_ne!(*v, 3, "boom"));
+        }));
+        assert!(caught.is_err());
+        // 1 and 2 are gone (wiped), 3 (the panic) and 4 stay.
+        assert_eq!(ring.len(), 2);
+        assert_eq!(ring.pop(), Some(3));
+        assert_eq!(ring.pop(), Some(4));
     }
 
     #[test]

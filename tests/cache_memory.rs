@@ -2,28 +2,58 @@
 //! zeroizing moves, resizing without silent loss, and the refill state
 //! machine against a hand-written model (proptest).
 
+// Test helpers: unwraps and panics are the assertions.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::{HashSet, VecDeque};
 
 use entropool::cache::{LowWatermark, MemoryCache};
-use entropool::{BlockSlot, Error, Slot, blocks_for_kib};
+use entropool::{Block, BlockSlot, Error, Slot, blocks_for_kib};
 use proptest::prelude::*;
 
 fn storage(blocks: usize) -> Vec<BlockSlot> {
     (0..blocks).map(|_| Slot::default()).collect()
 }
 
-/// A block that names itself: id in the first 8 bytes, 0xA5 elsewhere.
-fn block(id: u64) -> [u8; 32] {
-    let mut b = [0xA5_u8; 32];
-    b[..8].copy_from_slice(&id.to_le_bytes());
-    b
+/// Known blocks (`Block::from_test_bytes`, behind the `testing` feature:
+/// outside tests only the mixer and the storage loader make blocks), each
+/// naming itself: its id in the first 8 bytes, 0xA5 elsewhere.
+struct Maker {
+    next: u64,
 }
 
-fn id_of(b: &[u8; 32]) -> u64 {
-    assert_eq!(&b[8..], &[0xA5; 24], "block content corrupted");
-    let mut id = [0_u8; 8];
-    id.copy_from_slice(&b[..8]);
-    u64::from_le_bytes(id)
+impl Maker {
+    fn new() -> Self {
+        Maker { next: 0 }
+    }
+
+    /// The next block, with the next id.
+    fn block(&mut self) -> Block {
+        let mut b = [0xA5_u8; 32];
+        b[..8].copy_from_slice(&self.next.to_le_bytes());
+        self.next += 1;
+        Block::from_test_bytes(b)
+    }
+
+    fn id_of(&self, b: &[u8; 32]) -> u64 {
+        assert_eq!(&b[8..], &[0xA5; 24], "block content corrupted");
+        let mut id = [0_u8; 8];
+        id.copy_from_slice(&b[..8]);
+        let id = u64::from_le_bytes(id);
+        assert!(id < self.next, "not a block this maker made");
+        id
+    }
+
+    /// The bytes of block `id`.
+    fn bytes_of(id: u64) -> [u8; 32] {
+        let mut b = [0xA5_u8; 32];
+        b[..8].copy_from_slice(&id.to_le_bytes());
+        b
+    }
+}
+
+fn pop_id(cache: &mut MemoryCache<'_>, mk: &Maker) -> Option<u64> {
+    cache.pop().map(|b| mk.id_of(b.as_bytes()))
 }
 
 #[test]
@@ -68,99 +98,122 @@ fn size_beyond_storage_is_rejected() {
 }
 
 #[test]
-fn push_zeroizes_source_and_pop_is_fifo() {
+fn push_and_pop_are_fifo_and_a_refused_block_comes_back() {
+    let mut mk = Maker::new();
     let mut s = storage(32);
     let mut cache = MemoryCache::new(&mut s, 1, 20).unwrap();
-    for id in 0..32 {
-        let mut b = block(id);
-        cache.push(&mut b).unwrap();
-        assert_eq!(b, [0; 32], "the caller's copy must be wiped");
+    for _ in 0..32 {
+        cache.push(mk.block()).unwrap();
     }
-    let mut b = block(99);
-    assert_eq!(cache.push(&mut b), Err(Error::MemoryCacheFull));
-    assert_eq!(b, block(99), "a refused block stays with the caller");
-    let mut out = [0_u8; 32];
+    let extra = mk.block();
+    let bytes = *extra.as_bytes();
+    let back = cache.push(extra).unwrap_err();
+    assert_eq!(back.as_bytes(), &bytes, "a refused block comes back whole");
     for id in 0..32 {
-        cache.pop(&mut out).unwrap();
-        assert_eq!(id_of(&out), id);
+        assert_eq!(pop_id(&mut cache, &mk), Some(id));
     }
-    let mut out = [7_u8; 32];
-    assert_eq!(cache.pop(&mut out), Err(Error::Starving));
-    assert_eq!(out, [7; 32]);
+    assert!(cache.pop().is_none());
 }
 
 #[test]
-fn slots_are_zeroized_when_blocks_leave_or_the_cache_drops() {
+fn write_out_takes_whole_blocks_in_order_and_cuts_the_last() {
+    let mut mk = Maker::new();
     let mut s = storage(64);
-    {
-        let mut cache = MemoryCache::new(&mut s, 2, 20).unwrap();
-        let mut out = [0_u8; 32];
-        // 60 in, 20 out: 40 held, 8 beyond 1 KiB (32 blocks).
-        for id in 0..60 {
-            cache.push(&mut block(id)).unwrap();
-            if id % 3 == 0 {
-                cache.pop(&mut out).unwrap();
+    let mut cache = MemoryCache::new(&mut s, 2, 0).unwrap();
+    let mut want = Vec::new();
+    for _ in 0..5 {
+        let b = mk.block();
+        want.extend_from_slice(b.as_bytes());
+        cache.push(b).unwrap();
+    }
+    // 70 bytes: blocks 0, 1 and the first 6 bytes of 2 (its rest wiped).
+    let mut out = [0u8; 70];
+    assert_eq!(cache.write_out(&mut out), 70);
+    assert_eq!(&out[..], &want[..70]);
+    assert_eq!(cache.len(), 2, "three blocks left the cache");
+    // More asked than held: the two left, whole.
+    let mut out = [0xEE_u8; 100];
+    assert_eq!(cache.write_out(&mut out), 64);
+    assert_eq!(&out[..64], &want[96..160]);
+    assert_eq!(&out[64..], &[0xEE; 36], "nothing beyond what was held");
+    assert!(cache.is_empty());
+    assert_eq!(cache.write_out(&mut out), 0);
+    assert_eq!(cache.write_out(&mut []), 0);
+}
+
+#[test]
+fn write_out_matches_popping_one_by_one() {
+    // Two makers in step: the same blocks for both caches.
+    let mut mk = Maker::new();
+    let mut mk2 = Maker::new();
+    for len in [0_usize, 1, 31, 32, 33, 64, 95, 200] {
+        let (mut s1, mut s2) = (storage(32), storage(32));
+        let mut batch = MemoryCache::new(&mut s1, 1, 0).unwrap();
+        let mut single = MemoryCache::new(&mut s2, 1, 0).unwrap();
+        for _ in 0..4 {
+            batch.push(mk.block()).unwrap();
+            single.push(mk2.block()).unwrap();
+        }
+        let mut a = vec![0u8; len];
+        let got = batch.write_out(&mut a);
+        let mut b = vec![0u8; len];
+        let mut done = 0;
+        for chunk in b.chunks_mut(32) {
+            match single.pop() {
+                Some(block) => done += block.write_out(chunk),
+                None => break,
             }
         }
-        let mut spilled = Vec::new();
-        cache.set_size_kib(1, |b| spilled.push(id_of(b))).unwrap();
-        assert_eq!(spilled.len(), 8);
-        assert!(!cache.is_empty(), "dropped with blocks queued");
-        assert!(
-            !format!("{cache:?}").contains("165"),
-            "Debug must not print blocks"
-        );
-    }
-    for slot in s {
-        assert_eq!(slot.into_inner(), [0; 32]);
+        assert_eq!((got, &a), (done, &b), "len {len}");
+        assert_eq!(batch.len(), single.len(), "len {len}");
     }
 }
 
 #[test]
 fn shrink_hands_back_the_oldest_excess_blocks() {
+    let mut mk = Maker::new();
     let mut s = storage(64);
     let mut cache = MemoryCache::new(&mut s, 2, 0).unwrap();
-    for id in 0..50 {
-        cache.push(&mut block(id)).unwrap();
+    for _ in 0..50 {
+        cache.push(mk.block()).unwrap();
     }
     let mut spilled = Vec::new();
-    assert_eq!(cache.set_size_kib(1, |b| spilled.push(id_of(b))), Ok(18));
+    assert_eq!(
+        cache.set_size_kib(1, |b| spilled.push(mk.id_of(b.as_bytes()))),
+        Ok(18)
+    );
     assert_eq!(spilled, (0..18).collect::<Vec<_>>());
     assert_eq!(cache.len(), 32);
     assert!(cache.is_full());
     // Growing takes effect at once.
     assert_eq!(cache.set_size_kib(2, |_| panic!("nothing to spill")), Ok(0));
-    cache.push(&mut block(50)).unwrap();
+    cache.push(mk.block()).unwrap();
     assert_eq!(cache.len(), 33);
-    let mut out = [0; 32];
-    cache.pop(&mut out).unwrap();
-    assert_eq!(id_of(&out), 18);
+    assert_eq!(pop_id(&mut cache, &mk), Some(18));
     assert_eq!(cache.clear(), 32);
     assert!(cache.is_empty());
 }
 
 #[test]
 fn refill_wanted_from_below_watermark_until_full() {
+    let mut mk = Maker::new();
     let mut s = storage(32);
     let mut cache = MemoryCache::new(&mut s, 1, 25).unwrap();
     // Empty at start: 0 < 25 % of 32 = 8.
     assert_eq!(cache.refill_wanted(), Some(32));
-    for id in 0..31 {
-        cache.push(&mut block(id)).unwrap();
+    for _ in 0..31 {
+        cache.push(mk.block()).unwrap();
     }
     assert_eq!(cache.refill_wanted(), Some(1));
-    cache.push(&mut block(31)).unwrap();
+    cache.push(mk.block()).unwrap();
     assert_eq!(cache.refill_wanted(), None);
-    let mut out = [0; 32];
-    // Down to 8 blocks: not below 8 yet.
-    for _ in 0..24 {
-        cache.pop(&mut out).unwrap();
-    }
+    // Down to 8 blocks (in one batch): not below 8 yet.
+    assert_eq!(cache.write_out(&mut [0; 24 * 32]), 24 * 32);
     assert_eq!(cache.refill_wanted(), None);
-    cache.pop(&mut out).unwrap();
+    assert!(cache.pop().is_some());
     assert_eq!(cache.refill_wanted(), Some(25));
-    cache.push(&mut block(1)).unwrap();
-    cache.push(&mut block(2)).unwrap();
+    cache.push(mk.block()).unwrap();
+    cache.push(mk.block()).unwrap();
     assert_eq!(
         cache.refill_wanted(),
         Some(23),
@@ -170,11 +223,12 @@ fn refill_wanted_from_below_watermark_until_full() {
 
 #[test]
 fn watermark_change_applies_at_once() {
+    let mut mk = Maker::new();
     let mut s = storage(32);
     let mut cache = MemoryCache::new(&mut s, 1, 0).unwrap();
     assert_eq!(cache.refill_wanted(), None, "0 % never wants a refill");
-    for id in 0..16 {
-        cache.push(&mut block(id)).unwrap();
+    for _ in 0..16 {
+        cache.push(mk.block()).unwrap();
     }
     cache.set_low_watermark(60).unwrap();
     assert_eq!(cache.refill_wanted(), Some(16));
@@ -194,6 +248,7 @@ fn watermark_change_applies_at_once() {
 enum Op {
     Push,
     Pop,
+    WriteOut(usize),
     SetPercent(u8),
     SetSizeKib(u64),
 }
@@ -201,7 +256,8 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => Just(Op::Push),
-        5 => Just(Op::Pop),
+        4 => Just(Op::Pop),
+        2 => (0_usize..150).prop_map(Op::WriteOut),
         1 => (0_u8..=100).prop_map(Op::SetPercent),
         1 => (0_u64..=3).prop_map(Op::SetSizeKib),
     ]
@@ -256,6 +312,7 @@ proptest! {
         percent in 0_u8..=100,
         ops in prop::collection::vec(op(), 0..if cfg!(miri) { 30 } else { 400 }),
     ) {
+        let mut mk = Maker::new();
         let mut s = storage(96);
         let mut cache = MemoryCache::new(&mut s, size_kib, percent).unwrap();
         let mut model = Model {
@@ -272,25 +329,32 @@ proptest! {
             let was = cache.refill_wanted().is_some();
             match op {
                 Op::Push => {
-                    let r = cache.push(&mut block(next_id));
+                    let r = cache.push(mk.block());
                     if model.blocks.len() < model.capacity {
-                        prop_assert_eq!(r, Ok(()));
+                        prop_assert!(r.is_ok());
                         model.blocks.push_back(next_id);
                     } else {
-                        prop_assert_eq!(r, Err(Error::MemoryCacheFull));
+                        prop_assert_eq!(r.map_err(|b| mk.id_of(b.as_bytes())), Err(next_id));
                     }
                     next_id += 1;
                 }
                 Op::Pop => {
-                    let mut out = [0; 32];
-                    match model.blocks.pop_front() {
-                        Some(id) => {
-                            prop_assert_eq!(cache.pop(&mut out), Ok(()));
-                            prop_assert_eq!(id_of(&out), id);
-                            out_ids.push(id);
-                        }
-                        None => prop_assert_eq!(cache.pop(&mut out), Err(Error::Starving)),
+                    let got = pop_id(&mut cache, &mk);
+                    prop_assert_eq!(got, model.blocks.pop_front());
+                    out_ids.extend(got);
+                }
+                Op::WriteOut(len) => {
+                    let mut out = vec![0u8; len];
+                    let n = cache.write_out(&mut out);
+                    let mut want = Vec::new();
+                    for _ in 0..len.div_ceil(32) {
+                        want.extend(model.blocks.pop_front());
                     }
+                    prop_assert_eq!(n, (want.len() * 32).min(len));
+                    for (chunk, id) in out.chunks(32).zip(&want) {
+                        prop_assert_eq!(chunk, &Maker::bytes_of(*id)[..chunk.len()]);
+                    }
+                    out_ids.extend(want);
                 }
                 Op::SetPercent(p) => {
                     prop_assert_eq!(cache.set_low_watermark(p), Ok(()));
@@ -298,7 +362,7 @@ proptest! {
                 }
                 Op::SetSizeKib(k) => {
                     let mut spilled = Vec::new();
-                    let n = cache.set_size_kib(k, |b| spilled.push(id_of(b))).unwrap();
+                    let n = cache.set_size_kib(k, |b| spilled.push(mk.id_of(b.as_bytes()))).unwrap();
                     model.capacity = usize::try_from(k * 32).unwrap();
                     let mut want = Vec::new();
                     while model.blocks.len() > model.capacity {
@@ -330,9 +394,8 @@ proptest! {
         // Conservation: every pushed block is out, spilled or still held,
         // exactly once.
         let mut rest = Vec::new();
-        let mut out = [0; 32];
-        while cache.pop(&mut out).is_ok() {
-            rest.push(id_of(&out));
+        while let Some(id) = pop_id(&mut cache, &mk) {
+            rest.push(id);
         }
         prop_assert_eq!(&rest, &Vec::from(model.blocks.clone()));
         let all: Vec<u64> = out_ids.iter().chain(&spilled_ids).chain(&rest).copied().collect();

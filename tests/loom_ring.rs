@@ -1,7 +1,7 @@
-//! loom models of the ring: push / pop / len / pop_into from two threads,
-//! across wrap-around and the full and empty states. loom explores every
-//! interleaving (within the preemption bound) and checks the slot accesses
-//! for data races through its `UnsafeCell`.
+//! loom models of the ring: push / pop / len / pop_into / pop_many_with
+//! from two threads, across wrap-around and the full and empty states. loom
+//! explores every interleaving (within the preemption bound) and checks the
+//! slot accesses for data races through its `UnsafeCell`.
 //!
 //! Run: `RUSTFLAGS="--cfg loom" cargo test --test loom_ring --release`
 #![cfg(loom)]
@@ -115,6 +115,30 @@ fn batch_pop_sees_only_published_values() {
         }
         producer.join().unwrap();
         assert_eq!(got, [1, 2, 3]);
+    });
+}
+
+#[test]
+fn in_place_batch_pop_hands_slots_back_once() {
+    // Capacity 2, 4 values: the producer can only finish if each batch's
+    // single release store hands the wiped slots back.
+    model(|| {
+        let (p, mut c) = halves(2);
+        let producer = thread::spawn(move || push_all(p, 1..5));
+        let mut got = Vec::new();
+        while got.len() < 4 {
+            let n = c.pop_many_with(2, |v| {
+                got.push(*v);
+                *v = 99;
+            });
+            assert!(n <= 2);
+            if n == 0 {
+                thread::yield_now();
+            }
+        }
+        producer.join().unwrap();
+        assert_eq!(got, [1, 2, 3, 4]);
+        assert_eq!(c.pop_many_with(2, |_| unreachable!()), 0);
     });
 }
 

@@ -253,7 +253,7 @@ fn with_pool(mem_kib: u32, f: impl FnOnce(&mut Pool<'_, &FakeCpu, &FakeClock, Me
     let cpu = FakeCpu::good(1).with_features(NO_HW);
     let clock = FakeClock::new(0);
     let mut mem: Vec<BlockSlot> = (0..mem_kib as usize * 32)
-        .map(|_| Slot::new([0u8; 32]))
+        .map(|_| Slot::default())
         .collect();
     let (mut pool, _) = Pool::new(PoolParts {
         config: Config {

@@ -19,7 +19,7 @@ const NO_HW: CpuFeatures = CpuFeatures {
 };
 
 fn slots(n: usize) -> Vec<BlockSlot> {
-    (0..n).map(|_| Slot::new([0u8; 32])).collect()
+    (0..n).map(|_| Slot::default()).collect()
 }
 
 /// Bytes of a storage medium for `kib` KiB of storage-cache-size.

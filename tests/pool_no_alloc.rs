@@ -62,7 +62,7 @@ static GLOBAL: Counting = Counting;
 fn no_heap_allocation_after_construction() {
     let cpu = FakeCpu::good(5);
     let clock = FakeClock::new(0);
-    let mut mem: Vec<BlockSlot> = (0..64).map(|_| Slot::new([0u8; 32])).collect();
+    let mut mem: Vec<BlockSlot> = (0..64).map(|_| Slot::default()).collect();
     let n = 4 * 32; // storage-cache-size=4 KiB of entropy
     let mut disk = vec![0u8; usize::try_from(layout_len(n).unwrap()).unwrap()];
     let mut ring_slots: Vec<Slot<u64>> = (0..512).map(|_| Slot::new(0u64)).collect();

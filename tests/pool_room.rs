@@ -172,7 +172,7 @@ proptest! {
         let t = Tunables::new(60, watermark, mem_kib, storage_kib).unwrap();
         let cap = u64::from(mem_kib) * 32;
         let storage_cap = u64::from(storage_kib) * 32;
-        let mut mem: Vec<BlockSlot> = (0..cap).map(|_| Slot::new([0u8; 32])).collect();
+        let mut mem: Vec<BlockSlot> = (0..cap).map(|_| Slot::default()).collect();
         let mut disk = vec![0u8; usize::try_from(layout_len(storage_cap).unwrap()).unwrap()];
         let mut model = Model { cap, storage_cap, mem: 0, stored: 0, pending: 0, startup_left: STARTUP };
         let mut seed = 42u64;
@@ -235,7 +235,7 @@ fn one_block_short_after_a_restart_is_filled_by_one_add() {
     });
     let clock = FakeClock::new(0);
     let t = Tunables::new(60, 20, 16, 16).unwrap();
-    let mut mem: Vec<BlockSlot> = (0..512).map(|_| Slot::new([0u8; 32])).collect();
+    let mut mem: Vec<BlockSlot> = (0..512).map(|_| Slot::default()).collect();
     let mut disk = vec![0u8; usize::try_from(layout_len(512).unwrap()).unwrap()];
     let mut seed = 9;
     {

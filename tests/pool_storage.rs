@@ -82,7 +82,7 @@ impl Storage for Flaky<'_> {
 type TestPool<'s> = Pool<'s, &'s FakeCpu, &'s FakeClock, Flaky<'s>>;
 
 fn slots(n: usize) -> Vec<BlockSlot> {
-    (0..n).map(|_| Slot::new([0u8; 32])).collect()
+    (0..n).map(|_| Slot::default()).collect()
 }
 
 /// A medium for `kib` KiB of storage-cache-size (32 blocks per KiB).

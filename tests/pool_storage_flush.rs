@@ -41,7 +41,7 @@ fn a_seed_that_fills_storage_flushes_once() {
         rdseed: false,
     });
     let clock = FakeClock::new(0);
-    let mut mem: Vec<BlockSlot> = (0..32).map(|_| Slot::new([0u8; 32])).collect();
+    let mut mem: Vec<BlockSlot> = (0..32).map(|_| Slot::default()).collect();
     // storage-cache-size 16 KiB counts entropy: 512 blocks.
     let mut disk = vec![0u8; usize::try_from(layout_len(16 * 32).unwrap()).unwrap()];
     let flushes = Cell::new(0);
@@ -80,7 +80,7 @@ fn a_seed_that_fills_storage_flushes_once() {
 fn deferred_writes_flush_once_per_spill_job_and_never_in_poll() {
     let cpu = FakeCpu::good(5);
     let clock = FakeClock::new(0);
-    let mut mem: Vec<BlockSlot> = (0..32).map(|_| Slot::new([0u8; 32])).collect();
+    let mut mem: Vec<BlockSlot> = (0..32).map(|_| Slot::default()).collect();
     let mut disk = vec![0u8; usize::try_from(layout_len(2 * 32).unwrap()).unwrap()];
     let flushes = Cell::new(0);
     let (mut pool, _) = Pool::new(PoolParts {

@@ -1,5 +1,5 @@
 //! The ring against `VecDeque` (the plain model) for any sequence of
-//! push / pop / pop_into / push_with / len / capacity / clear operations, on
+//! push / pop / pop_into / pop_many_with / push_with / len / capacity / clear operations, on
 //! the halves and on the single-owner API.
 
 use std::collections::VecDeque;
@@ -14,6 +14,7 @@ enum Op {
     PushWith(u32),
     Pop,
     PopInto(usize),
+    PopManyWith(usize),
     Len,
     Capacity,
     /// Drop the halves and use the single-owner API for the next op.
@@ -28,6 +29,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<u32>().prop_map(Op::PushWith),
         4 => Just(Op::Pop),
         1 => (0_usize..6).prop_map(Op::PopInto),
+        2 => (0_usize..8).prop_map(Op::PopManyWith),
         1 => Just(Op::Len),
         1 => Just(Op::Capacity),
         1 => any::<u32>().prop_map(Op::OwnerPush),
@@ -84,6 +86,17 @@ proptest! {
                             let got = c.pop_into(&mut out);
                             let want: Vec<u32> = (0..n).map_while(|_| model.pop_front()).collect();
                             prop_assert_eq!(&out[..got], &want[..]);
+                        }
+                        Op::PopManyWith(n) => {
+                            let mut seen = Vec::new();
+                            let got = c.pop_many_with(n, |v| {
+                                seen.push(*v);
+                                // Scribble: the ring must wipe it anyway.
+                                *v = u32::MAX;
+                            });
+                            let want: Vec<u32> = (0..n).map_while(|_| model.pop_front()).collect();
+                            prop_assert_eq!(got, want.len());
+                            prop_assert_eq!(seen, want);
                         }
                         Op::Len => {
                             prop_assert_eq!(p.len(), model.len());

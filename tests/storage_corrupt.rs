@@ -7,6 +7,7 @@
 
 use std::collections::HashSet;
 
+use entropool::mixer::Block;
 use entropool::storage::{
     HEADER_LEN, HeaderState, LoadReport, MAGIC, SLOT_DOMAIN, SLOT_LEN, StorageCache, VERSION,
     key_block, layout_len,
@@ -43,7 +44,7 @@ fn store(slots: u64, filled: u8) -> Vec<u8> {
     let (mut c, r) = open(MemStorage::new(&mut mem), slots).unwrap();
     assert_eq!(r.header, HeaderState::Blank);
     for n in 1..=filled {
-        assert!(c.push(&mut block(n)).unwrap());
+        assert!(c.push(Block::from_test_bytes(block(n))).unwrap().is_none());
     }
     mem
 }
@@ -299,13 +300,14 @@ fn push_and_take_basics() {
     let mut out = [7u8; 32];
     assert!(!c.take(&mut out).unwrap());
     assert_eq!(out, [7; 32], "an empty take leaves `out` alone");
-    let mut b = block(1);
-    assert!(c.push(&mut b).unwrap());
-    assert_eq!(b, [0; 32], "the caller's copy is wiped");
-    assert!(c.push(&mut block(2)).unwrap());
-    let mut b = block(3);
-    assert!(!c.push(&mut b).unwrap());
-    assert_eq!(b, block(3), "a full store leaves the block with the caller");
+    assert!(c.push(Block::from_test_bytes(block(1))).unwrap().is_none());
+    assert!(c.push(Block::from_test_bytes(block(2))).unwrap().is_none());
+    let back = c.push(Block::from_test_bytes(block(3))).unwrap();
+    assert_eq!(
+        back.as_ref().map(Block::as_bytes),
+        Some(&block(3)),
+        "a full store gives the block back"
+    );
     assert_eq!((c.len(), c.capacity_blocks()), (2, 2));
     assert!(c.take(&mut out).unwrap());
     assert_eq!(out, key_block(&KEY, &block(2)), "keyed, never as stored");
@@ -322,6 +324,6 @@ fn zero_slots_is_a_usable_empty_store() {
     let (mut c, r) = open(MemStorage::new(&mut mem), 0).unwrap();
     assert_eq!(r.blocks, 0);
     assert!(c.is_full() && c.is_empty());
-    assert!(!c.push(&mut block(1)).unwrap());
+    assert!(c.push(Block::from_test_bytes(block(1))).unwrap().is_some());
     assert!(!c.take(&mut [0; 32]).unwrap());
 }

@@ -13,8 +13,8 @@ use std::collections::HashSet;
 use entropool::storage::{HeaderState, MAGIC, OLD_VERSION, StorageCache, key_block, layout_len};
 use entropool::testing::{FakeClock, FakeCpu};
 use entropool::{
-    BlockSlot, Config, CpuFeatures, MemStorage, MixerConfig, Pool, PoolParts, Slot, SourceMask,
-    Tunables,
+    Block, BlockSlot, Config, CpuFeatures, MemStorage, MixerConfig, Pool, PoolParts, Slot,
+    SourceMask, Tunables,
 };
 use sha2::{Digest, Sha256};
 
@@ -34,7 +34,7 @@ fn store(slots: u64, filled: u16, stamp: u64) -> Vec<u8> {
     let (mut c, _) =
         StorageCache::open(MemStorage::new(&mut mem), slots, mask(stamp), &[1; 32]).unwrap();
     for n in 1..=filled {
-        assert!(c.push(&mut block(n)).unwrap());
+        assert!(c.push(Block::from_test_bytes(block(n))).unwrap().is_none());
     }
     mem
 }
@@ -103,12 +103,12 @@ fn provenance_within_the_mask_is_served_and_mixed_stores_split() {
         let (mut c, _) =
             StorageCache::open(MemStorage::new(&mut mem), 8, mask(4), &[1; 32]).unwrap();
         for n in 1..=3 {
-            assert!(c.push(&mut block(n)).unwrap());
+            assert!(c.push(Block::from_test_bytes(block(n))).unwrap().is_none());
         }
         c.set_provenance(mask(12)).unwrap();
         assert_eq!(c.provenance(), mask(12));
         for n in 4..=5 {
-            assert!(c.push(&mut block(n)).unwrap());
+            assert!(c.push(Block::from_test_bytes(block(n))).unwrap().is_none());
         }
         assert_eq!(
             c.set_provenance(SourceMask::DEFAULT),
@@ -191,7 +191,7 @@ fn pool_parts<'s, 'c>(
 fn disk_filled_by_rdseed() -> Vec<u8> {
     let cpu = FakeCpu::good(77).with_features(RDSEED_ONLY);
     let clock = FakeClock::new(0);
-    let mut mem: Vec<BlockSlot> = (0..32).map(|_| Slot::new([0u8; 32])).collect();
+    let mut mem: Vec<BlockSlot> = (0..32).map(|_| Slot::default()).collect();
     // storage-cache-size 1 KiB counts entropy: 32 blocks.
     let mut disk = vec![0u8; layout_len(32).unwrap() as usize];
     {
@@ -213,7 +213,7 @@ fn disk_filled_by_rdseed() -> Vec<u8> {
 fn drain_pool(disk: &mut [u8], sources: u64, storage_key: [u8; 32]) -> Vec<[u8; 32]> {
     let cpu = FakeCpu::good(5).with_features(RDSEED_ONLY);
     let clock = FakeClock::new(0);
-    let mut mem: Vec<BlockSlot> = (0..32).map(|_| Slot::new([0u8; 32])).collect();
+    let mut mem: Vec<BlockSlot> = (0..32).map(|_| Slot::default()).collect();
     let (mut pool, _) = Pool::new(pool_parts(
         &cpu,
         &clock,
@@ -252,7 +252,7 @@ fn an_eal4_restart_serves_nothing_stored_under_rdseed() {
     let mut disk = disk_filled_by_rdseed();
     let cpu = FakeCpu::good(5).with_features(RDSEED_ONLY);
     let clock = FakeClock::new(0);
-    let mut mem: Vec<BlockSlot> = (0..32).map(|_| Slot::new([0u8; 32])).collect();
+    let mut mem: Vec<BlockSlot> = (0..32).map(|_| Slot::default()).collect();
     let (mut pool, report) =
         Pool::new(pool_parts(&cpu, &clock, &mut mem, &mut disk, 8, [0xC; 32])).unwrap();
     let report = report.unwrap();

@@ -194,8 +194,8 @@ fn status_without_a_daemon_reads_the_state_directory() {
         let every = entropool::SourceMask::new(15).unwrap();
         let (mut cache, _) = StorageCache::open(medium, 4 * 32, every, &[0; 32]).unwrap();
         for i in 0..5u8 {
-            let mut block = [i; 32];
-            assert!(cache.push(&mut block).unwrap());
+            let block = entropool::mixer::Block::from_test_bytes([i; 32]);
+            assert!(cache.push(block).unwrap().is_none());
         }
     }
     let before = std::fs::read(env.storage_file()).unwrap();

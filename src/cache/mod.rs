@@ -1,8 +1,8 @@
-//! Caches of full-entropy 32-byte blocks.
+//! Caches of full-entropy [`crate::mixer::Block`]s.
 //!
 //! - [`MemoryCache`]: the lock-free ring of conditioned blocks, sized by
-//!   `memory-cache-size`, over caller-provided storage; a slot is zeroized
-//!   as its block leaves.
+//!   `memory-cache-size`, over caller-provided storage; blocks leave in
+//!   batches and a slot is wiped as its block leaves.
 //! - [`LowWatermark`]: the refill state machine (below
 //!   `memory-cache-low-watermark` percent of capacity: refill wanted, until
 //!   the cache is full again).
@@ -12,5 +12,6 @@
 mod memory;
 mod watermark;
 
-pub use memory::{BLOCK_LEN, BLOCKS_PER_KIB, BlockSlot, MemoryCache, blocks_for_kib};
+pub use crate::mixer::BLOCK_LEN;
+pub use memory::{BLOCKS_PER_KIB, BlockCell, BlockSlot, MemoryCache, blocks_for_kib};
 pub use watermark::LowWatermark;

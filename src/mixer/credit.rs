@@ -1,5 +1,19 @@
-//! Entropy credit in exact fixed point, per-source rates, their caps and
-//! the per-source configuration.
+//! Entropy credit in exact fixed point, per-source rates, their caps, the
+//! per-source configuration, and the one credit routine both mixer paths
+//! use.
+//!
+//! # The credit routine
+//!
+//! A block is emitted when the credit pending toward it reaches
+//! [`BLOCK_CREDIT`]; then pending restarts at zero (nothing carries over).
+//! That arithmetic lives here once: [`credit_samples`] credits samples that
+//! passed the health tests, [`forfeit`] throws pending credit away on a
+//! failure, [`samples_to_block`] says how many samples complete the block
+//! (with [`samples_for`], a 32-bit division a Cortex-M links cheaply).
+//! The mixer's general path (sample by sample through the health tests) and
+//! its fast path (whole frames proved clean at once) both call them: the
+//! fast path only decides how many samples are provably clean, and never
+//! counts credit itself.
 
 use core::fmt;
 
@@ -12,6 +26,73 @@ pub const UNITS_PER_BIT: u64 = 1 << 16;
 
 /// Credit needed before a block is emitted: 256 + 64 = 320 bits.
 pub const BLOCK_CREDIT: Credit = Credit(320 * UNITS_PER_BIT);
+
+/// Credits `creditable` samples at `rate` (units per sample) toward the
+/// block being built: adds their credit to `pending` and to the source's
+/// running total `credited`. Returns `true` when that completes the block;
+/// `pending` is then zero again (credit beyond [`BLOCK_CREDIT`], at most one
+/// sample's worth when callers stop at [`samples_to_block`], is not carried
+/// over).
+#[inline]
+pub(super) fn credit_samples(
+    pending: &mut u64,
+    credited: &mut u64,
+    creditable: u64,
+    rate: u64,
+) -> bool {
+    let credit = creditable.saturating_mul(rate);
+    *credited = credited.saturating_add(credit);
+    *pending = pending.saturating_add(credit);
+    if *pending >= BLOCK_CREDIT.0 {
+        *pending = 0;
+        true
+    } else {
+        false
+    }
+}
+
+/// A health failure: everything pending for the current block (from every
+/// source) is thrown away and counted in `forfeited`.
+#[inline]
+pub(super) fn forfeit(pending: &mut u64, forfeited: &mut u64) {
+    *forfeited = forfeited.saturating_add(*pending);
+    *pending = 0;
+}
+
+/// Samples at `rate` that complete the block from `pending` credit
+/// (`ceil((BLOCK_CREDIT - pending) / rate)`, with [`samples_for`]'s 32-bit
+/// division); `u64::MAX` (never) at rate 0.
+#[inline]
+#[must_use]
+pub(super) fn samples_to_block(pending: u64, rate: u64) -> u64 {
+    if rate == 0 {
+        return u64::MAX;
+    }
+    samples_for(BLOCK_CREDIT.0.saturating_sub(pending), rate)
+}
+
+/// Samples at `rate` units each (`rate > 0`; 0 gives 0) that earn `need`
+/// units, `ceil(need / rate)`, for `need` at most [`BLOCK_CREDIT`] (a
+/// larger `need` counts as that). Both then fit 32 bits, so the division
+/// is a 32-bit one: a 32-bit target links no 64-bit division routine.
+#[inline]
+pub(super) fn samples_for(need: u64, rate: u64) -> u64 {
+    // Checked to fit just below, so the cast keeps every bit.
+    #[allow(clippy::cast_possible_truncation)]
+    const MAX: u32 = {
+        let units = BLOCK_CREDIT.units();
+        assert!(units <= u32::MAX as u64);
+        units as u32
+    };
+    let need = u32::try_from(need).map_or(MAX, |n| n.min(MAX));
+    match u32::try_from(rate) {
+        Ok(0) => 0,
+        Ok(rate) => u64::from(need.div_ceil(rate)),
+        // A rate above any `need`: one sample, unless nothing is needed.
+        Err(_) => u64::from(need > 0),
+    }
+}
+
 
 /// An amount of entropy credit, in units of `1/65536` bit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -244,5 +325,30 @@ impl MixerConfig {
 impl Default for MixerConfig {
     fn default() -> Self {
         Self::DEFAULT
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credit_completes_a_block_exactly_at_320_bits_and_restarts() {
+        let rate = CreditRate::ratio(1, 3).units();
+        let need = samples_to_block(0, rate);
+        assert_eq!(need, (320 * UNITS_PER_BIT).div_ceil(rate));
+        let (mut pending, mut credited) = (0, 0);
+        assert!(!credit_samples(&mut pending, &mut credited, need - 1, rate));
+        assert_eq!(pending, (need - 1) * rate);
+        assert_eq!(samples_to_block(pending, rate), 1);
+        assert!(credit_samples(&mut pending, &mut credited, 1, rate));
+        assert_eq!(pending, 0, "nothing carries over");
+        assert_eq!(credited, need * rate, "the source keeps its whole credit");
+        let mut forfeited = 0;
+        assert!(!credit_samples(&mut pending, &mut credited, 5, rate));
+        forfeit(&mut pending, &mut forfeited);
+        assert_eq!((pending, forfeited), (0, 5 * rate));
+        assert_eq!(samples_to_block(0, 0), u64::MAX);
+        assert!(!credit_samples(&mut pending, &mut credited, u64::MAX, 0));
     }
 }

@@ -7,7 +7,10 @@
 //!   [`BLOCK_CREDIT`]) have been credited since the previous block; then the
 //!   credit restarts from zero. Nothing carries over: credit beyond 320 in a
 //!   block (at most one sample's rate) is not counted again, and there is no
-//!   way to make the mixer emit early.
+//!   way to make the mixer emit early. This arithmetic lives once, in the
+//!   credit routine of `mixer/credit.rs`; the fast path (frames proved
+//!   clean at once) only decides how many samples are clean and credits
+//!   them through the same routine as the general path.
 //! - Each block is the SHA-256 of `DOMAIN || key || counter || frames`
 //!   (see [`DOMAIN`] and the framing below). Input is chunked so a block
 //!   hashes exactly the samples that earned its credit: a batch that earns
@@ -42,20 +45,22 @@
 //! - All secret state (midstates, buffered input, last health samples, the
 //!   held block) is zeroized on drop; `Debug` prints `Mixer { .. }`.
 
+mod block;
 mod conditioner;
 mod credit;
 pub mod screen;
 
 use core::fmt;
 
-use subtle::{Choice, ConstantTimeEq};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::error::Error;
 use crate::health::{HealthState, HealthTest, HealthTestKind, PieceSample, Run};
 use crate::source::Source;
 use conditioner::{Conditioner, FrameData, ONE_SHOT_MAX};
+use credit::{credit_samples, forfeit, samples_to_block};
 
+pub use block::{BLOCK_LEN, Block};
 pub use credit::{
     BLOCK_CREDIT, Credit, CreditRate, MixerConfig, SourceConfig, UNITS_PER_BIT, sample_bits,
 };
@@ -66,70 +71,6 @@ pub const DOMAIN: &[u8; 32] = b"entropool mixer v1 SHA-256 cond\0";
 
 /// Most samples hashed in one frame (so a frame's byte length fits `u32`).
 pub const MAX_FRAME_SAMPLES: usize = 1 << 16;
-
-/// A 32-byte full-entropy block: the unit everything downstream moves.
-///
-/// Zeroized on drop, never `Copy`/`Clone`, printed as `Block { .. }`,
-/// compared in constant time.
-pub struct Block([u8; 32]);
-
-impl Zeroize for Block {
-    fn zeroize(&mut self) {
-        // The slice impl wipes with one fill and an optimisation barrier
-        // (the array impl writes byte by byte).
-        self.0.as_mut_slice().zeroize();
-    }
-}
-
-impl Drop for Block {
-    fn drop(&mut self) {
-        self.zeroize();
-    }
-}
-
-impl ZeroizeOnDrop for Block {}
-
-impl Block {
-    /// Bytes in a block.
-    #[cfg_attr(not(feature = "testing"), allow(dead_code))] // tests only
-    pub const LEN: usize = 32;
-
-    /// Wraps bytes that already were a full-entropy block (a cache or
-    /// storage round-tripping blocks the mixer emitted). Never use it to
-    /// turn anything else into a "block": that would claim entropy nobody
-    /// credited. The caller should zeroize its own copy of `bytes`.
-    #[must_use]
-    pub const fn from_bytes(bytes: [u8; 32]) -> Block {
-        Block(bytes)
-    }
-
-    /// The block's bytes.
-    #[must_use]
-    pub const fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-}
-
-impl ConstantTimeEq for Block {
-    fn ct_eq(&self, other: &Self) -> Choice {
-        self.0.ct_eq(&other.0)
-    }
-}
-
-impl PartialEq for Block {
-    /// Constant time.
-    fn eq(&self, other: &Self) -> bool {
-        self.ct_eq(other).into()
-    }
-}
-
-impl Eq for Block {}
-
-impl fmt::Debug for Block {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Block { .. }")
-    }
-}
 
 /// Where emitted blocks go (the pool's memory cache, a test's `Vec`...).
 pub trait BlockSink {
@@ -574,7 +515,6 @@ impl Mixer {
         }
         let len = input.len();
         let tag = source.bit();
-        let target = BLOCK_CREDIT.units();
         while out.consumed < len {
             // Whole frames of provably clean samples first; the general
             // frame below handles everything else (start-up, quarantine,
@@ -600,12 +540,7 @@ impl Mixer {
             if s.health.state() == HealthState::Disabled {
                 break;
             }
-            let need = target.saturating_sub(*pending);
-            let want = if s.rate == 0 {
-                u64::MAX
-            } else {
-                samples_for(need, s.rate)
-            };
+            let want = samples_to_block(*pending, s.rate);
             let end = out.consumed.saturating_add(MAX_FRAME_SAMPLES).min(len);
             let run = match input {
                 Input::Bytes(b) => match b.get(out.consumed..end) {
@@ -646,15 +581,10 @@ impl Mixer {
                 .saturating_add(u64::try_from(run.consumed).unwrap_or(u64::MAX));
             if run.failed.is_some() {
                 out.failures = out.failures.saturating_add(1);
-                self.forfeited = self.forfeited.saturating_add(*pending);
-                *pending = 0;
+                forfeit(pending, &mut self.forfeited);
                 continue;
             }
-            let credit = run.creditable.saturating_mul(s.rate);
-            s.credited = s.credited.saturating_add(credit);
-            *pending = pending.saturating_add(credit);
-            if *pending >= target {
-                *pending = 0;
+            if credit_samples(pending, &mut s.credited, run.creditable, s.rate) {
                 let block = cond.finish();
                 if !emit_block(
                     block,
@@ -705,28 +635,6 @@ impl Framed for u64 {
     }
 }
 
-/// Samples at `rate` units each (`rate > 0`; 0 gives 0) that earn `need`
-/// units, `ceil(need / rate)`, for `need` at most [`BLOCK_CREDIT`] (a
-/// larger `need` counts as that). Both then fit 32 bits, so the division
-/// is a 32-bit one: a 32-bit target links no 64-bit division routine.
-#[inline]
-fn samples_for(need: u64, rate: u64) -> u64 {
-    // Checked to fit just below, so the cast keeps every bit.
-    #[allow(clippy::cast_possible_truncation)]
-    const MAX: u32 = {
-        let units = BLOCK_CREDIT.units();
-        assert!(units <= u32::MAX as u64);
-        units as u32
-    };
-    let need = u32::try_from(need).map_or(MAX, |n| n.min(MAX));
-    match u32::try_from(rate) {
-        Ok(0) => 0,
-        Ok(rate) => u64::from(need.div_ceil(rate)),
-        // A rate above any `need`: one sample, unless nothing is needed.
-        Err(_) => u64::from(need > 0),
-    }
-}
-
 /// Samples in the frame that starts with `pending` credit at `rate > 0`
 /// with `avail` samples of input left: what the general path's health run
 /// takes when every sample is creditable. `full` is the size from zero.
@@ -735,8 +643,7 @@ fn frame_len(pending: u64, rate: u64, full: usize, avail: usize) -> usize {
     let n = if pending == 0 {
         full
     } else {
-        let want = samples_for(BLOCK_CREDIT.units().saturating_sub(pending), rate);
-        usize::try_from(want).unwrap_or(usize::MAX)
+        usize::try_from(samples_to_block(pending, rate)).unwrap_or(usize::MAX)
     };
     n.min(MAX_FRAME_SAMPLES).min(avail)
 }
@@ -745,8 +652,14 @@ fn frame_len(pending: u64, rate: u64, full: usize, avail: usize) -> usize {
 /// when it completes a block).
 #[inline]
 fn pending_after(pending: u64, rate: u64, n: usize) -> u64 {
-    let p = pending.saturating_add(u64::try_from(n).unwrap_or(u64::MAX).saturating_mul(rate));
-    if p >= BLOCK_CREDIT.units() { 0 } else { p }
+    let (mut p, mut credited) = (pending, 0);
+    credit_samples(
+        &mut p,
+        &mut credited,
+        u64::try_from(n).unwrap_or(u64::MAX),
+        rate,
+    );
+    p
 }
 
 /// Samples in the whole frames (from `pending` credit, `avail` samples
@@ -809,7 +722,7 @@ impl Mixer {
             return false;
         }
         // Frame size from zero pending credit: ceil(320 bits / rate).
-        let full = usize::try_from(samples_for(BLOCK_CREDIT.units(), rate)).unwrap_or(usize::MAX);
+        let full = usize::try_from(samples_to_block(0, rate)).unwrap_or(usize::MAX);
         loop {
             let Some(rest) = xs.get(out.consumed..) else {
                 return false;
@@ -852,13 +765,17 @@ impl Mixer {
                 {
                     let span = pos..pos.saturating_add(whole.saturating_mul(full));
                     if let Some(frames) = rest.get(span) {
+                        let full64 = u64::try_from(full).unwrap_or(u64::MAX);
+                        let credited = &mut s.credited;
                         let done = cond.one_shot_blocks(tag, frames, full, |block| {
+                            // Each frame completes its block (`full * rate`
+                            // from zero), as the routine confirms.
+                            let _complete = credit_samples(pending, credited, full64, rate);
                             emit_block(block, sink, held, blocks_emitted, blocks_delivered, out)
                         });
                         let n = done.saturating_mul(full);
                         let n64 = u64::try_from(n).unwrap_or(u64::MAX);
                         s.samples = s.samples.saturating_add(n64);
-                        s.credited = s.credited.saturating_add(n64.saturating_mul(rate));
                         pos = pos.saturating_add(n);
                         if done > 0 {
                             continue;
@@ -874,15 +791,10 @@ impl Mixer {
                     break;
                 }
                 T::frame(cond, tag, frame);
-                let credit = u64::try_from(n).unwrap_or(u64::MAX).saturating_mul(rate);
-                s.samples = s
-                    .samples
-                    .saturating_add(u64::try_from(n).unwrap_or(u64::MAX));
-                s.credited = s.credited.saturating_add(credit);
-                *pending = pending.saturating_add(credit);
+                let n64 = u64::try_from(n).unwrap_or(u64::MAX);
+                s.samples = s.samples.saturating_add(n64);
                 pos = end;
-                if *pending >= BLOCK_CREDIT.units() {
-                    *pending = 0;
+                if credit_samples(pending, &mut s.credited, n64, rate) {
                     let block = cond.finish();
                     emit_block(block, sink, held, blocks_emitted, blocks_delivered, out);
                 }
@@ -1233,6 +1145,7 @@ mod tests {
 
     #[test]
     fn samples_for_is_ceil_division_without_64_bit_division() {
+        use super::credit::samples_for;
         let block = BLOCK_CREDIT.units();
         let needs = [0, 1, 2, 319, 8191, 65_536, block - 1, block];
         let rates = [1, 2, 3, 1024, 8192, 65_536, 4_194_304, block, block + 1];

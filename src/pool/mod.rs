@@ -309,9 +309,9 @@ pub struct PollReport {
 }
 
 /// Blocks the mixer could not put into the memory cache, on their way to
-/// the storage cache. Zeroized whenever emptied.
+/// the storage cache (each wipes itself when dropped).
 struct Overflow {
-    blocks: [[u8; BLOCK_LEN]; OVERFLOW_BLOCKS],
+    blocks: [Option<Block>; OVERFLOW_BLOCKS],
     len: usize,
     /// How many more blocks the storage cache can take.
     room: usize,
@@ -320,16 +320,10 @@ struct Overflow {
 impl Overflow {
     const fn new() -> Self {
         Overflow {
-            blocks: [[0; BLOCK_LEN]; OVERFLOW_BLOCKS],
+            blocks: [const { None }; OVERFLOW_BLOCKS],
             len: 0,
             room: 0,
         }
-    }
-}
-
-impl Drop for Overflow {
-    fn drop(&mut self) {
-        self.blocks.zeroize();
     }
 }
 
@@ -341,14 +335,14 @@ struct CacheSink<'a, 's> {
 
 impl BlockSink for CacheSink<'_, '_> {
     fn offer(&mut self, block: Block) -> Result<(), Block> {
-        if self.memory.push_copy(block.as_bytes()).is_ok() {
-            // `block` wipes itself on drop.
-            return Ok(());
-        }
+        let block = match self.memory.push(block) {
+            Ok(()) => return Ok(()),
+            Err(block) => block,
+        };
         let limit = self.overflow.room.min(OVERFLOW_BLOCKS);
         if self.overflow.len < limit {
             if let Some(slot) = self.overflow.blocks.get_mut(self.overflow.len) {
-                slot.copy_from_slice(block.as_bytes());
+                *slot = Some(block);
                 self.overflow.len = self.overflow.len.saturating_add(1);
                 return Ok(());
             }
@@ -842,7 +836,9 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
     }
 
     /// Fills `out` with full-entropy bytes from the memory cache, then the
-    /// storage cache. All or nothing.
+    /// storage cache. All or nothing. The memory cache's blocks move in one
+    /// batch, written straight into `out` with one ring index update
+    /// ([`MemoryCache::write_out`]).
     ///
     /// # Errors
     /// [`Error::ExternalLost`] or [`Error::Starving`] (see the module
@@ -858,40 +854,37 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
         if need > have {
             return Err(self.timer.empty_caches_error(now));
         }
-        let mut block = [0u8; BLOCK_LEN];
+        // The memory cache first, in one batch straight into `out`.
+        let written = self.memory.write_out(out);
+        let popped = written.div_ceil(BLOCK_LEN);
+        // The oldest cached blocks are the ones loaded from storage.
+        let marked = popped.min(self.memory_from_storage);
+        self.memory_from_storage = self.memory_from_storage.saturating_sub(marked);
+        let mut from_storage = marked.saturating_mul(BLOCK_LEN).min(written);
+        self.blocks_served = self
+            .blocks_served
+            .saturating_add(u64::try_from(popped).unwrap_or(u64::MAX));
         let mut result = Ok(());
-        let mut from_storage = 0usize;
-        for chunk in out.chunks_mut(BLOCK_LEN) {
-            // A whole block goes straight into `out`: no copy left behind.
-            if let Ok(whole) = <&mut [u8; BLOCK_LEN]>::try_from(&mut *chunk) {
-                if self.memory.pop(whole).is_ok() {
-                    self.blocks_served = self.blocks_served.saturating_add(1);
-                    from_storage = from_storage.saturating_add(self.take_stored_mark(BLOCK_LEN));
-                    continue;
+        for chunk in out
+            .get_mut(written..)
+            .unwrap_or_default()
+            .chunks_mut(BLOCK_LEN)
+        {
+            match self.storage.take_block() {
+                Ok(Some(block)) => {
+                    from_storage = from_storage.saturating_add(block.write_out(chunk));
+                }
+                Ok(None) => {
+                    result = Err(Error::Starving);
+                    break;
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
                 }
             }
-            if self.memory.pop(&mut block).is_ok() {
-                from_storage = from_storage.saturating_add(self.take_stored_mark(chunk.len()));
-            } else {
-                match self.storage.take_many(core::slice::from_mut(&mut block)) {
-                    Ok(1) => from_storage = from_storage.saturating_add(chunk.len()),
-                    Ok(_) => {
-                        result = Err(Error::Starving);
-                        break;
-                    }
-                    Err(e) => {
-                        result = Err(e);
-                        break;
-                    }
-                }
-            }
-            if let Some(src) = block.get(..chunk.len()) {
-                chunk.copy_from_slice(src);
-            }
-            block.zeroize();
             self.blocks_served = self.blocks_served.saturating_add(1);
         }
-        block.zeroize();
         match result {
             Ok(()) => {
                 self.bytes_served = self
@@ -907,16 +900,6 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
                 Err(e)
             }
         }
-    }
-
-    /// Counts one block popped from the front of the memory cache: returns
-    /// `len` when it was one loaded from the storage cache, else 0.
-    fn take_stored_mark(&mut self, len: usize) -> usize {
-        if self.memory_from_storage == 0 {
-            return 0;
-        }
-        self.memory_from_storage = self.memory_from_storage.saturating_sub(1);
-        len
     }
 
     /// Restarts `source`'s health tests (re-enables a disabled source).

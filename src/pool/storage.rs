@@ -36,12 +36,12 @@
 
 use core::fmt;
 
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use super::{FLUSH_BATCH, OVERFLOW_BLOCKS, Pool, StorageStatus};
-use crate::cache::BLOCK_LEN;
 use crate::error::Error;
 use crate::hw::Cpu;
+use crate::mixer::Block;
 use crate::source::SourceMask;
 use crate::storage::{LoadReport, Storage, StorageCache};
 use crate::watch::Clock;
@@ -169,7 +169,7 @@ impl<S: Storage> StorageTier<S> {
     /// recorded and returned beside the counts.
     pub(super) fn store(
         &mut self,
-        blocks: &mut [[u8; BLOCK_LEN]],
+        blocks: &mut [Option<Block>],
     ) -> (StorageMove, Result<(), Error>) {
         let n = blocks.len();
         let (stored, result) = match self.cache.as_mut() {
@@ -258,17 +258,26 @@ impl<S: Storage> StorageTier<S> {
         }
     }
 
-    /// Takes up to `out.len()` blocks (see [`StorageCache::take_many`]);
-    /// 0 when there is no store or it is lent. A failure is recorded.
-    pub(super) fn take_many(&mut self, out: &mut [[u8; BLOCK_LEN]]) -> Result<usize, Error> {
+    /// Takes up to `out.len()` blocks as [`Block`]s (the loader, see
+    /// [`StorageCache::take_many`] for the rules); 0 when there is no store
+    /// or it is lent. A failure is recorded.
+    pub(super) fn take_blocks(&mut self, out: &mut [Option<Block>]) -> Result<usize, Error> {
         let Some(cache) = self.cache.as_mut() else {
             return Ok(0);
         };
-        let result = cache.take_many(out);
+        let result = cache.take_blocks(out);
         if let Err(e) = result {
             self.error = Some(e);
         }
         result
+    }
+
+    /// Takes one block (see [`take_blocks`](Self::take_blocks)); `None`
+    /// when there is none, no store, or it is lent.
+    pub(super) fn take_block(&mut self) -> Result<Option<Block>, Error> {
+        let mut out = None;
+        self.take_blocks(core::slice::from_mut(&mut out))?;
+        Ok(out)
     }
 
     /// Stamps `sources` on every block stored from now on.
@@ -324,7 +333,7 @@ impl<S: Storage> StorageTier<S> {
 /// runs without one, and never replays a block).
 pub struct SpillJob<S: Storage> {
     cache: Option<StorageCache<S>>,
-    blocks: [[u8; BLOCK_LEN]; OVERFLOW_BLOCKS],
+    blocks: [Option<Block>; OVERFLOW_BLOCKS],
     len: usize,
     done: Option<(StorageMove, Result<(), Error>)>,
 }
@@ -335,12 +344,6 @@ impl<S: Storage> fmt::Debug for SpillJob<S> {
             .field("blocks", &self.len)
             .field("written", &self.done.is_some())
             .finish_non_exhaustive()
-    }
-}
-
-impl<S: Storage> Drop for SpillJob<S> {
-    fn drop(&mut self) {
-        self.blocks.zeroize();
     }
 }
 
@@ -388,7 +391,7 @@ impl<S: Storage> SpillJob<S> {
                 }
             }
         }
-        self.blocks.zeroize();
+        wipe(&mut self.blocks);
         let moved = StorageMove {
             stored,
             discarded: n.saturating_sub(stored),
@@ -411,7 +414,7 @@ impl<C: Cpu + Clone, K: Clock, S: Storage> Pool<'_, C, K, S> {
             return 0;
         }
         let mut moved = 0usize;
-        let mut batch = [[0u8; BLOCK_LEN]; OVERFLOW_BLOCKS];
+        let mut batch: [Option<Block>; OVERFLOW_BLOCKS] = [const { None }; OVERFLOW_BLOCKS];
         let mut done = true;
         for _ in 0..batches {
             done = true;
@@ -426,14 +429,14 @@ impl<C: Cpu + Clone, K: Clock, S: Storage> Pool<'_, C, K, S> {
             if dst.is_empty() {
                 break;
             }
-            match self.storage.take_many(dst) {
+            match self.storage.take_blocks(dst) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     done = false;
-                    for block in batch.iter_mut().take(n) {
+                    for block in batch.iter_mut().take(n).filter_map(Option::take) {
                         if self.memory.push(block).is_err() {
-                            // Cannot happen (room was checked); never keep it.
-                            block.zeroize();
+                            // Cannot happen (room was checked); the block
+                            // wipes itself as it drops.
                             self.blocks_discarded = self.blocks_discarded.saturating_add(1);
                         }
                     }
@@ -442,7 +445,6 @@ impl<C: Cpu + Clone, K: Clock, S: Storage> Pool<'_, C, K, S> {
                 }
             }
         }
-        batch.zeroize();
         if done {
             self.loading = false;
         }
@@ -506,14 +508,14 @@ impl<C: Cpu + Clone, K: Clock, S: Storage> Pool<'_, C, K, S> {
         let cache = self.storage.lend(len)?;
         let mut job = SpillJob {
             cache: Some(cache),
-            blocks: [[0; BLOCK_LEN]; OVERFLOW_BLOCKS],
+            blocks: [const { None }; OVERFLOW_BLOCKS],
             len,
             done: None,
         };
+        // The blocks move (no copy stays behind in the overflow).
         for (dst, src) in job.blocks.iter_mut().zip(self.overflow.blocks.iter_mut()) {
-            dst.copy_from_slice(src);
+            *dst = src.take();
         }
-        self.overflow.blocks.zeroize();
         self.overflow.len = 0;
         Some(job)
     }
@@ -561,20 +563,21 @@ impl<C: Cpu + Clone, K: Clock, S: Storage> Pool<'_, C, K, S> {
             total.add(moved);
             failed = result.err();
         }
-        let mut batch = [[0u8; BLOCK_LEN]; FLUSH_BATCH];
+        let mut batch: [Option<Block>; FLUSH_BATCH] = [const { None }; FLUSH_BATCH];
         let mut n = 0usize;
         if let Some(held) = self.mixer.take_held() {
             if let Some(slot) = batch.first_mut() {
-                slot.copy_from_slice(held.as_bytes());
+                *slot = Some(held);
                 n = 1;
             }
         }
         // Bounded by the memory cache's capacity.
         loop {
             for slot in batch.iter_mut().skip(n) {
-                if self.memory.pop(slot).is_err() {
+                let Some(block) = self.memory.pop() else {
                     break;
-                }
+                };
+                *slot = Some(block);
                 n = n.saturating_add(1);
             }
             if n == 0 {
@@ -612,9 +615,9 @@ impl<C: Cpu + Clone, K: Clock, S: Storage> Pool<'_, C, K, S> {
     }
 }
 
-/// Zeroizes every block of `blocks`.
-pub(super) fn wipe(blocks: &mut [[u8; BLOCK_LEN]]) {
+/// Drops (and so wipes) every block of `blocks`.
+pub(super) fn wipe(blocks: &mut [Option<Block>]) {
     for block in blocks {
-        block.zeroize();
+        *block = None;
     }
 }

@@ -15,7 +15,8 @@
 
 use super::storage::{STORAGE_LENT, wipe};
 use super::{OVERFLOW_BLOCKS, Pool, storage_slots};
-use crate::cache::{BLOCK_LEN, LowWatermark};
+use crate::cache::LowWatermark;
+use crate::mixer::Block;
 use crate::config::Tunables;
 use crate::error::Error;
 use crate::hw::Cpu;
@@ -55,7 +56,7 @@ impl<C: Cpu + Clone, K: Clock, S: Storage> Pool<'_, C, K, S> {
         }
 
         // Nothing below fails: the size was checked against the slots.
-        let mut batch = [[0u8; BLOCK_LEN]; OVERFLOW_BLOCKS];
+        let mut batch: [Option<Block>; OVERFLOW_BLOCKS] = [const { None }; OVERFLOW_BLOCKS];
         let mut n = 0usize;
         let storage = &mut self.storage;
         let mut discarded = 0usize;
@@ -68,7 +69,7 @@ impl<C: Cpu + Clone, K: Clock, S: Storage> Pool<'_, C, K, S> {
                     n = 0;
                 }
                 if let Some(slot) = batch.get_mut(n) {
-                    slot.copy_from_slice(block);
+                    *slot = Some(block);
                     n = n.saturating_add(1);
                 }
             });

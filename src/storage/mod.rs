@@ -116,10 +116,10 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::crypto::sha256::{HmacKey, IV, state_bytes};
 use crate::error::Error;
+use crate::mixer::Block;
 use crate::source::SourceMask;
 
-/// Bytes in one full-entropy block.
-pub const BLOCK_LEN: usize = 32;
+pub use crate::mixer::BLOCK_LEN;
 /// Bytes in the header at offset 0.
 pub const HEADER_LEN: u64 = 64;
 /// Bytes in one slot (a block and its checksum).
@@ -483,6 +483,13 @@ fn wipe_blocks(blocks: &mut [[u8; BLOCK_LEN]]) {
     }
 }
 
+/// Drop (and so wipe) every block of a slice.
+fn drop_blocks(blocks: &mut [Option<Block>]) {
+    for b in blocks.iter_mut() {
+        *b = None;
+    }
+}
+
 /// Wipe `start..end` with zeros, in chunks.
 fn wipe_range<S: Storage>(storage: &mut S, start: u64, end: u64) -> Result<(), Error> {
     let mut off = start;
@@ -710,42 +717,46 @@ impl<S: Storage> StorageCache<S> {
         self.storage
     }
 
-    /// Store one block. Writes one empty slot and flushes.
+    /// Store one [`Block`]. Writes one empty slot and flushes.
     ///
-    /// Returns `Ok(true)` when the block is stored and `Ok(false)` when the
-    /// store is full (then nothing was written and `block` is untouched:
-    /// the caller still owns it). In every other case, success or error,
-    /// `block` is zeroized: it may be in storage now, so it must not be
-    /// used anywhere else.
+    /// Returns `Ok(None)` when the block is stored (its `Block` wiped: it
+    /// may be in storage now, so it exists nowhere else) and
+    /// `Ok(Some(block))`, the block given back untouched, when the store is
+    /// full. On an error the block is wiped.
     ///
     /// # Errors
     /// As [`push_many`](Self::push_many).
-    pub fn push(&mut self, block: &mut [u8; BLOCK_LEN]) -> Result<bool, Error> {
-        Ok(self.push_many(core::slice::from_mut(block))? == 1)
+    pub fn push(&mut self, block: Block) -> Result<Option<Block>, Error> {
+        let mut entry = Some(block);
+        self.push_many(core::slice::from_mut(&mut entry))?;
+        Ok(entry)
     }
 
-    /// Store blocks from the front of `blocks` until it is done or the
-    /// store is full, with one flush at the end; returns how many were
-    /// stored. Those are zeroized (they may be in storage now, so they must
-    /// not be used anywhere else); the rest are untouched.
+    /// Store the [`Block`]s of `blocks`, front first, until they are done
+    /// or the store is full, with one flush at the end; returns how many
+    /// were stored. Each stored one is taken out of its entry (`None`) and
+    /// wiped: it may be in storage now, so it must exist nowhere else. The
+    /// rest are untouched; `None` entries are skipped. Only blocks go in,
+    /// so the loader only ever reads back what the mixer once made.
     ///
     /// # Errors
     /// [`Error::StorageIo`] when a read, a write or the flush fails; then
-    /// *every* block in `blocks` is zeroized (some may be stored), and every
-    /// block stored before this call is intact. [`Error::CapacityTooSmall`]
-    /// when the medium shrank under the cache (blocks zeroized likewise).
-    pub fn push_many(&mut self, blocks: &mut [[u8; BLOCK_LEN]]) -> Result<usize, Error> {
+    /// *every* block in `blocks` is wiped (`None`: some may be stored), and
+    /// every block stored before this call is intact.
+    /// [`Error::CapacityTooSmall`] when the medium shrank under the cache
+    /// (blocks wiped likewise).
+    pub fn push_many(&mut self, blocks: &mut [Option<Block>]) -> Result<usize, Error> {
         match self.push_unflushed(blocks) {
             Ok(0) => Ok(0),
             Ok(n) => match self.storage.flush() {
                 Ok(()) => Ok(n),
                 Err(e) => {
-                    wipe_blocks(blocks);
+                    drop_blocks(blocks);
                     Err(e)
                 }
             },
             Err(e) => {
-                wipe_blocks(blocks);
+                drop_blocks(blocks);
                 Err(e)
             }
         }
@@ -759,11 +770,11 @@ impl<S: Storage> StorageCache<S> {
     ///
     /// # Errors
     /// As [`push_many`](Self::push_many).
-    pub fn push_many_deferred(&mut self, blocks: &mut [[u8; BLOCK_LEN]]) -> Result<usize, Error> {
+    pub fn push_many_deferred(&mut self, blocks: &mut [Option<Block>]) -> Result<usize, Error> {
         match self.push_unflushed(blocks) {
             Ok(n) => Ok(n),
             Err(e) => {
-                wipe_blocks(blocks);
+                drop_blocks(blocks);
                 Err(e)
             }
         }
@@ -778,22 +789,26 @@ impl<S: Storage> StorageCache<S> {
     }
 
     /// Write blocks into free slots (each one slot, nothing else).
-    fn push_unflushed(&mut self, blocks: &mut [[u8; BLOCK_LEN]]) -> Result<usize, Error> {
+    fn push_unflushed(&mut self, blocks: &mut [Option<Block>]) -> Result<usize, Error> {
         let mut stored = 0usize;
         let mut body = Zeroizing::new([0u8; SLOT_BODY]);
         let mut record = Zeroizing::new([0u8; SLOT]);
-        for block in blocks.iter_mut() {
+        for entry in blocks.iter_mut() {
+            let Some(block) = entry.as_ref() else {
+                continue;
+            };
             let Some(index) = self.free_slot()? else {
                 break;
             };
             body.fill(0);
-            for (d, b) in body.iter_mut().zip(block.iter()) {
+            for (d, b) in body.iter_mut().zip(block.as_bytes()) {
                 *d = *b;
             }
             if let Some(p) = body.get_mut(PROVENANCE_AT) {
                 *p = self.stamp;
             }
-            block.zeroize();
+            // The block leaves: wiped as it drops.
+            *entry = None;
             let check = slot_check(index, &body);
             for (r, b) in record.iter_mut().zip(body.iter().chain(&check)) {
                 *r = *b;
@@ -832,11 +847,44 @@ impl<S: Storage> StorageCache<S> {
     /// after a restart, never twice). [`Error::CapacityTooSmall`] when the
     /// medium shrank under the cache (likewise).
     pub fn take_many(&mut self, out: &mut [[u8; BLOCK_LEN]]) -> Result<usize, Error> {
+        self.take_each(out, |dst| dst, wipe_blocks)
+    }
+
+    /// The loader: takes up to `out.len()` blocks as [`Block`]s into the
+    /// front of `out` (the only place besides the mixer that makes one),
+    /// with the erase-then-flush rule of [`take_many`](Self::take_many);
+    /// returns how many. Each is keyed in place, in its `Block`.
+    ///
+    /// # Errors
+    /// As [`take_many`](Self::take_many): then every entry of `out` is
+    /// `None` (the blocks taken so far wiped).
+    pub(crate) fn take_blocks(&mut self, out: &mut [Option<Block>]) -> Result<usize, Error> {
+        self.take_each(
+            out,
+            |dst| dst.insert(Block::EMPTY).as_mut_bytes(),
+            drop_blocks,
+        )
+    }
+
+    /// The one take loop: each block found is keyed (into a scratch copy
+    /// wiped on drop) and copied to where `bytes` says in its entry of
+    /// `out`; the erases are flushed before any entry counts as handed out,
+    /// and on an error `wipe` clears all of `out`.
+    fn take_each<D>(
+        &mut self,
+        out: &mut [D],
+        mut bytes: impl FnMut(&mut D) -> &mut [u8; BLOCK_LEN],
+        wipe: fn(&mut [D]),
+    ) -> Result<usize, Error> {
         let mut taken = 0usize;
         let mut result = Ok(());
         for dst in out.iter_mut() {
-            match self.take_unflushed(dst) {
-                Ok(true) => taken = taken.saturating_add(1),
+            let mut scratch = Zeroizing::new([0u8; BLOCK_LEN]);
+            match self.take_unflushed(&mut scratch) {
+                Ok(true) => {
+                    bytes(dst).copy_from_slice(&*scratch);
+                    taken = taken.saturating_add(1);
+                }
                 Ok(false) => break,
                 Err(e) => {
                     result = Err(e);
@@ -851,7 +899,7 @@ impl<S: Storage> StorageCache<S> {
         match result {
             Ok(()) => Ok(taken),
             Err(e) => {
-                wipe_blocks(out);
+                wipe(out);
                 Err(e)
             }
         }
@@ -1149,7 +1197,7 @@ mod tests {
         let mut mem = [0u8; 64 + 4 * 64];
         let (mut c, _) = StorageCache::open(MemStorage::new(&mut mem), 4, all(), &KEY).unwrap();
         for v in 1..=4u8 {
-            assert!(c.push(&mut [v; 32]).unwrap());
+            assert!(c.push(Block::from_bytes([v; 32])).unwrap().is_none());
         }
         let mut s = c.into_storage();
         // Corrupt slots 1 and 2.
@@ -1158,10 +1206,10 @@ mod tests {
         let (mut c, r) = StorageCache::open(s, 4, all(), &KEY).unwrap();
         assert_eq!((r.blocks, r.corrupt_slots), (2, 2));
         assert_eq!((c.top, c.low_full), (4, 1));
-        assert!(c.push(&mut [5; 32]).unwrap());
+        assert!(c.push(Block::from_bytes([5; 32])).unwrap().is_none());
         assert_eq!(c.low_full, 2);
-        assert!(c.push(&mut [6; 32]).unwrap());
-        assert!(!c.push(&mut [7; 32]).unwrap());
+        assert!(c.push(Block::from_bytes([6; 32])).unwrap().is_none());
+        assert!(c.push(Block::from_bytes([7; 32])).unwrap().is_some());
         let mut got = std::vec::Vec::new();
         let mut out = [0u8; 32];
         while c.take(&mut out).unwrap() {

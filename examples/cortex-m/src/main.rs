@@ -35,7 +35,7 @@ use critical_section::Mutex;
 use static_cell::{ConstStaticCell, StaticCell};
 
 use entropool::{
-    BlockSlot, Config, EntropySource, Error, HealthState, HmacDrbg, InterruptRecorder,
+    BlockCell, BlockSlot, Config, EntropySource, Error, HealthState, HmacDrbg, InterruptRecorder,
     InterruptRing, MixerConfig, Pool, PoolParts, PoolRng, PoolRngConfig, RealCpu, Slot, Source,
     SourceMask, Tunables,
 };
@@ -80,7 +80,7 @@ static INTERRUPT_SLOTS: ConstStaticCell<[Slot<u64>; 64]> =
 static INTERRUPT_RING: StaticCell<InterruptRing<'static>> = StaticCell::new();
 /// The memory cache's slots: 32 blocks (memory-cache-size 1 KiB).
 static MEMORY: ConstStaticCell<[BlockSlot; 32]> =
-    ConstStaticCell::new([const { Slot::new([0; 32]) }; 32]);
+    ConstStaticCell::new([const { Slot::new(BlockCell::EMPTY) }; 32]);
 /// The NOR flash region of the storage cache: 3 sectors for 32 blocks
 /// (storage-cache-size 1 KiB of entropy: 64 + 32 * 64 bytes on the medium).
 /// RAM here; a flash partition on a device.
@@ -448,7 +448,7 @@ fn timer_pool(stride: fn(u64) -> u64) -> Result<TimerPool, Fail> {
     let mut slots = [const { Slot::new(0u64) }; 256];
     let mut ring = InterruptRing::new(&mut slots)?;
     let (mut recorder, drain) = ring.split();
-    let mut memory = [const { Slot::new([0u8; 32]) }; 32];
+    let mut memory = [const { Slot::new(BlockCell::EMPTY) }; 32];
     let (mut pool, _) = Pool::new(PoolParts {
         config: Config {
             tunables: Tunables::new(60, 20, 1, 0)?,
@@ -578,7 +578,7 @@ fn check_no_replay_across_crashes() -> Result<(), Fail> {
                 .flash_mut()
                 .cut_power_after(round.wrapping_mul(7) % 31);
         }
-        let mut memory = [const { Slot::new([0u8; 32]) }; 32];
+        let mut memory = [const { Slot::new(BlockCell::EMPTY) }; 32];
         // (whether the pool opened, how the round ended)
         let (was_open, outcome) = match Pool::new(PoolParts {
             config: Config {

@@ -15,9 +15,9 @@ use entropool::ring::Ring;
 use entropool::storage::StorageCache;
 use entropool::watch::ExternalLostTimer;
 use entropool::{
-    BlockSlot, Clock, Config, CpuFeatures, HashDrbg, HealthConfig, HmacDrbg, InterruptRing,
-    MemStorage, MinEntropy, MixerConfig, Pool, PoolParts, PoolRng, PoolRngConfig, RealCpu, Slot,
-    Source, SourceMask, Tunables,
+    BlockCell, BlockSlot, Clock, Config, CpuFeatures, HashDrbg, HealthConfig, HmacDrbg,
+    InterruptRing, MemStorage, MinEntropy, MixerConfig, Pool, PoolParts, PoolRng, PoolRngConfig,
+    RealCpu, Slot, Source, SourceMask, Tunables,
 };
 
 /// An opaque byte string derived from `seed`.
@@ -240,18 +240,26 @@ fn ring(seed: u64) -> u64 {
 /// `cache`: the memory cache's push, pop, resize and watermark.
 #[inline(never)]
 fn cache(seed: u64) -> u64 {
-    let mut slots: [BlockSlot; 64] = [const { Slot::new([0; 32]) }; 64];
+    let mut slots: [BlockSlot; 64] = [const { Slot::new(BlockCell::EMPTY) }; 64];
     let Ok(mut m) = MemoryCache::new(&mut slots, black_box(2), black_box(20)) else {
         return 0;
     };
     let mut b = bytes::<32>(seed);
-    let _ = m.push(&mut b);
-    let _ = m.push_copy(&b);
+    let _ = m.push(Block::from_test_bytes(b));
+    let _ = m.push(Block::from_test_bytes(bytes::<32>(!seed)));
     let _ = m.set_low_watermark(black_box(30));
-    let _ = m.set_size_kib(black_box(1), |blk| b[0] ^= blk[1]);
-    let mut out = [0u8; 32];
-    let _ = m.pop(&mut out);
-    black_box(m.refill_wanted().unwrap_or(0) as u64 ^ u64::from(at(&out[..], 4)))
+    let _ = m.set_size_kib(black_box(1), |blk| b[0] ^= blk.as_bytes()[1]);
+    let mut out = [0u8; 40];
+    let n = m.write_out(out.get_mut(..black_box(33)).unwrap_or_default());
+    if let Some(blk) = m.pop() {
+        out[0] ^= blk.as_bytes()[2];
+    }
+    black_box(
+        m.refill_wanted().unwrap_or(0) as u64
+            ^ u64::from(at(&out[..], 4))
+            ^ n as u64
+            ^ u64::from(b[0]),
+    )
 }
 
 /// `storage`: open, push, take over a memory medium.
@@ -268,10 +276,13 @@ fn storage(seed: u64) -> u64 {
     else {
         return 0;
     };
-    let mut blocks = [bytes::<32>(seed), bytes::<32>(!seed)];
+    let mut blocks = [
+        Some(Block::from_test_bytes(bytes::<32>(seed))),
+        Some(Block::from_test_bytes(bytes::<32>(!seed))),
+    ];
     let _ = s.push_many(&mut blocks);
-    let mut b = bytes::<32>(seed ^ 1);
-    let _ = s.push(&mut b);
+    let _ = s.push(Block::from_test_bytes(bytes::<32>(seed ^ 1)));
+    let mut b = bytes::<32>(seed ^ 2);
     let mut out = [[0u8; 32]; 2];
     let _ = s.take_many(&mut out);
     let _ = s.take(&mut b);
@@ -296,7 +307,7 @@ fn watch(seed: u64) -> u64 {
 /// `pool`: the facade on the real CPU, memory storage, an opaque clock.
 #[inline(never)]
 fn pool(seed: u64) -> u64 {
-    let mut slots: [BlockSlot; 64] = [const { Slot::new([0; 32]) }; 64];
+    let mut slots: [BlockSlot; 64] = [const { Slot::new(BlockCell::EMPTY) }; 64];
     // storage-cache-size=1 KiB: 32 slots of 64 bytes after a 64-byte header.
     let mut medium = [0u8; 64 + 64 * 32];
     let mut isr: [Slot<u64>; 16] = [const { Slot::new(0) }; 16];

@@ -28,7 +28,7 @@ use critical_section::Mutex;
 use static_cell::{ConstStaticCell, StaticCell};
 
 use entropool::{
-    BlockSlot, Config, Error, InterruptRecorder, InterruptRing, MixerConfig, Pool, PoolParts,
+    BlockCell, BlockSlot, Config, Error, InterruptRecorder, InterruptRing, MixerConfig, Pool, PoolParts,
     RealCpu, Slot, SourceMask, Tunables,
 };
 use entropool_cortex_m::systick::{self, TickClock};
@@ -44,7 +44,7 @@ type Medium = entropool_cortex_m::NoStorage;
 static INTERRUPT_SLOTS: ConstStaticCell<[Slot<u64>; 64]> =
     ConstStaticCell::new([const { Slot::new(0) }; 64]);
 static MEMORY: ConstStaticCell<[BlockSlot; 32]> =
-    ConstStaticCell::new([const { Slot::new([0; 32]) }; 32]);
+    ConstStaticCell::new([const { Slot::new(BlockCell::EMPTY) }; 32]);
 #[cfg(feature = "flash")]
 static STORE_FLASH: ConstStaticCell<[u8; 3 * SECTOR_LEN]> =
     ConstStaticCell::new([0xFF; 3 * SECTOR_LEN]);
