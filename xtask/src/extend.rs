@@ -6,7 +6,8 @@
 //! Conventions found by file name, with no list to edit:
 //! - loom models: every `tests/loom_*.rs` (or `tests/loom_*/main.rs`) runs
 //!   with `RUSTFLAGS="--cfg loom"`; start such a file with `#![cfg(loom)]` so
-//!   the ordinary test run compiles it to nothing.
+//!   the ordinary test run compiles it to nothing, and give it a `[[test]]`
+//!   entry in `Cargo.toml` (`autotests = false`; see `tests/README.md`).
 //! - fuzz replay: `fuzz/Cargo.toml` (its own workspace) gets
 //!   `cargo test --manifest-path fuzz/Cargo.toml`; its tests replay every
 //!   committed corpus on stable.
@@ -64,14 +65,10 @@ pub const MIRI_RUNS: &[MiriRun] = &[
         "crypto::",
         "getrandom_custom::",
     ]),
-    // Integration tests of the ring and the memory cache (ring owner).
-    MiriRun::test("ring_api"),
-    MiriRun::test("ring_interrupt"),
-    MiriRun::test("ring_proptest"),
-    MiriRun::test("ring_stress"),
-    MiriRun::test("cache_memory"),
-    // The hardware drivers on fake CPUs (hw owner).
-    MiriRun::test("hw_fakes"),
+    // The integration tests of the ring, the interrupt ring, the memory
+    // cache and the hardware drivers on fake CPUs: one binary, whose
+    // modules are listed in tests/unsafe_paths.rs (add a file there).
+    MiriRun::test("unsafe_paths"),
 ];
 
 /// Flags for miri unless `MIRIFLAGS` is already set in the environment.

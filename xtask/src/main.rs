@@ -19,12 +19,17 @@ const HELP: &str = "\
 cargo xtask <command>
 
 Commands:
-  ci [--quick] [--only STEP,...]
-        The whole test gate (what .ci/run runs). Prints every command before
-        running it, stops at the first failing step, ends with a table of
-        steps, seconds and results. --quick leaves out the slow steps
-        (thumbv7em, nopanic, firmware, miri, loom); --only runs the named
-        steps.
+  ci [--quick] [--serial] [--only STEP,...]
+        The whole test gate (what .ci/run runs). Runs its steps in two
+        lanes at once (main: the workspace's target dir; side: steps with
+        target dirs of their own), each step's output in
+        <target>/ci-logs/STEP.log, printed whole when the step fails; a
+        failure stops both lanes at their next step. Ends with a table of
+        steps, lanes, start, seconds, CPU seconds and results, and the load
+        average. --quick leaves out the slow steps (thumbv7em, nopanic,
+        firmware, miri, loom); --only runs the named steps; --serial runs
+        them one after another with their output streamed (as a single
+        step always is).
   validate [--bytes=N] [--file=PATH]...
         Output validation: >= 20 MB from the full-entropy path and from
         PoolRng (`entropyd generate`) through rngtest (FIPS 140-2) and a
@@ -48,14 +53,17 @@ Commands:
         target/fuzz-corpus/, never into the committed corpus.
   help  This text.
 
-Steps of `ci`, in order:
+Steps of `ci`, in order (lane in brackets):
 ";
 
 const CONVENTIONS: &str = "
 Extending the gate (no edit of the steps needed):
   no-panic calls   one function per module in xtask/nopanic/src/checks.rs
   miri             MIRI_RUNS in xtask/src/extend.rs (lib filters, test targets)
-  loom             any tests/loom_*.rs (start it with #![cfg(loom)])
+  loom             any tests/loom_*.rs (start it with #![cfg(loom)]) with
+                   a [[test]] entry in Cargo.toml
+  test files       a module of tests/integration.rs (or unsafe_paths.rs
+                   for miri), or a [[test]] entry: see tests/README.md
   fuzz replay      fuzz/Cargo.toml: `cargo test` there replays the corpora
   extra crates     EXTRA_CRATES in xtask/src/extend.rs (manifest + env)
 ";
@@ -64,7 +72,11 @@ fn help() {
     print!("{HELP}");
     for step in ci::STEPS {
         let quick = if step.slow { " (not in --quick)" } else { "" };
-        println!("  {:<10} {}{quick}", step.name, step.about);
+        let lane = match step.lane {
+            ci::Lane::Main => "[main]",
+            ci::Lane::Side => "[side]",
+        };
+        println!("  {:<10} {lane} {}{quick}", step.name, step.about);
     }
     print!("{CONVENTIONS}");
 }
