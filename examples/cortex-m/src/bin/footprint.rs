@@ -28,8 +28,8 @@ use critical_section::Mutex;
 use static_cell::{ConstStaticCell, StaticCell};
 
 use entropool::{
-    BlockCell, BlockSlot, Config, Error, InterruptRecorder, InterruptRing, MixerConfig, Pool, PoolParts,
-    RealCpu, Slot, SourceMask, Tunables,
+    BlockCell, BlockSlot, Config, Error, InterruptRecorder, InterruptRing, MixerConfig, Pool,
+    PoolParts, RealCpu, Slot, SourceMask, Tunables,
 };
 use entropool_cortex_m::systick::{self, TickClock};
 
