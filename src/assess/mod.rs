@@ -21,14 +21,14 @@
 //!   t-tuple/LRS estimates (about 12 bytes per symbol), the lag rings and
 //!   the multi-MMC/LZ78Y dictionaries (bounded: 100,000 entries per depth,
 //!   65,536 in all, as the standard caps them) live on the heap, behind the
-//!   feature `alloc` (which `std` turns on), together with [`assess`], the
+//!   feature `alloc` (which `std` turns on), together with `assess`, the
 //!   whole assessment of 3.1.3 (`H_original`, `H_bitstring`, their
 //!   minimum).
 //! - [`recommended_credit`] turns an assessment into a credit (half the
 //!   min-entropy, capped), and [`interrupts_config`] into the interrupt
 //!   source's configuration whose health-test cutoffs assume exactly the
 //!   credited min-entropy.
-//! - [`restart_test`] is the restart test of 3.1.4 (behind `alloc`): the
+//! - `restart_test` is the restart test of 3.1.4 (behind `alloc`): the
 //!   sanity check with the standard's own cutoff (not the tool's
 //!   simulated one) and the estimates of the row and column data sets.
 

@@ -204,7 +204,7 @@ pub struct PoolParts<'s, C, K, S> {
     /// Fresh material for this start: every block taken from the storage
     /// cache is keyed with it, so pools started from copies of one store
     /// never share a block (see [`crate::storage`]'s threat model). The
-    /// daemon uses [`FileStorage::start_key`](crate::storage::FileStorage);
+    /// daemon uses `FileStorage::start_key` (with `std`);
     /// firmware supplies a value that differs at every start. Wiped after
     /// use.
     pub storage_key: [u8; 32],
@@ -838,7 +838,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
     /// Fills `out` with full-entropy bytes from the memory cache, then the
     /// storage cache. All or nothing. The memory cache's blocks move in one
     /// batch, written straight into `out` with one ring index update
-    /// ([`MemoryCache::write_out`]).
+    /// (the memory cache's `write_out`).
     ///
     /// # Errors
     /// [`Error::ExternalLost`] or [`Error::Starving`] (see the module

@@ -29,9 +29,9 @@
 //!   generation word on a `MADV_WIPEONFORK` page is checked with one load
 //!   per request, which sees every kind of fork; where that page cannot be
 //!   had, the process id is compared on every request (a system call,
-//!   also seeing every fork); [`PoolRng::set_fork_detection`] chooses
+//!   also seeing every fork); `PoolRng::set_fork_detection` (with `std`) chooses
 //!   between them or a `pthread_atfork` counter that sees only the C
-//!   library's `fork()` ([`ForkDetection`]).
+//!   library's `fork()` (`ForkDetection`).
 //! - A reseed that is due and cannot be supplied fails the request with
 //!   [`Error::DrbgReseedUnavailable`]; every later request retries the reseed
 //!   and fails the same way until it succeeds. The generator never runs on
