@@ -118,14 +118,19 @@ fn shared_recorder_runs_on_another_thread() {
     let mut out = [0_u64; 8];
     let mut seen = 0_u64;
     let mut sum = 0_u64;
-    loop {
+    // One batch: how many deltas it drained, and how many are left.
+    let mut take = || {
         let k = drain.drain(&mut out);
         for d in &out[..k] {
             assert!(*d >= 1, "timestamps are increasing");
             sum += d;
         }
         seen += k as u64;
-        if producer.is_finished() && drain.pending() == 0 {
+        (k, drain.pending())
+    };
+    loop {
+        let (_, left) = take();
+        if left == 0 && producer.is_finished() {
             break;
         }
         std::thread::yield_now();
@@ -134,17 +139,7 @@ fn shared_recorder_runs_on_another_thread() {
     // After the join every timestamp is visible; the loop above may have
     // stopped on a stale `pending() == 0` (miri's weak-memory emulation
     // shows one), leaving more than one batch of `out` behind.
-    loop {
-        let k = drain.drain(&mut out);
-        for d in &out[..k] {
-            assert!(*d >= 1, "timestamps are increasing");
-            sum += d;
-        }
-        seen += k as u64;
-        if k == 0 {
-            break;
-        }
-    }
+    while take().0 > 0 {}
     let c = rec.counters();
     assert_eq!(c.recorded() + c.dropped(), n);
     assert_eq!(

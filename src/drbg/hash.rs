@@ -133,13 +133,7 @@ impl HashDrbg {
         other_out: &mut [u8],
         additional: &[u8],
     ) -> Result<(), Error> {
-        check_generate(out, additional, self.reseed_counter, self.reseed_interval)?;
-        check_generate(
-            other_out,
-            additional,
-            other.reseed_counter,
-            other.reseed_interval,
-        )?;
+        self.check_pair(other, out, other_out, additional)?;
         self.generate(out, additional)?;
         other.generate(other_out, additional)
     }

@@ -100,13 +100,7 @@ impl HmacDrbg {
         other_out: &mut [u8],
         additional: &[u8],
     ) -> Result<(), Error> {
-        check_generate(out, additional, self.reseed_counter, self.reseed_interval)?;
-        check_generate(
-            other_out,
-            additional,
-            other.reseed_counter,
-            other.reseed_interval,
-        )?;
+        self.check_pair(other, out, other_out, additional)?;
         if !additional.is_empty() {
             self.update(additional, &[], &[]);
             other.update(additional, &[], &[]);

@@ -63,6 +63,24 @@ macro_rules! drbg_common {
                 self.reseed_interval = interval;
                 Ok(())
             }
+
+            /// The checks of `generate_pair`: both requests against their
+            /// own instance, before either changes.
+            fn check_pair(
+                &self,
+                other: &Self,
+                out: &[u8],
+                other_out: &[u8],
+                additional: &[u8],
+            ) -> Result<(), Error> {
+                super::check_generate(out, additional, self.reseed_counter, self.reseed_interval)?;
+                super::check_generate(
+                    other_out,
+                    additional,
+                    other.reseed_counter,
+                    other.reseed_interval,
+                )
+            }
         }
 
         impl super::Drbg for $ty {
