@@ -9,11 +9,15 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use entropool::store::StateDir;
+use rustls::ClientConfig;
 
 use crate::auth::{ApiToken, TokenError};
+use crate::client::{Client, ClientError, DaemonAddr};
 use crate::failure::{EXIT_INVALID, Failure};
 use crate::server::ListenAddr;
 use crate::{
@@ -30,8 +34,117 @@ pub fn listen_arg(text: &str) -> Result<ListenAddr, Failure> {
         .map_err(|e: crate::server::ServerError| Failure::invalid(e.to_string()))
 }
 
+/// `--listen` of the client commands (`status`, `submit`): the daemon's
+/// address, `IP:PORT`, `https://HOST:PORT` or `unix:/path`.
+///
+/// # Errors
+/// Invalid input naming the bad address and the accepted forms.
+pub fn daemon_arg(text: &str) -> Result<DaemonAddr, Failure> {
+    text.parse().map_err(Failure::invalid)
+}
+
+/// The TLS options of the commands that call a daemon over https
+/// (`status`, `submit`, `feed`): one set of flags, one meaning, one
+/// configuration ([`crate::tls::client_config`]).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TlsClientArgs {
+    /// The CA certificates (PEM) that the daemon's certificate must chain
+    /// to; needed for https (certificates are always verified).
+    #[arg(long, value_name = "PEM", visible_alias = "tls-ca")]
+    pub ca: Option<PathBuf>,
+    /// A client certificate chain (PEM) for mutual TLS; needs --client-key.
+    #[arg(long, value_name = "PEM", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM, mode 0600 or 0400).
+    #[arg(long, value_name = "PEM", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
+}
+
+impl TlsClientArgs {
+    /// The client TLS configuration, or `None` without `--ca`.
+    ///
+    /// # Errors
+    /// Invalid input naming the file that cannot be read or used.
+    pub fn config(&self) -> Result<Option<Arc<ClientConfig>>, Failure> {
+        let Some(ca) = &self.ca else {
+            return Ok(None);
+        };
+        let client = self.client_cert.as_deref().zip(self.client_key.as_deref());
+        crate::tls::client_config(ca, client)
+            .map(Some)
+            .map_err(|e| Failure::invalid(e.to_string()))
+    }
+}
+
+/// The options of the commands that call a running daemon (`status`,
+/// `submit`): where it is, how long to wait for it, the token and TLS.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClientArgs {
+    /// Where the daemon's API listens: IP:PORT (loopback), https://HOST:PORT
+    /// (with --ca) or unix:/path (default: the address in the state
+    /// directory's runtime file, else 127.0.0.1:8742).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Seconds to wait for a daemon that is starting.
+    #[arg(long, value_name = "SECONDS", default_value_t = crate::runtime::DEFAULT_WAIT_SECONDS,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub wait: u64,
+    /// The API token file (mode 0600 or 0400): adds need it, and reads
+    /// from a daemon off loopback without a client certificate. Sent over
+    /// TLS or to loopback only.
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+    /// TLS: --ca, --client-cert, --client-key (as `feed`).
+    #[command(flatten)]
+    pub tls: TlsClientArgs,
+}
+
+impl ClientArgs {
+    /// Checks `--listen` and loads the TLS configuration and the token,
+    /// before any call or wait.
+    ///
+    /// # Errors
+    /// Invalid input for a bad address, TLS file or token file (a token
+    /// file that cannot be read is a runtime failure, as in `run`).
+    pub fn load(&self) -> Result<ClientSetup, Failure> {
+        if let Some(listen) = &self.listen {
+            daemon_arg(listen)?;
+        }
+        Ok(ClientSetup {
+            tls: self.tls.config()?,
+            token: shared_token(self.token_file.as_deref())?,
+        })
+    }
+}
+
+/// What [`ClientArgs::load`] read: the TLS configuration and the token,
+/// for every call the command makes.
+#[derive(Debug, Clone)]
+pub struct ClientSetup {
+    tls: Option<Arc<ClientConfig>>,
+    token: Option<Arc<ApiToken>>,
+}
+
+impl ClientSetup {
+    /// A client for the daemon at `addr`, each call limited to `timeout`.
+    ///
+    /// # Errors
+    /// As [`Client::connect`].
+    pub fn client(&self, addr: &DaemonAddr, timeout: Duration) -> Result<Client, ClientError> {
+        Client::connect(addr, self.tls.clone(), self.token.clone(), timeout)
+    }
+}
+
+/// `--token-file` when given, as [`token_arg`], shared between calls.
+///
+/// # Errors
+/// As [`token_arg`].
+pub fn shared_token(path: Option<&Path>) -> Result<Option<Arc<ApiToken>>, Failure> {
+    Ok(path.map(token_arg).transpose()?.map(Arc::new))
+}
+
 /// `--token-file`: the API token, read from a file of mode 0600 or 0400
-/// (`run`, `submit`, `feed`).
+/// (`run`, `status`, `submit`, `feed`).
 ///
 /// # Errors
 /// A runtime failure when the file cannot be read; invalid input when it

@@ -1,7 +1,19 @@
 //! The client side of the API: `entropyd submit` and the status fetch.
 //!
-//! Contract: HTTP is done by [`ureq`] (blocking, no TLS, no compression),
-//! with one overall timeout per call. [`Client::submit`] reads its input in
+//! Contract: a daemon is reached at a [`DaemonAddr`]: `IP:PORT` in plain
+//! HTTP (loopback only), `https://HOST:PORT` over TLS, or `unix:/path`.
+//! Over TCP, plain or TLS, the call is made by the feeder's HTTP/1.1 client
+//! ([`HttpLink`]: one request per connection, the TLS handshake finished
+//! before anything is written, the request head with the token wiped after
+//! use), with one overall timeout per call, connecting included. TLS always
+//! verifies the daemon's certificate against the `--ca` certificates and
+//! its name ([`crate::tls::client_config`], the one configuration `feed`
+//! uses too); a failed handshake says why ([`ClientError::Tls`]).
+//! Plain HTTP to an address other than loopback is refused before
+//! connecting, and a token is never sent that way ([`ClientError::Setup`]):
+//! the daemon serves other addresses only over TLS. The token, when given,
+//! goes with every call (a daemon off loopback needs it for reads too).
+//! [`Client::submit`] reads its input in
 //! pieces of at most [`SUBMIT_CHUNK`] bytes, base64-encodes each into an add
 //! call, and stops early when the pool takes less than a whole piece (the
 //! pool is full: the rest would be discarded, so it is not read). Entropy
@@ -10,7 +22,7 @@
 //! message; a daemon that is not running as [`ClientError::Unreachable`],
 //! so `entropyd status` can fall back to the state directory.
 //!
-//! On a Unix socket (ureq has no such transport) the client speaks the
+//! On a Unix socket the client speaks the
 //! server's one-request-per-connection HTTP/1.1 itself: it writes the
 //! request, reads the answer up to its `Content-Length` (at most 1 MiB of
 //! body), and leaves the parsing of the status line and headers to
@@ -22,13 +34,18 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rustls::ClientConfig;
 use zeroize::Zeroizing;
 
 use crate::api::{self, AddResponse, ErrorResponse, ExternalPoolResponse};
 use crate::auth::ApiToken;
 use crate::backend::StatusSnapshot;
+use crate::failure::Failure;
+use crate::feed::http::{CallError, HostUrl, HttpLink, Scheme};
 use crate::server::ListenAddr;
 
 /// Largest piece of raw entropy sent in one add: 1 MiB (about 1.4 MB of
@@ -60,6 +77,13 @@ pub enum ClientError {
     },
     /// The transport failed after connecting (timeout, reset...).
     Transport(String),
+    /// TLS refused the connection: an untrusted or misnamed server
+    /// certificate, a server that asks for a client certificate or refuses
+    /// ours (the message says which).
+    Tls(String),
+    /// The call cannot be made as asked (https without `--ca`, plain
+    /// HTTP off loopback): nothing was sent.
+    Setup(String),
     /// The daemon's answer could not be understood.
     BadAnswer(String),
     /// Reading the input failed.
@@ -71,6 +95,16 @@ impl ClientError {
     #[must_use]
     pub const fn is_unreachable(&self) -> bool {
         matches!(self, ClientError::Unreachable { .. })
+    }
+
+    /// The command's failure: invalid input (exit 2) for a call that
+    /// cannot be made as asked, else a runtime failure (exit 1).
+    #[must_use]
+    pub fn into_failure(self) -> Failure {
+        match self {
+            ClientError::Setup(_) => Failure::invalid(self.to_string()),
+            _ => Failure::runtime(self.to_string()),
+        }
     }
 }
 
@@ -87,6 +121,8 @@ impl fmt::Display for ClientError {
                 write!(f, "entropyd refused the request ({status}): {message}")
             }
             ClientError::Transport(msg) => write!(f, "talking to entropyd failed: {msg}"),
+            ClientError::Tls(msg) => write!(f, "TLS with entropyd failed: {msg}"),
+            ClientError::Setup(msg) => f.write_str(msg),
             ClientError::BadAnswer(msg) => write!(f, "entropyd's answer is not understood: {msg}"),
             ClientError::Input(e) => write!(f, "reading the input failed: {e}"),
         }
@@ -113,11 +149,53 @@ pub struct SubmitSummary {
     pub pool_full: bool,
 }
 
+/// Where a client finds the daemon: `IP:PORT` (plain HTTP, loopback
+/// only), `unix:/path`, or `https://HOST:PORT` (TLS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DaemonAddr {
+    /// An address as the daemon's `--listen` takes it, in plain HTTP.
+    Plain(ListenAddr),
+    /// An `https://HOST[:PORT]` URL.
+    Https(HostUrl),
+}
+
+impl FromStr for DaemonAddr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.starts_with("https://") {
+            let url = HostUrl::parse(s).map_err(|e| e.to_string())?;
+            return Ok(DaemonAddr::Https(url));
+        }
+        if s.starts_with("unix:") {
+            return s
+                .parse()
+                .map(DaemonAddr::Plain)
+                .map_err(|e: crate::server::ServerError| e.to_string());
+        }
+        s.parse().map(DaemonAddr::Plain).map_err(|_| {
+            format!(
+                "bad daemon address {s:?}: use IP:PORT (plain HTTP, loopback only, e.g. {}), https://HOST:PORT (TLS, with --ca=PEM) or unix:/path/to/socket",
+                crate::server::DEFAULT_LISTEN
+            )
+        })
+    }
+}
+
+impl fmt::Display for DaemonAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DaemonAddr::Plain(listen) => write!(f, "{listen}"),
+            DaemonAddr::Https(url) => f.write_str(&url.text),
+        }
+    }
+}
+
 /// Where the daemon listens, and how to reach it.
 #[derive(Debug)]
 enum Target {
-    /// TCP, through ureq.
-    Tcp { base: String, agent: ureq::Agent },
+    /// TCP, plain (loopback) or TLS.
+    Tcp(HttpLink),
     /// A Unix socket, one connection per call.
     Unix { path: PathBuf, timeout: Duration },
 }
@@ -126,40 +204,84 @@ enum Target {
 #[derive(Debug)]
 pub struct Client {
     target: Target,
-    token: Option<ApiToken>,
+    token: Option<Arc<ApiToken>>,
 }
 
 impl Client {
-    /// A client for the daemon at `listen`, authorizing writes with `token`,
-    /// each call limited to `timeout` overall.
+    /// A client for the daemon at `listen` in plain HTTP, authorizing
+    /// calls with `token`, each call limited to `timeout` overall.
     ///
     /// # Errors
-    /// None at present; the signature leaves room for a transport that
-    /// cannot be set up.
+    /// As [`Client::connect`].
     pub fn new(
         listen: &ListenAddr,
         token: Option<ApiToken>,
         timeout: Duration,
     ) -> Result<Client, ClientError> {
-        let target = match listen {
-            ListenAddr::Tcp(addr) => {
-                let agent: ureq::Agent = ureq::Agent::config_builder()
-                    .timeout_global(Some(timeout))
-                    .http_status_as_error(false)
-                    .max_redirects(0)
-                    .build()
-                    .into();
-                Target::Tcp {
-                    base: format!("http://{addr}"),
-                    agent,
-                }
+        Client::connect(
+            &DaemonAddr::Plain(listen.clone()),
+            None,
+            token.map(Arc::new),
+            timeout,
+        )
+    }
+
+    /// A client for the daemon at `addr`, with `tls` for an https address,
+    /// authorizing calls with `token`, each call limited to `timeout`
+    /// overall. Nothing is sent yet.
+    ///
+    /// # Errors
+    /// [`ClientError::Setup`] for an https address without `tls`, or a
+    /// TCP address in plain HTTP other than loopback (the message says
+    /// why; with a token: that it is not sent in clear).
+    pub fn connect(
+        addr: &DaemonAddr,
+        tls: Option<Arc<ClientConfig>>,
+        token: Option<Arc<ApiToken>>,
+        timeout: Duration,
+    ) -> Result<Client, ClientError> {
+        let url = match addr {
+            DaemonAddr::Plain(ListenAddr::Unix(path)) => {
+                return Ok(Client {
+                    target: Target::Unix {
+                        path: path.clone(),
+                        timeout,
+                    },
+                    token,
+                });
             }
-            ListenAddr::Unix(path) => Target::Unix {
-                path: path.clone(),
-                timeout,
-            },
+            DaemonAddr::Plain(ListenAddr::Tcp(sock)) if !sock.ip().is_loopback() => {
+                let why = if token.is_some() {
+                    format!("refusing to send the API token in clear to {sock}")
+                } else {
+                    format!("refusing plain HTTP to {sock}")
+                };
+                return Err(ClientError::Setup(format!(
+                    "{why}: plain HTTP is for loopback only (the daemon serves other addresses only over TLS); use --listen=https://{sock} with --ca=PEM"
+                )));
+            }
+            DaemonAddr::Plain(ListenAddr::Tcp(sock)) => {
+                HostUrl::parse(&format!("http://{sock}"))
+                    .map_err(|e| ClientError::Setup(e.to_string()))?
+            }
+            DaemonAddr::Https(url) => url.clone(),
         };
-        Ok(Client { target, token })
+        let tls = match (url.scheme, tls) {
+            (Scheme::Https, None) => {
+                return Err(ClientError::Setup(format!(
+                    "{} is TLS: give --ca=PEM, the CA certificates its certificate must chain to (certificates are always verified)",
+                    url.text
+                )));
+            }
+            (Scheme::Https, tls) => tls,
+            (Scheme::Http, _) => None,
+        };
+        let link = HttpLink::new(url, tls, token.clone(), timeout)
+            .map_err(|e| ClientError::Setup(e.to_string()))?;
+        Ok(Client {
+            target: Target::Tcp(link),
+            token,
+        })
     }
 
     /// `GET /entropy/status`.
@@ -191,28 +313,16 @@ impl Client {
         let body = api::encode_add_body(data);
         let target = format!("{}?action=add", api::PATH_EXTERNAL_POOL);
         let answer = match &self.target {
-            Target::Tcp { base, agent } => {
-                let url = format!("{base}{target}");
-                let mut request = agent.post(&url).header("Content-Type", "application/json");
-                let auth;
-                if let Some(token) = &self.token {
-                    let mut value = Zeroizing::new(b"Bearer ".to_vec());
-                    value.extend_from_slice(token.as_bytes());
-                    auth = value;
-                    request = request.header("Authorization", auth.as_slice());
-                }
-                let response = request
-                    .send(body.as_slice())
-                    .map_err(|e| self.transport(e))?;
-                read_answer(response)?
-            }
+            Target::Tcp(link) => link
+                .call("POST", &target, Some(body.as_slice()))
+                .map_err(|e| call_error(link, e))?,
             Target::Unix { path, timeout } => unix_call(
                 path,
                 *timeout,
                 "POST",
                 &target,
                 Some(body.as_slice()),
-                self.token.as_ref(),
+                self.token.as_deref(),
             )?,
         };
         let add: AddResponse =
@@ -251,39 +361,27 @@ impl Client {
 
     fn get(&self, path: &str) -> Result<Vec<u8>, ClientError> {
         match &self.target {
-            Target::Tcp { base, agent } => {
-                let url = format!("{base}{path}");
-                let response = agent.get(&url).call().map_err(|e| self.transport(e))?;
-                read_answer(response)
-            }
+            Target::Tcp(link) => link
+                .call("GET", path, None)
+                .map_err(|e| call_error(link, e)),
             Target::Unix {
                 path: socket,
                 timeout,
             } => unix_call(socket, *timeout, "GET", path, None, None),
         }
     }
+}
 
-    fn transport(&self, e: ureq::Error) -> ClientError {
-        let unreachable = match &e {
-            ureq::Error::ConnectionFailed => true,
-            ureq::Error::Io(io) => matches!(
-                io.kind(),
-                io::ErrorKind::ConnectionRefused | io::ErrorKind::AddrNotAvailable
-            ),
-            _ => false,
-        };
-        let addr = match &self.target {
-            Target::Tcp { base, .. } => base.clone(),
-            Target::Unix { path, .. } => format!("unix:{}", path.display()),
-        };
-        if unreachable {
-            ClientError::Unreachable {
-                addr,
-                detail: e.to_string(),
-            }
-        } else {
-            ClientError::Transport(e.to_string())
-        }
+/// The client's error for a failed call of `link`.
+fn call_error(link: &HttpLink, e: CallError) -> ClientError {
+    match e {
+        CallError::Connect(detail) => ClientError::Unreachable {
+            addr: link.url().text.clone(),
+            detail,
+        },
+        CallError::Tls(msg) => ClientError::Tls(msg),
+        CallError::Failed(msg) => ClientError::Transport(msg),
+        CallError::Refused { status, message } => ClientError::Refused { status, message },
     }
 }
 
@@ -468,19 +566,6 @@ fn unix_call(
         });
     }
     answer(status, body_bytes.to_vec())
-}
-
-/// Reads an answer's body; a non-200 status becomes
-/// [`ClientError::Refused`] with the server's message.
-fn read_answer(mut response: ureq::http::Response<ureq::Body>) -> Result<Vec<u8>, ClientError> {
-    let status = response.status().as_u16();
-    let body = response
-        .body_mut()
-        .with_config()
-        .limit(MAX_ANSWER)
-        .read_to_vec()
-        .map_err(|e| ClientError::Transport(e.to_string()))?;
-    answer(status, body)
 }
 
 /// The body of a 200 answer; any other status becomes

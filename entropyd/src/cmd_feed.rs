@@ -13,7 +13,6 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -22,7 +21,7 @@ use clap::{ArgGroup, Args as ClapArgs};
 use crate::cli::{self, Context};
 use crate::failure::Failure;
 use crate::feed::hsm::Pkcs11Source;
-use crate::feed::http::{self, HostUrl, HttpLink, Scheme};
+use crate::feed::http::{HostUrl, HttpLink, Scheme};
 use crate::feed::source::FileSource;
 use crate::feed::{self, EntropySource, FeedEnd, HostFeeder, HostLink, MAX_PIECE, SharedSource};
 use crate::signals::Shutdown;
@@ -60,16 +59,9 @@ pub struct Args {
     /// One round per host; exit 0 when every host is full, else 1.
     #[arg(long)]
     pub once: bool,
-    /// The CA certificates (PEM) that hosts' certificates must chain to;
-    /// needed for https.
-    #[arg(long, value_name = "PEM")]
-    pub ca: Option<PathBuf>,
-    /// A client certificate chain (PEM) for mutual TLS; needs --client-key.
-    #[arg(long, value_name = "PEM", requires = "client_key")]
-    pub client_cert: Option<PathBuf>,
-    /// The client certificate's private key (PEM).
-    #[arg(long, value_name = "PEM", requires = "client_cert")]
-    pub client_key: Option<PathBuf>,
+    /// TLS: --ca, --client-cert, --client-key (as `status` and `submit`).
+    #[command(flatten)]
+    pub tls: cli::TlsClientArgs,
     /// The hosts' API token file (mode 0600 or 0400).
     #[arg(long, value_name = "PATH")]
     pub token_file: Option<PathBuf>,
@@ -148,24 +140,14 @@ pub fn run(args: &Args, _ctx: &Context, out: &mut dyn Write) -> Result<(), Failu
     }
     let urls = host_urls(args)?;
     let needs_tls = urls.iter().any(|u| u.scheme == Scheme::Https);
-    let tls = match (&args.ca, needs_tls) {
-        (Some(ca), true) => {
-            let client = args.client_cert.as_deref().zip(args.client_key.as_deref());
-            Some(http::tls_config(ca, client).map_err(|e| Failure::invalid(e.to_string()))?)
-        }
-        (None, true) => {
-            return Err(Failure::invalid(
-                "https hosts need --ca=PEM: host certificates are always verified",
-            ));
-        }
-        (_, false) => None,
+    let tls = if needs_tls {
+        Some(args.tls.config()?.ok_or_else(|| {
+            Failure::invalid("https hosts need --ca=PEM: host certificates are always verified")
+        })?)
+    } else {
+        None
     };
-    let token = args
-        .token_file
-        .as_deref()
-        .map(cli::token_arg)
-        .transpose()?
-        .map(Arc::new);
+    let token = cli::shared_token(args.token_file.as_deref())?;
     let timeout = Duration::from_secs(args.timeout);
     let mut hosts = Vec::with_capacity(urls.len());
     for url in urls {

@@ -790,6 +790,9 @@ pub fn run(args: &Args, ctx: &Context, _out: &mut dyn Write) -> Result<(), Failu
     if token.is_none() && matches!(listen, ListenAddr::Tcp(_)) {
         log("no --token-file: the API is read-only (adds are refused with 403)");
     }
+    // The runtime file names a TLS listener as https://, so the clients
+    // that find it there speak TLS to it.
+    let scheme = if tls.is_some() { "https://" } else { "" };
     let server_config = ServerConfig {
         token,
         tls,
@@ -811,7 +814,7 @@ pub fn run(args: &Args, ctx: &Context, _out: &mut dyn Write) -> Result<(), Failu
     };
     let bound = server.local_addr().to_string();
     log(format_args!("listening on {bound}"));
-    if let Err(e) = runtime.set_listening(&bound) {
+    if let Err(e) = runtime.set_listening(&format!("{scheme}{bound}")) {
         log(format_args!("cannot update the runtime file: {e}"));
     }
 

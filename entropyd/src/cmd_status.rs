@@ -1,8 +1,16 @@
 //! `status`: the pool's health at a glance.
 //!
 //! Contract: asks the daemon for `GET /entropy/status`: at `--listen` when
-//! given, else at the address the state directory's runtime file names
-//! (a daemon on any port is found), else at the default address. While
+//! given (`IP:PORT`, `https://HOST:PORT` with `--ca`, or `unix:/path`),
+//! else at the address the state directory's runtime file names (a daemon
+//! on any port is found; `https://` when it serves TLS), else at the
+//! default address. Over TLS the daemon's certificate is verified against
+//! `--ca`, and `--client-cert/--client-key` answer a daemon that asks for a
+//! client certificate; `--token-file` authorizes the read (a daemon off
+//! loopback needs it, or a client certificate). A bad address or TLS file
+//! is exit 2 before anything is called; a TLS failure is exit 1 with what
+//! failed (untrusted or misnamed certificate, client certificate asked for
+//! or refused), never a fall-back to the state directory. While
 //! nothing answers but a live runtime file says a daemon is starting, it
 //! retries for up to `--wait` seconds ([`crate::runtime::with_daemon`]).
 //! When nothing answers, reads the state directory instead, changing
@@ -27,8 +35,7 @@ use crate::backend::{
     ExternalStatus, MemoryCacheStatus, OutputStatus, SourceStatus, StatusSnapshot,
     StorageCacheStatus,
 };
-use crate::cli::Context;
-use crate::client::Client;
+use crate::cli::{self, Context};
 use crate::daemon::{self, watermark_blocks};
 use crate::failure::Failure;
 use crate::runtime;
@@ -43,14 +50,9 @@ pub struct Args {
     /// Print JSON (the fields of `GET /entropy/status`).
     #[arg(long)]
     pub json: bool,
-    /// Where a running daemon's API listens (default: the address in the
-    /// state directory's runtime file, else 127.0.0.1:8742).
-    #[arg(long, value_name = "ADDR")]
-    pub listen: Option<String>,
-    /// Seconds to wait for a daemon that is starting.
-    #[arg(long, value_name = "SECONDS", default_value_t = runtime::DEFAULT_WAIT_SECONDS,
-          value_parser = clap::value_parser!(u64).range(0..=3600))]
-    pub wait: u64,
+    /// The daemon: --listen, --wait, --token-file and TLS (as `submit`).
+    #[command(flatten)]
+    pub client: cli::ClientArgs,
 }
 
 fn write_out(out: &mut dyn Write, text: &str) -> Result<(), Failure> {
@@ -61,17 +63,24 @@ fn write_out(out: &mut dyn Write, text: &str) -> Result<(), Failure> {
 /// Shows the running daemon's status, or the state directory's.
 ///
 /// # Errors
-/// Invalid input for a bad `--listen`; runtime when the daemon answers
-/// with an error or something not understood, or when the state directory
-/// or config store cannot be read.
+/// Invalid input for a bad `--listen`, TLS file or token file, or an
+/// https address without `--ca`; runtime when TLS fails, when the daemon
+/// answers with an error or something not understood, or when the state
+/// directory or config store cannot be read.
 pub fn run(args: &Args, ctx: &Context, out: &mut dyn Write) -> Result<(), Failure> {
+    // The flags are checked before any waiting.
+    let setup = args.client.load()?;
     let (answer, target) = runtime::with_daemon(
-        args.listen.as_deref(),
+        args.client.listen.as_deref(),
         &ctx.state_dir,
-        Duration::from_secs(args.wait),
+        Duration::from_secs(args.client.wait),
         false,
         true,
-        |listen| Client::new(listen, None, STATUS_TIMEOUT).and_then(|c| c.status()),
+        |listen| {
+            setup
+                .client(listen, STATUS_TIMEOUT)
+                .and_then(|c| c.status())
+        },
     )
     .map_err(Failure::invalid)?;
     let listen = &target.text;
@@ -81,7 +90,7 @@ pub fn run(args: &Args, ctx: &Context, out: &mut dyn Write) -> Result<(), Failur
             let (s, config) = from_state_dir(ctx)?;
             (s, Some(config))
         }
-        Err(e) => return Err(Failure::runtime(e.to_string())),
+        Err(e) => return Err(e.into_failure()),
     };
     if args.json {
         let mut text = view::render_json(&snapshot)

@@ -4,8 +4,11 @@
 //! [`SUBMIT_CHUNK`] (1 MiB) until the input ends or the pool takes less
 //! than a whole piece (it is full: the rest of that piece was discarded
 //! and the rest of the input is not read). Prints how many bytes the pool
-//! accepted. Needs the write token (`--token-file`, mode 0600) on TCP.
-//! The daemon is at `--listen` when given, else at the address in the state
+//! accepted. Needs the write token (`--token-file`, mode 0600) on TCP; it
+//! is sent over TLS or to loopback, never in clear to another address.
+//! The daemon is at `--listen` when given (`IP:PORT`, `https://HOST:PORT`
+//! with `--ca` and, for a daemon that asks for one, `--client-cert` and
+//! `--client-key`, or `unix:/path`), else at the address in the state
 //! directory's runtime file, else at the default; while nothing answers
 //! there it retries for up to `--wait` seconds, so `run &` followed at once
 //! by `submit` works (nothing is read from stdin before a daemon answers).
@@ -13,62 +16,58 @@
 //! error ends the submit.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args as ClapArgs;
 
 use crate::cli::{self, Context};
-use crate::client::{Client, DEFAULT_CLIENT_TIMEOUT, SUBMIT_CHUNK};
+use crate::client::{ClientError, DEFAULT_CLIENT_TIMEOUT, SUBMIT_CHUNK};
 use crate::failure::Failure;
 use crate::runtime;
 
 /// Arguments of `submit`.
 #[derive(Debug, ClapArgs)]
 pub struct Args {
-    /// Where the daemon's API listens (default: the address in the state
-    /// directory's runtime file, else 127.0.0.1:8742).
-    #[arg(long, value_name = "ADDR")]
-    pub listen: Option<String>,
-    /// Seconds to wait for a daemon that is starting.
-    #[arg(long, value_name = "SECONDS", default_value_t = runtime::DEFAULT_WAIT_SECONDS,
-          value_parser = clap::value_parser!(u64).range(0..=3600))]
-    pub wait: u64,
-    /// The API write token file (mode 0600 or 0400).
-    #[arg(long, value_name = "PATH")]
-    pub token_file: Option<PathBuf>,
+    /// The daemon: --listen, --wait, --token-file and TLS (as `status`).
+    #[command(flatten)]
+    pub client: cli::ClientArgs,
 }
 
 /// Sends stdin and prints `accepted N of M bytes`.
 ///
 /// # Errors
-/// Invalid input for a bad address or token file; runtime when the daemon
-/// is unreachable, refuses (e.g. 401 for a wrong token), or stdin fails.
+/// Invalid input for a bad address, TLS file or token file, an https
+/// address without `--ca`, or a token bound for plain HTTP off loopback;
+/// runtime when the daemon is unreachable, TLS fails, the daemon refuses
+/// (e.g. 401 for a wrong token), or stdin fails.
 pub fn run(args: &Args, ctx: &Context, out: &mut dyn Write) -> Result<(), Failure> {
-    // Both flags are checked before any waiting, as `run` checks them.
-    if let Some(listen) = &args.listen {
-        cli::listen_arg(listen)?;
-    }
-    let token = args.token_file.as_deref().map(cli::token_arg).transpose()?;
+    // The flags are checked before any waiting, as `run` checks them.
+    let setup = args.client.load()?;
     // Find the daemon first (waiting while it starts); stdin is read only
-    // once one answers.
+    // once one answers. The probe carries the token: a daemon off loopback
+    // needs it for reads too.
     let (found, target) = runtime::with_daemon(
-        args.listen.as_deref(),
+        args.client.listen.as_deref(),
         &ctx.state_dir,
-        Duration::from_secs(args.wait),
+        Duration::from_secs(args.client.wait),
         true,
         false,
-        |listen| Client::new(listen, None, DEFAULT_CLIENT_TIMEOUT)?.external_pool(),
+        |listen| {
+            setup
+                .client(listen, DEFAULT_CLIENT_TIMEOUT)?
+                .external_pool()
+        },
     )
     .map_err(Failure::invalid)?;
-    found.map_err(|e| Failure::runtime(e.to_string()))?;
-    let client = Client::new(&target.listen, token, DEFAULT_CLIENT_TIMEOUT)
-        .map_err(|e| Failure::runtime(e.to_string()))?;
+    found.map_err(ClientError::into_failure)?;
+    let client = setup
+        .client(&target.listen, DEFAULT_CLIENT_TIMEOUT)
+        .map_err(ClientError::into_failure)?;
     let stdin = std::io::stdin();
     let mut input = stdin.lock();
     let summary = client
         .submit(&mut input, SUBMIT_CHUNK)
-        .map_err(|e| Failure::runtime(e.to_string()))?;
+        .map_err(ClientError::into_failure)?;
     let note = if summary.pool_full {
         " (the pool is full: the rest of the last piece was discarded and the rest of the input not sent)"
     } else {

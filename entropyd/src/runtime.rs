@@ -4,7 +4,8 @@
 //! Contract:
 //! - `run` writes [`RUNTIME_FILE`] in the state directory as soon as it
 //!   holds the directory (phase `starting`), again once its API listens
-//!   (`listening`, with the bound address) and once the initial seed is out
+//!   (`listening`, with the bound address, `https://IP:PORT` for a TLS
+//!   listener) and once the initial seed is out
 //!   (`ready`). The file holds `key=value` lines: `pid`, `listen`,
 //!   `started` (RFC 3339 UTC), `started_unix`, `phase` and
 //!   `memory_slots_kib` (how far `set --memory-cache-size` can grow the
@@ -36,9 +37,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::client::ClientError;
+use crate::client::{ClientError, DaemonAddr};
 use crate::daemon::{unix_now, utc_text};
-use crate::server::{self, ListenAddr};
+use crate::server;
 
 /// The runtime file's name in the state directory.
 pub const RUNTIME_FILE: &str = "entropyd.runtime";
@@ -85,7 +86,8 @@ impl Phase {
 pub struct RuntimeInfo {
     /// The daemon's process id.
     pub pid: u32,
-    /// The bound API address (`IP:PORT` or `unix:/path`), once listening.
+    /// The bound API address (`IP:PORT`, `https://IP:PORT` or
+    /// `unix:/path`), once listening.
     pub listen: Option<String>,
     /// Start time, seconds since the Unix epoch.
     pub started_unix: u64,
@@ -356,7 +358,7 @@ fn sd_notify(socket: &std::ffi::OsStr, message: &[u8]) -> io::Result<()> {
 #[derive(Debug, Clone)]
 pub struct Target {
     /// The address.
-    pub listen: ListenAddr,
+    pub listen: DaemonAddr,
     /// Its text.
     pub text: String,
     /// Whether it came from the runtime file.
@@ -368,7 +370,7 @@ pub struct Target {
 ///
 /// # Errors
 /// The parse error of a bad address.
-pub fn target(flag: Option<&str>, state_dir: &Path) -> Result<Target, server::ServerError> {
+pub fn target(flag: Option<&str>, state_dir: &Path) -> Result<Target, String> {
     let (text, from_runtime_file) = match flag {
         Some(f) => (f.to_owned(), false),
         None => match live(state_dir).and_then(|i| i.listen) {
@@ -399,7 +401,7 @@ pub fn with_daemon<T>(
     wait: Duration,
     always_wait: bool,
     until_ready: bool,
-    mut call: impl FnMut(&ListenAddr) -> Result<T, ClientError>,
+    mut call: impl FnMut(&DaemonAddr) -> Result<T, ClientError>,
 ) -> Result<(Result<T, ClientError>, Target), String> {
     let started = Instant::now();
     let deadline = started.checked_add(wait);
@@ -409,7 +411,7 @@ pub fn with_daemon<T>(
             std::thread::sleep(RETRY_EVERY);
             continue;
         }
-        let target = target(flag, state_dir).map_err(|e| e.to_string())?;
+        let target = target(flag, state_dir)?;
         let answer = call(&target.listen);
         let unreachable = matches!(&answer, Err(e) if e.is_unreachable());
         let may_start =

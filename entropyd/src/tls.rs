@@ -1,5 +1,6 @@
 //! TLS for the API server: the certificate, key and optional client CA, and
-//! their reload.
+//! their reload; and the one client configuration of the commands that call
+//! a daemon over https (`status`, `submit`, `feed`).
 //!
 //! Contract:
 //! - TLS is rustls with the *ring* provider (no OpenSSL, no aws-lc), TLS 1.3
@@ -17,6 +18,12 @@
 //!   one and says why. Connections already open keep theirs.
 //! - The key's PEM text is read into a wiped-on-drop buffer. (The parsed
 //!   key lives inside rustls and ring, which do not wipe it on drop.)
+//! - [`client_config`] is the client side: the server's certificate must
+//!   chain to the `--ca` certificates (verification cannot be turned off),
+//!   and `--client-cert/--client-key` add a client certificate for mutual
+//!   TLS. Its files are read as the server's are (size limit, a regular
+//!   file, a private key that group and others cannot access, read into a
+//!   wiped buffer), and every error names the file and its role.
 
 use std::fmt;
 use std::fs::File;
@@ -28,7 +35,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use zeroize::Zeroizing;
 
 /// Largest PEM file read (certificate chain, key or CA bundle).
@@ -121,18 +128,72 @@ fn read_pem(path: &Path, private: bool) -> Result<Zeroizing<Vec<u8>>, TlsError> 
     Ok(text)
 }
 
-fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+/// The certificates of a PEM file; `what` names them in errors
+/// ("certificate", "CA certificate", ...).
+fn certificates(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let text = read_pem(path, false)?;
     let certs = CertificateDer::pem_slice_iter(&text)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad(path, format!("bad PEM certificate: {e}")))?;
+        .map_err(|e| bad(path, format!("bad PEM {what}: {e}")))?;
     if certs.is_empty() {
         return Err(bad(
             path,
-            "no PEM certificate (-----BEGIN CERTIFICATE-----) found",
+            format!("no PEM {what} (-----BEGIN CERTIFICATE-----) found"),
         ));
     }
     Ok(certs)
+}
+
+/// The private key of the PEM file `path` (mode 0600 or 0400); `what`
+/// names it in errors.
+fn private_key(path: &Path, what: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let text = read_pem(path, true)?;
+    PrivateKeyDer::from_pem_slice(&text)
+        .map_err(|e| bad(path, format!("no usable PEM {what}: {e}")))
+}
+
+/// The client side of TLS (`status`, `submit`, `feed`): the server's
+/// certificate must chain to a certificate of `ca` and name the host
+/// called; `client` (certificate chain, key) adds a client certificate for
+/// a daemon that asks for one (mutual TLS).
+///
+/// # Errors
+/// [`TlsError::Io`] naming a file that cannot be read; [`TlsError::Bad`]
+/// for a file without certificates or key, a key that group or others can
+/// access, a CA certificate rustls refuses, or a key that does not match
+/// the client certificate.
+pub fn client_config(
+    ca: &Path,
+    client: Option<(&Path, &Path)>,
+) -> Result<Arc<ClientConfig>, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for cert in certificates(ca, "CA certificate")? {
+        roots
+            .add(cert)
+            .map_err(|e| bad(ca, format!("not a usable CA certificate: {e}")))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(ca, format!("TLS versions: {e}")))?
+        .with_root_certificates(roots);
+    let config = match client {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let chain = certificates(cert, "client certificate")?;
+            let key_der = private_key(key, "client key")?;
+            builder.with_client_auth_cert(chain, key_der).map_err(|e| {
+                bad(
+                    key,
+                    format!(
+                        "the client key cannot be used with the client certificate {}: {e}",
+                        cert.display()
+                    ),
+                )
+            })?
+        }
+    };
+    Ok(Arc::new(config))
 }
 
 impl TlsFiles {
@@ -143,10 +204,8 @@ impl TlsFiles {
     /// file without certificates or key, a key others can read, a key that
     /// does not match the certificate, or a CA file rustls refuses.
     pub fn load(&self) -> Result<Arc<ServerConfig>, TlsError> {
-        let chain = certificates(&self.cert)?;
-        let key_text = read_pem(&self.key, true)?;
-        let key = PrivateKeyDer::from_pem_slice(&key_text)
-            .map_err(|e| bad(&self.key, format!("no usable PEM private key: {e}")))?;
+        let chain = certificates(&self.cert, "certificate")?;
+        let key = private_key(&self.key, "private key")?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -155,7 +214,7 @@ impl TlsFiles {
             None => builder.with_no_client_auth(),
             Some(ca) => {
                 let mut roots = RootCertStore::empty();
-                for cert in certificates(ca)? {
+                for cert in certificates(ca, "certificate")? {
                     roots
                         .add(cert)
                         .map_err(|e| bad(ca, format!("not a usable CA certificate: {e}")))?;

@@ -27,7 +27,8 @@ use std::time::{Duration, Instant};
 use e2e_common::{Env, TOKEN, WAIT, bin, text, wait_until};
 use entropyd::auth::ApiToken;
 use entropyd::feed::HostLink;
-use entropyd::feed::http::{HostUrl, HttpLink, tls_config};
+use entropyd::feed::http::{HostUrl, HttpLink};
+use entropyd::tls::client_config as tls_config;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,

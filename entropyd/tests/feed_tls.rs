@@ -370,7 +370,7 @@ fn tls_files_are_checked_before_anything_is_read() {
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        text(&out.stderr).contains("no certificate"),
+        text(&out.stderr).contains("no PEM CA certificate"),
         "{}",
         text(&out.stderr)
     );

@@ -41,6 +41,8 @@ mod api_unix;
 mod api_view;
 #[path = "cli.rs"]
 mod cli;
+#[path = "client_tls.rs"]
+mod client_tls;
 #[path = "e2e_assess.rs"]
 mod e2e_assess;
 #[path = "e2e_daemon.rs"]

@@ -9,7 +9,13 @@
 //! - TLS verification is always on: the server's certificate must chain to
 //!   the `--ca` certificates and name the URL's host; `--client-cert` and
 //!   `--client-key` add a client certificate (mutual TLS). There is no
-//!   switch to turn verification off.
+//!   switch to turn verification off. The configuration is the one of
+//!   [`crate::tls::client_config`], shared with `status` and `submit`,
+//!   which reach a daemon through this link too ([`crate::client`]).
+//! - A failed call says which kind it was ([`CallError`]): no connection,
+//!   TLS refused (explained: an untrusted server certificate, one for
+//!   another name, a server that asks for a client certificate or refuses
+//!   ours), another failure, or an error status with the host's message.
 //! - One request per connection (`Connection: close`, as the daemon
 //!   serves). Each call, connecting included, ends within the link's
 //!   timeout, so a slow or dead host costs its own thread that long at
@@ -23,7 +29,7 @@
 //! - The add answer is parsed in both forms: `{"accepted": N}` and ESXi's
 //!   AddResult with the pool's figures beside `accepted`.
 //!
-//! Why not ureq (already a dependency): its buffers would hold plaintext
+//! Why not an HTTP crate such as ureq: its buffers would hold plaintext
 //! entropy that nobody wipes, and its TLS feature brings its own choices of
 //! roots; the hand-written client is the request writer and answer reader
 //! the Unix-socket client already uses, over a rustls stream.
@@ -31,13 +37,11 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use rustls::pki_types::ServerName;
+use rustls::{AlertDescription, CertificateError, ClientConfig, ClientConnection, StreamOwned};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
@@ -89,6 +93,84 @@ impl fmt::Display for UrlError {
 }
 
 impl std::error::Error for UrlError {}
+
+/// Why one call to a host failed. Its text is the feeder's [`LinkError`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallError {
+    /// No connection: the name does not resolve, nothing accepts the
+    /// connection, or plain http would leave loopback.
+    Connect(String),
+    /// TLS refused the connection, explained (see [`explain_tls`]).
+    Tls(String),
+    /// Any other failure: I/O, a timeout, an answer not understood.
+    Failed(String),
+    /// The host answered with an error status.
+    Refused {
+        /// The HTTP status.
+        status: u16,
+        /// The host's message.
+        message: String,
+    },
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::Connect(m) | CallError::Tls(m) | CallError::Failed(m) => f.write_str(m),
+            CallError::Refused { status, message } => write!(f, "refused ({status}): {message}"),
+        }
+    }
+}
+
+impl std::error::Error for CallError {}
+
+impl From<CallError> for LinkError {
+    fn from(e: CallError) -> LinkError {
+        LinkError(e.to_string())
+    }
+}
+
+/// What a TLS failure means for the user, with rustls's own words in
+/// parentheses: `host` is the name the server's certificate must carry,
+/// `client_cert` whether we had a client certificate to offer.
+#[must_use]
+pub fn explain_tls(e: &rustls::Error, host: &str, client_cert: bool) -> String {
+    use rustls::Error as E;
+    let why = match e {
+        E::InvalidCertificate(CertificateError::UnknownIssuer) => {
+            "the server's certificate is not trusted: it does not chain to a certificate of --ca".to_owned()
+        }
+        E::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        ) => format!(
+            "wrong host name: the server's certificate is not issued for {host:?} (call the daemon by a name its certificate carries)"
+        ),
+        E::InvalidCertificate(_) => "the server's certificate is refused".to_owned(),
+        E::AlertReceived(AlertDescription::CertificateRequired) => {
+            if client_cert {
+                "the server asked for a client certificate and did not take ours".to_owned()
+            } else {
+                "the server asked for a client certificate (mutual TLS): give --client-cert and --client-key".to_owned()
+            }
+        }
+        E::AlertReceived(AlertDescription::HandshakeFailure) if !client_cert => {
+            "the server refused the handshake; if it asks for a client certificate (mutual TLS), give --client-cert and --client-key".to_owned()
+        }
+        E::AlertReceived(
+            AlertDescription::BadCertificate
+            | AlertDescription::UnknownCA
+            | AlertDescription::CertificateUnknown
+            | AlertDescription::UnsupportedCertificate
+            | AlertDescription::CertificateExpired
+            | AlertDescription::CertificateRevoked
+            | AlertDescription::AccessDenied,
+        ) if client_cert => {
+            "the server refused our client certificate (--client-cert): it does not trust its issuer, or the certificate is not valid".to_owned()
+        }
+        _ => return e.to_string(),
+    };
+    format!("{why} ({e})")
+}
 
 impl HostUrl {
     /// Parses `http[s]://HOST[:PORT][/PREFIX]`. Plain http is refused
@@ -180,59 +262,6 @@ impl HostUrl {
             format!("{}:{}", self.host, self.port)
         }
     }
-}
-
-/// The TLS side of the feeder: trusted CAs and an optional client
-/// certificate.
-///
-/// # Errors
-/// [`UrlError`] naming the file: unreadable, no certificate or key in it,
-/// or a certificate and key that rustls refuses.
-pub fn tls_config(
-    ca: &Path,
-    client: Option<(&Path, &Path)>,
-) -> Result<Arc<ClientConfig>, UrlError> {
-    let mut roots = RootCertStore::empty();
-    let certs = CertificateDer::pem_file_iter(ca)
-        .map_err(|e| UrlError(format!("CA file {}: {e}", ca.display())))?;
-    for cert in certs {
-        let cert = cert.map_err(|e| UrlError(format!("CA file {}: {e}", ca.display())))?;
-        roots
-            .add(cert)
-            .map_err(|e| UrlError(format!("CA file {}: {e}", ca.display())))?;
-    }
-    if roots.is_empty() {
-        return Err(UrlError(format!(
-            "CA file {}: no certificate in it",
-            ca.display()
-        )));
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| UrlError(format!("TLS setup: {e}")))?
-        .with_root_certificates(roots);
-    let config = match client {
-        None => builder.with_no_client_auth(),
-        Some((cert, key)) => {
-            let chain = CertificateDer::pem_file_iter(cert)
-                .map_err(|e| UrlError(format!("client certificate {}: {e}", cert.display())))?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| UrlError(format!("client certificate {}: {e}", cert.display())))?;
-            if chain.is_empty() {
-                return Err(UrlError(format!(
-                    "client certificate {}: no certificate in it",
-                    cert.display()
-                )));
-            }
-            let key = PrivateKeyDer::from_pem_file(key)
-                .map_err(|e| UrlError(format!("client key {}: {e}", key.display())))?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| UrlError(format!("client certificate and key: {e}")))?
-        }
-    };
-    Ok(Arc::new(config))
 }
 
 /// The add answer, both forms.
@@ -341,11 +370,11 @@ impl HttpLink {
         })
     }
 
-    fn connect(&self, deadline: Instant) -> Result<Conn, LinkError> {
+    fn connect(&self, deadline: Instant) -> Result<Conn, CallError> {
         let addrs = self
             .url
             .resolve()
-            .map_err(|e| LinkError(format!("cannot resolve {}: {e}", self.url.host)))?;
+            .map_err(|e| CallError::Connect(format!("cannot resolve {}: {e}", self.url.host)))?;
         let mut last = None;
         let mut stream = None;
         for addr in addrs {
@@ -366,7 +395,7 @@ impl HttpLink {
             }
         }
         let Some(tcp) = stream else {
-            return Err(LinkError(format!(
+            return Err(CallError::Connect(format!(
                 "cannot connect: {}",
                 last.unwrap_or_else(|| "no address".to_owned())
             )));
@@ -375,10 +404,11 @@ impl HttpLink {
         let Some(tls) = &self.tls else {
             return Ok(Conn::Plain(tcp));
         };
-        let name = ServerName::try_from(self.url.host.clone())
-            .map_err(|e| LinkError(format!("{:?} is not a TLS server name: {e}", self.url.host)))?;
+        let name = ServerName::try_from(self.url.host.clone()).map_err(|e| {
+            CallError::Failed(format!("{:?} is not a TLS server name: {e}", self.url.host))
+        })?;
         let conn = ClientConnection::new(Arc::clone(tls), name)
-            .map_err(|e| LinkError(format!("TLS setup: {e}")))?;
+            .map_err(|e| CallError::Failed(format!("TLS setup: {e}")))?;
         let mut tls = StreamOwned::new(conn, tcp);
         // Finish the handshake before anything secret is written.
         while tls.conn.is_handshaking() {
@@ -396,25 +426,51 @@ impl HttpLink {
     /// # Errors
     /// As [`HostLink::external_pool`].
     pub fn get(&self, path: &str) -> Result<Vec<u8>, LinkError> {
-        self.call("GET", path, None)
+        Ok(self.call("GET", path, None)?)
     }
 
-    fn io_error(&self, what: &str, e: &io::Error) -> LinkError {
+    /// The URL this link calls.
+    #[must_use]
+    pub fn url(&self) -> &HostUrl {
+        &self.url
+    }
+
+    fn io_error(&self, what: &str, e: &io::Error) -> CallError {
+        if let Some(tls) = rustls_error(e) {
+            let client_cert = self
+                .tls
+                .as_ref()
+                .is_some_and(|c| c.client_auth_cert_resolver.has_certs());
+            return CallError::Tls(format!(
+                "{what}: {}",
+                explain_tls(tls, &self.url.host, client_cert)
+            ));
+        }
         match e.kind() {
-            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => LinkError(format!(
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => CallError::Failed(format!(
                 "{what}: no answer within {} ms",
                 self.timeout.as_millis()
             )),
-            _ => LinkError(format!("{what}: {e}")),
+            _ => CallError::Failed(format!("{what}: {e}")),
         }
     }
 
-    /// One request; returns the answer's body (non-200 is an error with
-    /// the host's message).
-    fn call(&self, method: &str, path: &str, body: Option<&[u8]>) -> Result<Vec<u8>, LinkError> {
+    /// One request, `method path` (after the URL's prefix) with an
+    /// optional JSON `body`; returns the answer's body (a non-200 status
+    /// is [`CallError::Refused`] with the host's message). The request
+    /// head, which may hold the token, is wiped after sending.
+    ///
+    /// # Errors
+    /// The [`CallError`] saying what failed.
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+    ) -> Result<Vec<u8>, CallError> {
         let deadline = Instant::now()
             .checked_add(self.timeout)
-            .ok_or_else(|| LinkError("timeout too large".to_owned()))?;
+            .ok_or_else(|| CallError::Failed("timeout too large".to_owned()))?;
         let mut conn = self.connect(deadline)?;
         let target = format!("{}{path}", self.url.prefix);
         let head = request_head(
@@ -442,10 +498,16 @@ impl HttpLink {
             Err(e) => return Err(self.io_error("sending the request", &e)),
         };
         let (status, answer) = read_answer(&mut conn, deadline).map_err(|e| match e {
+            // TLS's verdict (an alert) says more than the broken pipe it caused.
+            AnswerError::Io(io) if rustls_error(&io).is_some() => {
+                self.io_error("reading the answer", &io)
+            }
             AnswerError::Io(io) => {
                 self.io_error("reading the answer", send_failure.as_ref().unwrap_or(&io))
             }
-            AnswerError::Bad(msg) => LinkError(format!("the answer is not understood: {msg}")),
+            AnswerError::Bad(msg) => {
+                CallError::Failed(format!("the answer is not understood: {msg}"))
+            }
         })?;
         if let Conn::Tls(s) = &mut conn {
             s.conn.send_close_notify();
@@ -457,8 +519,13 @@ impl HttpLink {
         let message = serde_json::from_slice::<ErrorResponse>(&answer)
             .map(|e| e.error)
             .unwrap_or_else(|_| String::from_utf8_lossy(&answer).into_owned());
-        Err(LinkError(format!("refused ({status}): {message}")))
+        Err(CallError::Refused { status, message })
     }
+}
+
+/// The rustls error an I/O error of a TLS stream carries, if any.
+fn rustls_error(e: &io::Error) -> Option<&rustls::Error> {
+    e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>())
 }
 
 /// Sets both timeouts of `sock` to what is left before `deadline`; a

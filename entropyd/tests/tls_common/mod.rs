@@ -72,8 +72,13 @@ impl Pki {
     /// A server certificate for localhost and 127.0.0.1 and its key (mode
     /// 0600): (cert path, key path).
     pub fn server(&self, name: &str) -> (PathBuf, PathBuf) {
+        self.server_for(name, &["localhost", "127.0.0.1"])
+    }
+
+    /// A server certificate for `sans` only and its key (mode 0600).
+    pub fn server_for(&self, name: &str, sans: &[&str]) -> (PathBuf, PathBuf) {
         let (cert, key) = self.leaf(
-            vec!["localhost".to_owned(), "127.0.0.1".to_owned()],
+            sans.iter().map(|s| (*s).to_owned()).collect(),
             ExtendedKeyUsagePurpose::ServerAuth,
         );
         let cert_path = self.dir.path().join(format!("{name}.pem"));
