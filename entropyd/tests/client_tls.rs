@@ -46,7 +46,9 @@ fn arg(flag: &str, path: &Path) -> String {
 
 /// `status --json` parsed; fails the test when the command fails.
 fn status_json(env: &Env, args: &[&str]) -> serde_json::Value {
-    let mut all = vec!["status", "--json"];
+    // --wait=0: the daemon listens already (an external-only daemon is
+    // not "ready" before its first entropy; no need to wait for that).
+    let mut all = vec!["status", "--json", "--wait=0"];
     all.extend_from_slice(args);
     let out = env.cmd(&all);
     assert!(out.status.success(), "status: {}", text(&out.stderr));
@@ -134,7 +136,13 @@ fn status_and_submit_reach_a_tls_only_daemon() {
     );
 
     // The text view names the TLS address; `--tls-ca` is the same flag.
-    let out = env.cmd(&["status", &listen, "--tls-ca", pki.ca_pem.to_str().unwrap()]);
+    let out = env.cmd(&[
+        "status",
+        "--wait=0",
+        &listen,
+        "--tls-ca",
+        pki.ca_pem.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let shown = text(&out.stdout);
     let at = format!(
@@ -148,11 +156,11 @@ fn status_and_submit_reach_a_tls_only_daemon() {
     assert_eq!(found["running"], true, "{found}");
     assert_eq!(external_samples(&found), external_samples(&after));
     // ... where a client without --ca is told what it needs.
-    assert_fails(&env.cmd(&["status"]), 2, &["is TLS", "--ca"]);
+    assert_fails(&env.cmd(&["status", "--wait=0"]), 2, &["is TLS", "--ca"]);
     // A plain client on the TLS port gets no status at all.
     let plain = format!("--listen=127.0.0.1:{}", d.addr.port());
-    let out = env.cmd(&["status", &plain]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let out = env.cmd(&["status", "--wait=0", &plain]);
+    assert_fails(&out, 1, &["the daemon listens on TLS", "https://"]);
 
     let (status, log) = d.stop();
     assert!(status.success(), "{status}\n{log}");
@@ -171,7 +179,7 @@ fn an_untrusted_or_misnamed_server_certificate_is_refused_clearly() {
     let token = arg("token-file", &env.token);
 
     // Another CA: not trusted. No fall-back to the state directory.
-    let out = env.cmd(&["status", &listen, &arg("ca", &rogue.ca_pem)]);
+    let out = env.cmd(&["status", "--wait=0", &listen, &arg("ca", &rogue.ca_pem)]);
     assert_fails(&out, 1, &["not trusted", "--ca", "UnknownIssuer"]);
     assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
     let out = env.cmd_stdin(
@@ -182,7 +190,7 @@ fn an_untrusted_or_misnamed_server_certificate_is_refused_clearly() {
 
     // Our CA, the wrong name.
     let ca = arg("ca", &pki.ca_pem);
-    let out = env.cmd(&["status", &listen, &ca]);
+    let out = env.cmd(&["status", "--wait=0", &listen, &ca]);
     assert_fails(&out, 1, &["wrong host name", "\"127.0.0.1\""]);
     let out = env.cmd_stdin(&["submit", &listen, &ca, &token], &random_bytes(256));
     assert_fails(&out, 1, &["wrong host name"]);
@@ -205,7 +213,7 @@ fn mutual_tls_with_and_without_the_client_certificate() {
     let client = [arg("client-cert", &ccert), arg("client-key", &ckey)];
 
     // Without a client certificate: told that the daemon asks for one.
-    let out = env.cmd(&["status", &listen, &ca]);
+    let out = env.cmd(&["status", "--wait=0", &listen, &ca]);
     assert_fails(
         &out,
         1,
@@ -219,6 +227,7 @@ fn mutual_tls_with_and_without_the_client_certificate() {
     let (rcert, rkey) = rogue.client_files("intruder");
     let out = env.cmd(&[
         "status",
+        "--wait=0",
         &listen,
         &ca,
         &arg("client-cert", &rcert),
@@ -266,6 +275,7 @@ fn bad_addresses_and_tls_files_are_exit_2_before_any_call() {
     let missing = env.path("missing.pem");
     let out = env.cmd(&[
         "status",
+        "--wait=0",
         "--listen=https://127.0.0.1:1",
         &arg("ca", &missing),
     ]);
@@ -286,6 +296,7 @@ fn bad_addresses_and_tls_files_are_exit_2_before_any_call() {
     std::fs::set_permissions(&ckey, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     let out = env.cmd(&[
         "status",
+        "--wait=0",
         "--listen=https://127.0.0.1:1",
         &arg("ca", &pki.ca_pem),
         &arg("client-cert", &ccert),

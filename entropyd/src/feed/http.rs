@@ -635,7 +635,14 @@ fn read_answer(conn: &mut Conn, deadline: Instant) -> Result<(u16, Vec<u8>), Ans
     let mut head: Option<(u16, usize, usize)> = None;
     loop {
         if head.is_none() {
-            head = answer_head(&raw).map_err(AnswerError::Bad)?;
+            head = answer_head(&raw).map_err(|e| match raw.as_slice() {
+                // A TLS record (alert or handshake, version 3.x): a TLS
+                // listener answering plain HTTP.
+                [0x15 | 0x16, 0x03, ..] => AnswerError::Bad(
+                    "it is TLS, not plain HTTP: the daemon listens on TLS; call it https://HOST:PORT with --ca=PEM".to_owned(),
+                ),
+                _ => AnswerError::Bad(e),
+            })?;
         }
         match head {
             Some((_, head_len, length)) if raw.len() >= head_len.saturating_add(length) => break,
