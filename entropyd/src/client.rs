@@ -117,6 +117,13 @@ impl fmt::Display for ClientError {
                     "no entropyd answers at {addr} (is `entropyd run` running?): {detail}"
                 )
             }
+            ClientError::Refused {
+                status: 401,
+                message,
+            } => write!(
+                f,
+                "entropyd refused the request (401): {message} (the daemon's token goes in --token-file=PATH)"
+            ),
             ClientError::Refused { status, message } => {
                 write!(f, "entropyd refused the request ({status}): {message}")
             }
@@ -263,6 +270,17 @@ impl Client {
             DaemonAddr::Plain(ListenAddr::Tcp(sock)) => {
                 HostUrl::parse(&format!("http://{sock}"))
                     .map_err(|e| ClientError::Setup(e.to_string()))?
+            }
+            DaemonAddr::Https(url)
+                if url
+                    .host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_unspecified()) =>
+            {
+                return Err(ClientError::Setup(format!(
+                    "{} is every address of the host, and no certificate names it: call the daemon by a name or address its certificate carries (--listen=https://NAME:{})",
+                    url.text, url.port
+                )));
             }
             DaemonAddr::Https(url) => url.clone(),
         };
@@ -593,4 +611,78 @@ fn fill(input: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(filled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::failure::EXIT_INVALID;
+
+    /// The setup error of a call to `addr` (with a token when `token`),
+    /// which must be invalid input.
+    fn setup_error(addr: &str, token: bool) -> String {
+        let addr: DaemonAddr = addr.parse().unwrap();
+        let token = token.then(|| Arc::new(ApiToken::from_bytes(b"0123456789abcdef0123").unwrap()));
+        match Client::connect(&addr, None, token, DEFAULT_CLIENT_TIMEOUT) {
+            Err(e @ ClientError::Setup(_)) => {
+                let text = e.to_string();
+                assert_eq!(e.into_failure().status, EXIT_INVALID);
+                text
+            }
+            other => panic!("{addr}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn daemon_addresses_parse_in_their_three_forms() {
+        assert!(matches!(
+            "127.0.0.1:8742".parse(),
+            Ok(DaemonAddr::Plain(ListenAddr::Tcp(_)))
+        ));
+        assert!(matches!(
+            "unix:/run/x.sock".parse(),
+            Ok(DaemonAddr::Plain(ListenAddr::Unix(_)))
+        ));
+        let Ok(DaemonAddr::Https(url)) = "https://host.example:8743".parse() else {
+            panic!("https")
+        };
+        assert_eq!((url.host.as_str(), url.port), ("host.example", 8743));
+        assert_eq!(
+            DaemonAddr::Https(url).to_string(),
+            "https://host.example:8743"
+        );
+        let e = "unix:".parse::<DaemonAddr>().unwrap_err();
+        assert!(e.contains("socket path"), "{e}");
+        for bad in ["somewhere", "http://127.0.0.1:8742", "ftp://x:1"] {
+            let e = bad.parse::<DaemonAddr>().unwrap_err();
+            assert!(e.contains("https://HOST:PORT"), "{bad}: {e}");
+        }
+        assert!("https://h:0".parse::<DaemonAddr>().is_err());
+    }
+
+    #[test]
+    fn calls_that_cannot_be_made_safely_are_refused_before_connecting() {
+        // Plain HTTP off loopback: never with the token, and not without.
+        let e = setup_error("10.0.0.1:8742", true);
+        assert!(
+            e.contains("refusing to send the API token in clear to 10.0.0.1:8742")
+                && e.contains("--listen=https://10.0.0.1:8742"),
+            "{e}"
+        );
+        let e = setup_error("10.0.0.1:8742", false);
+        assert!(e.contains("refusing plain HTTP"), "{e}");
+        // https needs --ca; an unspecified address names no certificate.
+        let e = setup_error("https://127.0.0.1:8743", true);
+        assert!(e.contains("give --ca=PEM"), "{e}");
+        let e = setup_error("https://0.0.0.0:8743", false);
+        assert!(e.contains("every address"), "{e}");
+        // Loopback in plain HTTP and a Unix socket are fine, token or not.
+        let token = Arc::new(ApiToken::from_bytes(b"0123456789abcdef0123").unwrap());
+        for ok in ["127.0.0.1:8742", "[::1]:8742", "unix:/run/x.sock"] {
+            let addr: DaemonAddr = ok.parse().unwrap();
+            for token in [None, Some(Arc::clone(&token))] {
+                assert!(Client::connect(&addr, None, token, DEFAULT_CLIENT_TIMEOUT).is_ok());
+            }
+        }
+    }
 }
