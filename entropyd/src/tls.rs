@@ -16,8 +16,17 @@
 //!   reads all files again (SIGHUP) and swaps the new configuration in
 //!   whole, for new connections; when anything is wrong it keeps the old
 //!   one and says why. Connections already open keep theirs.
-//! - The key's PEM text is read into a wiped-on-drop buffer. (The parsed
-//!   key lives inside rustls and ring, which do not wipe it on drop.)
+//! - Private keys (the server's, and the client's of `status`, `submit`
+//!   and `feed`) are held only in buffers wiped on drop: the PEM text, its
+//!   base64 body and the DER (`pem_private_key`, not rustls-pki-types'
+//!   reader, whose base64 buffer is freed unwiped). ring parses the key
+//!   from our DER by reference (`certified_key`); rustls's
+//!   `with_single_cert` would take the DER and drop it unwiped. What we
+//!   cannot reach: ring's parsed key (the ECDSA or Ed25519 private scalar,
+//!   RSA's private factors) inside the configuration's `SigningKey`, which
+//!   ring frees unwiped when the last connection holding that
+//!   configuration ends (after a reload, the old one too). rustls wipes its
+//!   own handshake and traffic secrets (AEAD keys, HMAC keys) on drop.
 //! - [`client_config`] is the client side: the server's certificate must
 //!   chain to the `--ca` certificates (verification cannot be turned off),
 //!   and `--client-cert/--client-key` add a client certificate for mutual
@@ -35,7 +44,8 @@ use std::sync::{Arc, PoisonError, RwLock};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls::sign::{CertifiedKey, SingleCertAndKey};
+use rustls::{ClientConfig, InconsistentKeys, RootCertStore, ServerConfig};
 use zeroize::Zeroizing;
 
 /// Largest PEM file read (certificate chain, key or CA bundle).
@@ -144,12 +154,108 @@ fn certificates(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>,
     Ok(certs)
 }
 
-/// The private key of the PEM file `path` (mode 0600 or 0400); `what`
-/// names it in errors.
-fn private_key(path: &Path, what: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
+/// The private key of the PEM file `path` (mode 0600 or 0400), wiped on
+/// drop; `what` names it in errors.
+fn private_key(path: &Path, what: &str) -> Result<Zeroizing<PrivateKeyDer<'static>>, TlsError> {
     let text = read_pem(path, true)?;
-    PrivateKeyDer::from_pem_slice(&text)
-        .map_err(|e| bad(path, format!("no usable PEM {what}: {e}")))
+    pem_private_key(&text).map_err(|e| bad(path, format!("no usable PEM {what}: {e}")))
+}
+
+/// Strips the line end and trailing blanks of a PEM line.
+fn pem_line(line: &[u8]) -> &[u8] {
+    let end = line
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(0, |i| i.saturating_add(1));
+    line.get(..end).unwrap_or_default()
+}
+
+/// The first private key in PEM `text` (`PRIVATE KEY`: PKCS#8, `RSA
+/// PRIVATE KEY`: PKCS#1, `EC PRIVATE KEY`: SEC1; other sections are
+/// skipped), decoded only into buffers that are wiped on drop: the base64
+/// text and the DER. (rustls-pki-types' PEM reader gives the same DER, but
+/// its base64 staging buffer is freed unwiped.) base64 is decoded in
+/// constant time (base64ct).
+fn pem_private_key(text: &[u8]) -> Result<Zeroizing<PrivateKeyDer<'static>>, &'static str> {
+    use base64ct::{Base64, Encoding};
+    use rustls::pki_types::{PrivatePkcs1KeyDer, PrivatePkcs8KeyDer, PrivateSec1KeyDer};
+    let mut lines = text.split(|&b| b == b'\n').map(pem_line);
+    while let Some(line) = lines.next() {
+        let Some(label) = line
+            .strip_prefix(b"-----BEGIN ")
+            .and_then(|l| l.strip_suffix(b"-----"))
+        else {
+            continue;
+        };
+        if !matches!(
+            label,
+            b"PRIVATE KEY" | b"RSA PRIVATE KEY" | b"EC PRIVATE KEY"
+        ) {
+            continue;
+        }
+        // At most the whole text: no reallocation leaves a copy behind.
+        let mut b64 = Zeroizing::new(Vec::with_capacity(text.len()));
+        let mut ended = false;
+        for line in lines.by_ref() {
+            if line
+                .strip_prefix(b"-----END ")
+                .and_then(|l| l.strip_suffix(b"-----"))
+                == Some(label)
+            {
+                ended = true;
+                break;
+            }
+            b64.extend(line.iter().filter(|b| !b.is_ascii_whitespace()));
+        }
+        if !ended {
+            return Err("the private key's END line is missing");
+        }
+        let mut der = Zeroizing::new(vec![0u8; b64.len()]);
+        let len = Base64::decode(b64.as_slice(), der.as_mut_slice())
+            .map_err(|_| "the private key is not valid base64")?
+            .len();
+        if len == 0 {
+            return Err("the private key is empty");
+        }
+        der.truncate(len);
+        // Moved out, not copied: the Zeroizing left behind holds nothing.
+        let der = core::mem::take(&mut *der);
+        let key = match label {
+            b"RSA PRIVATE KEY" => PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(der)),
+            b"EC PRIVATE KEY" => PrivateKeyDer::Sec1(PrivateSec1KeyDer::from(der)),
+            _ => PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der)),
+        };
+        return Ok(Zeroizing::new(key));
+    }
+    Err("no -----BEGIN PRIVATE KEY----- (or RSA / EC PRIVATE KEY) section")
+}
+
+/// `chain` with the signing key of the PEM key file `key`, checked to
+/// belong to the chain's first certificate; `what` names the key and
+/// `mismatch` says what it must match, in errors.
+///
+/// ring parses the key from our DER, which is wiped when this returns:
+/// rustls's `with_single_cert` and `with_client_auth_cert` would take the
+/// DER by value and drop it unwiped. The check is theirs
+/// (`CertifiedKey::from_der`): a key whose public half ring cannot tell is
+/// taken.
+fn certified_key(
+    chain: Vec<CertificateDer<'static>>,
+    key: &Path,
+    what: &str,
+    mismatch: &dyn Fn(&rustls::Error) -> String,
+) -> Result<Arc<CertifiedKey>, TlsError> {
+    let der = private_key(key, what)?;
+    let signing =
+        rustls::crypto::ring::sign::any_supported_type(&der).map_err(|e| bad(key, mismatch(&e)))?;
+    drop(der);
+    let certified = CertifiedKey::new(chain, signing);
+    match certified.keys_match() {
+        Ok(()) | Err(rustls::Error::InconsistentKeys(InconsistentKeys::Unknown)) => {
+            Ok(Arc::new(certified))
+        }
+        Err(e) => Err(bad(key, mismatch(&e))),
+    }
 }
 
 /// The client side of TLS (`status`, `submit`, `feed`): the server's
@@ -181,16 +287,13 @@ pub fn client_config(
         None => builder.with_no_client_auth(),
         Some((cert, key)) => {
             let chain = certificates(cert, "client certificate")?;
-            let key_der = private_key(key, "client key")?;
-            builder.with_client_auth_cert(chain, key_der).map_err(|e| {
-                bad(
-                    key,
-                    format!(
-                        "the client key cannot be used with the client certificate {}: {e}",
-                        cert.display()
-                    ),
+            let certified = certified_key(chain, key, "client key", &|e| {
+                format!(
+                    "the client key cannot be used with the client certificate {}: {e}",
+                    cert.display()
                 )
-            })?
+            })?;
+            builder.with_client_cert_resolver(Arc::new(SingleCertAndKey::from(certified)))
         }
     };
     Ok(Arc::new(config))
@@ -205,7 +308,12 @@ impl TlsFiles {
     /// does not match the certificate, or a CA file rustls refuses.
     pub fn load(&self) -> Result<Arc<ServerConfig>, TlsError> {
         let chain = certificates(&self.cert, "certificate")?;
-        let key = private_key(&self.key, "private key")?;
+        let certified = certified_key(chain, &self.key, "private key", &|e| {
+            format!(
+                "cannot be used with the certificate {}: {e}",
+                self.cert.display()
+            )
+        })?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -226,15 +334,7 @@ impl TlsFiles {
                 builder.with_client_cert_verifier(verifier)
             }
         };
-        let mut config = builder.with_single_cert(chain, key).map_err(|e| {
-            bad(
-                &self.key,
-                format!(
-                    "cannot be used with the certificate {}: {e}",
-                    self.cert.display()
-                ),
-            )
-        })?;
+        let mut config = builder.with_cert_resolver(Arc::new(SingleCertAndKey::from(certified)));
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }
@@ -340,5 +440,101 @@ mod tests {
         with_ca.client_ca = Some(dir.path().join("k.pem"));
         let err = with_ca.load().unwrap_err().to_string();
         assert!(err.contains("no PEM certificate"), "{err}");
+    }
+
+    /// Our PEM key reader against rustls-pki-types' (the model): the same
+    /// form and DER for every key it takes, an error wherever it errs.
+    #[test]
+    fn pem_keys_decode_as_rustls_pki_types_decodes_them() {
+        let model = |text: &str| PrivateKeyDer::from_pem_slice(text.as_bytes());
+        let ours = |text: &str| pem_private_key(text.as_bytes());
+        let same = |text: &str| {
+            let (m, o) = (model(text).unwrap(), ours(text).unwrap());
+            assert_eq!(
+                std::mem::discriminant(&m),
+                std::mem::discriminant(&*o),
+                "{text}"
+            );
+            assert_eq!(m.secret_der(), o.secret_der(), "{text}");
+        };
+        for alg in [
+            &rcgen::PKCS_ECDSA_P256_SHA256,
+            &rcgen::PKCS_ECDSA_P384_SHA384,
+            &rcgen::PKCS_ED25519,
+        ] {
+            let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+            let key = rcgen::KeyPair::generate_for(alg).unwrap().serialize_pem();
+            same(&key);
+            // After a certificate and another section, with CRLF ends.
+            let params =
+                "-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n";
+            same(&format!("{}{params}{key}", made.cert.pem()).replace('\n', "\r\n"));
+            // The other labels give the other forms (same bytes).
+            for label in ["EC PRIVATE KEY", "RSA PRIVATE KEY"] {
+                same(&key.replace("PRIVATE KEY", label));
+            }
+            // What the model refuses, we refuse.
+            let cut = key.split("-----END").next().unwrap().to_owned();
+            let body_start = key.find('\n').unwrap() + 1;
+            let mut flipped = key.clone().into_bytes();
+            flipped[body_start + 3] = b'*';
+            let flipped = String::from_utf8(flipped).unwrap();
+            for bad in [
+                cut.as_str(),
+                flipped.as_str(),
+                made.cert.pem().as_str(),
+                "",
+                "-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n",
+            ] {
+                assert!(ours(bad).is_err(), "{bad}");
+                assert!(
+                    model(bad).map_or(true, |k| k.secret_der().is_empty()),
+                    "the model takes {bad}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_key_checks_hold_without_rustls_taking_the_der() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let two = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        // A key that is not the certificate's: refused, naming both files.
+        let err = files(
+            dir.path(),
+            &one.cert.pem(),
+            &two.signing_key.serialize_pem(),
+        )
+        .load()
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("k.pem") && err.contains("cannot be used with the certificate"),
+            "{err}"
+        );
+        // Mutual TLS on the client side: the same check.
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, one.cert.pem()).unwrap();
+        let good = files(
+            dir.path(),
+            &one.cert.pem(),
+            &one.signing_key.serialize_pem(),
+        );
+        assert!(good.load().is_ok());
+        let config = client_config(&ca, Some((&good.cert, &good.key))).unwrap();
+        assert!(config.client_auth_cert_resolver.has_certs());
+        let mismatched = files(
+            dir.path(),
+            &two.cert.pem(),
+            &one.signing_key.serialize_pem(),
+        );
+        let err = client_config(&ca, Some((&mismatched.cert, &mismatched.key)))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("cannot be used with the client certificate"),
+            "{err}"
+        );
     }
 }
