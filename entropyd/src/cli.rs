@@ -64,7 +64,8 @@ impl TlsClientArgs {
     /// The client TLS configuration, or `None` without `--ca`.
     ///
     /// # Errors
-    /// Invalid input naming the file that cannot be read or used.
+    /// A runtime failure naming a file that cannot be read; invalid input
+    /// naming one that cannot be used (as `run` reports its TLS files).
     pub fn config(&self) -> Result<Option<Arc<ClientConfig>>, Failure> {
         let Some(ca) = &self.ca else {
             return Ok(None);
@@ -72,7 +73,7 @@ impl TlsClientArgs {
         let client = self.client_cert.as_deref().zip(self.client_key.as_deref());
         crate::tls::client_config(ca, client)
             .map(Some)
-            .map_err(|e| Failure::invalid(e.to_string()))
+            .map_err(crate::tls::TlsError::into_failure)
     }
 }
 

@@ -5,7 +5,8 @@
 //! read or any host is called: the source opens (an HSM logs in), every
 //! URL parses (plain http to loopback only; https needs `--ca`), the TLS
 //! files and the token load. Any of that failing is exit 2 (bad input) or
-//! 1 (the source cannot be opened), with a message naming what. Then it
+//! 1 (the source or a TLS or token file cannot be opened), with a message
+//! naming what. Then it
 //! feeds: one status line per host after each of its rounds, on stdout.
 //! `--once` makes one round per host and exits 0 when every host is full,
 //! else 1. Without it the feeder runs until SIGTERM or SIGINT (exit 0) or
@@ -130,8 +131,9 @@ fn open_source(args: &Args) -> Result<Box<dyn EntropySource>, Failure> {
 ///
 /// # Errors
 /// Invalid input (exit 2) for a bad URL, hosts file, TLS file or token
-/// file; a runtime failure (exit 1) when the source cannot be opened,
-/// fails or ends, or with `--once` when a host is not full.
+/// file; a runtime failure (exit 1) when the source, a TLS file or the
+/// token file cannot be opened, when the source fails or ends, or with
+/// `--once` when a host is not full.
 pub fn run(args: &Args, _ctx: &Context, out: &mut dyn Write) -> Result<(), Failure> {
     if args.from_pkcs11.is_none() && (args.slot.is_some() || args.pin_file.is_some()) {
         return Err(Failure::invalid(

@@ -591,10 +591,7 @@ fn load_tls(args: &Args) -> Result<Option<Arc<TlsState>>, Failure> {
     TlsState::load(files)
         .map(Arc::new)
         .map(Some)
-        .map_err(|e| match e {
-            TlsError::Io { .. } => Failure::runtime(format!("TLS: {e}")),
-            TlsError::Bad { .. } => Failure::invalid(format!("TLS: {e}")),
-        })
+        .map_err(TlsError::into_failure)
 }
 
 /// SIGHUP: the new certificate and key, or the old ones kept.

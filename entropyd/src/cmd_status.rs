@@ -7,8 +7,9 @@
 //! default address. Over TLS the daemon's certificate is verified against
 //! `--ca`, and `--client-cert/--client-key` answer a daemon that asks for a
 //! client certificate; `--token-file` authorizes the read (a daemon off
-//! loopback needs it, or a client certificate). A bad address or TLS file
-//! is exit 2 before anything is called; a TLS failure is exit 1 with what
+//! loopback needs it, or a client certificate). A bad address, TLS file
+//! or token file is exit 2 before anything is called (one that cannot be
+//! read, exit 1); a TLS failure is exit 1 with what
 //! failed (untrusted or misnamed certificate, client certificate asked for
 //! or refused), never a fall-back to the state directory. While
 //! nothing answers but a live runtime file says a daemon is starting, it
@@ -64,7 +65,8 @@ fn write_out(out: &mut dyn Write, text: &str) -> Result<(), Failure> {
 ///
 /// # Errors
 /// Invalid input for a bad `--listen`, TLS file or token file, or an
-/// https address without `--ca`; runtime when TLS fails, when the daemon
+/// https address without `--ca`; runtime when a TLS or token file cannot
+/// be read, when TLS fails, when the daemon
 /// answers with an error or something not understood, or when the state
 /// directory or config store cannot be read.
 pub fn run(args: &Args, ctx: &Context, out: &mut dyn Write) -> Result<(), Failure> {

@@ -38,7 +38,8 @@ pub struct Args {
 /// # Errors
 /// Invalid input for a bad address, TLS file or token file, an https
 /// address without `--ca`, or a token bound for plain HTTP off loopback;
-/// runtime when the daemon is unreachable, TLS fails, the daemon refuses
+/// runtime when a TLS or token file cannot be read, the daemon is
+/// unreachable, TLS fails, the daemon refuses
 /// (e.g. 401 for a wrong token), or stdin fails.
 pub fn run(args: &Args, ctx: &Context, out: &mut dyn Write) -> Result<(), Failure> {
     // The flags are checked before any waiting, as `run` checks them.

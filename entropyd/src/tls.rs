@@ -48,6 +48,8 @@ use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::{ClientConfig, InconsistentKeys, RootCertStore, ServerConfig};
 use zeroize::Zeroizing;
 
+use crate::failure::Failure;
+
 /// Largest PEM file read (certificate chain, key or CA bundle).
 pub const MAX_PEM_LEN: u64 = 1024 * 1024;
 
@@ -95,6 +97,19 @@ impl std::error::Error for TlsError {
         match self {
             TlsError::Io { source, .. } => Some(source),
             TlsError::Bad { .. } => None,
+        }
+    }
+}
+
+impl TlsError {
+    /// The command's failure, as for every file a command reads: a file
+    /// that cannot be read is a runtime failure (exit 1), one whose content
+    /// is unusable is invalid input (exit 2).
+    #[must_use]
+    pub fn into_failure(self) -> Failure {
+        match self {
+            TlsError::Io { .. } => Failure::runtime(format!("TLS: {self}")),
+            TlsError::Bad { .. } => Failure::invalid(format!("TLS: {self}")),
         }
     }
 }

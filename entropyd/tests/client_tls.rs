@@ -250,7 +250,7 @@ fn mutual_tls_with_and_without_the_client_certificate() {
 }
 
 #[test]
-fn bad_addresses_and_tls_files_are_exit_2_before_any_call() {
+fn bad_addresses_and_tls_files_fail_before_any_call() {
     let env = Env::new();
     let pki = Pki::new("files");
     let token = arg("token-file", &env.token);
@@ -279,7 +279,7 @@ fn bad_addresses_and_tls_files_are_exit_2_before_any_call() {
         "--listen=https://127.0.0.1:1",
         &arg("ca", &missing),
     ]);
-    assert_fails(&out, 2, &["cannot read", "missing.pem"]);
+    assert_fails(&out, 1, &["cannot read", "missing.pem"]);
     let empty = env.path("empty.pem");
     std::fs::write(&empty, "").unwrap();
     let out = env.cmd_stdin(
