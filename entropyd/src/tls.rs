@@ -18,7 +18,7 @@
 //!   one and says why. Connections already open keep theirs.
 //! - Private keys (the server's, and the client's of `status`, `submit`
 //!   and `feed`) are held only in buffers wiped on drop: the PEM text, its
-//!   base64 body and the DER (`pem_private_key`, not rustls-pki-types'
+//!   base64 body and the DER ([`pem_private_key`], not rustls-pki-types'
 //!   reader, whose base64 buffer is freed unwiped). ring parses the key
 //!   from our DER by reference (`certified_key`); rustls's
 //!   `with_single_cert` would take the DER and drop it unwiped. What we
@@ -190,8 +190,12 @@ fn pem_line(line: &[u8]) -> &[u8] {
 /// skipped), decoded only into buffers that are wiped on drop: the base64
 /// text and the DER. (rustls-pki-types' PEM reader gives the same DER, but
 /// its base64 staging buffer is freed unwiped.) base64 is decoded in
-/// constant time (base64ct).
-fn pem_private_key(text: &[u8]) -> Result<Zeroizing<PrivateKeyDer<'static>>, &'static str> {
+/// constant time (base64ct). Fuzzed (`fuzz/`, target `pem_key`).
+///
+/// # Errors
+/// What is wrong: no private-key section, no END line, bad base64, an
+/// empty key.
+pub fn pem_private_key(text: &[u8]) -> Result<Zeroizing<PrivateKeyDer<'static>>, &'static str> {
     use base64ct::{Base64, Encoding};
     use rustls::pki_types::{PrivatePkcs1KeyDer, PrivatePkcs8KeyDer, PrivateSec1KeyDer};
     let mut lines = text.split(|&b| b == b'\n').map(pem_line);

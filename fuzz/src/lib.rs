@@ -395,3 +395,22 @@ pub fn storage_load(data: &[u8]) {
         (HeaderState::Valid, 0, 0)
     );
 }
+
+/// The TLS files' PEM private-key reader: never panics; a key it takes is
+/// never empty, and where rustls-pki-types' reader (the model) takes the
+/// same text too, both give the same DER.
+pub fn pem_key(data: &[u8]) {
+    use rustls_pki_types::PrivateKeyDer;
+    use rustls_pki_types::pem::PemObject;
+    let Ok(ours) = entropyd::tls::pem_private_key(data) else {
+        return;
+    };
+    assert!(!ours.secret_der().is_empty());
+    if let Ok(model) = PrivateKeyDer::from_pem_slice(data) {
+        assert_eq!(model.secret_der(), ours.secret_der());
+        assert_eq!(
+            std::mem::discriminant(&model),
+            std::mem::discriminant(&*ours)
+        );
+    }
+}

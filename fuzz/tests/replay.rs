@@ -16,6 +16,7 @@ fn replay_every_corpus() {
             "api_add" => entropool_fuzz::api_add,
             "http_request" => entropool_fuzz::http_request,
             "storage_load" => entropool_fuzz::storage_load,
+            "pem_key" => entropool_fuzz::pem_key,
             other => panic!("corpus/{other} has no target"),
         };
         let mut files = 0;
