@@ -488,6 +488,11 @@ mod tests {
             let params =
                 "-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n";
             same(&format!("{}{params}{key}", made.cert.pem()).replace('\n', "\r\n"));
+            // A section left open before the key: the key alone (the
+            // model would prefix the open section's base64; found by fuzzing).
+            let open = "-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n";
+            let alone = ours(&format!("{open}{key}")).unwrap();
+            assert_eq!(alone.secret_der(), model(&key).unwrap().secret_der());
             // The other labels give the other forms (same bytes).
             for label in ["EC PRIVATE KEY", "RSA PRIVATE KEY"] {
                 same(&key.replace("PRIVATE KEY", label));
