@@ -13,17 +13,17 @@
 //! connecting, and a token is never sent that way ([`ClientError::Setup`]):
 //! the daemon serves other addresses only over TLS. The token, when given,
 //! goes with every call (a daemon off loopback needs it for reads too).
-//! [`Client::submit`] reads its input in
-//! pieces of at most [`SUBMIT_CHUNK`] bytes, base64-encodes each into an add
-//! call, and stops early when the pool takes less than a whole piece (the
+//! [`Client::submit`] reads its input in pieces of at most
+//! [`SUBMIT_CHUNK`] bytes, base64-encodes each into an add call, and stops
+//! early when the pool takes less than a whole piece (the
 //! pool is full: the rest would be discarded, so it is not read). Entropy
 //! read from the input and the encoded bodies are wiped after use. A
 //! refusal comes back as [`ClientError::Refused`] with the server's
 //! message; a daemon that is not running as [`ClientError::Unreachable`],
 //! so `entropyd status` can fall back to the state directory.
 //!
-//! On a Unix socket the client speaks the
-//! server's one-request-per-connection HTTP/1.1 itself: it writes the
+//! On a Unix socket the client speaks the server's
+//! one-request-per-connection HTTP/1.1 itself: it writes the
 //! request, reads the answer up to its `Content-Length` (at most 1 MiB of
 //! body), and leaves the parsing of the status line and headers to
 //! [`httparse`]. An answer the server sends before reading the body (a

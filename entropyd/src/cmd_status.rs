@@ -9,11 +9,11 @@
 //! client certificate; `--token-file` authorizes the read (a daemon off
 //! loopback needs it, or a client certificate). A bad address, TLS file
 //! or token file is exit 2 before anything is called (one that cannot be
-//! read, exit 1); a TLS failure is exit 1 with what
-//! failed (untrusted or misnamed certificate, client certificate asked for
-//! or refused), never a fall-back to the state directory. While
-//! nothing answers but a live runtime file says a daemon is starting, it
-//! retries for up to `--wait` seconds ([`crate::runtime::with_daemon`]).
+//! read, exit 1); a TLS failure is exit 1 with what failed (untrusted or
+//! misnamed certificate, client certificate asked for or refused), never
+//! a fall-back to the state directory. While nothing answers but a live
+//! runtime file says a daemon is starting, it retries for up to `--wait`
+//! seconds ([`crate::runtime::with_daemon`]).
 //! When nothing answers, reads the state directory instead, changing
 //! nothing in it: the config store (tunables, sources mask) and the storage
 //! cache's fill (the file is read into memory and the valid blocks are
@@ -66,9 +66,9 @@ fn write_out(out: &mut dyn Write, text: &str) -> Result<(), Failure> {
 /// # Errors
 /// Invalid input for a bad `--listen`, TLS file or token file, or an
 /// https address without `--ca`; runtime when a TLS or token file cannot
-/// be read, when TLS fails, when the daemon
-/// answers with an error or something not understood, or when the state
-/// directory or config store cannot be read.
+/// be read, when TLS fails, when the daemon answers with an error or
+/// something not understood, or when the state directory or config store
+/// cannot be read.
 pub fn run(args: &Args, ctx: &Context, out: &mut dyn Write) -> Result<(), Failure> {
     // The flags are checked before any waiting.
     let setup = args.client.load()?;

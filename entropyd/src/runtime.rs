@@ -5,8 +5,7 @@
 //! - `run` writes [`RUNTIME_FILE`] in the state directory as soon as it
 //!   holds the directory (phase `starting`), again once its API listens
 //!   (`listening`, with the bound address, `https://IP:PORT` for a TLS
-//!   listener) and once the initial seed is out
-//!   (`ready`). The file holds `key=value` lines: `pid`, `listen`,
+//!   listener) and once the initial seed is out (`ready`). The file holds `key=value` lines: `pid`, `listen`,
 //!   `started` (RFC 3339 UTC), `started_unix`, `phase` and
 //!   `memory_slots_kib` (how far `set --memory-cache-size` can grow the
 //!   cache without a restart). Each write replaces the file atomically
