@@ -13,17 +13,16 @@
 //! watermark, the external-lost timeout and the tunables follow. Nothing
 //! after the re-open can fail.
 
+use super::kind::{PoolCpu, PoolStorage, Tier};
 use super::storage::{STORAGE_LENT, wipe};
 use super::{OVERFLOW_BLOCKS, Pool, storage_slots};
 use crate::cache::LowWatermark;
-use crate::mixer::Block;
 use crate::config::Tunables;
 use crate::error::Error;
-use crate::hw::Cpu;
-use crate::storage::Storage;
+use crate::mixer::Block;
 use crate::watch::Clock;
 
-impl<C: Cpu + Clone, K: Clock, S: Storage> Pool<'_, C, K, S> {
+impl<C: PoolCpu, K: Clock, S: PoolStorage> Pool<'_, C, K, S> {
     /// Applies new tunables to the running pool, all or nothing: a
     /// configuration the pool cannot take, or a storage re-open that
     /// fails, changes nothing (tunables, watermark, memory cache, store,
@@ -52,7 +51,7 @@ impl<C: Cpu + Clone, K: Clock, S: Storage> Pool<'_, C, K, S> {
         }
         let new_slots = storage_slots(new);
         if new_slots != storage_slots(&self.tunables) {
-            self.storage.resize(new_slots, self.provenance)?;
+            self.storage.resize(new, self.provenance)?;
         }
 
         // Nothing below fails: the size was checked against the slots.
