@@ -55,6 +55,12 @@
 //! - [`Pool::set_tunables`] applies a new configuration to the running
 //!   pool, all or nothing: a configuration the pool cannot take, or a
 //!   storage re-open that fails, changes nothing.
+//! - What the pool holds for its CPU and its storage follows their types
+//!   (`src/pool/kind.rs`): over [`NoCpu`](crate::NoCpu) no RDRAND/RDSEED
+//!   drivers and no word buffer, over [`NoStorage`](crate::NoStorage) no
+//!   storage tier and no overflow; such a pool behaves as one over a CPU
+//!   without those instructions and without a medium, except that it
+//!   refuses a storage-cache-size other than 0.
 //! - Storage: one component (`src/pool/storage.rs`) moves every block
 //!   to the storage cache, for the spill of an absorb step, the excess of
 //!   a shrinking memory cache and the shutdown flush, and counts each
@@ -154,9 +160,10 @@ pub const RDRAND_BATCH: usize = 2560;
 /// Blocks held between the mixer and the storage cache within one absorb
 /// call (the storage cache is written once per batch, not per block), and
 /// the most a [`SpillJob`] carries: 16, or 2 where pointers are 32 bits
-/// (microcontrollers, where the buffer is static RAM even in a pool without
-/// a storage cache: 64 bytes instead of 512; flushes stay one per poll
-/// either way, and a firmware earns far fewer than 2 blocks per poll).
+/// (microcontrollers: 64 bytes of static RAM instead of 512; flushes stay
+/// one per poll either way, and a firmware earns far fewer than 2 blocks
+/// per poll). A pool over [`NoStorage`](crate::NoStorage) holds no
+/// overflow.
 pub const OVERFLOW_BLOCKS: usize = if cfg!(target_pointer_width = "32") {
     2
 } else {
@@ -168,10 +175,12 @@ pub const LOAD_BATCHES_PER_POLL: usize = 4;
 /// Blocks written per batch when saving the memory cache at shutdown.
 pub const FLUSH_BATCH: usize = 128;
 /// Words moved through the pool's word buffer per absorb call: 256, or 32
-/// where pointers are 32 bits (microcontrollers, where the buffer is part
-/// of the pool's static RAM: 256 bytes instead of 2 KiB; 32 is still one
-/// [`RDSEED_BATCH`]). A poll then drains the interrupt ring in chunks,
-/// still at most [`INTERRUPT_BATCH`].
+/// where pointers are 32 bits (microcontrollers: 256 bytes instead of
+/// 2 KiB; 32 is still one [`RDSEED_BATCH`]). A poll then drains the
+/// interrupt ring in chunks, still at most [`INTERRUPT_BATCH`]. The buffer
+/// is part of a pool over a [`Cpu`](crate::Cpu); a pool over
+/// [`NoCpu`](crate::NoCpu) holds none and drains through one on
+/// [`Pool::poll`]'s stack (wiped before it returns).
 pub const WORD_CHUNK: usize = if cfg!(target_pointer_width = "32") {
     32
 } else {
@@ -187,13 +196,16 @@ const _: () = assert!(
 pub struct PoolParts<'s, C, K, S> {
     /// Tunables and the (unresolved) sources mask.
     pub config: Config,
-    /// The CPU backend: [`crate::hw::RealCpu`], or a fake in tests.
+    /// The CPU backend: [`crate::hw::RealCpu`], a fake in tests, or
+    /// [`NoCpu`](crate::NoCpu) for a pool without RDRAND and RDSEED that
+    /// holds no driver state.
     pub cpu: C,
     /// The monotonic clock.
     pub clock: K,
     /// The memory cache's slots: at least `memory-cache-size` KiB × 32.
     pub memory: &'s mut [BlockSlot],
-    /// The storage cache's medium, if any.
+    /// The storage cache's medium, if any (always `None` with
+    /// [`NoStorage`](crate::NoStorage), which holds no storage state).
     pub storage: Option<S>,
     /// The drain half of the interrupt ring, when the interrupts source is
     /// used (the interrupt handler keeps the recorder half).
@@ -326,6 +338,16 @@ impl<T: Tier> BlockSink for CacheSink<'_, '_, T> {
 }
 
 /// The entropy pool. See the module documentation for its contract.
+///
+/// `C` is the CPU ([`PoolCpu`]): a [`Cpu`](crate::Cpu) (the pool keeps
+/// RDRAND and RDSEED drivers and a word buffer for them), or
+/// [`NoCpu`](crate::NoCpu), which has neither instruction and costs no
+/// state. `S` is the storage ([`PoolStorage`]): a
+/// [`Storage`](crate::Storage) medium (the pool keeps a storage tier and
+/// an overflow toward it, used when a medium is given), or
+/// [`NoStorage`](crate::NoStorage), which has no storage cache and costs
+/// no state. A firmware pool with interrupts and external entropy only is
+/// `Pool<'static, NoCpu, MyClock, NoStorage>`.
 pub struct Pool<'s, C: PoolCpu, K: Clock, S: PoolStorage> {
     tunables: Tunables,
     sources: SourceMask,
@@ -378,12 +400,14 @@ impl<'s, C: PoolCpu, K: Clock, S: PoolStorage> Pool<'s, C, K, S> {
     ///
     /// # Errors
     /// - [`Error::SourceUnavailable`] when the mask names a hardware source
-    ///   the CPU lacks; the drivers' errors ([`Error::KnownBadCpu`],
+    ///   the CPU lacks (any with [`NoCpu`](crate::NoCpu)); the drivers' errors ([`Error::KnownBadCpu`],
     ///   [`Error::SelfTestFailed`], [`Error::RdseedNotNow`] when RDSEED gave
     ///   no seed for its whole self-test budget).
     /// - [`Error::CapacityTooSmall`] when `memory` holds fewer slots than
     ///   memory-cache-size asks for, or the medium is too small.
     /// - [`Error::StorageIo`] when the storage cache cannot be opened.
+    /// - [`Error::InvalidValue`] (storage-cache-size, range `0..=0`) when
+    ///   storage-cache-size is not 0 with [`NoStorage`](crate::NoStorage).
     /// - The mixer configuration's errors.
     pub fn new(parts: PoolParts<'s, C, K, S>) -> Result<(Self, Option<LoadReport>), Error> {
         let PoolParts {

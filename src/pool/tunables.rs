@@ -37,8 +37,10 @@ impl<C: PoolCpu, K: Clock, S: PoolStorage> Pool<'_, C, K, S> {
     /// new memory-cache-size or the medium the new storage-cache-size;
     /// [`Error::InvalidValue`] for a watermark above 100 %;
     /// [`Error::StorageIo`] when re-opening the store failed, or
-    /// [`STORAGE_LENT`] while a spill job has it. Nothing changed in each
-    /// case.
+    /// [`STORAGE_LENT`] while a spill job has it; [`Error::InvalidValue`]
+    /// (storage-cache-size, range `0..=0`) for a storage-cache-size other
+    /// than 0 with [`NoStorage`](crate::NoStorage). Nothing changed in
+    /// each case.
     pub fn set_tunables(&mut self, new: &Tunables) -> Result<(), Error> {
         let want = crate::cache::blocks_for_kib(u64::from(new.memory_cache_size_kib()))
             .ok_or(Error::CapacityTooSmall)?;
