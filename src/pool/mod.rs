@@ -400,9 +400,10 @@ impl<'s, C: PoolCpu, K: Clock, S: PoolStorage> Pool<'s, C, K, S> {
     ///
     /// # Errors
     /// - [`Error::SourceUnavailable`] when the mask names a hardware source
-    ///   the CPU lacks (any with [`NoCpu`](crate::NoCpu)); the drivers' errors ([`Error::KnownBadCpu`],
-    ///   [`Error::SelfTestFailed`], [`Error::RdseedNotNow`] when RDSEED gave
-    ///   no seed for its whole self-test budget).
+    ///   the CPU lacks (either one with [`NoCpu`](crate::NoCpu)); the
+    ///   drivers' errors ([`Error::KnownBadCpu`], [`Error::SelfTestFailed`],
+    ///   [`Error::RdseedNotNow`] when RDSEED gave no seed for its whole
+    ///   self-test budget).
     /// - [`Error::CapacityTooSmall`] when `memory` holds fewer slots than
     ///   memory-cache-size asks for, or the medium is too small.
     /// - [`Error::StorageIo`] when the storage cache cannot be opened.
