@@ -347,7 +347,42 @@ impl<T: Tier> BlockSink for CacheSink<'_, '_, T> {
 /// an overflow toward it, used when a medium is given), or
 /// [`NoStorage`](crate::NoStorage), which has no storage cache and costs
 /// no state. A firmware pool with interrupts and external entropy only is
-/// `Pool<'static, NoCpu, MyClock, NoStorage>`.
+/// `Pool<'static, NoCpu, MyClock, NoStorage>`:
+///
+/// ```
+/// use entropool::{
+///     BlockCell, BlockSlot, Clock, Config, Error, MixerConfig, NoCpu, NoStorage, Pool, PoolParts,
+///     Slot, SourceMask, StorageStatus, Tunables,
+/// };
+///
+/// /// The firmware's millisecond counter (a SysTick count, say).
+/// struct Millis;
+/// impl Clock for Millis {
+///     fn now_ms(&self) -> u64 {
+///         0
+///     }
+/// }
+///
+/// let mut memory: [BlockSlot; 32] = [const { Slot::new(BlockCell::EMPTY) }; 32];
+/// let (mut pool, _) = Pool::new(PoolParts {
+///     // 1 KiB memory cache; storage-cache-size must be 0 without storage.
+///     config: Config { tunables: Tunables::new(60, 20, 1, 0)?, sources: SourceMask::new(8)? },
+///     cpu: NoCpu,
+///     clock: Millis,
+///     memory: &mut memory,
+///     storage: None::<NoStorage>,
+///     interrupts: None,
+///     mixer: MixerConfig::default(),
+///     key: [0x5A; 32],      // a device-unique secret where there is one
+///     storage_key: [0; 32], // no storage cache
+/// })?;
+/// let status = pool.status();
+/// assert_eq!((status.rdrand, status.rdseed), (None, None));
+/// assert_eq!(status.storage, StorageStatus::default());
+/// // Nothing credited yet: an error, never a wait.
+/// assert_eq!(pool.fill(&mut [0; 32]), Err(Error::Starving));
+/// # Ok::<(), Error>(())
+/// ```
 pub struct Pool<'s, C: PoolCpu, K: Clock, S: PoolStorage> {
     tunables: Tunables,
     sources: SourceMask,
