@@ -99,6 +99,8 @@ mod sync {
 /// between caches). There the padding would only be RAM: a ring is 16
 /// bytes instead of 96 (the interrupt ring's control block and the memory
 /// cache's ring), and whatever holds a ring is no longer 32-byte aligned.
+/// (A bare-metal Cortex-A or -R system running both ends on two coherent
+/// cores would lose only speed to false sharing, never correctness.)
 #[cfg_attr(not(target_arch = "arm"), repr(align(128)))]
 #[cfg_attr(all(target_arch = "arm", not(target_os = "none")), repr(align(32)))]
 struct CachePadded<T>(T);
