@@ -802,8 +802,8 @@ mod tests {
     fn indices_are_padded_apart_where_cores_share_caches() {
         let mut s = storage::<u64>(4);
         let ring = Ring::new(&mut s).unwrap();
-        let head = core::ptr::from_ref(&ring.head.0) as usize;
-        let tail = core::ptr::from_ref(&ring.tail.0) as usize;
+        let head = core::ptr::from_ref(&ring.head.0).addr();
+        let tail = core::ptr::from_ref(&ring.tail.0).addr();
         let line = if cfg!(target_arch = "arm") { 32 } else { 128 };
         assert!(head.abs_diff(tail) >= line, "indices {} bytes apart", head.abs_diff(tail));
         assert_eq!(core::mem::align_of::<Ring<'_, u64>>(), line);
