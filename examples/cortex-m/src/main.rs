@@ -425,7 +425,9 @@ fn check_poolrng_from_pool(pool: &mut FirmwarePool) -> Result<(), Fail> {
     }
     let taken = pool.status().bytes_served - before;
     ensure(
-        taken == (config.seed_len() + config.reseed_len()) as u64,
+        taken
+            == (FirmwareRng::<&mut FirmwarePool>::SEED_LEN
+                + FirmwareRng::<&mut FirmwarePool>::RESEED_LEN) as u64,
         "PoolRng took its seed and one reseed from the pool",
     )?;
     let mut c = [0u8; 64];

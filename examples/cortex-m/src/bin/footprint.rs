@@ -61,6 +61,7 @@ type Rng = entropool::PoolRng<
     &'static mut Pool<'static, NoCpu, TickClock, Medium>,
     entropool::HmacDrbg,
     RNG_BUFFER,
+    RNG_LANES,
 >;
 /// PoolRng's output buffer: the smallest multiple of 32 (one HMAC_DRBG
 /// output block) above `SMALL_REQUEST_MAX`, or 512 with `bulk`.
@@ -68,13 +69,13 @@ type Rng = entropool::PoolRng<
 const RNG_BUFFER: usize = 288;
 #[cfg(all(feature = "rng", feature = "bulk"))]
 const RNG_BUFFER: usize = 512;
-/// One lane, or with `bulk` the default two.
+/// One lane (the generator then holds one HMAC_DRBG state), or with `bulk`
+/// the default two.
 #[cfg(all(feature = "rng", not(feature = "bulk")))]
-const RNG_CONFIG: entropool::PoolRngConfig = entropool::PoolRngConfig {
-    lanes: 1,
-    ..entropool::PoolRngConfig::DEFAULT
-};
+const RNG_LANES: usize = 1;
 #[cfg(all(feature = "rng", feature = "bulk"))]
+const RNG_LANES: usize = 2;
+#[cfg(feature = "rng")]
 const RNG_CONFIG: entropool::PoolRngConfig = entropool::PoolRngConfig::DEFAULT;
 /// The generator in a static too: its state counts as static RAM.
 #[cfg(feature = "rng")]
