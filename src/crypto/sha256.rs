@@ -352,14 +352,17 @@ fn accelerated<const N: usize>(loops: &mut [(&HmacKey, &mut [u8; 32], &mut [u8])
 pub(crate) fn digest_blocks<const N: usize>(
     start: &[u32; 8],
     blocks: &[[u8; BLOCK]; N],
-    mut digests: [&mut [u8; 32]; N],
+    digests: [&mut [u8; 32]; N],
 ) {
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-    if accelerate()
-        && super::sha_ni::digest_lanes(start, blocks, digests.each_mut().map(|d| &mut **d))
-    {
-        return;
-    }
+    let digests = {
+        let mut digests = digests;
+        let lanes = digests.each_mut().map(|d| &mut **d);
+        if accelerate() && super::sha_ni::digest_lanes(start, blocks, lanes) {
+            return;
+        }
+        digests
+    };
     for (block, digest) in blocks.iter().zip(digests) {
         let mut state = *start;
         compress(&mut state, block);
