@@ -356,6 +356,18 @@ fn pool(seed: u64) -> u64 {
         Err(e) => return black_box(acc ^ u64::from(e.code())),
     };
     let _ = rng.fill(&mut out);
+    let _ = rng.reseed_now();
+    // One lane and a firmware-sized buffer (another monomorphization).
+    let mut one =
+        match PoolRng::<_, HmacDrbg, 288, 1>::with_drbg(rng.source_mut(), PoolRngConfig::DEFAULT) {
+            Ok(r) => r,
+            Err(e) => return black_box(acc ^ u64::from(e.code())),
+        };
+    let mut big = [0u8; 300];
+    let _ = one.fill(&mut out);
+    let _ = one.fill(&mut big);
+    let _ = one.reseed_now();
+    acc ^= u64::from(at(&big[..], 5));
     black_box(acc ^ u64::from(at(&out[..], 7)))
 }
 
