@@ -60,7 +60,8 @@ fn small(c: &mut Criterion) {
     }
     g.finish();
 
-    // The same over Hash_DRBG (one compression per 32 bytes instead of two).
+    // The same over Hash_DRBG (one compression per 32 bytes instead of two,
+    // two at a time on SHA-NI), beside the vDSO for the ratio.
     let mut g = c.benchmark_group("drbg_32B_hash");
     g.throughput(Throughput::Bytes(32));
     let mut rng = PoolRng::<_, HashDrbg>::with_drbg(FastFake(1), PoolRngConfig::DEFAULT).unwrap();
@@ -69,6 +70,15 @@ fn small(c: &mut Criterion) {
             rng.fill(black_box(&mut out)).unwrap();
         })
     });
+    #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+    match vdso::VdsoGetrandom::new() {
+        Ok(mut v) => {
+            g.bench_function(BenchmarkId::new("vdso_getrandom", 32), |b| {
+                b.iter(|| v.fill(black_box(&mut out)).unwrap())
+            });
+        }
+        Err(why) => eprintln!("SKIPPED drbg_32B_hash/vdso_getrandom: {why}"),
+    }
     g.finish();
 
     // With `std`: the cost of each fork detector per 32-byte request.
@@ -127,6 +137,15 @@ fn bulk(c: &mut Criterion) {
     g.bench_function(BenchmarkId::new("entropool", BULK), |b| {
         b.iter(|| hash.generate(black_box(&mut out), b"").unwrap())
     });
+    #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+    match vdso::VdsoGetrandom::new() {
+        Ok(mut v) => {
+            g.bench_function(BenchmarkId::new("vdso_getrandom", BULK), |b| {
+                b.iter(|| v.fill(black_box(&mut out)).unwrap())
+            });
+        }
+        Err(why) => eprintln!("SKIPPED drbg_bulk_64KiB_hash/vdso_getrandom: {why}"),
+    }
     g.finish();
 }
 

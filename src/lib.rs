@@ -7,7 +7,11 @@
 //! What semver covers, all at the crate root unless a module is named:
 //!
 //! - The pool: [`Pool`], [`PoolParts`], [`PoolStatus`], [`PollReport`],
-//!   [`HardwareStatus`], [`StorageStatus`]; its memory, [`BlockSlot`] (a
+//!   [`HardwareStatus`], [`StorageStatus`]; what it is built over, the
+//!   sealed [`PoolCpu`] (a [`Cpu`], or [`NoCpu`]: no hardware
+//!   random-number instructions and no driver state) and [`PoolStorage`]
+//!   (a [`Storage`], or [`NoStorage`]: no storage cache and no storage
+//!   state); its memory, [`BlockSlot`] (a
 //!   [`Slot`] of a [`BlockCell`], which holds a [`Block`] of [`BLOCK_LEN`]
 //!   bytes: only the mixer and the storage loader make one),
 //!   [`BLOCKS_PER_KIB`],
@@ -108,7 +112,7 @@ pub use hw::cpu_jitter::{CPU_JITTER_SCRATCH, CPU_JITTER_SCRATCH_MIN, CpuJitter};
 pub use hw::jitter::{
     JITTER_DEFAULT_INTERVAL, JITTER_INTERVAL_MAX_US, JITTER_INTERVAL_MIN_US, JitterThread,
 };
-pub use hw::{Cpu, CpuIdentity, HwStats, RealCpu, Vendor};
+pub use hw::{Cpu, CpuIdentity, HwStats, NoCpu, RealCpu, Vendor};
 pub use interrupt::{InterruptCounters, InterruptDrain, InterruptRecorder, InterruptRing};
 pub use mixer::{
     Block, CreditRate, ExternalDisable, MixerConfig, MixerStats, SourceConfig, SourceStats,
@@ -116,8 +120,8 @@ pub use mixer::{
 };
 pub use pool::{
     FLUSH_BATCH, HardwareStatus, INTERRUPT_BATCH, INTERRUPT_MIN_DRAIN, LOAD_BATCHES_PER_POLL,
-    OVERFLOW_BLOCKS, PollReport, Pool, PoolParts, PoolStatus, RDRAND_BATCH, RDSEED_BATCH,
-    STORAGE_LENT, SpillJob, StorageMove, StorageStatus, WORD_CHUNK,
+    OVERFLOW_BLOCKS, PollReport, Pool, PoolCpu, PoolParts, PoolStatus, PoolStorage, RDRAND_BATCH,
+    RDSEED_BATCH, STORAGE_LENT, SpillJob, StorageMove, StorageStatus, WORD_CHUNK,
 };
 pub use ring::Slot;
 #[cfg(feature = "std")]
@@ -126,7 +130,7 @@ pub use rng::{EntropySource, PoolRng, PoolRngConfig};
 pub use source::{CpuFeatures, Source, SourceMask};
 #[cfg(feature = "std")]
 pub use storage::FileStorage;
-pub use storage::{MemStorage, Storage};
+pub use storage::{MemStorage, NoStorage, Storage};
 #[cfg(feature = "std")]
 pub use watch::SystemClock;
 pub use watch::{Clock, ExternalStatus};

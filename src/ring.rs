@@ -31,7 +31,8 @@
 //! the interrupt rings are sized by the firmware integrator per CPU; both sit
 //! over caller storage. So this module is our own ring, modelled on rtrb
 //! (positions in `0..2 * capacity`, each side caching the other's index,
-//! indices on separate cache lines), proven with loom (`tests/loom_ring.rs`)
+//! indices on separate cache lines except on bare-metal Arm: see
+//! `CachePadded`), proven with loom (`tests/loom_ring.rs`)
 //! and miri (this module's tests and `tests/ring_*.rs`). Where a capacity is a
 //! compile-time constant and no wipe is needed, heapless is the better tool.
 //!
@@ -85,13 +86,29 @@ mod sync {
 
 /// Keeps a value on its own cache line pair (128 bytes: x86_64's adjacent
 /// line prefetcher pulls lines in pairs), so the producer's and the
-/// consumer's indices never share a line. 32-bit Arm (Cortex-M: no data
-/// cache up to the M4, 32-byte lines on the M7) pads to 32 bytes, as
-/// crossbeam's `CachePadded` does there: 128 would cost a microcontroller
-/// about 200 bytes of RAM per ring for nothing.
+/// consumer's indices never share a line. 32-bit Arm with an operating
+/// system (Linux on Cortex-A: 32- or 64-byte lines) pads to 32 bytes, as
+/// crossbeam's `CachePadded` does there.
+///
+/// Bare-metal 32-bit Arm (`target_os = "none"`: the Cortex-M firmware this
+/// crate is linked into) does not pad at all. False sharing needs two cores
+/// whose coherent data caches fight over one line; a Cortex-M part has one
+/// core, M0 to M4 have no data cache, and an M7's cache serves that one
+/// core (the dual-core parts, an RP2040's two M0+ or an M7 beside an M4,
+/// have no data cache or no coherent one, so a line is never bounced
+/// between caches). There the padding would only be RAM: a ring is 16
+/// bytes instead of 96 (the interrupt ring's control block and the memory
+/// cache's ring), and whatever holds a ring is no longer 32-byte aligned.
+/// (A bare-metal Cortex-A or -R system running both ends on two coherent
+/// cores would lose only speed to false sharing, never correctness.)
 #[cfg_attr(not(target_arch = "arm"), repr(align(128)))]
-#[cfg_attr(target_arch = "arm", repr(align(32)))]
+#[cfg_attr(all(target_arch = "arm", not(target_os = "none")), repr(align(32)))]
 struct CachePadded<T>(T);
+
+// Bare-metal Arm: a ring is its two indices, the storage pointer and the
+// capacity, with no padding (checked wherever the firmware builds).
+#[cfg(all(target_arch = "arm", target_os = "none", not(loom)))]
+const _: () = assert!(core::mem::size_of::<Ring<'static, u64>>() == 4 * core::mem::size_of::<usize>());
 
 /// One storage cell of a ring (the memory cache, the interrupt ring). Always holds a valid `T` (`T::default()`
 /// when empty), so no slot is ever uninitialised.
@@ -776,6 +793,20 @@ mod tests {
             // SAFETY: test only; no half is alive.
             unsafe { (*p).clone() }
         })
+    }
+
+    /// Off bare metal the two indices stay a cache line pair apart (128
+    /// bytes; 32 on 32-bit Arm with an OS): the padding is dropped only on
+    /// `target_os = "none"` Arm, never on the host.
+    #[test]
+    fn indices_are_padded_apart_where_cores_share_caches() {
+        let mut s = storage::<u64>(4);
+        let ring = Ring::new(&mut s).unwrap();
+        let head = core::ptr::from_ref(&ring.head.0).addr();
+        let tail = core::ptr::from_ref(&ring.tail.0).addr();
+        let line = if cfg!(target_arch = "arm") { 32 } else { 128 };
+        assert!(head.abs_diff(tail) >= line, "indices {} bytes apart", head.abs_diff(tail));
+        assert_eq!(core::mem::align_of::<Ring<'_, u64>>(), line);
     }
 
     #[test]

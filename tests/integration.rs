@@ -63,6 +63,8 @@ mod mixer_health;
 mod mixer_screen;
 #[path = "pool_facade.rs"]
 mod pool_facade;
+#[path = "pool_kinds.rs"]
+mod pool_kinds;
 #[path = "pool_room.rs"]
 mod pool_room;
 #[path = "pool_storage.rs"]

@@ -156,8 +156,8 @@ fn fork_and_run_all<const N: usize>(
 }
 
 /// Source bytes at instantiation and per reseed: 48 and 32 per lane.
-const SEED: u64 = 48 * PoolRngConfig::DEFAULT.lanes as u64;
-const RESEED: u64 = 32 * PoolRngConfig::DEFAULT.lanes as u64;
+const SEED: u64 = PoolRng::<Counter>::SEED_LEN as u64;
+const RESEED: u64 = PoolRng::<Counter>::RESEED_LEN as u64;
 
 /// A generator whose buffer holds output both processes would serve alike.
 fn warmed(detection: ForkDetection) -> PoolRng<Counter> {

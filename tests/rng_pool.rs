@@ -79,11 +79,53 @@ impl Model {
     }
 }
 
-fn lanes_config(lanes: u8) -> PoolRngConfig {
-    PoolRngConfig {
-        lanes,
-        ..PoolRngConfig::DEFAULT
+/// A generator with `lanes` lanes (1 or 2) chosen at run time, for the
+/// tests that run both: the lane count is `PoolRng`'s `LANES` parameter.
+enum WithLanes<const BUF: usize> {
+    One(PoolRng<Fake, HmacDrbg, BUF, 1>),
+    Two(PoolRng<Fake, HmacDrbg, BUF, 2>),
+}
+
+impl<const BUF: usize> WithLanes<BUF> {
+    fn new(source: Fake, config: PoolRngConfig, lanes: u8) -> Result<Self, Error> {
+        match lanes {
+            1 => PoolRng::with_drbg(source, config).map(Self::One),
+            2 => PoolRng::with_drbg(source, config).map(Self::Two),
+            _ => panic!("PoolRng has 1 or 2 lanes, not {lanes}"),
+        }
     }
+
+    fn fill(&mut self, out: &mut [u8]) -> Result<(), Error> {
+        match self {
+            Self::One(rng) => rng.fill(out),
+            Self::Two(rng) => rng.fill(out),
+        }
+    }
+
+    fn reseed_now(&mut self) -> Result<(), Error> {
+        match self {
+            Self::One(rng) => rng.reseed_now(),
+            Self::Two(rng) => rng.reseed_now(),
+        }
+    }
+
+    /// The type's `SEED_LEN` and `RESEED_LEN`.
+    fn seed_and_reseed_len(&self) -> (usize, usize) {
+        match self {
+            Self::One(_) => (
+                PoolRng::<Fake, HmacDrbg, BUF, 1>::SEED_LEN,
+                PoolRng::<Fake, HmacDrbg, BUF, 1>::RESEED_LEN,
+            ),
+            Self::Two(_) => (
+                PoolRng::<Fake, HmacDrbg, BUF, 2>::SEED_LEN,
+                PoolRng::<Fake, HmacDrbg, BUF, 2>::RESEED_LEN,
+            ),
+        }
+    }
+}
+
+fn with_lanes(lanes: u8) -> WithLanes<BUFFER_LEN> {
+    WithLanes::new(Fake::default(), PoolRngConfig::DEFAULT, lanes).unwrap()
 }
 
 proptest! {
@@ -94,7 +136,7 @@ proptest! {
     /// speed); a large request is one model call per 64 KiB.
     #[test]
     fn output_equals_plain_drbg_model(sizes in proptest::collection::vec(0usize..=SMALL_REQUEST_MAX, 1..60), big in (SMALL_REQUEST_MAX + 1)..140_000usize, lanes in 1u8..=2) {
-        let mut rng = PoolRng::new(Fake::default(), lanes_config(lanes)).unwrap();
+        let mut rng = with_lanes(lanes);
         let mut m = Model::new(lanes);
         let total: usize = sizes.iter().sum();
         let mut expected = vec![0u8; total.div_ceil(BUFFER_LEN) * BUFFER_LEN];
@@ -111,7 +153,7 @@ proptest! {
 
         // A large request bypasses the buffer (the buffered rest is kept):
         // one call per lane per 64 KiB per lane.
-        let mut rng = PoolRng::new(Fake::default(), lanes_config(lanes)).unwrap();
+        let mut rng = with_lanes(lanes);
         let mut m = Model::new(lanes);
         let mut out = vec![0u8; big];
         rng.fill(&mut out).unwrap();
@@ -130,7 +172,7 @@ fn a_512_byte_buffer_equals_the_model_in_512_byte_calls() {
     const BUF: usize = 512;
     for lanes in 1u8..=2 {
         let mut rng =
-            PoolRng::<_, HmacDrbg, BUF>::with_drbg(Fake::default(), lanes_config(lanes)).unwrap();
+            WithLanes::<BUF>::new(Fake::default(), PoolRngConfig::DEFAULT, lanes).unwrap();
         let mut m = Model::new(lanes);
         let sizes: Vec<usize> = (0..40)
             .map(|i| (i * 37) % (SMALL_REQUEST_MAX + 1))
@@ -270,7 +312,7 @@ fn prediction_resistance_reseeds_every_call() {
 
     // With one lane, 100 KiB is two DRBG calls: two reseeds.
     let src = Fake::default();
-    let mut rng = PoolRng::new(src.clone(), PoolRngConfig { lanes: 1, ..cfg }).unwrap();
+    let mut rng = PoolRng::<_, HmacDrbg, BUFFER_LEN, 1>::with_drbg(src.clone(), cfg).unwrap();
     rng.fill(&mut big).unwrap();
     assert_eq!(src.calls.get(), 3);
 }
@@ -282,14 +324,15 @@ fn prediction_resistance_reseeds_every_call() {
 fn lanes_take_their_own_entropy_and_differ() {
     for (lanes, seed, per_reseed) in [(1u8, 48u64, 32u64), (2, 96, 64)] {
         let src = Fake::default();
-        let mut rng = PoolRng::new(src.clone(), lanes_config(lanes)).unwrap();
+        let mut rng =
+            WithLanes::<BUFFER_LEN>::new(src.clone(), PoolRngConfig::DEFAULT, lanes).unwrap();
         assert_eq!((src.calls.get(), src.bytes.get()), (1, seed));
         rng.reseed_now().unwrap();
         assert_eq!((src.calls.get(), src.bytes.get()), (2, seed + per_reseed));
-        // What the config says a caller must wait for is what was read.
-        let config = lanes_config(lanes);
-        assert_eq!(config.seed_len() as u64, seed);
-        assert_eq!(config.reseed_len() as u64, per_reseed);
+        // What the type says a caller must wait for is what was read.
+        let (seed_len, reseed_len) = rng.seed_and_reseed_len();
+        assert_eq!(seed_len as u64, seed);
+        assert_eq!(reseed_len as u64, per_reseed);
     }
 
     /// Hands out the same byte everywhere: both lanes get equal seeds.
@@ -320,8 +363,6 @@ fn config_ranges_and_debug() {
             reseed_after_bytes: (1 << 48) + 1,
             ..PoolRngConfig::DEFAULT
         },
-        lanes_config(0),
-        lanes_config(3),
     ] {
         assert!(matches!(
             PoolRng::new(Fake::default(), cfg),
@@ -344,7 +385,7 @@ fn rand_core_traits_and_hash_drbg_mechanism() {
     let (x, y) = (draw(&mut a), draw(&mut h));
     assert_ne!(x, y, "HMAC and Hash mechanisms give different streams");
     // The u32/u64 are the next buffered bytes, little-endian.
-    let mut m = Model::new(PoolRngConfig::DEFAULT.lanes);
+    let mut m = Model::new(2); // the default `LANES`
     let mut block = [0u8; BUFFER_LEN];
     m.generate(&mut block);
     assert_eq!(x.2[..], block[..7]);

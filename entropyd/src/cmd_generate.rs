@@ -10,7 +10,7 @@
 //! - Default: [`PoolRng`] (two SP 800-90A `HMAC_DRBG` lanes) seeded (and
 //!   reseeded every 16 MiB) with full-entropy blocks from the pool; it
 //!   waits until the memory cache holds what a seed or reseed takes
-//!   ([`PoolRngConfig::seed_len`], [`PoolRngConfig::reseed_len`]). With
+//!   ([`PoolRng::SEED_LEN`], [`PoolRng::RESEED_LEN`]). With
 //!   `--full-entropy`: conditioned blocks only, straight from the pool.
 //! - The private pool refills whenever its memory cache is not full (low
 //!   watermark 100 %, whatever the store says): it exists only to serve
@@ -336,14 +336,15 @@ fn drbg<P: Feed>(
     out: &mut dyn Write,
 ) -> Result<(), Failure> {
     // Instantiation takes 48 bytes per lane in one read.
-    harvester.wait_for(pool, config.seed_len())?;
+    let seed_len = PoolRng::<&mut P>::SEED_LEN;
+    harvester.wait_for(pool, seed_len)?;
     let mut rng = loop {
         let error = match PoolRng::new(&mut *pool, config) {
             Ok(rng) => break rng,
             Err(e @ (Error::Starving | Error::ExternalLost)) => e,
             Err(e) => return Err(Failure::runtime(format!("cannot seed the generator: {e}"))),
         };
-        harvester.starved(pool, config.seed_len(), "cannot seed the generator", &error)?;
+        harvester.starved(pool, seed_len, "cannot seed the generator", &error)?;
     };
     harvester.fed();
     let mut buf = Zeroizing::new(vec![0u8; CHUNK]);
@@ -367,7 +368,7 @@ fn drbg<P: Feed>(
                 let source: &mut P = rng.source_mut();
                 harvester.starved(
                     source,
-                    config.reseed_len(),
+                    PoolRng::<&mut P>::RESEED_LEN,
                     "cannot reseed the generator",
                     &e,
                 )?;
@@ -509,8 +510,8 @@ mod tests {
         // One seed (3 blocks with two lanes) and five reseeds (2 each), a
         // block per poll: the generator polled for what it needed and no
         // more.
-        let seed = config.seed_len() / BLOCK_LEN;
-        let reseed = config.reseed_len() / BLOCK_LEN;
+        let seed = PoolRng::<&mut SlowFeed>::SEED_LEN / BLOCK_LEN;
+        let reseed = PoolRng::<&mut SlowFeed>::RESEED_LEN / BLOCK_LEN;
         assert_eq!((seed, reseed), (3, 2));
         assert_eq!(pool.polls, seed + 5 * reseed);
         assert_eq!(pool.blocks, 0);

@@ -340,6 +340,37 @@ fn accelerated<const N: usize>(loops: &mut [(&HmacKey, &mut [u8; 32], &mut [u8])
     hmac_chain(&mut chains).saturating_mul(32)
 }
 
+/// `N` independent one-block digests: `blocks[l]` compressed into its own
+/// copy of `start`, written to `digests[l]` as big-endian digest bytes (what
+/// [`compress`] then [`state_bytes`] give, lane by lane). On the SHA
+/// extensions the `N` compressions' rounds interleave
+/// (`sha_ni::digest_lanes`); elsewhere, under miri and in a unit test that
+/// asked for the portable path, they run one after the other. Hash_DRBG's
+/// hashgen is its caller: each output block is `SHA-256(V + i)`, one block
+/// from the initial value, independent of the others.
+#[inline]
+pub(crate) fn digest_blocks<const N: usize>(
+    start: &[u32; 8],
+    blocks: &[[u8; BLOCK]; N],
+    digests: [&mut [u8; 32]; N],
+) {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    let digests = {
+        let mut digests = digests;
+        let lanes = digests.each_mut().map(|d| &mut **d);
+        if accelerate() && super::sha_ni::digest_lanes(start, blocks, lanes) {
+            return;
+        }
+        digests
+    };
+    for (block, digest) in blocks.iter().zip(digests) {
+        let mut state = *start;
+        compress(&mut state, block);
+        state_bytes(&state, digest);
+        state.zeroize();
+    }
+}
+
 /// No SHA extensions here: the portable path does every step.
 #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
 fn accelerated<const N: usize>(_: &mut [(&HmacKey, &mut [u8; 32], &mut [u8]); N]) -> usize {

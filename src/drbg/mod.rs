@@ -24,11 +24,13 @@
 //! CPUs with the SHA extensions (CPUID), HMAC_DRBG's output loop runs on
 //! them with the inner digest kept in registers, and
 //! [`HmacDrbg::generate_pair`] interleaves the loops of two instances so
-//! their compressions overlap; elsewhere (and under miri) the portable path
-//! over `sha2` runs. Both give the same bytes: the HMAC_DRBG CAVP vectors
-//! run on both paths (the unit tests force the portable one), and a
-//! property test checks the two output loops against each other and
-//! against the `hmac` crate.
+//! their compressions overlap; Hash_DRBG's output blocks are independent
+//! (`SHA-256(V + i)`), so its generate compresses two at a time there.
+//! Elsewhere (and under miri) the portable path over `sha2` runs. Both give
+//! the same bytes: the CAVP vectors of both mechanisms run on both paths
+//! (the unit tests force the portable one), and property tests check the
+//! HMAC output loops against each other and the `hmac` crate, and
+//! Hash_DRBG's lanes against its portable path and the standard's hashgen.
 //!
 //! Wiping: the state and the scratch buffers this module owns are
 //! zeroized. Copies the compiler makes of secret values (registers spilled

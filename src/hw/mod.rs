@@ -50,6 +50,18 @@ pub use rdrand::{RDRAND_RETRY_LIMIT, RDRAND_SELF_TEST_WORDS, Rdrand};
 #[cfg_attr(not(feature = "testing"), allow(unused_imports))] // tests only
 pub use rdseed::{RDSEED_RETRY_LIMIT, RDSEED_SELF_TEST_ROUNDS, RDSEED_SELF_TEST_WORDS, Rdseed};
 
+/// No hardware random-number instructions: the CPU type of a pool that
+/// uses interrupts and external entropy only (firmware on a
+/// microcontroller). Zero-sized, and a pool over it
+/// ([`Pool<'_, NoCpu, _, _>`](crate::Pool)) holds no RDRAND or RDSEED
+/// driver state and no word buffer for them. Its features are none: the
+/// default sources mask resolves to interrupts, and a mask that names
+/// RDRAND or RDSEED is [`Error::SourceUnavailable`], as on a CPU that
+/// lacks the instruction. It is not a [`Cpu`] (it has no cycle counter
+/// either: the interrupt ring's timestamps come from the caller).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct NoCpu;
+
 /// The CPU's vendor, from the CPUID leaf 0 vendor string.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Vendor {

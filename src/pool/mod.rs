@@ -55,6 +55,12 @@
 //! - [`Pool::set_tunables`] applies a new configuration to the running
 //!   pool, all or nothing: a configuration the pool cannot take, or a
 //!   storage re-open that fails, changes nothing.
+//! - What the pool holds for its CPU and its storage follows their types
+//!   (`src/pool/kind.rs`): over [`NoCpu`](crate::NoCpu) no RDRAND/RDSEED
+//!   drivers and no word buffer, over [`NoStorage`](crate::NoStorage) no
+//!   storage tier and no overflow; such a pool behaves as one over a CPU
+//!   without those instructions and without a medium, except that it
+//!   refuses a storage-cache-size other than 0.
 //! - Storage: one component (`src/pool/storage.rs`) moves every block
 //!   to the storage cache, for the spill of an absorb step, the excess of
 //!   a shrinking memory cache and the shutdown flush, and counts each
@@ -114,6 +120,7 @@
     doc = "| [`CPU_JITTER_IDLE_PARK`](crate::hw::cpu_jitter::CPU_JITTER_IDLE_PARK) | 5 ms | the jitter thread's park when its ring is full or nobody wants samples (a stop cuts it short) |"
 )]
 
+mod kind;
 mod storage;
 mod tunables;
 
@@ -125,13 +132,14 @@ use crate::cache::{BLOCK_LEN, BlockSlot, MemoryCache};
 use crate::config::{Config, Tunables};
 use crate::error::Error;
 use crate::health::{HealthState, STARTUP_SAMPLES};
-use crate::hw::{Cpu, HwStats, Rdrand, Rdseed};
+use crate::hw::HwStats;
 use crate::interrupt::InterruptDrain;
 use crate::mixer::{BLOCK_CREDIT, Block, BlockSink, Mixer, MixerConfig, MixerStats, SourceStats};
 use crate::source::{Source, SourceMask};
-use crate::storage::{LoadReport, Storage};
+use crate::storage::LoadReport;
 use crate::watch::{Clock, ExternalLostTimer, ExternalStatus};
-use storage::StorageTier;
+use kind::{Drivers, Tier};
+pub use kind::{PoolCpu, PoolStorage};
 pub use storage::{STORAGE_LENT, SpillJob, StorageMove};
 
 /// Interrupt timestamps drained per [`Pool::poll`] at most (in chunks of
@@ -152,9 +160,10 @@ pub const RDRAND_BATCH: usize = 2560;
 /// Blocks held between the mixer and the storage cache within one absorb
 /// call (the storage cache is written once per batch, not per block), and
 /// the most a [`SpillJob`] carries: 16, or 2 where pointers are 32 bits
-/// (microcontrollers, where the buffer is static RAM even in a pool without
-/// a storage cache: 64 bytes instead of 512; flushes stay one per poll
-/// either way, and a firmware earns far fewer than 2 blocks per poll).
+/// (microcontrollers: 64 bytes of static RAM instead of 512; flushes stay
+/// one per poll either way, and a firmware earns far fewer than 2 blocks
+/// per poll). A pool over [`NoStorage`](crate::NoStorage) holds no
+/// overflow.
 pub const OVERFLOW_BLOCKS: usize = if cfg!(target_pointer_width = "32") {
     2
 } else {
@@ -166,10 +175,12 @@ pub const LOAD_BATCHES_PER_POLL: usize = 4;
 /// Blocks written per batch when saving the memory cache at shutdown.
 pub const FLUSH_BATCH: usize = 128;
 /// Words moved through the pool's word buffer per absorb call: 256, or 32
-/// where pointers are 32 bits (microcontrollers, where the buffer is part
-/// of the pool's static RAM: 256 bytes instead of 2 KiB; 32 is still one
-/// [`RDSEED_BATCH`]). A poll then drains the interrupt ring in chunks,
-/// still at most [`INTERRUPT_BATCH`].
+/// where pointers are 32 bits (microcontrollers: 256 bytes instead of
+/// 2 KiB; 32 is still one [`RDSEED_BATCH`]). A poll then drains the
+/// interrupt ring in chunks, still at most [`INTERRUPT_BATCH`]. The buffer
+/// is part of a pool over a [`Cpu`](crate::Cpu); a pool over
+/// [`NoCpu`](crate::NoCpu) holds none and drains through one on
+/// [`Pool::poll`]'s stack (wiped before it returns).
 pub const WORD_CHUNK: usize = if cfg!(target_pointer_width = "32") {
     32
 } else {
@@ -185,13 +196,16 @@ const _: () = assert!(
 pub struct PoolParts<'s, C, K, S> {
     /// Tunables and the (unresolved) sources mask.
     pub config: Config,
-    /// The CPU backend: [`crate::hw::RealCpu`], or a fake in tests.
+    /// The CPU backend: [`crate::hw::RealCpu`], a fake in tests, or
+    /// [`NoCpu`](crate::NoCpu) for a pool without RDRAND and RDSEED that
+    /// holds no driver state.
     pub cpu: C,
     /// The monotonic clock.
     pub clock: K,
     /// The memory cache's slots: at least `memory-cache-size` KiB × 32.
     pub memory: &'s mut [BlockSlot],
-    /// The storage cache's medium, if any.
+    /// The storage cache's medium, if any (always `None` with
+    /// [`NoStorage`](crate::NoStorage), which holds no storage state).
     pub storage: Option<S>,
     /// The drain half of the interrupt ring, when the interrupts source is
     /// used (the interrupt handler keeps the recorder half).
@@ -308,68 +322,86 @@ pub struct PollReport {
     pub still_wanted: bool,
 }
 
-/// Blocks the mixer could not put into the memory cache, on their way to
-/// the storage cache (each wipes itself when dropped).
-struct Overflow {
-    blocks: [Option<Block>; OVERFLOW_BLOCKS],
-    len: usize,
-    /// How many more blocks the storage cache can take.
-    room: usize,
-}
-
-impl Overflow {
-    const fn new() -> Self {
-        Overflow {
-            blocks: [const { None }; OVERFLOW_BLOCKS],
-            len: 0,
-            room: 0,
-        }
-    }
-}
-
 /// The mixer's sink: the memory cache, then the overflow to storage.
-struct CacheSink<'a, 's> {
+struct CacheSink<'a, 's, T> {
     memory: &'a mut MemoryCache<'s>,
-    overflow: &'a mut Overflow,
+    storage: &'a mut T,
 }
 
-impl BlockSink for CacheSink<'_, '_> {
+impl<T: Tier> BlockSink for CacheSink<'_, '_, T> {
     fn offer(&mut self, block: Block) -> Result<(), Block> {
-        let block = match self.memory.push(block) {
-            Ok(()) => return Ok(()),
-            Err(block) => block,
-        };
-        let limit = self.overflow.room.min(OVERFLOW_BLOCKS);
-        if self.overflow.len < limit {
-            if let Some(slot) = self.overflow.blocks.get_mut(self.overflow.len) {
-                *slot = Some(block);
-                self.overflow.len = self.overflow.len.saturating_add(1);
-                return Ok(());
-            }
+        match self.memory.push(block) {
+            Ok(()) => Ok(()),
+            Err(block) => self.storage.offer_overflow(block),
         }
-        Err(block)
     }
 }
 
 /// The entropy pool. See the module documentation for its contract.
-pub struct Pool<'s, C: Cpu + Clone, K: Clock, S: Storage> {
+///
+/// `C` is the CPU ([`PoolCpu`]): a [`Cpu`](crate::Cpu) (the pool keeps
+/// RDRAND and RDSEED drivers and a word buffer for them), or
+/// [`NoCpu`](crate::NoCpu), which has neither instruction and costs no
+/// state. `S` is the storage ([`PoolStorage`]): a
+/// [`Storage`](crate::Storage) medium (the pool keeps a storage tier and
+/// an overflow toward it, used when a medium is given), or
+/// [`NoStorage`](crate::NoStorage), which has no storage cache and costs
+/// no state. A firmware pool with interrupts and external entropy only is
+/// `Pool<'static, NoCpu, MyClock, NoStorage>`:
+///
+/// ```
+/// use entropool::{
+///     BlockCell, BlockSlot, Clock, Config, Error, MixerConfig, NoCpu, NoStorage, Pool, PoolParts,
+///     Slot, SourceMask, StorageStatus, Tunables,
+/// };
+///
+/// /// The firmware's millisecond counter (a SysTick count, say).
+/// struct Millis;
+/// impl Clock for Millis {
+///     fn now_ms(&self) -> u64 {
+///         0
+///     }
+/// }
+///
+/// let mut memory: [BlockSlot; 32] = [const { Slot::new(BlockCell::EMPTY) }; 32];
+/// let (mut pool, _) = Pool::new(PoolParts {
+///     // 1 KiB memory cache; storage-cache-size must be 0 without storage.
+///     config: Config { tunables: Tunables::new(60, 20, 1, 0)?, sources: SourceMask::new(8)? },
+///     cpu: NoCpu,
+///     clock: Millis,
+///     memory: &mut memory,
+///     storage: None::<NoStorage>,
+///     interrupts: None,
+///     mixer: MixerConfig::default(),
+///     key: [0x5A; 32],      // a device-unique secret where there is one
+///     storage_key: [0; 32], // no storage cache
+/// })?;
+/// let status = pool.status();
+/// assert_eq!((status.rdrand, status.rdseed), (None, None));
+/// assert_eq!(status.storage, StorageStatus::default());
+/// // Nothing credited yet: an error, never a wait.
+/// assert_eq!(pool.fill(&mut [0; 32]), Err(Error::Starving));
+/// # Ok::<(), Error>(())
+/// ```
+pub struct Pool<'s, C: PoolCpu, K: Clock, S: PoolStorage> {
     tunables: Tunables,
     sources: SourceMask,
     clock: K,
-    rdrand: Option<(Rdrand<C>, Option<Error>)>,
-    rdseed: Option<(Rdseed<C>, Option<Error>)>,
+    /// The RDRAND and RDSEED drivers and their word buffer (nothing over
+    /// [`NoCpu`](crate::NoCpu)).
+    hw: C::Drivers,
     interrupts: Option<InterruptDrain<'s>>,
     mixer: Mixer,
     memory: MemoryCache<'s>,
-    storage: StorageTier<S>,
+    /// The storage cache and the overflow toward it (nothing over
+    /// [`NoStorage`](crate::NoStorage)).
+    storage: S::Tier,
     /// The sources blocks made from now on may come from: the resolved
     /// mask, plus external once install-time entropy was mixed in.
     provenance: SourceMask,
     /// `poll` and `submit` leave storage writes to spill jobs.
     defer_spill: bool,
-    overflow: Overflow,
     timer: ExternalLostTimer,
-    words: [u64; WORD_CHUNK],
     external_accepted: u64,
     external_discarded: u64,
     blocks_served: u64,
@@ -385,15 +417,9 @@ pub struct Pool<'s, C: Cpu + Clone, K: Clock, S: Storage> {
     blocks_discarded: u64,
 }
 
-impl<C: Cpu + Clone, K: Clock, S: Storage> fmt::Debug for Pool<'_, C, K, S> {
+impl<C: PoolCpu, K: Clock, S: PoolStorage> fmt::Debug for Pool<'_, C, K, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Pool { .. }")
-    }
-}
-
-impl<C: Cpu + Clone, K: Clock, S: Storage> Drop for Pool<'_, C, K, S> {
-    fn drop(&mut self) {
-        self.words.zeroize();
     }
 }
 
@@ -402,19 +428,22 @@ fn storage_slots(tunables: &Tunables) -> u64 {
     u64::from(tunables.storage_cache_blocks())
 }
 
-impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
+impl<'s, C: PoolCpu, K: Clock, S: PoolStorage> Pool<'s, C, K, S> {
     /// Builds the pool and loads the storage cache into the memory cache.
     /// Returns the storage cache's load report too (it says whether a
     /// corrupt store was discarded).
     ///
     /// # Errors
     /// - [`Error::SourceUnavailable`] when the mask names a hardware source
-    ///   the CPU lacks; the drivers' errors ([`Error::KnownBadCpu`],
-    ///   [`Error::SelfTestFailed`], [`Error::RdseedNotNow`] when RDSEED gave
-    ///   no seed for its whole self-test budget).
+    ///   the CPU lacks (either one with [`NoCpu`](crate::NoCpu)); the
+    ///   drivers' errors ([`Error::KnownBadCpu`], [`Error::SelfTestFailed`],
+    ///   [`Error::RdseedNotNow`] when RDSEED gave no seed for its whole
+    ///   self-test budget).
     /// - [`Error::CapacityTooSmall`] when `memory` holds fewer slots than
     ///   memory-cache-size asks for, or the medium is too small.
     /// - [`Error::StorageIo`] when the storage cache cannot be opened.
+    /// - [`Error::InvalidValue`] (storage-cache-size, range `0..=0`) when
+    ///   storage-cache-size is not 0 with [`NoStorage`](crate::NoStorage).
     /// - The mixer configuration's errors.
     pub fn new(parts: PoolParts<'s, C, K, S>) -> Result<(Self, Option<LoadReport>), Error> {
         let PoolParts {
@@ -430,17 +459,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
         } = parts;
         let mut key = key;
         let tunables = config.tunables;
-        let sources = config.sources.resolve(cpu.features())?;
-        let rdrand = if sources.contains(Source::Rdrand) {
-            Some((Rdrand::new(cpu.clone())?, None))
-        } else {
-            None
-        };
-        let rdseed = if sources.contains(Source::Rdseed) {
-            Some((Rdseed::new(cpu)?, None))
-        } else {
-            None
-        };
+        let (hw, sources) = C::Drivers::start(cpu, config.sources)?;
         let external_rate = mixer.source(Source::External).credit.units();
         let mixer = Mixer::new(&mixer, &key);
         key.zeroize();
@@ -450,29 +469,25 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             u64::from(tunables.memory_cache_size_kib()),
             tunables.low_watermark_percent(),
         )?;
-        let slots = storage_slots(&tunables);
-        let (storage, report) = StorageTier::open(storage, slots, sources, storage_key)?;
+        let (storage, report) = S::Tier::open(storage, &tunables, sources, storage_key)?;
         let now = clock.now_ms();
         let timer = ExternalLostTimer::new(
             sources,
             u64::from(tunables.external_entropy_lost_timeout_s()),
             now,
         );
-        let mut pool = Pool {
+        let mut pool: Self = Pool {
             tunables,
             sources,
             clock,
-            rdrand,
-            rdseed,
+            hw,
             interrupts,
             mixer,
             memory,
             storage,
             provenance: sources,
             defer_spill: false,
-            overflow: Overflow::new(),
             timer,
-            words: [0; WORD_CHUNK],
             external_accepted: 0,
             external_discarded: 0,
             blocks_served: 0,
@@ -515,10 +530,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
     #[must_use]
     pub fn blocks_wanted(&self) -> bool {
         self.memory.refill_wanted().is_some()
-            || (self.memory.is_full()
-                && self.storage.present()
-                && self.storage.room() > self.overflow.len
-                && self.overflow.len < OVERFLOW_BLOCKS)
+            || (self.memory.is_full() && self.storage.wants_blocks())
     }
 
     /// Bytes of external entropy it takes to fill the memory cache: each
@@ -555,26 +567,27 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
     }
 
     /// Runs one absorb step with the caches as the sink, then spills the
-    /// overflow to storage.
-    fn absorb_step<F>(&mut self, step: F) -> Result<crate::mixer::Absorbed, Error>
+    /// overflow to storage. The step gets the drivers' word buffer, or
+    /// `scratch` when they keep none (a pool over [`NoCpu`](crate::NoCpu)).
+    fn absorb_step<F>(&mut self, scratch: &[u64], step: F) -> Result<crate::mixer::Absorbed, Error>
     where
         F: FnOnce(
             &mut Mixer,
-            &mut CacheSink<'_, 's>,
+            &mut CacheSink<'_, 's, S::Tier>,
             &[u64],
         ) -> Result<crate::mixer::Absorbed, Error>,
     {
-        self.overflow.room = self.storage.room();
+        self.storage.begin_step();
         let mut sink = CacheSink {
             memory: &mut self.memory,
-            overflow: &mut self.overflow,
+            storage: &mut self.storage,
         };
         // A block held from an earlier call goes first. The step offers it
         // again itself (and consumes nothing while it is refused, reporting
         // the source's real state), but not when that source is disabled:
         // this keeps the held block moving whichever source runs.
         self.mixer.deliver_held(&mut sink);
-        let result = step(&mut self.mixer, &mut sink, &self.words);
+        let result = step(&mut self.mixer, &mut sink, self.hw.words_or(scratch));
         if !self.defer_spill {
             self.spill_overflow();
         }
@@ -605,12 +618,19 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
         // chunks of WORD_CHUNK: one chunk where pointers are 64 bits) so the
         // ring does not overflow. Samples the caches have no room for are
         // hashed into nothing and dropped: they carried no credit yet.
+        // A pool whose drivers keep no word buffer drains through this
+        // one on the stack (empty otherwise).
+        let mut scratch = C::Drivers::scratch();
         let mut left = INTERRUPT_BATCH;
         while left > 0 {
             let Some(drain) = self.interrupts.as_mut() else {
                 break;
             };
-            let Some(buf) = self.words.get_mut(..left.min(WORD_CHUNK)) else {
+            let buf = match self.hw.words_mut() {
+                Some(words) => words,
+                None => scratch.as_mut(),
+            };
+            let Some(buf) = buf.get_mut(..left.min(WORD_CHUNK)) else {
                 break;
             };
             let n = drain.drain_timestamps(buf);
@@ -618,7 +638,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
                 break;
             }
             left = left.saturating_sub(n);
-            let a = self.absorb_step(|m, sink, words| match words.get(..n) {
+            let a = self.absorb_step(scratch.as_ref(), |m, sink, words| match words.get(..n) {
                 Some(w) => m.absorb_words(Source::Interrupts, w, sink),
                 None => Err(Error::CapacityTooSmall),
             });
@@ -642,19 +662,9 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
         }
 
         if !loading && self.blocks_wanted() {
-            if let Some((drv, last)) = self.rdseed.as_mut() {
-                let mut got = 0usize;
-                if let Some(buf) = self.words.get_mut(..RDSEED_BATCH) {
-                    match drv.fill(buf) {
-                        Ok(n) => {
-                            got = n;
-                            *last = None;
-                        }
-                        Err(e) => *last = Some(e),
-                    }
-                }
+            if let Some(got) = self.hw.fill_rdseed(RDSEED_BATCH) {
                 if got > 0 {
-                    let a = self.absorb_step(|m, sink, words| match words.get(..got) {
+                    let a = self.absorb_step(&[], |m, sink, words| match words.get(..got) {
                         Some(w) => m.absorb_words(Source::Rdseed, w, sink),
                         None => Err(Error::CapacityTooSmall),
                     });
@@ -667,21 +677,13 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
         }
         if !loading && self.blocks_wanted() {
             let mut left = RDRAND_BATCH;
-            while left > 0 && self.rdrand.is_some() {
+            while left > 0 && self.hw.has_rdrand() {
                 let chunk = left.min(WORD_CHUNK);
                 left = left.saturating_sub(chunk);
-                let Some((drv, last)) = self.rdrand.as_mut() else {
-                    break;
-                };
-                let Some(buf) = self.words.get_mut(..chunk) else {
-                    break;
-                };
-                if let Err(e) = drv.fill(buf) {
-                    *last = Some(e);
+                if !self.hw.fill_rdrand(chunk) {
                     break;
                 }
-                *last = None;
-                let a = self.absorb_step(|m, sink, words| match words.get(..chunk) {
+                let a = self.absorb_step(&[], |m, sink, words| match words.get(..chunk) {
                     Some(w) => m.absorb_words(Source::Rdrand, w, sink),
                     None => Err(Error::CapacityTooSmall),
                 });
@@ -697,7 +699,8 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
                 }
             }
         }
-        self.words.zeroize();
+        self.hw.wipe_words();
+        scratch.zeroize();
         self.commit_spilled();
         report.still_wanted = self.loading || self.blocks_wanted();
         Ok(report)
@@ -814,7 +817,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             let Some(rest) = data.get(consumed..) else {
                 break;
             };
-            let a = self.absorb_step(|m, sink, _| {
+            let a = self.absorb_step(&[], |m, sink, _| {
                 if credited {
                     m.absorb_external(rest, sink)
                 } else {
@@ -928,16 +931,10 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
             memory_capacity_blocks: self.memory.capacity(),
             low_watermark_percent: self.memory.low_watermark(),
             refill_wanted: self.memory.refill_wanted(),
-            storage: self.storage.status(self.overflow.len),
+            storage: self.storage.status(),
             per_source: Source::ALL.map(|s| self.mixer.stats(s)),
-            rdrand: self.rdrand.as_ref().map(|(d, e)| HardwareStatus {
-                stats: d.stats(),
-                last_error: *e,
-            }),
-            rdseed: self.rdseed.as_ref().map(|(d, e)| HardwareStatus {
-                stats: d.stats(),
-                last_error: *e,
-            }),
+            rdrand: self.hw.rdrand_status(),
+            rdseed: self.hw.rdseed_status(),
             interrupts_recorded: recorded,
             interrupts_dropped: dropped,
             external,
@@ -952,7 +949,7 @@ impl<'s, C: Cpu + Clone, K: Clock, S: Storage> Pool<'s, C, K, S> {
     }
 }
 
-impl<C: Cpu + Clone, K: Clock, S: Storage> crate::rng::EntropySource for Pool<'_, C, K, S> {
+impl<C: PoolCpu, K: Clock, S: PoolStorage> crate::rng::EntropySource for Pool<'_, C, K, S> {
     /// Full-entropy bytes from the caches ([`Pool::fill`]): all or nothing.
     fn fill_full_entropy(&mut self, out: &mut [u8]) -> Result<(), Error> {
         self.fill(out)

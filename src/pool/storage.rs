@@ -38,9 +38,10 @@ use core::fmt;
 
 use zeroize::Zeroizing;
 
-use super::{FLUSH_BATCH, OVERFLOW_BLOCKS, Pool, StorageStatus};
+use super::kind::{PoolCpu, PoolStorage, Tier};
+use super::{FLUSH_BATCH, OVERFLOW_BLOCKS, Pool, StorageStatus, storage_slots};
+use crate::config::Tunables;
 use crate::error::Error;
-use crate::hw::Cpu;
 use crate::mixer::Block;
 use crate::source::SourceMask;
 use crate::storage::{LoadReport, Storage, StorageCache};
@@ -76,6 +77,146 @@ struct Lent {
     corrupt: u64,
     /// Blocks the job carries (on their way in).
     blocks: usize,
+}
+
+/// Blocks the mixer could not put into the memory cache, on their way to
+/// the storage cache (each wipes itself when dropped).
+pub(super) struct Overflow {
+    pub(super) blocks: [Option<Block>; OVERFLOW_BLOCKS],
+    pub(super) len: usize,
+    /// How many more blocks the storage cache can take.
+    room: usize,
+}
+
+impl Overflow {
+    const fn new() -> Self {
+        Overflow {
+            blocks: [const { None }; OVERFLOW_BLOCKS],
+            len: 0,
+            room: 0,
+        }
+    }
+}
+
+/// The storage state of a pool over a [`Storage`] (a pool over
+/// [`NoStorage`](crate::NoStorage) has none): the storage tier and the
+/// overflow toward it.
+pub struct StorageState<S: Storage> {
+    pub(super) tier: StorageTier<S>,
+    pub(super) overflow: Overflow,
+}
+
+impl<S: Storage> fmt::Debug for StorageState<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StorageState { .. }")
+    }
+}
+
+impl<S: Storage> Tier for StorageState<S> {
+    type Medium = S;
+
+    fn open(
+        medium: Option<S>,
+        tunables: &Tunables,
+        sources: SourceMask,
+        key: [u8; 32],
+    ) -> Result<(Self, Option<LoadReport>), Error> {
+        let (tier, report) = StorageTier::open(medium, storage_slots(tunables), sources, key)?;
+        let state = StorageState {
+            tier,
+            overflow: Overflow::new(),
+        };
+        Ok((state, report))
+    }
+
+    fn present(&self) -> bool {
+        self.tier.present()
+    }
+
+    fn room(&self) -> usize {
+        self.tier.room()
+    }
+
+    fn available(&self) -> usize {
+        self.tier.available()
+    }
+
+    fn is_lent(&self) -> bool {
+        self.tier.is_lent()
+    }
+
+    fn store(&mut self, blocks: &mut [Option<Block>]) -> (StorageMove, Result<(), Error>) {
+        self.tier.store(blocks)
+    }
+
+    fn commit(&mut self) -> Result<(), Error> {
+        self.tier.commit()
+    }
+
+    fn resize(&mut self, tunables: &Tunables, sources: SourceMask) -> Result<(), Error> {
+        self.tier.resize(storage_slots(tunables), sources)
+    }
+
+    fn take_blocks(&mut self, out: &mut [Option<Block>]) -> Result<usize, Error> {
+        self.tier.take_blocks(out)
+    }
+
+    fn set_provenance(&mut self, sources: SourceMask) {
+        self.tier.set_provenance(sources);
+    }
+
+    fn status(&self) -> StorageStatus {
+        self.tier.status(self.overflow.len)
+    }
+
+    fn begin_step(&mut self) {
+        self.overflow.room = self.tier.room();
+    }
+
+    fn offer_overflow(&mut self, block: Block) -> Result<(), Block> {
+        let overflow = &mut self.overflow;
+        let limit = overflow.room.min(OVERFLOW_BLOCKS);
+        if overflow.len < limit {
+            if let Some(slot) = overflow.blocks.get_mut(overflow.len) {
+                *slot = Some(block);
+                overflow.len = overflow.len.saturating_add(1);
+                return Ok(());
+            }
+        }
+        Err(block)
+    }
+
+    /// A store is open with room beyond the blocks waiting for it, and
+    /// fewer than [`OVERFLOW_BLOCKS`] wait.
+    fn wants_blocks(&self) -> bool {
+        self.tier.present()
+            && self.tier.room() > self.overflow.len
+            && self.overflow.len < OVERFLOW_BLOCKS
+    }
+
+    /// Writes the overflow blocks to the storage cache (not flushed: see
+    /// [`Pool::commit_spilled`]). While the store is lent to a job they
+    /// wait in the overflow.
+    fn spill_overflow(&mut self) -> StorageMove {
+        let len = self.overflow.len;
+        if len == 0 || self.tier.is_lent() {
+            return StorageMove::default();
+        }
+        self.overflow.len = 0;
+        let Some(blocks) = self.overflow.blocks.get_mut(..len) else {
+            return StorageMove::default();
+        };
+        let (moved, _) = self.tier.store(blocks);
+        moved
+    }
+
+    fn store_overflow(&mut self) -> (StorageMove, Result<(), Error>) {
+        let waiting = core::mem::take(&mut self.overflow.len);
+        match self.overflow.blocks.get_mut(..waiting) {
+            Some(blocks) => self.tier.store(blocks),
+            None => (StorageMove::default(), Ok(())),
+        }
+    }
 }
 
 /// The pool's storage cache, its idle medium and its bookkeeping.
@@ -272,14 +413,6 @@ impl<S: Storage> StorageTier<S> {
         result
     }
 
-    /// Takes one block (see [`take_blocks`](Self::take_blocks)); `None`
-    /// when there is none, no store, or it is lent.
-    pub(super) fn take_block(&mut self) -> Result<Option<Block>, Error> {
-        let mut out = None;
-        self.take_blocks(core::slice::from_mut(&mut out))?;
-        Ok(out)
-    }
-
     /// Stamps `sources` on every block stored from now on.
     pub(super) fn set_provenance(&mut self, sources: SourceMask) {
         if let Some(c) = self.cache.as_mut() {
@@ -400,7 +533,7 @@ impl<S: Storage> SpillJob<S> {
     }
 }
 
-impl<C: Cpu + Clone, K: Clock, S: Storage> Pool<'_, C, K, S> {
+impl<C: PoolCpu, K: Clock, S: PoolStorage> Pool<'_, C, K, S> {
     /// Moves stored blocks into the memory cache, at most `batches` batches
     /// of [`OVERFLOW_BLOCKS`] (each batch is erased from storage, durably,
     /// before it moves). Loading ends for good once the memory cache is
@@ -462,15 +595,7 @@ impl<C: Cpu + Clone, K: Clock, S: Storage> Pool<'_, C, K, S> {
     /// [`Pool::commit_spilled`]). While the store is lent to a job they
     /// wait in the overflow.
     pub(super) fn spill_overflow(&mut self) {
-        let len = self.overflow.len;
-        if len == 0 || self.storage.is_lent() {
-            return;
-        }
-        self.overflow.len = 0;
-        let Some(blocks) = self.overflow.blocks.get_mut(..len) else {
-            return;
-        };
-        let (moved, _) = self.storage.store(blocks);
+        let moved = self.storage.spill_overflow();
         self.count_move(moved);
     }
 
@@ -494,52 +619,6 @@ impl<C: Cpu + Clone, K: Clock, S: Storage> Pool<'_, C, K, S> {
         self.defer_spill = deferred;
     }
 
-    /// The blocks waiting for storage, with the store lent to carry them
-    /// there; `None` when none wait, there is no store, it is lent already
-    /// or stored blocks are still loading. Until [`Pool::finish_spill`],
-    /// the pool serves from memory only, counts the store's room less the
-    /// job's blocks, and calls that need the store itself fail with
-    /// [`STORAGE_LENT`] having changed nothing.
-    pub fn take_spill(&mut self) -> Option<SpillJob<S>> {
-        let len = self.overflow.len;
-        if len == 0 || self.loading {
-            return None;
-        }
-        let cache = self.storage.lend(len)?;
-        let mut job = SpillJob {
-            cache: Some(cache),
-            blocks: [const { None }; OVERFLOW_BLOCKS],
-            len,
-            done: None,
-        };
-        // The blocks move (no copy stays behind in the overflow).
-        for (dst, src) in job.blocks.iter_mut().zip(self.overflow.blocks.iter_mut()) {
-            *dst = src.take();
-        }
-        self.overflow.len = 0;
-        Some(job)
-    }
-
-    /// Takes the store back from `job` and counts what it did (writing it
-    /// first if [`SpillJob::write`] was not called: then the I/O happens
-    /// here).
-    ///
-    /// # Errors
-    /// [`Error::StorageIo`] when a write or the flush failed (the counts
-    /// stand: the blocks the medium took are stored, the rest discarded).
-    pub fn finish_spill(&mut self, mut job: SpillJob<S>) -> Result<StorageMove, Error> {
-        job.write();
-        let (moved, result) = job.done.take().unwrap_or((StorageMove::default(), Ok(())));
-        if let Some(cache) = job.cache.take() {
-            self.storage.give_back(cache, self.provenance);
-        }
-        self.count_move(moved);
-        if let Err(e) = result {
-            self.storage.error = Some(e);
-        }
-        result.map(|()| moved)
-    }
-
     /// Moves every block of the memory cache (and a block the mixer holds,
     /// and blocks waiting for storage) to the storage cache, for a
     /// shutdown, with one flush; blocks that do not fit are wiped and
@@ -555,14 +634,10 @@ impl<C: Cpu + Clone, K: Clock, S: Storage> Pool<'_, C, K, S> {
             return Err(STORAGE_LENT);
         }
         let mut total = StorageMove::default();
-        let mut failed = None;
         // Blocks waiting for a spill job go first.
-        let waiting = core::mem::take(&mut self.overflow.len);
-        if let Some(blocks) = self.overflow.blocks.get_mut(..waiting) {
-            let (moved, result) = self.storage.store(blocks);
-            total.add(moved);
-            failed = result.err();
-        }
+        let (moved, result) = self.storage.store_overflow();
+        total.add(moved);
+        let mut failed = result.err();
         let mut batch: [Option<Block>; FLUSH_BATCH] = [const { None }; FLUSH_BATCH];
         let mut n = 0usize;
         if let Some(held) = self.mixer.take_held() {
@@ -613,6 +688,57 @@ impl<C: Cpu + Clone, K: Clock, S: Storage> Pool<'_, C, K, S> {
             None => committed.map(|()| total.stored),
         }
     }
+}
+
+/// Spill jobs need a real medium: a pool over
+/// [`NoStorage`](crate::NoStorage) has no store to lend.
+impl<C: PoolCpu, K: Clock, S: Storage> Pool<'_, C, K, S> {
+    /// The blocks waiting for storage, with the store lent to carry them
+    /// there; `None` when none wait, there is no store, it is lent already
+    /// or stored blocks are still loading. Until [`Pool::finish_spill`],
+    /// the pool serves from memory only, counts the store's room less the
+    /// job's blocks, and calls that need the store itself fail with
+    /// [`STORAGE_LENT`] having changed nothing.
+    pub fn take_spill(&mut self) -> Option<SpillJob<S>> {
+        let len = self.storage.overflow.len;
+        if len == 0 || self.loading {
+            return None;
+        }
+        let cache = self.storage.tier.lend(len)?;
+        let mut job = SpillJob {
+            cache: Some(cache),
+            blocks: [const { None }; OVERFLOW_BLOCKS],
+            len,
+            done: None,
+        };
+        // The blocks move (no copy stays behind in the overflow).
+        for (dst, src) in job.blocks.iter_mut().zip(self.storage.overflow.blocks.iter_mut()) {
+            *dst = src.take();
+        }
+        self.storage.overflow.len = 0;
+        Some(job)
+    }
+
+    /// Takes the store back from `job` and counts what it did (writing it
+    /// first if [`SpillJob::write`] was not called: then the I/O happens
+    /// here).
+    ///
+    /// # Errors
+    /// [`Error::StorageIo`] when a write or the flush failed (the counts
+    /// stand: the blocks the medium took are stored, the rest discarded).
+    pub fn finish_spill(&mut self, mut job: SpillJob<S>) -> Result<StorageMove, Error> {
+        job.write();
+        let (moved, result) = job.done.take().unwrap_or((StorageMove::default(), Ok(())));
+        if let Some(cache) = job.cache.take() {
+            self.storage.tier.give_back(cache, self.provenance);
+        }
+        self.count_move(moved);
+        if let Err(e) = result {
+            self.storage.tier.error = Some(e);
+        }
+        result.map(|()| moved)
+    }
+
 }
 
 /// Drops (and so wipes) every block of `blocks`.

@@ -13,17 +13,16 @@
 //! watermark, the external-lost timeout and the tunables follow. Nothing
 //! after the re-open can fail.
 
+use super::kind::{PoolCpu, PoolStorage, Tier};
 use super::storage::{STORAGE_LENT, wipe};
 use super::{OVERFLOW_BLOCKS, Pool, storage_slots};
 use crate::cache::LowWatermark;
-use crate::mixer::Block;
 use crate::config::Tunables;
 use crate::error::Error;
-use crate::hw::Cpu;
-use crate::storage::Storage;
+use crate::mixer::Block;
 use crate::watch::Clock;
 
-impl<C: Cpu + Clone, K: Clock, S: Storage> Pool<'_, C, K, S> {
+impl<C: PoolCpu, K: Clock, S: PoolStorage> Pool<'_, C, K, S> {
     /// Applies new tunables to the running pool, all or nothing: a
     /// configuration the pool cannot take, or a storage re-open that
     /// fails, changes nothing (tunables, watermark, memory cache, store,
@@ -38,8 +37,10 @@ impl<C: Cpu + Clone, K: Clock, S: Storage> Pool<'_, C, K, S> {
     /// new memory-cache-size or the medium the new storage-cache-size;
     /// [`Error::InvalidValue`] for a watermark above 100 %;
     /// [`Error::StorageIo`] when re-opening the store failed, or
-    /// [`STORAGE_LENT`] while a spill job has it. Nothing changed in each
-    /// case.
+    /// [`STORAGE_LENT`] while a spill job has it; [`Error::InvalidValue`]
+    /// (storage-cache-size, range `0..=0`) for a storage-cache-size other
+    /// than 0 with [`NoStorage`](crate::NoStorage). Nothing changed in
+    /// each case.
     pub fn set_tunables(&mut self, new: &Tunables) -> Result<(), Error> {
         let want = crate::cache::blocks_for_kib(u64::from(new.memory_cache_size_kib()))
             .ok_or(Error::CapacityTooSmall)?;
@@ -52,7 +53,7 @@ impl<C: Cpu + Clone, K: Clock, S: Storage> Pool<'_, C, K, S> {
         }
         let new_slots = storage_slots(new);
         if new_slots != storage_slots(&self.tunables) {
-            self.storage.resize(new_slots, self.provenance)?;
+            self.storage.resize(new, self.provenance)?;
         }
 
         // Nothing below fails: the size was checked against the slots.

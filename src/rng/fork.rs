@@ -42,7 +42,12 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 /// How [`PoolRng`](super::PoolRng) notices that the process forked.
+///
+/// Non-exhaustive: a later release may add a way (another kernel's
+/// wipe-on-fork, say), so a `match` on the detection in force needs a
+/// wildcard arm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ForkDetection {
     /// A generation word on a page the kernel wipes in a forked child
     /// (`MADV_WIPEONFORK`; one load per request; sees every kind of fork).

@@ -5,8 +5,10 @@
 //! - [`EntropySource`] hands out full-entropy bytes (the pool implements it):
 //!   it fills the whole buffer or returns an error, never a partial fill
 //!   reported as success.
-//! - [`PoolRng`] runs [`PoolRngConfig::lanes`] (1 or 2, default 2)
-//!   independent DRBG instances. Each lane is instantiated with its own 32
+//! - [`PoolRng`] runs `LANES` (its fourth type parameter: 1 or 2, checked
+//!   at compile time; default 2) independent DRBG instances, and holds the
+//!   state of exactly that many: a one-lane generator carries no second
+//!   instance. Each lane is instantiated with its own 32
 //!   bytes (256 bits) of full entropy and 16-byte (128-bit) nonce from the
 //!   source (one read of 48 bytes per lane), personalized with the process
 //!   id and the lane number, and reseeded with its own 32 fresh bytes. Every
@@ -99,12 +101,13 @@ const NONCE_LEN: usize = 16;
 /// Personalization string (domain separation), followed by the process id
 /// and the lane number; v2 marks the layout with lanes.
 const PERSONALIZATION: &[u8] = b"entropool PoolRng v2";
-/// Most DRBG instances a generator interleaves. Two, because more do not
+/// Most DRBG instances a generator interleaves (the largest `LANES` of
+/// [`PoolRng`], and its default). Two, because more do not
 /// pay: on SHA-NI two interleaved HMAC chains already keep the SHA unit
 /// busy (45 ns per 32 bytes against 78 ns for one), and three or four ran
 /// slower (49 and 54 ns: their state no longer fits the 16 vector
 /// registers).
-pub const MAX_LANES: u8 = 2;
+pub const MAX_LANES: usize = 2;
 /// Source bytes per lane at instantiation.
 const LANE_SEED: usize = SEED_LEN + NONCE_LEN;
 
@@ -120,53 +123,25 @@ pub struct PoolRngConfig {
     /// Reseed before every DRBG generate call (SP 800-90A prediction
     /// resistance); each call then costs 32 bytes of pool entropy per lane.
     pub prediction_resistance: bool,
-    /// Independent DRBG instances, each seeded with its own entropy and
-    /// nonce, whose outputs are interleaved: 1 or 2. Two cost twice the
-    /// pool entropy per (re)seed and run about 1.5 times as fast where the
-    /// CPU overlaps independent SHA-256 compressions (see the
-    /// [module doc](self)).
-    pub lanes: u8,
 }
 
 impl PoolRngConfig {
     /// The defaults: reseed every 65536 requests or 16 MiB, no prediction
-    /// resistance, two lanes.
+    /// resistance. (The number of lanes is [`PoolRng`]'s `LANES`
+    /// parameter, not a setting: it decides how much state the generator
+    /// holds.)
     pub const DEFAULT: Self = Self {
         reseed_after_requests: 1 << 16,
         reseed_after_bytes: 1 << 24,
         prediction_resistance: false,
-        lanes: MAX_LANES,
     };
-
-    /// Full-entropy bytes one instantiation takes from the source: 32 of
-    /// entropy and 16 of nonce per lane (96 with the default two lanes).
-    /// A caller that waits for its source to fill up waits for this many.
-    #[must_use]
-    pub fn seed_len(&self) -> usize {
-        LANE_SEED.saturating_mul(usize::from(self.lanes))
-    }
-
-    /// Full-entropy bytes one reseed takes from the source: 32 per lane
-    /// (64 with the default two lanes).
-    #[must_use]
-    pub fn reseed_len(&self) -> usize {
-        SEED_LEN.saturating_mul(usize::from(self.lanes))
-    }
 
     /// Checks the ranges.
     ///
     /// # Errors
     /// [`Error::InvalidValue`] naming the first field out of its range
-    /// (`1..=2^48` for the reseed limits, `1..=2` for `lanes`).
+    /// (`1..=2^48` for the reseed limits).
     pub fn validate(&self) -> Result<(), Error> {
-        if self.lanes == 0 || self.lanes > MAX_LANES {
-            return Err(Error::InvalidValue {
-                param: "lanes",
-                value: u64::from(self.lanes),
-                min: 1,
-                max: u64::from(MAX_LANES),
-            });
-        }
         for (param, value) in [
             ("reseed-after-requests", self.reseed_after_requests),
             ("reseed-after-bytes", self.reseed_after_bytes),
@@ -220,13 +195,60 @@ impl Default for PoolRngConfig {
 /// output stream, the generator's RAM and the work per refill. It must be
 /// larger than [`SMALL_REQUEST_MAX`] (checked at compile time); firmware
 /// short of RAM may pick e.g. 512.
-pub struct PoolRng<S: EntropySource, D: Drbg = HmacDrbg, const BUF: usize = BUFFER_LEN> {
+///
+/// `LANES` is the number of independent DRBG instances, 1 or 2 (checked
+/// at compile time; default [`MAX_LANES`], 2). The generator holds exactly
+/// `LANES` instances, so one lane costs one instance's RAM. Two cost twice
+/// the pool entropy per (re)seed ([`Self::SEED_LEN`],
+/// [`Self::RESEED_LEN`]) and run about 1.5 times as fast where the CPU
+/// overlaps independent SHA-256 compressions (x86_64 with SHA-NI); on a
+/// core without SHA instructions they only cost. The lane count is part
+/// of the output stream: one lane and two give different bytes.
+///
+/// ```
+/// use entropool::rng::{EntropySource, PoolRng, PoolRngConfig};
+/// use entropool::HmacDrbg;
+/// # struct Fake;
+/// # impl EntropySource for Fake {
+/// #     fn fill_full_entropy(&mut self, out: &mut [u8]) -> Result<(), entropool::Error> {
+/// #         out.fill(7);
+/// #         Ok(())
+/// #     }
+/// # }
+/// // Firmware: one HMAC_DRBG lane and a 288-byte buffer.
+/// type FirmwareRng = PoolRng<Fake, HmacDrbg, 288, 1>;
+/// assert_eq!(FirmwareRng::SEED_LEN, 48);
+/// let mut rng = FirmwareRng::with_drbg(Fake, PoolRngConfig::DEFAULT)?;
+/// let mut nonce = [0u8; 12];
+/// rng.fill(&mut nonce)?;
+/// # Ok::<(), entropool::Error>(())
+/// ```
+///
+/// Any other lane count does not compile:
+///
+/// ```compile_fail,E0080
+/// # use entropool::rng::{EntropySource, PoolRng, PoolRngConfig};
+/// # use entropool::HmacDrbg;
+/// # struct Fake;
+/// # impl EntropySource for Fake {
+/// #     fn fill_full_entropy(&mut self, out: &mut [u8]) -> Result<(), entropool::Error> {
+/// #         out.fill(7);
+/// #         Ok(())
+/// #     }
+/// # }
+/// let rng = PoolRng::<Fake, HmacDrbg, 288, 3>::with_drbg(Fake, PoolRngConfig::DEFAULT);
+/// ```
+pub struct PoolRng<
+    S: EntropySource,
+    D: Drbg = HmacDrbg,
+    const BUF: usize = BUFFER_LEN,
+    const LANES: usize = MAX_LANES,
+> {
     source: S,
-    /// Lane 0: fills the first half of each buffer (all of it with one
-    /// lane) and of each direct request.
-    drbg: D,
-    /// Lane 1, with `config.lanes == 2`: the second halves.
-    second: Option<D>,
+    /// The DRBG instances. Lane 0 fills the first half (rounded up) of
+    /// each buffer and of each direct request, all of it with one lane;
+    /// lane 1 the second halves.
+    lanes: [D; LANES],
     config: PoolRngConfig,
     /// `buf[pos..]` is unused DRBG output; `buf[..pos]` is zero.
     buf: [u8; BUF],
@@ -248,16 +270,25 @@ impl<S: EntropySource> PoolRng<S> {
     /// # Errors
     /// [`Error::InvalidValue`] for a bad `config`; the source's error (e.g.
     /// [`Error::Starving`]) when it cannot supply the
-    /// [`PoolRngConfig::seed_len`] seed bytes (48 per lane) in one read.
+    /// [`SEED_LEN`](Self::SEED_LEN) seed bytes (48 per lane) in one read.
     pub fn new(source: S, config: PoolRngConfig) -> Result<Self, Error> {
         Self::with_drbg(source, config)
     }
 }
 
-impl<S: EntropySource, D: Drbg, const BUF: usize> PoolRng<S, D, BUF> {
+impl<S: EntropySource, D: Drbg, const BUF: usize, const LANES: usize> PoolRng<S, D, BUF, LANES> {
+    /// Full-entropy bytes one instantiation takes from the source: 32 of
+    /// entropy and 16 of nonce per lane (96 with the default two lanes).
+    /// A caller that waits for its source to fill up waits for this many.
+    pub const SEED_LEN: usize = LANE_SEED * LANES;
+
+    /// Full-entropy bytes one reseed takes from the source: 32 per lane
+    /// (64 with the default two lanes).
+    pub const RESEED_LEN: usize = SEED_LEN * LANES;
+
     /// A generator on DRBG mechanism `D` (e.g.
-    /// [`HashDrbg`](crate::drbg::HashDrbg)) and a `BUF`-byte output buffer,
-    /// seeded from `source`.
+    /// [`HashDrbg`](crate::drbg::HashDrbg)), a `BUF`-byte output buffer
+    /// and `LANES` lanes, seeded from `source`.
     ///
     /// # Errors
     /// As [`PoolRng::new`].
@@ -270,13 +301,20 @@ impl<S: EntropySource, D: Drbg, const BUF: usize> PoolRng<S, D, BUF> {
                 "PoolRng's BUF must exceed SMALL_REQUEST_MAX"
             )
         };
+        // One lane or two: no generator with another count can be made,
+        // so every method below sees 1 or 2.
+        const {
+            assert!(
+                LANES >= 1 && LANES <= MAX_LANES,
+                "PoolRng's LANES must be 1 or 2"
+            )
+        };
         config.validate()?;
-        let lanes = usize::from(config.lanes);
-        let mut seed = [0u8; LANE_SEED * MAX_LANES as usize];
-        // `lanes <= MAX_LANES` was validated; an empty slice would fail the
-        // instantiation below (entropy too short), never panic.
-        let filled =
-            source.fill_full_entropy(seed.get_mut(..LANE_SEED * lanes).unwrap_or_default());
+        let mut seed = [0u8; LANE_SEED * MAX_LANES];
+        // `SEED_LEN <= seed.len()` (checked above): the slice is never
+        // short; were it empty, the instantiation below would fail
+        // (entropy too short), never panic.
+        let filled = source.fill_full_entropy(seed.get_mut(..Self::SEED_LEN).unwrap_or_default());
         if let Err(e) = filled {
             seed.zeroize();
             return Err(e);
@@ -287,17 +325,11 @@ impl<S: EntropySource, D: Drbg, const BUF: usize> PoolRng<S, D, BUF> {
         let pid = fork.mark().pid;
         #[cfg(not(feature = "std"))]
         let pid = 0u32;
-        let mut lane_seeds = seed.chunks_exact(LANE_SEED).take(lanes);
-        let drbg = Self::instantiate_lane(lane_seeds.next(), pid, 0);
-        let second = lane_seeds
-            .next()
-            .map(|lane| Self::instantiate_lane(Some(lane), pid, 1))
-            .transpose();
+        let lanes = Self::instantiate_lanes(&seed, pid);
         seed.zeroize();
         Ok(Self {
             source,
-            drbg: drbg?,
-            second: second?,
+            lanes: lanes?,
             config,
             buf: [0; BUF],
             pos: BUF,
@@ -310,10 +342,26 @@ impl<S: EntropySource, D: Drbg, const BUF: usize> PoolRng<S, D, BUF> {
         })
     }
 
+    /// Instantiates the `LANES` lanes, lane `i` from the `i`-th 48 bytes of
+    /// `seed`. Not inlined: it runs once per generator, and inlined into a
+    /// firmware's `main` it cost 0.2 KiB (one lane) to 0.8 KiB (two lanes)
+    /// of flash at opt-level "s".
+    #[inline(never)]
+    fn instantiate_lanes(seed: &[u8], pid: u32) -> Result<[D; LANES], Error> {
+        let mut lanes = heapless::Vec::<D, LANES>::new();
+        for (lane, lane_seed) in seed.chunks_exact(LANE_SEED).take(LANES).enumerate() {
+            let lane = u8::try_from(lane).unwrap_or(u8::MAX);
+            // Cannot be full: at most `LANES` are pushed.
+            let _ = lanes.push(Self::instantiate_lane(lane_seed, pid, lane)?);
+        }
+        // Short only if `seed` held fewer than `LANES` lanes' bytes, which
+        // the callers' buffer rules out.
+        lanes.into_array().map_err(|_| Error::DrbgEntropyTooShort)
+    }
+
     /// Instantiates one lane from its 48 seed bytes (entropy, then nonce),
     /// personalized with the process id and the lane number.
-    fn instantiate_lane(seed: Option<&[u8]>, pid: u32, lane: u8) -> Result<D, Error> {
-        let seed = seed.unwrap_or_default();
+    fn instantiate_lane(seed: &[u8], pid: u32, lane: u8) -> Result<D, Error> {
         let (entropy, nonce) = seed.split_at_checked(SEED_LEN).unwrap_or_default();
         let mut personalization = [0u8; PERSONALIZATION.len() + 5];
         for (dst, src) in personalization.iter_mut().zip(
@@ -414,26 +462,30 @@ impl<S: EntropySource, D: Drbg, const BUF: usize> PoolRng<S, D, BUF> {
 
     /// Straight from the DRBG, in calls of at most 64 KiB per lane.
     fn fill_direct(&mut self, out: &mut [u8]) -> Result<(), Error> {
-        let chunk_len = MAX_REQUEST_LEN.saturating_mul(usize::from(self.config.lanes));
+        let chunk_len = MAX_REQUEST_LEN.saturating_mul(LANES);
         for chunk in out.chunks_mut(chunk_len) {
             if self.config.prediction_resistance {
                 self.reseed_pending = true;
                 self.reseed().map_err(|_| Error::DrbgReseedUnavailable)?;
             }
-            Self::generate_lanes(&mut self.drbg, self.second.as_mut(), chunk)?;
+            Self::generate_lanes(&mut self.lanes, chunk)?;
         }
         Ok(())
     }
 
     /// One generate call per lane: lane 0 fills the first half of `out`
     /// (rounded up), lane 1 the rest; with one lane, lane 0 fills it all.
-    fn generate_lanes(drbg: &mut D, second: Option<&mut D>, out: &mut [u8]) -> Result<(), Error> {
-        match second {
-            Some(second) => {
+    fn generate_lanes(lanes: &mut [D; LANES], out: &mut [u8]) -> Result<(), Error> {
+        match lanes.as_mut_slice() {
+            [drbg] => drbg.generate(out, &[]),
+            [drbg, second] => {
                 let (first_half, second_half) = out.split_at_mut(out.len().div_ceil(2));
                 drbg.generate_pair(second, first_half, second_half, &[])
             }
-            None => drbg.generate(out, &[]),
+            // No generator has another count (`with_drbg`'s compile-time
+            // check); with no lane, as in `instantiate_lanes`, no lane was
+            // given entropy.
+            _ => Err(Error::DrbgEntropyTooShort),
         }
     }
 
@@ -447,8 +499,7 @@ impl<S: EntropySource, D: Drbg, const BUF: usize> PoolRng<S, D, BUF> {
                 return Ok(());
             }
             if self.pos >= BUF {
-                let generated =
-                    Self::generate_lanes(&mut self.drbg, self.second.as_mut(), &mut self.buf);
+                let generated = Self::generate_lanes(&mut self.lanes, &mut self.buf);
                 if let Err(e) = generated {
                     // A lane may have written its half: none of it is used.
                     self.discard_buffer();
@@ -496,13 +547,12 @@ impl<S: EntropySource, D: Drbg, const BUF: usize> PoolRng<S, D, BUF> {
     /// Reseeds from the source; clears `reseed_pending` on success.
     fn reseed(&mut self) -> Result<(), Error> {
         self.discard_buffer();
-        let lanes = usize::from(self.config.lanes);
-        let mut entropy = [0u8; SEED_LEN * MAX_LANES as usize];
-        // As at instantiation: `lanes` was validated, an empty slice would
-        // fail the reseed below.
+        let mut entropy = [0u8; SEED_LEN * MAX_LANES];
+        // As at instantiation: `RESEED_LEN <= entropy.len()`; an empty
+        // slice would fail the reseed below.
         let filled = self
             .source
-            .fill_full_entropy(entropy.get_mut(..SEED_LEN * lanes).unwrap_or_default());
+            .fill_full_entropy(entropy.get_mut(..Self::RESEED_LEN).unwrap_or_default());
         if let Err(e) = filled {
             entropy.zeroize();
             return Err(e);
@@ -516,11 +566,7 @@ impl<S: EntropySource, D: Drbg, const BUF: usize> PoolRng<S, D, BUF> {
         let pid = 0u32;
         let mut reseeded = Ok(());
         let mut lane_entropy = entropy.chunks_exact(SEED_LEN);
-        for (lane, drbg) in [Some(&mut self.drbg), self.second.as_mut()]
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
+        for (lane, drbg) in self.lanes.iter_mut().enumerate() {
             let mut additional = [0u8; 13];
             let lane = u8::try_from(lane).unwrap_or(u8::MAX);
             for (dst, src) in additional.iter_mut().zip(
@@ -550,7 +596,9 @@ impl<S: EntropySource, D: Drbg, const BUF: usize> PoolRng<S, D, BUF> {
     }
 }
 
-impl<S: EntropySource, D: Drbg, const BUF: usize> TryRng for PoolRng<S, D, BUF> {
+impl<S: EntropySource, D: Drbg, const BUF: usize, const LANES: usize> TryRng
+    for PoolRng<S, D, BUF, LANES>
+{
     type Error = Error;
 
     fn try_next_u32(&mut self) -> Result<u32, Error> {
@@ -570,18 +618,28 @@ impl<S: EntropySource, D: Drbg, const BUF: usize> TryRng for PoolRng<S, D, BUF> 
     }
 }
 
-impl<S: EntropySource, D: Drbg, const BUF: usize> TryCryptoRng for PoolRng<S, D, BUF> {}
+impl<S: EntropySource, D: Drbg, const BUF: usize, const LANES: usize> TryCryptoRng
+    for PoolRng<S, D, BUF, LANES>
+{
+}
 
-impl<S: EntropySource, D: Drbg, const BUF: usize> Drop for PoolRng<S, D, BUF> {
+impl<S: EntropySource, D: Drbg, const BUF: usize, const LANES: usize> Drop
+    for PoolRng<S, D, BUF, LANES>
+{
     fn drop(&mut self) {
         // The DRBG wipes itself on drop.
         self.buf.zeroize();
     }
 }
 
-impl<S: EntropySource, D: Drbg, const BUF: usize> ZeroizeOnDrop for PoolRng<S, D, BUF> {}
+impl<S: EntropySource, D: Drbg, const BUF: usize, const LANES: usize> ZeroizeOnDrop
+    for PoolRng<S, D, BUF, LANES>
+{
+}
 
-impl<S: EntropySource, D: Drbg, const BUF: usize> fmt::Debug for PoolRng<S, D, BUF> {
+impl<S: EntropySource, D: Drbg, const BUF: usize, const LANES: usize> fmt::Debug
+    for PoolRng<S, D, BUF, LANES>
+{
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("PoolRng { .. }")
     }
@@ -598,6 +656,41 @@ mod tests {
             self.0 = self.0.wrapping_add(1);
             Ok(())
         }
+    }
+
+    /// A one-lane generator holds one DRBG instance and no room for a
+    /// second: two lanes cost exactly one more instance, for both
+    /// mechanisms, and one lane is the instance, the buffer and the
+    /// bookkeeping (no `Option<D>` or other second-lane state).
+    #[test]
+    fn one_lane_holds_one_lanes_state() {
+        use crate::drbg::HashDrbg;
+        use core::mem::size_of;
+        type One<D> = PoolRng<Counter, D, 288, 1>;
+        type Two<D> = PoolRng<Counter, D, 288, 2>;
+        assert_eq!(
+            size_of::<Two<HmacDrbg>>() - size_of::<One<HmacDrbg>>(),
+            size_of::<HmacDrbg>()
+        );
+        assert_eq!(
+            size_of::<Two<HashDrbg>>() - size_of::<One<HashDrbg>>(),
+            size_of::<HashDrbg>()
+        );
+        // The same generator without its lanes: one lane adds one instance.
+        let bare = size_of::<PoolRng<Counter, HmacDrbg, 288, 1>>() - size_of::<HmacDrbg>();
+        assert!(
+            bare < size_of::<HmacDrbg>() + 288,
+            "a one-lane PoolRng holds {bare} bytes besides its lane"
+        );
+        // The default is two lanes.
+        assert_eq!(
+            size_of::<PoolRng<Counter>>(),
+            size_of::<PoolRng<Counter, HmacDrbg, BUFFER_LEN, 2>>()
+        );
+        assert_eq!(PoolRng::<Counter, HmacDrbg, 288, 1>::SEED_LEN, 48);
+        assert_eq!(PoolRng::<Counter, HmacDrbg, 288, 1>::RESEED_LEN, 32);
+        assert_eq!(PoolRng::<Counter>::SEED_LEN, 96);
+        assert_eq!(PoolRng::<Counter>::RESEED_LEN, 64);
     }
 
     /// Fast key erasure: bytes handed out are zero in the buffer, the rest

@@ -155,6 +155,17 @@ const ZERO_SLOT: [u8; SLOT] = [0; SLOT];
 /// `SLOT_LEN` as the header's u32 field.
 const SLOT_LEN_U32: u32 = 64;
 
+/// No storage cache: the storage type of a pool that has none (firmware
+/// without a flash region for it). Uninhabited, so zero-sized, and
+/// `PoolParts::storage` can only be `None`; a pool over it
+/// ([`Pool<'_, _, _, NoStorage>`](crate::Pool)) holds no storage-tier
+/// state and no overflow toward storage. Its storage-cache-size must be 0:
+/// another value is [`Error::InvalidValue`] naming storage-cache-size
+/// (at `Pool::new` and `Pool::set_tunables`, which then change
+/// nothing). It is not a [`Storage`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NoStorage {}
+
 /// A byte-addressed persistent medium, like a flash region or a file.
 ///
 /// `write` may be buffered; only `flush` makes earlier writes durable (a

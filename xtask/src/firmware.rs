@@ -12,8 +12,8 @@
 //! - `--size` builds the footprint variants and prints `.text`, `.rodata`,
 //!   `.data` and `.bss` read from the ELF section headers (no llvm-tools
 //!   needed), the bytes per crate, and the goals; it fails when (b) is
-//!   over the flash goal (met since 2026-12-04; the RAM goal is not met
-//!   yet and only prints).
+//!   over the flash goal or over the static RAM goal (beyond the caller's
+//!   slots; see [`CALLER_STORAGE`]), naming the figure and the goal.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -56,11 +56,27 @@ const VARIANTS: &[(&str, &str)] = &[
     ("(b') (b) with PoolRng 2 lanes, 512-byte buffer", "rng,bulk"),
     ("(c) (b) + 1 KiB storage cache on NOR flash", "rng,flash"),
 ];
-/// Goals for (b): flash and static RAM beyond the caller's slots.
+/// Goals for (b) (issue 16): flash, and static RAM beyond the caller's
+/// slots.
 const FLASH_GOAL: u64 = 24 * 1024;
 const RAM_GOAL: u64 = 2 * 1024;
-/// Symbols that are the caller's storage (cache slots, ring slots, the
-/// flash region), not counted against the RAM goal.
+/// The caller's slots: the statics of `examples/cortex-m/src/bin/footprint.rs`
+/// that hold storage the integrator sizes and hands to the library, not
+/// counted against the RAM goal. They are found in the ELF symbol table
+/// by (legacy-mangled) name, in `.bss`, `.data` or `.uninit`, and counted
+/// at their symbol's size:
+/// - `INTERRUPT_SLOTS`: the interrupt ring's storage, 64 `Slot<u64>`
+///   (512 bytes);
+/// - `MEMORY`: the memory cache's slots, 32 `BlockSlot`s (1 KiB of
+///   entropy);
+/// - `STORE_FLASH`: the emulated NOR flash region of (c) (flash on a
+///   device).
+///
+/// Each is a `ConstStaticCell`, so its symbol also holds the cell's
+/// one-byte "taken" flag and alignment padding (a few bytes counted as the
+/// caller's). Everything else in `.data` and `.bss` counts: the pool, the
+/// rings' control blocks, PoolRng (lanes and output buffer), the handler's
+/// recorder, the tick counter, cortex-m-rt's and alignment gaps.
 const CALLER_STORAGE: &[&str] = &["15INTERRUPT_SLOTS", "6MEMORY", "11STORE_FLASH"];
 
 /// `cargo xtask firmware [--size | --bless-readme]`.
@@ -399,20 +415,35 @@ fn footprint(ctx: &Ctx) -> Result<(), String> {
         b.ram().saturating_sub(b.caller_storage),
         verdict(b.ram().saturating_sub(b.caller_storage), RAM_GOAL)
     );
-    flash_goal_kept(b.flash())
+    goals_kept(b.flash(), b.ram().saturating_sub(b.caller_storage))
 }
 
-/// The flash goal for (b) is met (BENCHMARKS.md): a change that breaks it
-/// again fails the gate. (The RAM goal is not met yet, so it only prints.)
-fn flash_goal_kept(flash: u64) -> Result<(), String> {
-    if flash <= FLASH_GOAL {
+/// Both goals for (b) hold: flash at most [`FLASH_GOAL`] and static RAM
+/// beyond the caller's slots ([`CALLER_STORAGE`]) at most [`RAM_GOAL`]; a
+/// change that breaks either fails the step (and the gate), naming the
+/// figure and the goal.
+fn goals_kept(flash: u64, ram_beyond_slots: u64) -> Result<(), String> {
+    let mut over = Vec::new();
+    if flash > FLASH_GOAL {
+        over.push(format!(
+            "{flash} bytes of flash, over the {FLASH_GOAL}-byte goal by {}",
+            flash - FLASH_GOAL
+        ));
+    }
+    if ram_beyond_slots > RAM_GOAL {
+        over.push(format!(
+            "{ram_beyond_slots} bytes of static RAM beyond the caller's slots (interrupt \
+             ring storage, memory cache slots), over the {RAM_GOAL}-byte goal by {}",
+            ram_beyond_slots - RAM_GOAL
+        ));
+    }
+    if over.is_empty() {
         return Ok(());
     }
     Err(format!(
-        "footprint (b) takes {flash} bytes of flash, over the {FLASH_GOAL}-byte goal by {}: \
-         see BENCHMARKS.md's Firmware footprint section for where the bytes go \
-         (`llvm-nm --size-sort` on {DIR}'s footprint ELF)",
-        flash - FLASH_GOAL
+        "footprint (b) takes {}: see BENCHMARKS.md's Firmware footprint section for where \
+         the bytes go (`llvm-nm --size-sort` on {DIR}'s footprint ELF)",
+        over.join(", and ")
     ))
 }
 
@@ -564,10 +595,31 @@ mod tests {
 
     #[test]
     fn the_flash_goal_fails_the_step_once_exceeded() {
-        assert_eq!(flash_goal_kept(FLASH_GOAL), Ok(()));
-        assert_eq!(flash_goal_kept(21_004), Ok(()));
-        let e = flash_goal_kept(FLASH_GOAL + 5).unwrap_err();
-        assert!(e.contains("over the 24576-byte goal by 5"), "{e}");
+        assert_eq!(goals_kept(FLASH_GOAL, RAM_GOAL), Ok(()));
+        assert_eq!(goals_kept(21_004, 1_900), Ok(()));
+        let e = goals_kept(FLASH_GOAL + 5, RAM_GOAL).unwrap_err();
+        assert!(
+            e.contains("24581 bytes of flash, over the 24576-byte goal by 5"),
+            "{e}"
+        );
+        assert!(!e.contains("static RAM"), "{e}");
+    }
+
+    #[test]
+    fn the_ram_goal_fails_the_step_once_exceeded() {
+        let e = goals_kept(21_004, RAM_GOAL + 1).unwrap_err();
+        assert!(
+            e.contains("2049 bytes of static RAM beyond the caller's slots"),
+            "{e}"
+        );
+        assert!(e.contains("over the 2048-byte goal by 1"), "{e}");
+        assert!(!e.contains("of flash"), "{e}");
+        let both = goals_kept(FLASH_GOAL + 1, RAM_GOAL + 2).unwrap_err();
+        assert!(
+            both.contains("flash, over the 24576-byte goal by 1"),
+            "{both}"
+        );
+        assert!(both.contains("over the 2048-byte goal by 2"), "{both}");
     }
 
     #[test]

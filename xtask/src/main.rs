@@ -38,7 +38,9 @@ Commands:
         Builds examples/cortex-m and runs its on-target checks under QEMU
         (mps2-an386, a Cortex-M4F); the semihosting exit status is the
         verdict. --size prints .text/.rodata/.data/.bss of the footprint
-        builds (pool; + HMAC_DRBG and PoolRng; + flash storage).
+        builds (pool; + HMAC_DRBG and PoolRng; + flash storage) and fails
+        when (b) is over its goals: 24 KiB of flash, 2 KiB of static RAM
+        beyond the caller's ring and cache slots.
         --bless-readme copies the example's code into README's Firmware
         section (which the run checks).
   bench-api [--adds=N] [--gets=N] [--handshakes=N] [--attackers=N]

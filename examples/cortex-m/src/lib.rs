@@ -9,8 +9,6 @@
 pub mod flash;
 pub mod systick;
 
-use entropool::{Error, Storage};
-
 /// The device interrupt vectors, after the core exceptions in the vector
 /// table (cortex-m-rt's `device` feature: the image provides them, as a
 /// device crate would). No device interrupt is enabled here (SysTick is a
@@ -30,25 +28,4 @@ unsafe extern "C" {
     /// cortex-m-rt's handler for unexpected interrupts (overridable with
     /// `#[exception] fn DefaultHandler`).
     fn DefaultHandler();
-}
-
-/// A storage medium that cannot exist: the type for a pool without a
-/// storage cache (`None::<NoStorage>`). The compiler then knows no storage
-/// code can run and leaves it out of the image.
-#[derive(Debug)]
-pub enum NoStorage {}
-
-impl Storage for NoStorage {
-    fn capacity(&self) -> u64 {
-        match *self {}
-    }
-    fn read(&mut self, _: u64, _: &mut [u8]) -> Result<(), Error> {
-        match *self {}
-    }
-    fn write(&mut self, _: u64, _: &[u8]) -> Result<(), Error> {
-        match *self {}
-    }
-    fn flush(&mut self) -> Result<(), Error> {
-        match *self {}
-    }
 }

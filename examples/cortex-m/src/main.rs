@@ -36,8 +36,8 @@ use static_cell::{ConstStaticCell, StaticCell};
 
 use entropool::{
     BlockCell, BlockSlot, Config, EntropySource, Error, HealthState, HmacDrbg, InterruptRecorder,
-    InterruptRing, MixerConfig, Pool, PoolParts, PoolRng, PoolRngConfig, RealCpu, Slot, Source,
-    SourceMask, Tunables,
+    InterruptRing, MixerConfig, NoCpu, NoStorage, Pool, PoolParts, PoolRng, PoolRngConfig, Slot,
+    Source, SourceMask, Tunables,
 };
 use entropool_cortex_m::flash::{FlashStorage, NorFlash, SECTOR_LEN, TornOp, next_boot};
 use entropool_cortex_m::systick::{self, TICK_HZ, TickClock};
@@ -86,9 +86,10 @@ static MEMORY: ConstStaticCell<[BlockSlot; 32]> =
 /// RAM here; a flash partition on a device.
 static STORE_FLASH: ConstStaticCell<[u8; 3 * SECTOR_LEN]> =
     ConstStaticCell::new([0xFF; 3 * SECTOR_LEN]);
-/// The pool: interrupts + external, in a `static`, no allocator.
+/// The pool: interrupts + external, in a `static`, no allocator; `NoCpu`:
+/// no RDRAND/RDSEED, so the pool holds no driver state.
 static POOL: StaticCell<FirmwarePool> = StaticCell::new();
-type FirmwarePool = Pool<'static, RealCpu, TickClock, FlashStorage<'static>>;
+type FirmwarePool = Pool<'static, NoCpu, TickClock, FlashStorage<'static>>;
 
 /// Hands the recorder half from `main` to the SysTick handler (once).
 static RECORDER: Mutex<RefCell<Option<InterruptRecorder<'static>>>> =
@@ -133,7 +134,7 @@ fn start_pool() -> Result<&'static mut FirmwarePool, Fail> {
             tunables: Tunables::new(60, 20, 1, 1)?,
             sources: SourceMask::new(1 | 8)?, // interrupts + external
         },
-        cpu: RealCpu::new(),
+        cpu: NoCpu,
         clock: TickClock,
         memory: MEMORY.try_take().ok_or(Fail::Check("memory taken"))?,
         storage: Some(FlashStorage::new(flash)),
@@ -424,7 +425,9 @@ fn check_poolrng_from_pool(pool: &mut FirmwarePool) -> Result<(), Fail> {
     }
     let taken = pool.status().bytes_served - before;
     ensure(
-        taken == (config.seed_len() + config.reseed_len()) as u64,
+        taken
+            == (FirmwareRng::<&mut FirmwarePool>::SEED_LEN
+                + FirmwareRng::<&mut FirmwarePool>::RESEED_LEN) as u64,
         "PoolRng took its seed and one reseed from the pool",
     )?;
     let mut c = [0u8; 64];
@@ -444,7 +447,8 @@ fn check_poolrng_from_pool(pool: &mut FirmwarePool) -> Result<(), Fail> {
 /// block could be filled and how many timestamps the polls absorbed.
 fn timer_pool(stride: fn(u64) -> u64) -> Result<TimerPool, Fail> {
     // 256 slots, polled every 192 events: one poll drains them in several
-    // chunks of the pool's word buffer (32 words on a 32-bit core).
+    // chunks of WORD_CHUNK words (32 on a 32-bit core; with `NoCpu` the
+    // chunk buffer is on `poll`'s stack, not in the pool).
     let mut slots = [const { Slot::new(0u64) }; 256];
     let mut ring = InterruptRing::new(&mut slots)?;
     let (mut recorder, drain) = ring.split();
@@ -454,10 +458,10 @@ fn timer_pool(stride: fn(u64) -> u64) -> Result<TimerPool, Fail> {
             tunables: Tunables::new(60, 20, 1, 0)?,
             sources: SourceMask::new(1)?,
         },
-        cpu: RealCpu::new(),
+        cpu: NoCpu,
         clock: TickClock,
         memory: &mut memory,
-        storage: None::<FlashStorage<'_>>,
+        storage: None::<NoStorage>, // no storage cache, no storage state
         interrupts: Some(drain),
         mixer: MixerConfig::default(),
         key: *DEVICE_KEY,
@@ -538,8 +542,8 @@ fn check_stuck_source() -> Result<(), Fail> {
         varied.absorbed
     );
     ensure(varied.failures == 0, "a varied source passes")?;
-    // Ten polls of 192 each (more than the pool's word buffer on a 32-bit
-    // core, so each poll drains in chunks): every timestamp absorbed.
+    // Ten polls of 192 each (more than WORD_CHUNK on a 32-bit core, so
+    // each poll drains in chunks): every timestamp absorbed.
     ensure(
         varied.absorbed == 1920,
         "each poll absorbs all 192 timestamps",
@@ -585,7 +589,7 @@ fn check_no_replay_across_crashes() -> Result<(), Fail> {
                 tunables: Tunables::new(60, 20, 1, 1)?,
                 sources: SourceMask::new(8)?, // external only
             },
-            cpu: RealCpu::new(),
+            cpu: NoCpu,
             clock: TickClock,
             memory: &mut memory,
             storage: Some(&mut storage),
@@ -679,7 +683,7 @@ impl Ledger {
 /// start-up and earns nothing), take 12 blocks one at a time, and on even
 /// rounds save the memory cache to flash (a shutdown that then crashes).
 fn crash_round<S: entropool::Storage>(
-    pool: &mut Pool<'_, RealCpu, TickClock, S>,
+    pool: &mut Pool<'_, NoCpu, TickClock, S>,
     feeder: &mut HmacDrbg,
     ledger: &mut Ledger,
     round: u32,

@@ -16,8 +16,8 @@ use entropool::storage::StorageCache;
 use entropool::watch::ExternalLostTimer;
 use entropool::{
     BlockCell, BlockSlot, Clock, Config, CpuFeatures, HashDrbg, HealthConfig, HmacDrbg,
-    InterruptRing, MemStorage, MinEntropy, MixerConfig, Pool, PoolParts, PoolRng, PoolRngConfig,
-    RealCpu, Slot, Source, SourceMask, Tunables,
+    InterruptRing, MemStorage, MinEntropy, MixerConfig, NoCpu, NoStorage, Pool, PoolParts, PoolRng,
+    PoolRngConfig, RealCpu, Slot, Source, SourceMask, Tunables,
 };
 
 /// An opaque byte string derived from `seed`.
@@ -356,7 +356,60 @@ fn pool(seed: u64) -> u64 {
         Err(e) => return black_box(acc ^ u64::from(e.code())),
     };
     let _ = rng.fill(&mut out);
-    black_box(acc ^ u64::from(at(&out[..], 7)))
+    let _ = rng.reseed_now();
+    // One lane and a firmware-sized buffer (another monomorphization).
+    let mut one =
+        match PoolRng::<_, HmacDrbg, 288, 1>::with_drbg(rng.source_mut(), PoolRngConfig::DEFAULT) {
+            Ok(r) => r,
+            Err(e) => return black_box(acc ^ u64::from(e.code())),
+        };
+    let mut big = [0u8; 300];
+    let _ = one.fill(&mut out);
+    let _ = one.fill(&mut big);
+    let _ = one.reseed_now();
+    acc ^= u64::from(at(&big[..], 5));
+    black_box(acc ^ u64::from(at(&out[..], 7)) ^ pool_bare(seed))
+}
+
+/// `pool` over `NoCpu` and `NoStorage` (the firmware pool): no drivers,
+/// the interrupt drain through `poll`'s stack buffer, no storage tier.
+#[inline(never)]
+fn pool_bare(seed: u64) -> u64 {
+    let mut slots: [BlockSlot; 32] = [const { Slot::new(BlockCell::EMPTY) }; 32];
+    let mut isr: [Slot<u64>; 16] = [const { Slot::new(0) }; 16];
+    let Ok(mut ring) = InterruptRing::new(&mut isr) else {
+        return 0;
+    };
+    let (mut rec, drain) = ring.split();
+    let Ok(tunables) = Tunables::new(black_box(60), black_box(20), black_box(1), black_box(0))
+    else {
+        return 0;
+    };
+    let sources = SourceMask::new(black_box(seed & 15)).unwrap_or(SourceMask::DEFAULT);
+    let Ok((mut p, _)) = Pool::new(PoolParts {
+        config: Config { tunables, sources },
+        cpu: NoCpu,
+        clock: OpaqueClock(seed),
+        memory: &mut slots,
+        storage: None::<NoStorage>,
+        interrupts: Some(drain),
+        mixer: MixerConfig::DEFAULT,
+        key: bytes::<32>(seed),
+        storage_key: bytes::<32>(seed ^ 1),
+    }) else {
+        return 0;
+    };
+    let _ = rec.record(seed);
+    let data = bytes::<100>(seed);
+    let mut acc = p.submit(&data).unwrap_or(0) as u64;
+    let _ = p.poll();
+    let mut out = [0u8; 40];
+    let _ = p.fill(&mut out);
+    let _ = p.set_tunables(&tunables);
+    let _ = p.flush_to_storage();
+    let st = p.status();
+    acc ^= st.bytes_served ^ st.memory_len_blocks as u64;
+    black_box(acc ^ u64::from(at(&out[..], 3)))
 }
 
 /// `drbg`: HMAC_DRBG and Hash_DRBG instantiate, generate, reseed; two

@@ -2,7 +2,9 @@
 //! smallest complete use of the pool, built three ways at opt-level "s":
 //!
 //! - no features: (a) a static pool, interrupts (SysTick) + external (a
-//!   provisioning seed), no storage, no DRBG;
+//!   provisioning seed), no storage, no DRBG: a pool over `NoCpu` and
+//!   `NoStorage`, so it holds no RDRAND/RDSEED driver state, no word
+//!   buffer, no storage tier and no overflow;
 //! - `--features rng`: (b) the same plus PoolRng as a firmware that draws
 //!   keys and nonces would configure it: one HMAC_DRBG lane (two lanes add
 //!   speed only where SHA instructions interleave them, and cost twice the
@@ -28,8 +30,8 @@ use critical_section::Mutex;
 use static_cell::{ConstStaticCell, StaticCell};
 
 use entropool::{
-    BlockCell, BlockSlot, Config, Error, InterruptRecorder, InterruptRing, MixerConfig, Pool,
-    PoolParts, RealCpu, Slot, SourceMask, Tunables,
+    BlockCell, BlockSlot, Config, Error, InterruptRecorder, InterruptRing, MixerConfig, NoCpu,
+    Pool, PoolParts, Slot, SourceMask, Tunables,
 };
 use entropool_cortex_m::systick::{self, TickClock};
 
@@ -38,7 +40,7 @@ use entropool_cortex_m::flash::{FlashStorage, NorFlash, SECTOR_LEN};
 #[cfg(feature = "flash")]
 type Medium = FlashStorage<'static>;
 #[cfg(not(feature = "flash"))]
-type Medium = entropool_cortex_m::NoStorage;
+type Medium = entropool::NoStorage;
 
 /// Caller storage: 64 interrupt timestamps, 32 cache blocks (1 KiB).
 static INTERRUPT_SLOTS: ConstStaticCell<[Slot<u64>; 64]> =
@@ -50,15 +52,16 @@ static STORE_FLASH: ConstStaticCell<[u8; 3 * SECTOR_LEN]> =
     ConstStaticCell::new([0xFF; 3 * SECTOR_LEN]);
 
 static INTERRUPT_RING: StaticCell<InterruptRing<'static>> = StaticCell::new();
-static POOL: StaticCell<Pool<'static, RealCpu, TickClock, Medium>> = StaticCell::new();
+static POOL: StaticCell<Pool<'static, NoCpu, TickClock, Medium>> = StaticCell::new();
 static RECORDER: Mutex<RefCell<Option<InterruptRecorder<'static>>>> =
     Mutex::new(RefCell::new(None));
 
 #[cfg(feature = "rng")]
 type Rng = entropool::PoolRng<
-    &'static mut Pool<'static, RealCpu, TickClock, Medium>,
+    &'static mut Pool<'static, NoCpu, TickClock, Medium>,
     entropool::HmacDrbg,
     RNG_BUFFER,
+    RNG_LANES,
 >;
 /// PoolRng's output buffer: the smallest multiple of 32 (one HMAC_DRBG
 /// output block) above `SMALL_REQUEST_MAX`, or 512 with `bulk`.
@@ -66,13 +69,13 @@ type Rng = entropool::PoolRng<
 const RNG_BUFFER: usize = 288;
 #[cfg(all(feature = "rng", feature = "bulk"))]
 const RNG_BUFFER: usize = 512;
-/// One lane, or with `bulk` the default two.
+/// One lane (the generator then holds one HMAC_DRBG state), or with `bulk`
+/// the default two.
 #[cfg(all(feature = "rng", not(feature = "bulk")))]
-const RNG_CONFIG: entropool::PoolRngConfig = entropool::PoolRngConfig {
-    lanes: 1,
-    ..entropool::PoolRngConfig::DEFAULT
-};
+const RNG_LANES: usize = 1;
 #[cfg(all(feature = "rng", feature = "bulk"))]
+const RNG_LANES: usize = 2;
+#[cfg(feature = "rng")]
 const RNG_CONFIG: entropool::PoolRngConfig = entropool::PoolRngConfig::DEFAULT;
 /// The generator in a static too: its state counts as static RAM.
 #[cfg(feature = "rng")]
@@ -94,7 +97,7 @@ fn SysTick() {
     }
 }
 
-fn start() -> Result<&'static mut Pool<'static, RealCpu, TickClock, Medium>, Error> {
+fn start() -> Result<&'static mut Pool<'static, NoCpu, TickClock, Medium>, Error> {
     let slots = INTERRUPT_SLOTS.try_take().ok_or(Error::CapacityTooSmall)?;
     let ring = INTERRUPT_RING
         .try_init(InterruptRing::new(slots)?)
@@ -114,7 +117,7 @@ fn start() -> Result<&'static mut Pool<'static, RealCpu, TickClock, Medium>, Err
             tunables: Tunables::new(60, 20, 1, storage_kib)?,
             sources: SourceMask::new(1 | 8)?,
         },
-        cpu: RealCpu::new(),
+        cpu: NoCpu,
         clock: TickClock,
         memory: MEMORY.try_take().ok_or(Error::CapacityTooSmall)?,
         storage,

@@ -1,0 +1,212 @@
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+// The vDSO peer calls a function found in the kernel's ELF image: `unsafe`
+// in the shared bench module, never in the crate.
+#![allow(unsafe_code)]
+//! Best-of-many-batches timing of the DRBG and conditioning groups beside
+//! their peers, for a machine shared with other work: each case runs many
+//! short batches and keeps the fastest per-call time, which shows the quiet
+//! mode a loaded machine hides. Not a test and not criterion (BENCHMARKS.md
+//! is judged on criterion); a tool for before/after comparisons.
+//!
+//! `cargo run --release --example speed [--features std] [FILTER...]`: runs
+//! the cases whose name contains any FILTER (all without one).
+
+use core::hint::black_box;
+use std::time::Instant;
+
+use entropool::mixer::{Block, Mixer};
+use entropool::testing::{FakeClock, FakeCpu};
+use entropool::{
+    BlockSlot, Config, CpuFeatures, EntropySource, Error, HashDrbg, HmacDrbg, MemStorage,
+    MixerConfig, Pool, PoolParts, PoolRng, PoolRngConfig, Slot, Source, SourceMask, Tunables,
+};
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::{Rng, SeedableRng};
+use sha2::{Digest, Sha256};
+
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+#[path = "../benches/common/vdso.rs"]
+mod vdso;
+
+/// A fast in-memory stand-in for the pool (as benches/drbg.rs).
+struct FastFake(u8);
+
+impl EntropySource for FastFake {
+    fn fill_full_entropy(&mut self, out: &mut [u8]) -> Result<(), Error> {
+        out.fill(self.0);
+        self.0 = self.0.wrapping_add(1);
+        Ok(())
+    }
+}
+
+/// The fastest per-call time in ns over `batches` batches of `per` calls
+/// (times `SPEED_SCALE` batches from the environment, for a profiler).
+fn best(batches: usize, per: usize, mut f: impl FnMut()) -> f64 {
+    let scale: usize = std::env::var("SPEED_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    let batches = batches.saturating_mul(scale);
+    for _ in 0..per {
+        f();
+    }
+    let mut min = f64::MAX;
+    for _ in 0..batches {
+        let t = Instant::now();
+        for _ in 0..per {
+            f();
+        }
+        let ns = t.elapsed().as_secs_f64() * 1e9 / f64::from(u32::try_from(per).unwrap());
+        min = min.min(ns);
+    }
+    min
+}
+
+fn discard(b: Block) -> Result<(), Block> {
+    black_box(b.as_bytes());
+    Ok(())
+}
+
+fn report(name: &str, ns: f64, peers: &[(&str, f64)]) {
+    let mut line = format!("{name:<28} {:>10.1} ns", ns);
+    for (p, pns) in peers {
+        line.push_str(&format!("   {p} {pns:.1} ns ({:.2}x)", pns / ns));
+    }
+    println!("{line}");
+}
+
+const BULK: usize = 64 * 1024;
+const SAMPLES: usize = 8192;
+
+fn main() {
+    let filters: Vec<String> = std::env::args().skip(1).collect();
+    let want = |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()));
+    let mut out32 = [0u8; 32];
+    let mut big = vec![0u8; BULK];
+
+    #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+    let mut vdso = vdso::VdsoGetrandom::new().ok();
+    let mut vdso_fill = |out: &mut [u8]| {
+        #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+        if let Some(v) = vdso.as_mut() {
+            v.fill(out).unwrap();
+        }
+        #[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+        let _ = out;
+    };
+
+    if want("drbg_32B") {
+        let vd = best(300, 20_000, || vdso_fill(black_box(&mut out32)));
+        let sys = best(100, 2_000, || {
+            getrandom::fill(black_box(&mut out32)).unwrap()
+        });
+        let mut rng = PoolRng::new(FastFake(1), PoolRngConfig::DEFAULT).unwrap();
+        let ours = best(300, 20_000, || rng.fill(black_box(&mut out32)).unwrap());
+        report("drbg_32B", ours, &[("vdso", vd), ("syscall", sys)]);
+        let mut rng =
+            PoolRng::<_, HashDrbg>::with_drbg(FastFake(1), PoolRngConfig::DEFAULT).unwrap();
+        let ours = best(300, 20_000, || rng.fill(black_box(&mut out32)).unwrap());
+        report("drbg_32B_hash", ours, &[("vdso", vd), ("syscall", sys)]);
+    }
+    if want("drbg_bulk") {
+        let vd = best(200, 4, || vdso_fill(black_box(&mut big)));
+        let mut peer = hmac_drbg::HmacDRBG::<sha2_09::Sha256>::new(&[1; 32], &[2; 16], b"bench");
+        let crate_peer = best(50, 4, || peer.generate_to_slice(black_box(&mut big), None));
+        let mut ours = HmacDrbg::new(&[1; 32], &[2; 16], b"bench").unwrap();
+        let t = best(200, 4, || ours.generate(black_box(&mut big), b"").unwrap());
+        report(
+            "drbg_bulk_64KiB",
+            t,
+            &[("vdso", vd), ("hmac_drbg", crate_peer)],
+        );
+        let mut hash = HashDrbg::new(&[1; 32], &[2; 16], b"bench").unwrap();
+        let t = best(200, 4, || hash.generate(black_box(&mut big), b"").unwrap());
+        report("drbg_bulk_64KiB_hash", t, &[("vdso", vd)]);
+    }
+    if want("condition_samples") {
+        let mut rng = ChaCha20Rng::seed_from_u64(2);
+        let w: Vec<u64> = (0..SAMPLES).map(|_| rng.next_u64()).collect();
+        let warm: Vec<u64> = (0..1024).map(|_| rng.next_u64()).collect();
+        let mut m = Mixer::new(&MixerConfig::DEFAULT, &[7; 32]).unwrap();
+        m.absorb_words(Source::Rdseed, &warm, &mut discard).unwrap();
+        let peer = best(200, 4, || {
+            let mut h = Sha256::new();
+            for x in black_box(&w) {
+                h.update(x.to_le_bytes());
+            }
+            black_box(h.finalize());
+        });
+        let ours = best(200, 4, || {
+            let a = m
+                .absorb_words(Source::Rdseed, black_box(&w), &mut discard)
+                .unwrap();
+            assert_eq!(a.consumed, SAMPLES);
+        });
+        report("condition_samples_8B", ours, &[("sha2", peer)]);
+    }
+    let mut rng = ChaCha20Rng::seed_from_u64(1);
+    let mut data = vec![0u8; BULK];
+    rng.fill_bytes(&mut data);
+    let sha = if want("condition_bulk") || want("screen") || want("pool_fill") {
+        best(200, 4, || {
+            black_box(Sha256::digest(black_box(&data)));
+        })
+    } else {
+        0.0
+    };
+    if want("condition_bulk") {
+        let mut warm = vec![0u8; 1024];
+        rng.fill_bytes(&mut warm);
+        let mut m = Mixer::new(&MixerConfig::DEFAULT, &[7; 32]).unwrap();
+        m.absorb_external(&warm, &mut discard).unwrap();
+        let ours = best(200, 4, || {
+            let a = m.absorb_external(black_box(&data), &mut discard).unwrap();
+            assert_eq!(a.consumed, BULK);
+        });
+        report("condition_bulk_64KiB", ours, &[("sha2", sha)]);
+    }
+    if want("screen") {
+        let ours = best(200, 4, || {
+            black_box(entropool::mixer::screen::screen(black_box(&data)));
+        });
+        report("screen_64KiB", ours, &[("sha2", sha)]);
+    }
+    if want("pool_fill") {
+        let mut state = 7u64;
+        let data: Vec<u8> = (0..BULK / 8)
+            .flat_map(|_| entropool::testing::splitmix64(&mut state).to_le_bytes())
+            .collect();
+        let cpu = FakeCpu::good(1).with_features(CpuFeatures {
+            rdrand: false,
+            rdseed: false,
+        });
+        let clock = FakeClock::new(0);
+        let mut mem: Vec<BlockSlot> = (0..128 * 32).map(|_| Slot::default()).collect();
+        let (mut pool, _) = Pool::new(PoolParts {
+            config: Config {
+                tunables: Tunables::new(60, 20, 128, 0).unwrap(),
+                sources: SourceMask::new(8).unwrap(),
+            },
+            cpu: &cpu,
+            clock: &clock,
+            memory: &mut mem,
+            storage: None::<MemStorage<'_>>,
+            interrupts: None,
+            mixer: MixerConfig::default(),
+            key: [3; 32],
+            storage_key: [4; 32],
+        })
+        .unwrap();
+        pool.submit(&data[..2048]).unwrap();
+        while pool.fill(&mut big[..32]).is_ok() {}
+        let ours = best(200, 4, || {
+            let took = pool.submit(black_box(&data)).unwrap();
+            assert_eq!(took, BULK);
+            pool.poll().unwrap();
+            let blocks = pool.status().memory_len_blocks;
+            pool.fill(&mut big[..blocks * 32]).unwrap();
+            black_box(&big);
+        });
+        report("pool_fill_external", ours, &[("sha2", sha)]);
+    }
+}
