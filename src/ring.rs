@@ -101,6 +101,13 @@ mod sync {
 /// cache's ring), and whatever holds a ring is no longer 32-byte aligned.
 /// (A bare-metal Cortex-A or -R system running both ends on two coherent
 /// cores would lose only speed to false sharing, never correctness.)
+///
+/// A ring's two ends must share one coherent view of memory, on every
+/// target: never share a ring between cores whose caches are not coherent
+/// (an M7 with its data cache on beside an M4), even with cache lines
+/// cleaned and invalidated by hand. Unpadded, both indices sit in one
+/// line, and one core's write-back of its stale copy would undo the
+/// other's update: a slot could then be read twice.
 #[cfg_attr(not(target_arch = "arm"), repr(align(128)))]
 #[cfg_attr(all(target_arch = "arm", not(target_os = "none")), repr(align(32)))]
 struct CachePadded<T>(T);

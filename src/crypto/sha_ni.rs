@@ -14,16 +14,17 @@
 //!   fixed layout (a counter, a 5-byte header, 40 data bytes, padding: the
 //!   conditioner's fully credited frames), assembled in registers, two
 //!   lanes at a time.
-//! - Both compute exactly what the portable path in `crypto::sha256`
+//! - All three compute exactly what the portable path in `crypto::sha256`
 //!   computes (checked against the `hmac` crate and `compress256` in this
 //!   module's tests, against the portable path by the property tests of
-//!   `crypto::sha256` and `mixer::conditioner`, and by the CAVP vectors,
+//!   `mixer::conditioner` and `drbg::hash` (which covers
+//!   `crypto::sha256::digest_blocks`), and by the CAVP vectors,
 //!   whose 128-byte outputs run here on a CPU with SHA-NI), and run only
 //!   when CPUID reported SHA, SSSE3 and SSE4.1; otherwise they touch
 //!   nothing and say so (0 steps, `false`), and the caller does the work.
 //! - Every unsafe helper runs under `#[target_feature(enable = "sha,sse2,
 //!   ssse3,sse4.1")]` and states that precondition in its `# Safety`; the
-//!   two safe entry points establish it with `has_sha_ni` (as sha2's x86
+//!   three safe entry points establish it with `has_sha_ni` (as sha2's x86
 //!   backend does with its CPUID check). The helpers are `#[inline]` (not
 //!   `inline(always)`, which `target_feature` does not allow) and inline
 //!   into the kernels, whose features they share.
@@ -113,8 +114,9 @@ pub(crate) fn hmac_chain<const N: usize>(chains: &mut [Chain<'_>; N]) -> usize {
 /// `state_bytes` give, lane by lane). Returns `false` and touches nothing
 /// without SHA-NI.
 ///
-/// This is the conditioner's one-compression block: one frame's message
-/// after the keyed midstate. Independent lanes keep the SHA unit busy
+/// This is the conditioner's one-compression block (one frame's message
+/// after the keyed midstate) and Hash_DRBG's hashgen block (`V + i` after
+/// the IV, through `crypto::sha256::digest_blocks`). Independent lanes keep the SHA unit busy
 /// where one chained compression waits on its own rounds' latency.
 pub(crate) fn digest_lanes<const N: usize>(
     start: &[u32; 8],

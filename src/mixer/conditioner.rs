@@ -58,7 +58,7 @@ pub(super) struct Conditioner {
 }
 
 /// Sets of one-shot buffers a conditioner holds: 1 with the mixer's fast
-/// path, 0 without (bare metal: 416 bytes of static RAM saved).
+/// path, 0 without (bare metal: the 1440 bytes of [`OneShot`] saved).
 const ONE_SHOT_SETS: usize = if super::FAST_PATH { 1 } else { 0 };
 
 /// The one-shot path's buffers (all zeros between calls).
@@ -559,7 +559,10 @@ impl Conditioner {
     ///
     /// The digests are exactly those of [`Self::frame_bytes`] /
     /// [`Self::frame_words`] then [`Self::finish`]. What differs is the
-    /// order of work: blocks go in groups of up to [`LANES`], and the next
+    /// order of work. Fully credited [`WIDE`]-byte frames on the SHA
+    /// extensions take [`Self::one_shot_wide`]: runs of [`RUN`] frames,
+    /// all hashed before any is emitted. Otherwise blocks go in groups of
+    /// up to [`LANES`], and the next
     /// group's messages are written before the current group is
     /// compressed, so those stores have left the store buffer by the time
     /// their compressions load them (instead of stalling on a failed
@@ -626,9 +629,12 @@ impl Conditioner {
     }
 
     /// [`Self::one_shot_blocks`] for [`WIDE`]-byte frames on the lanes:
-    /// each message is built from its frame in registers (eight words, no
-    /// byte stores to read back), kept in `wide`, and the lanes load it
-    /// word by word. The same digests, emitted the same way.
+    /// a run of up to [`RUN`] frames is copied into `wide` as five words
+    /// each, and `digest_run_frames40` builds every message (header,
+    /// frame, counter, padding) in vector registers and compresses the run
+    /// two lanes at a time into `digests`. Then the blocks are emitted in
+    /// order; those after a refused one are wiped, never handed out, and
+    /// their frames not consumed. The same digests as the general path.
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     fn one_shot_wide<T: FrameData>(
         &mut self,

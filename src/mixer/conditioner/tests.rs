@@ -120,6 +120,35 @@ proptest! {
     }
 }
 
+/// Every run boundary of the wide path, exhaustively: 0 to 40 fully
+/// credited frames (two and a half runs of `RUN`), with or without a
+/// partial frame after them, refused at every block (or never), as bytes
+/// and as words. The random cases above reach a refusal right at a run's
+/// end only now and then.
+#[test]
+#[cfg_attr(miri, ignore = "thousands of cases; the property tests cover miri")]
+fn wide_runs_refused_anywhere_equal_the_model() {
+    let key = [0x5Au8; 32];
+    let mut s = 7u64;
+    let bytes: Vec<u8> = (0..40 * 40 + 39)
+        .map(|_| crate::hw::fake::splitmix64(&mut s).to_le_bytes()[0])
+        .collect();
+    let words: Vec<u64> = (0..5 * 40 + 4)
+        .map(|_| crate::hw::fake::splitmix64(&mut s))
+        .collect();
+    for frames in 0..=40usize {
+        for partial in [0usize, 1] {
+            for refuse in 0..=42usize {
+                let b = bytes.get(..frames * 40 + partial * 39).unwrap_or_default();
+                let w = words.get(..frames * 5 + partial * 4).unwrap_or_default();
+                let r = check(&key, b, 40, refuse, |c, f| c.frame_bytes(3, f))
+                    .and_then(|()| check(&key, w, 5, refuse, |c, f| c.frame_words(3, f)));
+                assert!(r.is_ok(), "{frames} frames, partial {partial}, refuse {refuse}: {r:?}");
+            }
+        }
+    }
+}
+
 /// The lanes really run here (a CPU with the SHA extensions picks them).
 #[test]
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
