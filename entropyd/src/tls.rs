@@ -20,7 +20,9 @@
 //!   and `feed`) are held only in buffers wiped on drop: the PEM text, its
 //!   base64 body and the DER ([`pem_private_key`], not rustls-pki-types'
 //!   reader, whose base64 buffer is freed unwiped). ring parses the key
-//!   from our DER by reference (`certified_key`); rustls's
+//!   from our DER by reference (`certified_key`; a SEC1 `EC PRIVATE KEY`
+//!   is wrapped in PKCS#8 in a wiped buffer first, where rustls would
+//!   build the wrapping in two vectors it frees unwiped); rustls's
 //!   `with_single_cert` would take the DER and drop it unwiped. What we
 //!   cannot reach: ring's parsed key (the ECDSA or Ed25519 private scalar,
 //!   RSA's private factors) inside the configuration's `SigningKey`, which
@@ -143,7 +145,12 @@ fn read_pem(path: &Path, private: bool) -> Result<Zeroizing<Vec<u8>>, TlsError> 
             ),
         ));
     }
-    let mut text = Zeroizing::new(Vec::new());
+    // Sized for the whole file up front: a buffer that grew would free its
+    // earlier, smaller copies of the key text unwiped.
+    let room = usize::try_from(meta.len().min(MAX_PEM_LEN))
+        .unwrap_or(0)
+        .saturating_add(1);
+    let mut text = Zeroizing::new(Vec::with_capacity(room));
     file.take(MAX_PEM_LEN.saturating_add(1))
         .read_to_end(&mut text)
         .map_err(io)?;
@@ -188,8 +195,10 @@ fn pem_line(line: &[u8]) -> &[u8] {
 /// The first private key in PEM `text` (`PRIVATE KEY`: PKCS#8, `RSA
 /// PRIVATE KEY`: PKCS#1, `EC PRIVATE KEY`: SEC1; other sections are
 /// skipped), decoded only into buffers that are wiped on drop: the base64
-/// text and the DER. (rustls-pki-types' PEM reader gives the same DER, but
-/// its base64 staging buffer is freed unwiped.) base64 is decoded in
+/// text and the DER. (rustls-pki-types' PEM reader gives the same DER,
+/// lines ending at LF or CR alike, except after a section left without
+/// its END line, whose base64 it mixes into the key where we read the key
+/// alone; and its base64 staging buffer is freed unwiped.) base64 is decoded in
 /// constant time (base64ct). Fuzzed (`fuzz/`, target `pem_key`).
 ///
 /// # Errors
@@ -198,7 +207,8 @@ fn pem_line(line: &[u8]) -> &[u8] {
 pub fn pem_private_key(text: &[u8]) -> Result<Zeroizing<PrivateKeyDer<'static>>, &'static str> {
     use base64ct::{Base64, Encoding};
     use rustls::pki_types::{PrivatePkcs1KeyDer, PrivatePkcs8KeyDer, PrivateSec1KeyDer};
-    let mut lines = text.split(|&b| b == b'\n').map(pem_line);
+    // Lines end at LF or CR, as rustls-pki-types reads them.
+    let mut lines = text.split(|&b| b == b'\n' || b == b'\r').map(pem_line);
     while let Some(line) = lines.next() {
         let Some(label) = line
             .strip_prefix(b"-----BEGIN ")
@@ -249,6 +259,59 @@ pub fn pem_private_key(text: &[u8]) -> Result<Zeroizing<PrivateKeyDer<'static>>,
     Err("no -----BEGIN PRIVATE KEY----- (or RSA / EC PRIVATE KEY) section")
 }
 
+/// PKCS#8's version and algorithm identifier (id-ecPublicKey and the
+/// curve) before a SEC1 key, for P-256 and P-384: the bytes rustls puts
+/// there (`PKCS8_PREFIX_ECDSA_NISTP256/384` in its ring provider).
+const SEC1_IN_PKCS8: [&[u8]; 2] = [
+    b"\x02\x01\x00\x30\x13\x06\x07\x2a\x86\x48\xce\x3d\x02\x01\x06\x08\x2a\x86\x48\xce\x3d\x03\x01\x07",
+    b"\x02\x01\x00\x30\x10\x06\x07\x2a\x86\x48\xce\x3d\x02\x01\x06\x05\x2b\x81\x04\x00\x22",
+];
+
+/// A DER length: its bytes (at most 0x82 and two more) and how many.
+fn der_len(len: usize) -> ([u8; 3], usize) {
+    let [.., hi, lo] = len.to_be_bytes();
+    if len < 0x80 {
+        ([lo, 0, 0], 1)
+    } else if len < 0x100 {
+        ([0x81, lo, 0], 2)
+    } else {
+        ([0x82, hi, lo], 3)
+    }
+}
+
+/// The signing key of a SEC1 (`EC PRIVATE KEY`) DER. rustls would wrap it
+/// in PKCS#8 itself, in two vectors it frees unwiped; here the wrapping is
+/// built in one wiped buffer, sized in advance, and ring reads it by
+/// reference, once per curve until one fits.
+fn sec1_signing_key(sec1: &[u8]) -> Result<Arc<dyn rustls::sign::SigningKey>, rustls::Error> {
+    use rustls::pki_types::PrivatePkcs8KeyDer;
+    // A key file is at most 1 MiB, but a DER length here takes two bytes.
+    if sec1.len() > 0xFF00 {
+        return Err(rustls::Error::General(
+            "the EC private key is too long".into(),
+        ));
+    }
+    let mut last = rustls::Error::General("no curve fits the EC private key".into());
+    for prefix in SEC1_IN_PKCS8 {
+        let (inner, inner_n) = der_len(sec1.len());
+        let body_len = prefix.len() + 1 + inner_n + sec1.len();
+        let (outer, outer_n) = der_len(body_len);
+        let mut pkcs8 = Zeroizing::new(Vec::with_capacity(1 + outer_n + body_len));
+        pkcs8.push(0x30);
+        pkcs8.extend_from_slice(outer.get(..outer_n).unwrap_or_default());
+        pkcs8.extend_from_slice(prefix);
+        pkcs8.push(0x04);
+        pkcs8.extend_from_slice(inner.get(..inner_n).unwrap_or_default());
+        pkcs8.extend_from_slice(sec1);
+        let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8.as_slice()));
+        match rustls::crypto::ring::sign::any_supported_type(&der) {
+            Ok(key) => return Ok(key),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
 /// `chain` with the signing key of the PEM key file `key`, checked to
 /// belong to the chain's first certificate; `what` names the key and
 /// `mismatch` says what it must match, in errors.
@@ -265,8 +328,11 @@ fn certified_key(
     mismatch: &dyn Fn(&rustls::Error) -> String,
 ) -> Result<Arc<CertifiedKey>, TlsError> {
     let der = private_key(key, what)?;
-    let signing =
-        rustls::crypto::ring::sign::any_supported_type(&der).map_err(|e| bad(key, mismatch(&e)))?;
+    let signing = match &*der {
+        PrivateKeyDer::Sec1(sec1) => sec1_signing_key(sec1.secret_sec1_der()),
+        other => rustls::crypto::ring::sign::any_supported_type(other),
+    }
+    .map_err(|e| bad(key, mismatch(&e)))?;
     drop(der);
     let certified = CertifiedKey::new(chain, signing);
     match certified.keys_match() {
@@ -488,6 +554,12 @@ mod tests {
             let params =
                 "-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n";
             same(&format!("{}{params}{key}", made.cert.pem()).replace('\n', "\r\n"));
+            // CR alone ends a line too: CR-only files, and a BEGIN line
+            // after a CR inside another line (review of 2026-12-04: we
+            // read the second key where the model read the first).
+            same(&key.replace('\n', "\r"));
+            let other = rcgen::KeyPair::generate_for(alg).unwrap().serialize_pem();
+            same(&format!("junk\r{key}{other}"));
             // A section left open before the key: the key alone (the
             // model would prefix the open section's base64; found by fuzzing).
             let open = "-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n";
@@ -560,5 +632,76 @@ mod tests {
             err.contains("cannot be used with the client certificate"),
             "{err}"
         );
+    }
+
+    /// The SEC1 `ECPrivateKey` inside a PKCS#8 EC key: the content of its
+    /// last element, an OCTET STRING (a test-time conversion, as
+    /// `openssl ec` would write the key).
+    fn sec1_of(pkcs8: &[u8]) -> Vec<u8> {
+        // SEQUENCE { INTEGER 0, AlgorithmIdentifier, OCTET STRING { .. } }
+        let (mut at, len_of) = (2usize, |d: &[u8], at: usize| -> (usize, usize) {
+            match d[at] {
+                n if n < 0x80 => (usize::from(n), 1),
+                0x81 => (usize::from(d[at + 1]), 2),
+                _ => (usize::from(d[at + 1]) << 8 | usize::from(d[at + 2]), 3),
+            }
+        });
+        if pkcs8[1] & 0x80 != 0 {
+            at += usize::from(pkcs8[1] & 0x7f);
+        }
+        at += 3; // INTEGER 0
+        let (alg, n) = len_of(pkcs8, at + 1);
+        at += 1 + n + alg;
+        assert_eq!(pkcs8[at], 0x04, "an OCTET STRING");
+        let (key, n) = len_of(pkcs8, at + 1);
+        pkcs8[at + 1 + n..at + 1 + n + key].to_vec()
+    }
+
+    #[test]
+    fn sec1_keys_load_through_our_wiped_pkcs8_wrapping() {
+        use base64ct::{Base64, Encoding};
+        let dir = tempfile::tempdir().unwrap();
+        for alg in [
+            &rcgen::PKCS_ECDSA_P256_SHA256,
+            &rcgen::PKCS_ECDSA_P384_SHA384,
+        ] {
+            let pair = rcgen::KeyPair::generate_for(alg).unwrap();
+            let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+                .unwrap()
+                .self_signed(&pair)
+                .unwrap();
+            let sec1 = sec1_of(&pair.serialize_der());
+            let pem = format!(
+                "-----BEGIN EC PRIVATE KEY-----\n{}\n-----END EC PRIVATE KEY-----\n",
+                Base64::encode_string(&sec1)
+            );
+            assert!(matches!(
+                *pem_private_key(pem.as_bytes()).unwrap(),
+                PrivateKeyDer::Sec1(_)
+            ));
+            // Taken, and checked against its certificate.
+            let good = files(dir.path(), &cert.pem(), &pem);
+            assert!(good.load().is_ok(), "{alg:?}");
+            // The wrapping is what rustls's own conversion makes: the same
+            // signing key's public half.
+            let ours = sec1_signing_key(&sec1).unwrap();
+            let theirs = rustls::crypto::ring::sign::any_supported_type(&PrivateKeyDer::Sec1(
+                sec1.clone().into(),
+            ))
+            .unwrap();
+            assert!(ours.public_key().is_some());
+            assert_eq!(
+                ours.public_key().map(|k| k.to_vec()),
+                theirs.public_key().map(|k| k.to_vec())
+            );
+            // Another certificate's key is refused as before.
+            let other = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+            let err = files(dir.path(), &other.cert.pem(), &pem)
+                .load()
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("cannot be used with the certificate"), "{err}");
+        }
+        assert!(sec1_signing_key(&[0x30, 0x03, 0x02, 0x01, 0x01]).is_err());
     }
 }

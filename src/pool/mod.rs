@@ -126,7 +126,7 @@ mod tunables;
 
 use core::fmt;
 
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::cache::{BLOCK_LEN, BlockSlot, MemoryCache};
 use crate::config::{Config, Tunables};
@@ -457,19 +457,22 @@ impl<'s, C: PoolCpu, K: Clock, S: PoolStorage> Pool<'s, C, K, S> {
             key,
             storage_key,
         } = parts;
-        let mut key = key;
+        // Wiped on every way out, errors included.
+        let key = Zeroizing::new(key);
+        let storage_key = Zeroizing::new(storage_key);
         let tunables = config.tunables;
         let (hw, sources) = C::Drivers::start(cpu, config.sources)?;
         let external_rate = mixer.source(Source::External).credit.units();
         let mixer = Mixer::new(&mixer, &key);
-        key.zeroize();
+        drop(key);
         let mixer = mixer?;
         let memory = MemoryCache::new(
             memory,
             u64::from(tunables.memory_cache_size_kib()),
             tunables.low_watermark_percent(),
         )?;
-        let (storage, report) = S::Tier::open(storage, &tunables, sources, storage_key)?;
+        let (storage, report) = S::Tier::open(storage, &tunables, sources, *storage_key)?;
+        drop(storage_key);
         let now = clock.now_ms();
         let timer = ExternalLostTimer::new(
             sources,
