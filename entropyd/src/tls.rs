@@ -195,10 +195,12 @@ fn pem_line(line: &[u8]) -> &[u8] {
 /// The first private key in PEM `text` (`PRIVATE KEY`: PKCS#8, `RSA
 /// PRIVATE KEY`: PKCS#1, `EC PRIVATE KEY`: SEC1; other sections are
 /// skipped), decoded only into buffers that are wiped on drop: the base64
-/// text and the DER. (rustls-pki-types' PEM reader gives the same DER,
-/// lines ending at LF or CR alike, except after a section left without
-/// its END line, whose base64 it mixes into the key where we read the key
-/// alone; and its base64 staging buffer is freed unwiped.) base64 is decoded in
+/// text and the DER. (For well-formed PEM, rustls-pki-types' reader gives
+/// the same DER, lines ending at LF or CR alike; it differs on malformed
+/// text: after a section left without its END line, whose base64 it mixes
+/// into the key where we read the key alone, and on some malformed BEGIN
+/// lines (fuzzing found one with stray bytes after its dashes). Its
+/// base64 staging buffer is freed unwiped.) base64 is decoded in
 /// constant time (base64ct). Fuzzed (`fuzz/`, target `pem_key`).
 ///
 /// # Errors
