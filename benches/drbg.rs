@@ -12,20 +12,13 @@
 
 use core::hint::black_box;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use entropool::{EntropySource, Error, HashDrbg, HmacDrbg, PoolRng, PoolRngConfig};
+use entropool::{HashDrbg, HmacDrbg, PoolRng, PoolRngConfig};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
-/// A fast in-memory stand-in for the pool.
-struct FastFake(u8);
-
-impl EntropySource for FastFake {
-    fn fill_full_entropy(&mut self, out: &mut [u8]) -> Result<(), Error> {
-        out.fill(self.0);
-        self.0 = self.0.wrapping_add(1);
-        Ok(())
-    }
-}
+#[path = "common/fixtures.rs"]
+mod fixtures;
+use fixtures::FastFake;
 
 fn small(c: &mut Criterion) {
     let mut g = c.benchmark_group("drbg_32B");

@@ -15,44 +15,21 @@
 use core::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use entropool::testing::{FakeClock, FakeCpu};
-use entropool::{
-    BlockSlot, Config, CpuFeatures, MemStorage, MixerConfig, Pool, PoolParts, Slot, SourceMask,
-    Tunables,
-};
+use entropool::testing::FakeClock;
+use entropool::{BlockSlot, Pool, Slot};
 use sha2::{Digest, Sha256};
+
+#[path = "common/fixtures.rs"]
+mod fixtures;
 
 const INPUT: usize = 64 * 1024;
 
 fn pool_fill_external(c: &mut Criterion) {
-    // Random-looking bytes (a multiplicative sequence would be a
-    // constant-difference pattern, which the external screen refuses).
-    let mut state = 7u64;
-    let data: Vec<u8> = (0..INPUT / 8)
-        .flat_map(|_| entropool::testing::splitmix64(&mut state).to_le_bytes())
-        .collect();
-    let cpu = FakeCpu::good(1).with_features(CpuFeatures {
-        rdrand: false,
-        rdseed: false,
-    });
+    let data = fixtures::external_bytes(INPUT);
+    let cpu = fixtures::cpu_without_rng();
     let clock = FakeClock::new(0);
-    // 128 KiB memory cache: room for a whole 64 KiB submission.
     let mut mem: Vec<BlockSlot> = (0..128 * 32).map(|_| Slot::default()).collect();
-    let (mut pool, _) = Pool::new(PoolParts {
-        config: Config {
-            tunables: Tunables::new(60, 20, 128, 0).unwrap(),
-            sources: SourceMask::new(8).unwrap(),
-        },
-        cpu: &cpu,
-        clock: &clock,
-        memory: &mut mem,
-        storage: None::<MemStorage<'_>>,
-        interrupts: None,
-        mixer: MixerConfig::default(),
-        key: [3; 32],
-        storage_key: [4; 32],
-    })
-    .unwrap();
+    let (mut pool, _) = Pool::new(fixtures::external_pool_parts(&cpu, &clock, &mut mem)).unwrap();
     // Pass the start-up health test once, outside the measurement.
     pool.submit(&data[..2048]).unwrap();
     let mut out = vec![0u8; INPUT];

@@ -15,10 +15,9 @@ use core::hint::black_box;
 use std::time::Instant;
 
 use entropool::mixer::{Block, Mixer};
-use entropool::testing::{FakeClock, FakeCpu};
+use entropool::testing::FakeClock;
 use entropool::{
-    BlockSlot, Config, CpuFeatures, EntropySource, Error, HashDrbg, HmacDrbg, MemStorage,
-    MixerConfig, Pool, PoolParts, PoolRng, PoolRngConfig, Slot, Source, SourceMask, Tunables,
+    BlockSlot, HashDrbg, HmacDrbg, MixerConfig, Pool, PoolRng, PoolRngConfig, Slot, Source,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
@@ -28,16 +27,9 @@ use sha2::{Digest, Sha256};
 #[path = "../benches/common/vdso.rs"]
 mod vdso;
 
-/// A fast in-memory stand-in for the pool (as benches/drbg.rs).
-struct FastFake(u8);
-
-impl EntropySource for FastFake {
-    fn fill_full_entropy(&mut self, out: &mut [u8]) -> Result<(), Error> {
-        out.fill(self.0);
-        self.0 = self.0.wrapping_add(1);
-        Ok(())
-    }
-}
+#[path = "../benches/common/fixtures.rs"]
+mod fixtures;
+use fixtures::FastFake;
 
 /// The fastest per-call time in ns over `batches` batches of `per` calls
 /// (times `SPEED_SCALE` batches from the environment, for a profiler).
@@ -172,31 +164,12 @@ fn main() {
         report("screen_64KiB", ours, &[("sha2", sha)]);
     }
     if want("pool_fill") {
-        let mut state = 7u64;
-        let data: Vec<u8> = (0..BULK / 8)
-            .flat_map(|_| entropool::testing::splitmix64(&mut state).to_le_bytes())
-            .collect();
-        let cpu = FakeCpu::good(1).with_features(CpuFeatures {
-            rdrand: false,
-            rdseed: false,
-        });
+        let data = fixtures::external_bytes(BULK);
+        let cpu = fixtures::cpu_without_rng();
         let clock = FakeClock::new(0);
         let mut mem: Vec<BlockSlot> = (0..128 * 32).map(|_| Slot::default()).collect();
-        let (mut pool, _) = Pool::new(PoolParts {
-            config: Config {
-                tunables: Tunables::new(60, 20, 128, 0).unwrap(),
-                sources: SourceMask::new(8).unwrap(),
-            },
-            cpu: &cpu,
-            clock: &clock,
-            memory: &mut mem,
-            storage: None::<MemStorage<'_>>,
-            interrupts: None,
-            mixer: MixerConfig::default(),
-            key: [3; 32],
-            storage_key: [4; 32],
-        })
-        .unwrap();
+        let (mut pool, _) =
+            Pool::new(fixtures::external_pool_parts(&cpu, &clock, &mut mem)).unwrap();
         pool.submit(&data[..2048]).unwrap();
         while pool.fill(&mut big[..32]).is_ok() {}
         let ours = best(200, 4, || {
