@@ -154,15 +154,15 @@ pub use thread::{CPU_JITTER_BURST, CPU_JITTER_IDLE_PARK, CpuJitterThread};
 
 #[cfg(feature = "std")]
 mod thread {
-    use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use core::sync::atomic::Ordering;
     use core::time::Duration;
-    use std::sync::Arc;
-    use std::thread::{self, JoinHandle};
+    use std::thread;
     use std::vec;
 
     use super::{CPU_JITTER_SCRATCH, CpuJitter};
     use crate::error::Error;
     use crate::hw::Cpu;
+    use crate::hw::jitter::{SamplerThread, Shared};
 
     /// Timestamps per burst between checks of the stop and wanted flags.
     pub const CPU_JITTER_BURST: usize = 1024;
@@ -170,20 +170,10 @@ mod thread {
     /// samples (a stop or `set_wanted(true)` cuts it short).
     pub const CPU_JITTER_IDLE_PARK: Duration = Duration::from_millis(5);
 
-    #[derive(Debug)]
-    struct Shared {
-        stop: AtomicBool,
-        wanted: AtomicBool,
-        samples: AtomicU64,
-    }
-
     /// A running CPU-jitter collector thread; stops and joins on
     /// [`CpuJitterThread::stop`] or drop.
     #[derive(Debug)]
-    pub struct CpuJitterThread {
-        shared: Arc<Shared>,
-        handle: Option<JoinHandle<()>>,
-    }
+    pub struct CpuJitterThread(SamplerThread);
 
     impl CpuJitterThread {
         /// Starts collecting: the thread runs [`CpuJitter`] over
@@ -199,45 +189,27 @@ mod thread {
             C: Cpu + Send + 'static,
             S: FnMut(u64) -> bool + Send + 'static,
         {
-            let shared = Arc::new(Shared {
-                stop: AtomicBool::new(false),
-                wanted: AtomicBool::new(true),
-                samples: AtomicU64::new(0),
-            });
-            let theirs = Arc::clone(&shared);
-            let handle = thread::Builder::new()
-                .name("entropool-cpu-jitter".into())
-                .spawn(move || run(cpu, sink, &theirs))
-                .map_err(|_| Error::JitterThreadFailed)?;
-            Ok(CpuJitterThread {
-                shared,
-                handle: Some(handle),
-            })
+            SamplerThread::spawn("entropool-cpu-jitter", move |shared| run(cpu, sink, shared))
+                .map(CpuJitterThread)
         }
 
         /// Whether samples are wanted: when `false` the thread parks
         /// between checks instead of collecting (it starts wanted).
         pub fn set_wanted(&self, wanted: bool) {
-            // Relaxed: a hint; nothing is published through it.
-            self.shared.wanted.store(wanted, Ordering::Relaxed);
-            if wanted {
-                if let Some(h) = self.handle.as_ref() {
-                    h.thread().unpark();
-                }
-            }
+            self.0.set_wanted(wanted);
         }
 
         /// Timestamps the sink accepted so far.
         #[must_use]
         pub fn samples(&self) -> u64 {
-            self.shared.samples.load(Ordering::Relaxed)
+            self.0.samples()
         }
 
         /// Whether the thread is still running (false once stopped, or if
         /// the sink panicked).
         #[must_use]
         pub fn is_running(&self) -> bool {
-            self.handle.as_ref().is_some_and(|h| !h.is_finished())
+            self.0.is_running()
         }
 
         /// Stops the thread and waits for it; returns the number of
@@ -246,28 +218,8 @@ mod thread {
         /// # Errors
         /// [`Error::JitterThreadFailed`] when the thread died (its sink
         /// panicked).
-        pub fn stop(mut self) -> Result<u64, Error> {
-            self.stop_and_join()?;
-            Ok(self.samples())
-        }
-
-        fn stop_and_join(&mut self) -> Result<(), Error> {
-            // Release: pairs with the thread's Acquire load of `stop`.
-            self.shared.stop.store(true, Ordering::Release);
-            match self.handle.take() {
-                Some(handle) => {
-                    handle.thread().unpark();
-                    handle.join().map_err(|_| Error::JitterThreadFailed)
-                }
-                None => Ok(()),
-            }
-        }
-    }
-
-    impl Drop for CpuJitterThread {
-        fn drop(&mut self) {
-            // A sink panic was already reported on the thread.
-            let _ = self.stop_and_join();
+        pub fn stop(self) -> Result<u64, Error> {
+            self.0.stop()
         }
     }
 

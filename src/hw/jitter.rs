@@ -25,19 +25,97 @@ pub const JITTER_INTERVAL_MAX_US: u64 = 1_000_000;
 /// A reasonable default interval: 1 ms.
 pub const JITTER_DEFAULT_INTERVAL: Duration = Duration::from_millis(1);
 
+/// What a sampler thread and its owner share: the stop flag, the "wanted"
+/// hint (always true for the timer thread) and the sample count.
 #[derive(Debug)]
-struct Shared {
-    stop: AtomicBool,
-    samples: AtomicU64,
+pub(crate) struct Shared {
+    pub(crate) stop: AtomicBool,
+    pub(crate) wanted: AtomicBool,
+    pub(crate) samples: AtomicU64,
+}
+
+/// The owner's half of a sampler thread, shared by [`JitterThread`] and
+/// the CPU-jitter collector's thread: it counts, reports whether the
+/// thread runs, and stops and joins it (on `stop` or drop).
+#[derive(Debug)]
+pub(crate) struct SamplerThread {
+    shared: Arc<Shared>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl SamplerThread {
+    /// Starts `body` on a thread named `name`; it returns when it sees
+    /// `stop` set.
+    pub(crate) fn spawn<F>(name: &str, body: F) -> Result<Self, Error>
+    where
+        F: FnOnce(&Shared) + Send + 'static,
+    {
+        let shared = Arc::new(Shared {
+            stop: AtomicBool::new(false),
+            wanted: AtomicBool::new(true),
+            samples: AtomicU64::new(0),
+        });
+        let theirs = Arc::clone(&shared);
+        let handle = thread::Builder::new()
+            .name(name.into())
+            .spawn(move || body(&theirs))
+            .map_err(|_| Error::JitterThreadFailed)?;
+        Ok(SamplerThread {
+            shared,
+            handle: Some(handle),
+        })
+    }
+
+    pub(crate) fn samples(&self) -> u64 {
+        self.shared.samples.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn is_running(&self) -> bool {
+        self.handle.as_ref().is_some_and(|h| !h.is_finished())
+    }
+
+    /// Sets the "wanted" hint; a thread parked for want of work is woken
+    /// when it becomes true.
+    pub(crate) fn set_wanted(&self, wanted: bool) {
+        // Relaxed: a hint; nothing is published through it.
+        self.shared.wanted.store(wanted, Ordering::Relaxed);
+        if wanted {
+            if let Some(h) = self.handle.as_ref() {
+                h.thread().unpark();
+            }
+        }
+    }
+
+    /// Stops the thread and waits for it; returns the number of samples.
+    pub(crate) fn stop(mut self) -> Result<u64, Error> {
+        self.stop_and_join()?;
+        Ok(self.samples())
+    }
+
+    fn stop_and_join(&mut self) -> Result<(), Error> {
+        // Release: pairs with the thread's Acquire load of `stop`.
+        self.shared.stop.store(true, Ordering::Release);
+        match self.handle.take() {
+            Some(handle) => {
+                handle.thread().unpark();
+                handle.join().map_err(|_| Error::JitterThreadFailed)
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for SamplerThread {
+    fn drop(&mut self) {
+        // A sink panic was already reported on the thread; nothing to add.
+        let _ = self.stop_and_join();
+    }
 }
 
 /// A running timer-jitter thread; stops and joins on [`JitterThread::stop`]
 /// or drop.
 #[derive(Debug)]
-pub struct JitterThread {
-    shared: Arc<Shared>,
-    handle: Option<JoinHandle<()>>,
-}
+pub struct JitterThread(SamplerThread);
 
 impl JitterThread {
     /// Start sampling: every `interval` the thread wakes, reads
@@ -62,32 +140,23 @@ impl JitterThread {
                 max: JITTER_INTERVAL_MAX_US,
             });
         }
-        let shared = Arc::new(Shared {
-            stop: AtomicBool::new(false),
-            samples: AtomicU64::new(0),
-        });
-        let theirs = Arc::clone(&shared);
-        let handle = thread::Builder::new()
-            .name("entropool-jitter".into())
-            .spawn(move || run(&cpu, interval, sink, &theirs))
-            .map_err(|_| Error::JitterThreadFailed)?;
-        Ok(JitterThread {
-            shared,
-            handle: Some(handle),
+        SamplerThread::spawn("entropool-jitter", move |shared| {
+            run(&cpu, interval, sink, shared);
         })
+        .map(JitterThread)
     }
 
     /// Timestamps handed to the sink so far.
     #[must_use]
     pub fn samples(&self) -> u64 {
-        self.shared.samples.load(Ordering::Relaxed)
+        self.0.samples()
     }
 
     /// Whether the thread is still running (false once stopped, or if the
     /// sink panicked).
     #[must_use]
     pub fn is_running(&self) -> bool {
-        self.handle.as_ref().is_some_and(|h| !h.is_finished())
+        self.0.is_running()
     }
 
     /// Stop the thread and wait for it; returns the number of samples.
@@ -95,28 +164,8 @@ impl JitterThread {
     /// # Errors
     /// [`Error::JitterThreadFailed`] when the thread died (its sink
     /// panicked).
-    pub fn stop(mut self) -> Result<u64, Error> {
-        self.stop_and_join()?;
-        Ok(self.samples())
-    }
-
-    fn stop_and_join(&mut self) -> Result<(), Error> {
-        // Release: pairs with the thread's Acquire load of `stop`.
-        self.shared.stop.store(true, Ordering::Release);
-        match self.handle.take() {
-            Some(handle) => {
-                handle.thread().unpark();
-                handle.join().map_err(|_| Error::JitterThreadFailed)
-            }
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for JitterThread {
-    fn drop(&mut self) {
-        // A sink panic was already reported on the thread; nothing to add.
-        let _ = self.stop_and_join();
+    pub fn stop(self) -> Result<u64, Error> {
+        self.0.stop()
     }
 }
 
