@@ -22,16 +22,15 @@
 //! message; a daemon that is not running as [`ClientError::Unreachable`],
 //! so `entropyd status` can fall back to the state directory.
 //!
-//! On a Unix socket the client speaks the server's
-//! one-request-per-connection HTTP/1.1 itself: it writes the
-//! request, reads the answer up to its `Content-Length` (at most 1 MiB of
-//! body), and leaves the parsing of the status line and headers to
-//! [`httparse`]. An answer the server sends before reading the body (a
-//! refusal) is read and reported even if sending the body then fails. The
-//! timeout there bounds the whole call, as on TCP.
+//! On a Unix socket the exchange is the same (`feed::http::exchange`, over a
+//! `Conn::Unix`): one request per connection, the answer read up to its
+//! `Content-Length` (at most 64 KiB of body) with its status line and
+//! headers left to [`httparse`], and an answer the server sends before
+//! reading the body (a refusal) read and reported even if sending the
+//! body then fails. The timeout there bounds the whole call, as on TCP.
 
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -41,11 +40,13 @@ use std::time::{Duration, Instant};
 use rustls::ClientConfig;
 use zeroize::Zeroizing;
 
-use crate::api::{self, AddResponse, ErrorResponse, ExternalPoolResponse};
+use crate::api::{self, AddResponse, ExternalPoolResponse};
 use crate::auth::ApiToken;
 use crate::backend::StatusSnapshot;
 use crate::failure::Failure;
-use crate::feed::http::{CallError, HostUrl, HttpLink, Scheme};
+use crate::feed::http::{
+    CallError, Conn, ExchangeError, HostUrl, HttpLink, Request, Scheme, exchange, refusal_message,
+};
 use crate::server::ListenAddr;
 
 /// Largest piece of raw entropy sent in one add: 1 MiB (about 1.4 MB of
@@ -54,9 +55,6 @@ pub const SUBMIT_CHUNK: usize = 1024 * 1024;
 
 /// Default overall timeout of one call.
 pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Largest answer body read (the status JSON is a few KiB).
-const MAX_ANSWER: u64 = 1024 * 1024;
 
 /// Why a call failed.
 #[derive(Debug)]
@@ -337,10 +335,13 @@ impl Client {
             Target::Unix { path, timeout } => unix_call(
                 path,
                 *timeout,
-                "POST",
-                &target,
-                Some(body.as_slice()),
-                self.token.as_deref(),
+                &Request {
+                    method: "POST",
+                    target: &target,
+                    host: "localhost",
+                    body: Some(body.as_slice()),
+                    token: self.token.as_deref(),
+                },
             )?,
         };
         let add: AddResponse =
@@ -385,7 +386,17 @@ impl Client {
             Target::Unix {
                 path: socket,
                 timeout,
-            } => unix_call(socket, *timeout, "GET", path, None, None),
+            } => unix_call(
+                socket,
+                *timeout,
+                &Request {
+                    method: "GET",
+                    target: path,
+                    host: "localhost",
+                    body: None,
+                    token: None,
+                },
+            ),
         }
     }
 }
@@ -403,108 +414,15 @@ fn call_error(link: &HttpLink, e: CallError) -> ClientError {
     }
 }
 
-/// Room for the status line and headers of an answer, beyond its body.
-const MAX_ANSWER_HEAD: usize = 16 * 1024;
-
-/// Time left before `deadline`; a `TimedOut` error once it has passed.
-fn time_left(deadline: Instant) -> io::Result<Duration> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        return Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            "the call ran out of time",
-        ));
-    }
-    Ok(left)
-}
-
-/// Writes all of `data` before `deadline`.
-fn send_all(stream: &mut UnixStream, data: &[u8], deadline: Instant) -> io::Result<()> {
-    let mut rest = data;
-    while !rest.is_empty() {
-        stream.set_write_timeout(Some(time_left(deadline)?))?;
-        match stream.write(rest) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => rest = rest.get(n..).unwrap_or_default(),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// The request head (it may hold the token: allocated once at its final
-/// size, so no reallocation frees an unwiped copy, and wiped on drop).
-fn request_head(
-    method: &str,
-    target: &str,
-    body_len: Option<usize>,
-    token: Option<&ApiToken>,
-) -> Zeroizing<Vec<u8>> {
-    const AUTH: &[u8] = b"Authorization: Bearer ";
-    let mut fixed =
-        format!("{method} {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
-    if let Some(len) = body_len {
-        fixed.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {len}\r\n"
-        ));
-    }
-    let token_len = token.map_or(0, |t| AUTH.len() + t.as_bytes().len() + 2);
-    let mut head = Zeroizing::new(Vec::with_capacity(fixed.len() + token_len + 2));
-    head.extend_from_slice(fixed.as_bytes());
-    if let Some(token) = token {
-        head.extend_from_slice(AUTH);
-        head.extend_from_slice(token.as_bytes());
-        head.extend_from_slice(b"\r\n");
-    }
-    head.extend_from_slice(b"\r\n");
-    head
-}
-
-/// The status, head length and `Content-Length` of an answer whose head
-/// is complete in `raw`; `None` while it is not.
-fn answer_head(raw: &[u8]) -> Result<Option<(u16, usize, usize)>, ClientError> {
-    let mut headers = [httparse::EMPTY_HEADER; 32];
-    let mut response = httparse::Response::new(&mut headers);
-    let head_len = match response.parse(raw) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(e) => return Err(ClientError::BadAnswer(e.to_string())),
-    };
-    let status = response
-        .code
-        .ok_or_else(|| ClientError::BadAnswer("no status code".to_owned()))?;
-    let length = response
-        .headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-        .and_then(|h| std::str::from_utf8(h.value).ok())
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .ok_or_else(|| ClientError::BadAnswer("no usable Content-Length".to_owned()))?;
-    if u64::try_from(length).map_or(true, |l| l > MAX_ANSWER) {
-        return Err(ClientError::BadAnswer(format!(
-            "an answer of {length} bytes is over the {MAX_ANSWER}-byte limit"
-        )));
-    }
-    Ok(Some((status, head_len, length)))
-}
-
-/// One request on the Unix socket at `socket`: `method target`, with a
-/// JSON `body` and a bearer `token` when given; returns the answer's body
-/// (a non-200 status becomes [`ClientError::Refused`]). The whole call,
+/// One request on the Unix socket at `socket`, `request`; returns the
+/// answer's body (a non-200 status becomes [`ClientError::Refused`]). The
+/// exchange is the TCP link's ([`exchange`]: an answer the daemon sends
+/// before reading the body is read and reported); the whole call,
 /// connecting aside, ends by `timeout`.
-///
-/// The server may answer before it has read the body (a refused token, a
-/// body over its limit) and close: a write that then fails with a broken
-/// pipe or a reset stops sending, and the answer already sent is read and
-/// returned; likewise a read that fails after a whole answer arrived.
 fn unix_call(
     socket: &Path,
     timeout: Duration,
-    method: &str,
-    target: &str,
-    body: Option<&[u8]>,
-    token: Option<&ApiToken>,
+    request: &Request<'_>,
 ) -> Result<Vec<u8>, ClientError> {
     let io_err = |e: io::Error| match e.kind() {
         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
@@ -515,87 +433,25 @@ fn unix_call(
     let deadline = Instant::now()
         .checked_add(timeout)
         .ok_or_else(|| ClientError::Transport(format!("timeout {timeout:?} is too large")))?;
-    let mut stream = UnixStream::connect(socket).map_err(|e| match e.kind() {
+    let stream = UnixStream::connect(socket).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => ClientError::Unreachable {
             addr: format!("unix:{}", socket.display()),
             detail: e.to_string(),
         },
         _ => ClientError::Transport(format!("cannot connect to {}: {e}", socket.display())),
     })?;
-    let head = request_head(method, target, body.map(<[u8]>::len), token);
-    let sent = send_all(&mut stream, &head, deadline)
-        .and_then(|()| body.map_or(Ok(()), |b| send_all(&mut stream, b, deadline)));
-    // A peer that answered early and closed: stop sending, read its answer.
-    let send_failure = match sent {
-        Ok(()) => None,
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
-            ) =>
-        {
-            Some(e)
-        }
-        Err(e) => return Err(io_err(e)),
-    };
-    let mut raw = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let mut read_failure = None;
-    let mut head_info = None;
-    loop {
-        if head_info.is_none() {
-            head_info = answer_head(&raw)?;
-        }
-        if let Some((_, head_len, length)) = head_info {
-            if raw.len() >= head_len.saturating_add(length) {
-                break;
-            }
-        } else if raw.len() > MAX_ANSWER_HEAD {
-            return Err(ClientError::BadAnswer(
-                "the answer's head is too long".to_owned(),
-            ));
-        }
-        let left = time_left(deadline).map_err(io_err)?;
-        stream.set_read_timeout(Some(left)).map_err(io_err)?;
-        match stream.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => raw.extend_from_slice(chunk.get(..n).unwrap_or_default()),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                read_failure = Some(e);
-                break;
-            }
-        }
-    }
-    let Some((status, head_len, length)) = head_info else {
-        return Err(match read_failure.or(send_failure) {
-            Some(e) => io_err(e),
-            None => ClientError::BadAnswer("the answer ended in its head".to_owned()),
-        });
-    };
-    let body_bytes = raw.get(head_len..).unwrap_or_default();
-    if body_bytes.len() != length {
-        return Err(match read_failure.or(send_failure) {
-            Some(e) if body_bytes.len() < length => io_err(e),
-            _ => ClientError::BadAnswer(format!(
-                "the body has {} bytes, Content-Length says {length}",
-                body_bytes.len()
-            )),
-        });
-    }
-    answer(status, body_bytes.to_vec())
-}
-
-/// The body of a 200 answer; any other status becomes
-/// [`ClientError::Refused`] with the server's message.
-fn answer(status: u16, body: Vec<u8>) -> Result<Vec<u8>, ClientError> {
+    let (status, body) =
+        exchange(&mut Conn::Unix(stream), request, deadline).map_err(|e| match e {
+            ExchangeError::Send(e) | ExchangeError::Read { read: e, .. } => io_err(e),
+            ExchangeError::Bad(msg) => ClientError::BadAnswer(msg),
+        })?;
     if status == 200 {
         return Ok(body);
     }
-    let message = serde_json::from_slice::<ErrorResponse>(&body)
-        .map(|e| e.error)
-        .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
-    Err(ClientError::Refused { status, message })
+    Err(ClientError::Refused {
+        status,
+        message: refusal_message(&body),
+    })
 }
 
 /// Fills `buf` from `input` as far as it goes; returns the bytes read

@@ -31,12 +31,14 @@
 //!
 //! Why not an HTTP crate such as ureq: its buffers would hold plaintext
 //! entropy that nobody wipes, and its TLS feature brings its own choices of
-//! roots; the hand-written client is the request writer and answer reader
-//! the Unix-socket client already uses, over a rustls stream.
+//! roots; the hand-written client (`exchange`) is a request writer and an
+//! answer reader over a `Conn`: TCP, rustls, or the Unix socket that
+//! `status` and `submit` use for a local daemon.
 
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -300,23 +302,27 @@ impl fmt::Debug for HttpLink {
     }
 }
 
-/// An open connection.
-enum Conn {
+/// An open connection: TCP, plain (loopback) or TLS, or the daemon's Unix
+/// socket (`status` and `submit` to a local daemon).
+pub(crate) enum Conn {
     Plain(TcpStream),
     Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+    Unix(UnixStream),
 }
 
 impl Conn {
-    fn tcp(&self) -> &TcpStream {
-        match self {
-            Conn::Plain(s) => s,
-            Conn::Tls(s) => &s.sock,
-        }
-    }
-
-    /// Sets both socket timeouts to what is left before `deadline`.
+    /// Sets both socket timeouts to what is left before `deadline`; a
+    /// `TimedOut` error once it has passed.
     fn arm(&self, deadline: Instant) -> io::Result<()> {
-        arm(self.tcp(), deadline)
+        match self {
+            Conn::Plain(s) => arm(s, deadline),
+            Conn::Tls(s) => arm(&s.sock, deadline),
+            Conn::Unix(s) => {
+                let left = time_left(deadline)?;
+                s.set_read_timeout(Some(left))?;
+                s.set_write_timeout(Some(left))
+            }
+        }
     }
 }
 
@@ -325,6 +331,7 @@ impl Read for Conn {
         match self {
             Conn::Plain(s) => s.read(buf),
             Conn::Tls(s) => s.read(buf),
+            Conn::Unix(s) => s.read(buf),
         }
     }
 }
@@ -334,6 +341,7 @@ impl Write for Conn {
         match self {
             Conn::Plain(s) => s.write(buf),
             Conn::Tls(s) => s.write(buf),
+            Conn::Unix(s) => s.write(buf),
         }
     }
 
@@ -341,6 +349,7 @@ impl Write for Conn {
         match self {
             Conn::Plain(s) => s.flush(),
             Conn::Tls(s) => s.flush(),
+            Conn::Unix(s) => s.flush(),
         }
     }
 }
@@ -473,39 +482,24 @@ impl HttpLink {
             .ok_or_else(|| CallError::Failed("timeout too large".to_owned()))?;
         let mut conn = self.connect(deadline)?;
         let target = format!("{}{path}", self.url.prefix);
-        let head = request_head(
+        let host = self.url.host_header();
+        let request = Request {
             method,
-            &target,
-            &self.url.host_header(),
-            body.map(<[u8]>::len),
-            self.token.as_deref(),
-        );
-        let sent = send_all(&mut conn, &head, deadline)
-            .and_then(|()| body.map_or(Ok(()), |b| send_all(&mut conn, b, deadline)))
-            .and_then(|()| conn.flush());
-        drop(head);
-        // A host that answered early (a refusal) and closed: read its answer.
-        let send_failure = match sent {
-            Ok(()) => None,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
-                ) =>
-            {
-                Some(e)
-            }
-            Err(e) => return Err(self.io_error("sending the request", &e)),
+            target: &target,
+            host: &host,
+            body,
+            token: self.token.as_deref(),
         };
-        let (status, answer) = read_answer(&mut conn, deadline).map_err(|e| match e {
+        let (status, answer) = exchange(&mut conn, &request, deadline).map_err(|e| match e {
+            ExchangeError::Send(io) => self.io_error("sending the request", &io),
             // TLS's verdict (an alert) says more than the broken pipe it caused.
-            AnswerError::Io(io) if rustls_error(&io).is_some() => {
-                self.io_error("reading the answer", &io)
+            ExchangeError::Read { read, send: _ } if rustls_error(&read).is_some() => {
+                self.io_error("reading the answer", &read)
             }
-            AnswerError::Io(io) => {
-                self.io_error("reading the answer", send_failure.as_ref().unwrap_or(&io))
+            ExchangeError::Read { read, send } => {
+                self.io_error("reading the answer", send.as_ref().unwrap_or(&read))
             }
-            AnswerError::Bad(msg) => {
+            ExchangeError::Bad(msg) => {
                 CallError::Failed(format!("the answer is not understood: {msg}"))
             }
         })?;
@@ -516,11 +510,85 @@ impl HttpLink {
         if status == 200 {
             return Ok(answer);
         }
-        let message = serde_json::from_slice::<ErrorResponse>(&answer)
-            .map(|e| e.error)
-            .unwrap_or_else(|_| String::from_utf8_lossy(&answer).into_owned());
-        Err(CallError::Refused { status, message })
+        Err(CallError::Refused {
+            status,
+            message: refusal_message(&answer),
+        })
     }
+}
+
+/// One request of the API: `method target` with an optional JSON `body`
+/// and a bearer `token`.
+pub(crate) struct Request<'a> {
+    pub(crate) method: &'a str,
+    pub(crate) target: &'a str,
+    /// The `Host` header's value.
+    pub(crate) host: &'a str,
+    pub(crate) body: Option<&'a [u8]>,
+    pub(crate) token: Option<&'a ApiToken>,
+}
+
+/// How [`exchange`] failed.
+pub(crate) enum ExchangeError {
+    /// Sending failed, other than by the peer's early close.
+    Send(io::Error),
+    /// Reading the answer failed; `send` is the broken pipe or reset of a
+    /// send the peer cut short, if there was one.
+    Read {
+        read: io::Error,
+        send: Option<io::Error>,
+    },
+    /// The answer is not HTTP this client reads.
+    Bad(String),
+}
+
+/// Writes `request` on `conn` (the head, which may hold the token, wiped
+/// after sending) and reads the answer: status and body, up to its
+/// `Content-Length` (at most [`MAX_ANSWER`]). The peer may answer before
+/// it has read the body (a refused token, a body over its limit) and
+/// close: a send that then fails with a broken pipe or a reset stops, and
+/// the answer already sent is read and returned. Every step ends by
+/// `deadline`.
+pub(crate) fn exchange(
+    conn: &mut Conn,
+    request: &Request<'_>,
+    deadline: Instant,
+) -> Result<(u16, Vec<u8>), ExchangeError> {
+    let head = request_head(
+        request.method,
+        request.target,
+        request.host,
+        request.body.map(<[u8]>::len),
+        request.token,
+    );
+    let sent = send_all(conn, &head, deadline)
+        .and_then(|()| request.body.map_or(Ok(()), |b| send_all(conn, b, deadline)))
+        .and_then(|()| conn.flush());
+    drop(head);
+    // A peer that answered early (a refusal) and closed: read its answer.
+    let send = match sent {
+        Ok(()) => None,
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+            ) =>
+        {
+            Some(e)
+        }
+        Err(e) => return Err(ExchangeError::Send(e)),
+    };
+    read_answer(conn, deadline).map_err(|e| match e {
+        AnswerError::Io(read) => ExchangeError::Read { read, send },
+        AnswerError::Bad(msg) => ExchangeError::Bad(msg),
+    })
+}
+
+/// The message of a refusal: the API's error JSON, else the body as text.
+pub(crate) fn refusal_message(body: &[u8]) -> String {
+    serde_json::from_slice::<ErrorResponse>(body)
+        .map(|e| e.error)
+        .unwrap_or_else(|_| String::from_utf8_lossy(body).into_owned())
 }
 
 /// The rustls error an I/O error of a TLS stream carries, if any.
@@ -528,13 +596,22 @@ fn rustls_error(e: &io::Error) -> Option<&rustls::Error> {
     e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>())
 }
 
+/// Time left before `deadline`; a `TimedOut` error once it has passed.
+fn time_left(deadline: Instant) -> io::Result<Duration> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the call ran out of time",
+        ));
+    }
+    Ok(left)
+}
+
 /// Sets both timeouts of `sock` to what is left before `deadline`; a
 /// `TimedOut` error once it has passed.
 fn arm(sock: &TcpStream, deadline: Instant) -> io::Result<()> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        return Err(io::Error::new(io::ErrorKind::TimedOut, "out of time"));
-    }
+    let left = time_left(deadline)?;
     sock.set_read_timeout(Some(left))?;
     sock.set_write_timeout(Some(left))
 }
