@@ -49,6 +49,37 @@ fn item(i: u64) -> [u8; 32] {
     b
 }
 
+/// The producer side: pushes items `0..total`, backing off while the ring
+/// is full (`push` hands a refused item back).
+#[inline(always)]
+fn produce(total: u64, mut push: impl FnMut([u8; 32]) -> Result<(), [u8; 32]>) {
+    let mut spins = 0;
+    for i in 0..total {
+        let mut v = item(i);
+        while let Err(back) = push(v) {
+            v = back;
+            backoff(&mut spins);
+        }
+    }
+}
+
+/// The one-at-a-time consumer side: pops `total` items, backing off while
+/// the ring is empty.
+#[inline(always)]
+fn consume(total: u64, mut pop: impl FnMut() -> Option<[u8; 32]>) {
+    let mut spins = 0;
+    let mut n = 0;
+    while n < total {
+        match pop() {
+            Some(v) => {
+                black_box(v);
+                n += 1;
+            }
+            None => backoff(&mut spins),
+        }
+    }
+}
+
 /// Runs `produce` and `consume` on two threads; returns the elapsed time.
 fn two_threads(produce: impl FnOnce() + Send, consume: impl FnOnce() + Send) -> Duration {
     let start = Instant::now();
@@ -70,29 +101,8 @@ fn spsc(c: &mut Criterion) {
             let mut ring = Ring::new(&mut storage).unwrap();
             let (mut p, mut c) = ring.split();
             two_threads(
-                move || {
-                    let mut spins = 0;
-                    for i in 0..total {
-                        let mut v = item(i);
-                        while let Err(back) = p.push(v) {
-                            v = back;
-                            backoff(&mut spins);
-                        }
-                    }
-                },
-                move || {
-                    let mut spins = 0;
-                    let mut n = 0;
-                    while n < total {
-                        match c.pop() {
-                            Some(v) => {
-                                black_box(v);
-                                n += 1;
-                            }
-                            None => backoff(&mut spins),
-                        }
-                    }
-                },
+                move || produce(total, |v| p.push(v)),
+                move || consume(total, || c.pop()),
             )
         });
     });
@@ -104,16 +114,7 @@ fn spsc(c: &mut Criterion) {
             let mut ring = Ring::new(&mut storage).unwrap();
             let (mut p, mut c) = ring.split();
             two_threads(
-                move || {
-                    let mut spins = 0;
-                    for i in 0..total {
-                        let mut v = item(i);
-                        while let Err(back) = p.push(v) {
-                            v = back;
-                            backoff(&mut spins);
-                        }
-                    }
-                },
+                move || produce(total, |v| p.push(v)),
                 move || {
                     let mut spins = 0;
                     let mut n = 0;
@@ -143,28 +144,11 @@ fn spsc(c: &mut Criterion) {
             let (mut p, mut c) = rtrb::RingBuffer::<[u8; 32]>::new(CAPACITY);
             two_threads(
                 move || {
-                    let mut spins = 0;
-                    for i in 0..total {
-                        let mut v = item(i);
-                        while let Err(rtrb::PushError::Full(back)) = p.push(v) {
-                            v = back;
-                            backoff(&mut spins);
-                        }
-                    }
+                    produce(total, |v| {
+                        p.push(v).map_err(|rtrb::PushError::Full(back)| back)
+                    });
                 },
-                move || {
-                    let mut spins = 0;
-                    let mut n = 0;
-                    while n < total {
-                        match c.pop() {
-                            Ok(v) => {
-                                black_box(v);
-                                n += 1;
-                            }
-                            Err(_) => backoff(&mut spins),
-                        }
-                    }
-                },
+                move || consume(total, || c.pop().ok()),
             )
         });
     });
@@ -177,29 +161,8 @@ fn spsc(c: &mut Criterion) {
             assert_eq!(queue.capacity(), CAPACITY);
             let (mut p, mut c) = queue.split();
             two_threads(
-                move || {
-                    let mut spins = 0;
-                    for i in 0..total {
-                        let mut v = item(i);
-                        while let Err(back) = p.enqueue(v) {
-                            v = back;
-                            backoff(&mut spins);
-                        }
-                    }
-                },
-                move || {
-                    let mut spins = 0;
-                    let mut n = 0;
-                    while n < total {
-                        match c.dequeue() {
-                            Some(v) => {
-                                black_box(v);
-                                n += 1;
-                            }
-                            None => backoff(&mut spins),
-                        }
-                    }
-                },
+                move || produce(total, |v| p.enqueue(v)),
+                move || consume(total, || c.dequeue()),
             )
         });
     });
