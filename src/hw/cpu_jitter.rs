@@ -228,7 +228,8 @@ mod thread {
         let Ok(mut collector) = CpuJitter::new(cpu, &mut scratch) else {
             return;
         };
-        // Acquire: pairs with the Release store in `stop_and_join`.
+        // Acquire: pairs with the Release store in
+        // `SamplerThread::stop_and_join` (hw/jitter.rs).
         while !shared.stop.load(Ordering::Acquire) {
             if !shared.wanted.load(Ordering::Relaxed) {
                 thread::park_timeout(CPU_JITTER_IDLE_PARK);

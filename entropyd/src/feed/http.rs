@@ -578,9 +578,13 @@ pub(crate) fn exchange(
         }
         Err(e) => return Err(ExchangeError::Send(e)),
     };
-    read_answer(conn, deadline).map_err(|e| match e {
-        AnswerError::Io(read) => ExchangeError::Read { read, send },
-        AnswerError::Bad(msg) => ExchangeError::Bad(msg),
+    read_answer(conn, deadline).map_err(|e| match (e, send) {
+        (AnswerError::Io(read), send) => ExchangeError::Read { read, send },
+        // The peer stopped our send and closed without a whole answer: the
+        // send's failure says what happened.
+        (AnswerError::Closed(_), Some(send)) => ExchangeError::Send(send),
+        (AnswerError::Closed(msg), None) => ExchangeError::Bad(msg.to_owned()),
+        (AnswerError::Bad(msg), _) => ExchangeError::Bad(msg),
     })
 }
 
@@ -702,6 +706,8 @@ fn send_all(conn: &mut Conn, data: &[u8], deadline: Instant) -> io::Result<()> {
 
 enum AnswerError {
     Io(io::Error),
+    /// The peer closed before a whole answer (the message says where).
+    Closed(&'static str),
     Bad(String),
 }
 
@@ -712,10 +718,10 @@ fn read_answer(conn: &mut Conn, deadline: Instant) -> Result<(u16, Vec<u8>), Ans
     let mut head: Option<(u16, usize, usize)> = None;
     loop {
         if head.is_none() {
-            head = answer_head(&raw).map_err(|e| match raw.as_slice() {
+            head = answer_head(&raw).map_err(|e| match (&*conn, raw.as_slice()) {
                 // A TLS record (alert or handshake, version 3.x): a TLS
                 // listener answering plain HTTP.
-                [0x15 | 0x16, 0x03, ..] => AnswerError::Bad(
+                (Conn::Plain(_), [0x15 | 0x16, 0x03, ..]) => AnswerError::Bad(
                     "it is TLS, not plain HTTP: the daemon listens on TLS; call it https://HOST:PORT with --ca=PEM".to_owned(),
                 ),
                 _ => AnswerError::Bad(e),
@@ -737,13 +743,13 @@ fn read_answer(conn: &mut Conn, deadline: Instant) -> Result<(u16, Vec<u8>), Ans
         }
     }
     let Some((status, head_len, length)) = head else {
-        return Err(AnswerError::Bad(
-            "the connection closed before an answer".to_owned(),
+        return Err(AnswerError::Closed(
+            "the connection closed before an answer",
         ));
     };
     let body = raw
         .get(head_len..head_len.saturating_add(length))
-        .ok_or_else(|| AnswerError::Bad("the answer's body was cut short".to_owned()))?;
+        .ok_or(AnswerError::Closed("the answer's body was cut short"))?;
     Ok((status, body.to_vec()))
 }
 
