@@ -451,7 +451,7 @@ fn drain(lanes: &mut [[u8; STEP]; 8], totals: &mut [LagCounts; 4]) {
 /// of the last group seen per hash (a miss only lowers the count).
 ///
 /// The table holds the groups themselves, so the loop has no branch and
-/// no second load. An empty slot holds a value whose own hash is another
+/// no second load; it holds entropy, so it is wiped before returning. An empty slot holds a value whose own hash is another
 /// slot: no group that hashes to a slot can equal its filler, so empty
 /// slots never match (what the offset table's "0 is empty" did).
 fn repeats(b: &[u8]) -> u32 {
@@ -472,6 +472,8 @@ fn repeats(b: &[u8]) -> u32 {
             *entry = g;
         }
     }
+    // The table holds the piece's own bytes: wiped, as the window is.
+    table.zeroize();
     found
 }
 
