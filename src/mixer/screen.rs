@@ -66,9 +66,6 @@ pub const WINDOW: usize = 4096;
 pub const CONTEXT: usize = 256;
 /// Windows shorter than this are not judged (and not credited).
 pub const MIN_WINDOW: usize = 16;
-/// The exponent every single test's false-alarm bound reaches: `2^-48`.
-#[cfg_attr(not(feature = "testing"), allow(dead_code))] // tests only
-pub const TEST_ALPHA_EXP: u32 = 48;
 
 /// Missing-values cutoffs: a window of at least `16 << i` bytes trips
 /// `byte-subset` when `MISSING_CUTOFF[i]` or more of the 256 byte values do
@@ -211,13 +208,6 @@ impl ScreenContext {
         next.zeroize();
         self.len = len;
     }
-
-    /// Forgets the recorded bytes.
-    #[cfg_attr(not(feature = "testing"), allow(dead_code))] // tests only
-    pub fn clear(&mut self) {
-        self.last.zeroize();
-        self.len = 0;
-    }
 }
 
 impl Default for ScreenContext {
@@ -315,12 +305,14 @@ fn screen_window(b: &[u8]) -> Result<(), ScreenTrip> {
 /// Byte values that do not occur in `b` (`b.len() <= WINDOW`), and the
 /// count of the most frequent one.
 ///
-/// Eight bytes are read at once and counted into four sub-tables of `u32`
-/// (byte `j` of each group into table `j % 4`): an increment rarely waits
+/// Eight bytes are read at once and counted into four sub-tables of `u16`
+/// (byte `j` of each group into table `j % 4`; 2 KiB of stack): an increment rarely waits
 /// on the store of the one before it (a store-to-load forward of the same
 /// counter), and one load serves eight counts.
 fn byte_counts(b: &[u8]) -> (u32, u32) {
-    let mut hist = [[0u32; 256]; 4];
+    // A table counts at most a quarter of the window plus the tail:
+    // below 2048, no wrap in u16.
+    let mut hist = [[0u16; 256]; 4];
     let mut groups = b.chunks_exact(8);
     for g in &mut groups {
         let Some(g) = g.first_chunk::<8>() else {
@@ -345,7 +337,10 @@ fn byte_counts(b: &[u8]) -> (u32, u32) {
     let mut most = 0u32;
     for (((a, b), c), d) in h0.iter().zip(&h1).zip(&h2).zip(&h3) {
         // Counts are at most WINDOW: the sum never wraps.
-        let n = a.wrapping_add(*b).wrapping_add(*c).wrapping_add(*d);
+        let n = u32::from(*a)
+            .wrapping_add(u32::from(*b))
+            .wrapping_add(u32::from(*c))
+            .wrapping_add(u32::from(*d));
         missing = missing.wrapping_add(u32::from(n == 0));
         most = most.max(n);
     }
@@ -450,30 +445,31 @@ fn drain(lanes: &mut [[u8; STEP]; 8], totals: &mut [LagCounts; 4]) {
 /// Equal 8-byte groups at 8-aligned offsets of `b`, found through a table
 /// of the last group seen per hash (a miss only lowers the count).
 ///
-/// The table holds the groups themselves, so the loop has no branch and
-/// no second load; it holds entropy, so it is wiped before returning. An empty slot holds a value whose own hash is another
-/// slot: no group that hashes to a slot can equal its filler, so empty
-/// slots never match (what the offset table's "0 is empty" did).
+/// The table holds positions (group index + 1; 0 is empty), not the
+/// groups: it holds no entropy, so it needs no wipe, and it takes 2 KiB of
+/// stack, not 8 (firmware screens too).
 fn repeats(b: &[u8]) -> u32 {
-    // Every slot but slot 0 starts with 0 (whose hash is slot 0); slot 0
-    // starts with 1 (whose hash is slot 632).
-    let mut table = [0u64; TABLE];
-    if let Some(first) = table.first_mut() {
-        *first = 1;
-    }
+    let mut table = [0u16; TABLE];
     let mut found = 0u32;
-    for group in b.chunks_exact(8) {
+    for (i, group) in b.chunks_exact(8).enumerate() {
         let Some(g) = group.first_chunk::<8>() else {
             continue;
         };
         let g = u64::from_le_bytes(*g);
-        if let Some(entry) = table.get_mut(repeat_slot(g)) {
-            found = found.wrapping_add(u32::from(*entry == g));
-            *entry = g;
+        let Some(entry) = table.get_mut(repeat_slot(g)) else {
+            continue;
+        };
+        if let Some(prev) = usize::from(*entry).checked_sub(1) {
+            let at = prev.saturating_mul(8);
+            let same = b
+                .get(at..)
+                .and_then(<[u8]>::first_chunk::<8>)
+                .is_some_and(|p| u64::from_le_bytes(*p) == g);
+            found = found.wrapping_add(u32::from(same));
         }
+        // Group indexes stay below WINDOW / 8 = 512.
+        *entry = u16::try_from(i.saturating_add(1)).unwrap_or(0);
     }
-    // The table holds the piece's own bytes: wiped, as the window is.
-    table.zeroize();
     found
 }
 
