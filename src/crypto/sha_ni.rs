@@ -235,8 +235,7 @@ unsafe fn chain_sha_ni<const N: usize>(chains: &mut [Chain<'_>; N]) -> usize {
     // between plain 16- or 32-byte values of the same size.
     unsafe {
         let steps = chains.iter().map(|c| c.out.len() / 32).min().unwrap_or(0);
-        // Big-endian words <-> bytes within each 32-bit lane.
-        let bswap = _mm_set_epi64x(0x0C0D_0E0F_0809_0A0B, 0x0405_0607_0001_0203);
+        let bswap = bswap_mask();
         // Words 8-15 of the second block of a 96-byte message: 0x80 after
         // the 32 message bytes, then the length 768 bits.
         let pad8 = _mm_set_epi32(0, 0, 0, i32::from_ne_bytes(0x8000_0000u32.to_ne_bytes()));
@@ -319,7 +318,7 @@ unsafe fn digest_lanes_sha_ni<const N: usize>(
     // the intrinsics have no other preconditions, and every `transmute` is
     // between plain 16-, 32- or 64-byte values of the same size.
     unsafe {
-        let bswap = _mm_set_epi64x(0x0C0D_0E0F_0809_0A0B, 0x0405_0607_0001_0203);
+        let bswap = bswap_mask();
         let mut state = [to_state(start); N];
         // Plain loops, no closures: a closure (or `array::map`) is compiled
         // without this function's target features and stays a call.
@@ -332,11 +331,7 @@ unsafe fn digest_lanes_sha_ni<const N: usize>(
         }
         compress!(&mut state, w);
         for (d, s) in digests.into_iter().zip(state.iter()) {
-            let [abcd, efgh] = digest_words(*s);
-            *d = transmute::<[__m128i; 2], [u8; 32]>([
-                _mm_shuffle_epi8(abcd, bswap),
-                _mm_shuffle_epi8(efgh, bswap),
-            ]);
+            *d = digest_bytes(*s, bswap);
         }
     }
 }
@@ -358,7 +353,7 @@ unsafe fn digest_run_frames40_sha_ni(
     // SAFETY: (the whole body) the caller guarantees the target features;
     // the intrinsics have no other preconditions.
     unsafe {
-        let bswap = _mm_set_epi64x(0x0C0D_0E0F_0809_0A0B, 0x0405_0607_0001_0203);
+        let bswap = bswap_mask();
         let first = to_state(start);
         let [pad_lo, pad_hi] = layout.pad;
         let pad = _mm_set_epi64x(bits64(pad_hi), bits64(pad_lo));
@@ -425,6 +420,20 @@ unsafe fn frame40_words(
             _mm_shuffle_epi8(m3, bswap),
         ]
     }
+}
+
+/// The shuffle that turns big-endian words into bytes (and back) within
+/// each 32-bit lane.
+///
+/// # Safety
+/// The CPU must have SSE2 (the feature this is compiled with).
+#[inline]
+#[target_feature(enable = "sse2")]
+#[allow(unused_unsafe)]
+unsafe fn bswap_mask() -> __m128i {
+    // SAFETY: the caller guarantees SSE2; the intrinsic has no other
+    // precondition.
+    unsafe { _mm_set_epi64x(0x0C0D_0E0F_0809_0A0B, 0x0405_0607_0001_0203) }
 }
 
 /// A state's big-endian digest bytes (what `state_bytes` gives).
