@@ -728,21 +728,18 @@ impl HealthTest {
 
     /// The RCT cutoff in use.
     #[must_use]
-    #[cfg_attr(not(feature = "testing"), allow(dead_code))] // tests only
     pub const fn rct_cutoff(&self) -> u32 {
         wide(self.rct_cutoff)
     }
 
     /// The APT cutoff in use.
     #[must_use]
-    #[cfg_attr(not(feature = "testing"), allow(dead_code))] // tests only
     pub const fn apt_cutoff(&self) -> u32 {
         wide(self.apt_cutoff)
     }
 
     /// The APT window in use.
     #[must_use]
-    #[cfg_attr(not(feature = "testing"), allow(dead_code))] // tests only
     pub const fn window(&self) -> u32 {
         wide(self.window)
     }

@@ -185,7 +185,6 @@ unsafe impl<T: Default + Send> Send for Ring<'_, T> {}
 // through the Acquire/Release indices.
 unsafe impl<T: Default + Send> Sync for Ring<'_, T> {}
 
-#[cfg_attr(not(feature = "testing"), allow(dead_code))] // some methods serve tests only
 impl<'s, T: Default> Ring<'s, T> {
     /// A ring over `storage`; its capacity is `storage.len()`. The values
     /// already in `storage` are treated as empty slots.
@@ -233,6 +232,7 @@ impl<'s, T: Default> Ring<'s, T> {
 
     /// `true` when a push would fail.
     #[must_use]
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))] // tests only
     pub fn is_full(&self) -> bool {
         self.len() == self.capacity
     }
@@ -270,6 +270,7 @@ impl<'s, T: Default> Ring<'s, T> {
     /// # Errors
     ///
     /// Gives `value` back when the ring is full.
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))] // tests only
     pub fn push(&mut self, value: T) -> Result<(), T> {
         self.split().0.push(value)
     }
@@ -284,11 +285,13 @@ impl<'s, T: Default> Ring<'s, T> {
     }
 
     /// Single-owner pop: the oldest value, its slot wiped; `None` when empty.
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))] // tests only
     pub fn pop(&mut self) -> Option<T> {
         self.split().1.pop()
     }
 
     /// Single-owner in-place pop (see [`Consumer::pop_with`]).
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))] // tests only
     pub fn pop_with<R>(&mut self, f: impl FnOnce(&mut T) -> R) -> Option<R> {
         self.split().1.pop_with(f)
     }
@@ -480,7 +483,6 @@ pub struct Producer<'a, T: Default> {
 // another thread keeps it unique. Values of `T` cross threads, hence `Send`.
 unsafe impl<T: Default + Send> Send for Producer<'_, T> {}
 
-#[cfg_attr(not(feature = "testing"), allow(dead_code))] // some methods serve tests only
 impl<'a, T: Default> Producer<'a, T> {
     #[inline(always)]
     fn ring(&self) -> &'a Ring<'a, T> {
@@ -559,12 +561,14 @@ impl<'a, T: Default> Producer<'a, T> {
 
     /// `true` when nothing is queued now.
     #[must_use]
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))] // tests only
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Free slots now (may grow at once as the consumer pops).
     #[must_use]
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))] // tests only
     pub fn free(&self) -> usize {
         self.capacity().wrapping_sub(self.len())
     }
@@ -603,7 +607,6 @@ pub struct Consumer<'a, T: Default> {
 // another thread keeps it unique. Values of `T` cross threads, hence `Send`.
 unsafe impl<T: Default + Send> Send for Consumer<'_, T> {}
 
-#[cfg_attr(not(feature = "testing"), allow(dead_code))] // some methods serve tests only
 impl<'a, T: Default> Consumer<'a, T> {
     #[inline(always)]
     fn ring(&self) -> &'a Ring<'a, T> {
@@ -654,6 +657,7 @@ impl<'a, T: Default> Consumer<'a, T> {
     /// `T::default()`. `None` (and `f` not called) when empty. If `f`
     /// panics, the value stays queued.
     #[inline]
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))] // tests only
     pub fn pop_with<R>(&mut self, f: impl FnOnce(&mut T) -> R) -> Option<R> {
         let ring = self.ring();
         if !self.ready(ring) {
@@ -748,6 +752,7 @@ impl<'a, T: Default> Consumer<'a, T> {
 
     /// `true` when nothing is queued now.
     #[must_use]
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))] // tests only
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
