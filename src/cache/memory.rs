@@ -32,7 +32,6 @@
 
 use core::fmt;
 
-use zeroize::Zeroize;
 
 use super::LowWatermark;
 use crate::error::Error;
@@ -192,12 +191,8 @@ impl<'s> MemoryCache<'s> {
 
     /// Moves the oldest block out (its slot is wiped); `None` when empty.
     pub fn pop(&mut self) -> Option<Block> {
-        let mut out = None;
-        self.ring.pop_many_with(1, |cell| {
-            let mut block = Block::EMPTY;
-            block.as_mut_bytes().copy_from_slice(cell.0.as_bytes());
-            out = Some(block);
-        });
+        // The ring leaves `BlockCell::default()` (zeros) in the slot.
+        let out = self.ring.pop().map(|BlockCell(block)| block);
         self.update_watermark();
         out
     }
@@ -268,7 +263,9 @@ impl<'s> MemoryCache<'s> {
     /// Zeroizes and discards every block; returns how many.
     pub fn clear(&mut self) -> usize {
         // One batch: the ring holds at most its capacity.
-        let removed = self.ring.pop_many_with(usize::MAX, |cell| cell.0.zeroize());
+        // The ring overwrites each slot with `BlockCell::default()`, which
+        // drops (and so wipes) the block: nothing to do per slot here.
+        let removed = self.ring.pop_many_with(usize::MAX, |_| {});
         self.update_watermark();
         removed
     }
