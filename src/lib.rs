@@ -79,6 +79,11 @@ internal_modules! {
 
 pub(crate) mod crypto;
 
+/// Visible skips of hardware tests (`ENTROPOOL_REQUIRE_HW`).
+#[cfg(test)]
+#[path = "../tests/support/hw.rs"]
+pub(crate) mod hw_support;
+
 pub mod assess;
 pub mod config;
 pub mod drbg;

@@ -543,15 +543,10 @@ unsafe fn rounds<const N: usize, const R: usize>(state: &mut [State; N], w: &mut
     }
 }
 
-/// Visible skips of hardware tests (`ENTROPOOL_REQUIRE_HW`).
-#[cfg(test)]
-#[path = "../../tests/support/hw.rs"]
-mod hw_support;
-
 #[cfg(test)]
 mod tests {
-    use super::hw_support;
     use super::*;
+    use crate::hw_support;
     use hmac::{KeyInit, Mac};
     use proptest::prelude::*;
 
@@ -615,7 +610,7 @@ mod tests {
                                           b0 in any::<[u8; 32]>(), b1 in any::<[u8; 32]>(),
                                           tail in any::<[u8; 32]>(), lane_bytes in any::<[u8; 4]>()) {
             if !crate::hw::has_sha_ni() {
-                std::eprintln!("skipped: this CPU has no SHA extensions");
+                hw_support::skip("sha", &"CPUID reports no SHA extensions");
                 return Ok(());
             }
             let blocks: [[u8; 64]; 4] = core::array::from_fn(|l| {

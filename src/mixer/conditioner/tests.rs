@@ -80,8 +80,9 @@ fn check<T: FrameData>(
         prop_assert_eq!(lanes.0, want_done);
         prop_assert_eq!(&lanes.1, &want);
     } else {
-        std::eprintln!(
-            "skipped: this CPU has no SHA extensions (the Lanes backend is the portable one here)"
+        crate::hw_support::skip(
+            "sha",
+            &"CPUID reports no SHA extensions (the Lanes backend is the portable one here)",
         );
     }
     Ok(())
@@ -156,7 +157,7 @@ fn detect_picks_lanes_with_the_sha_extensions() {
     let want = if crate::hw::has_sha_ni() {
         Backend::Lanes
     } else {
-        std::eprintln!("skipped: this CPU has no SHA extensions");
+        crate::hw_support::skip("sha", &"CPUID reports no SHA extensions");
         Backend::Portable
     };
     assert_eq!(Backend::detect(), want);
