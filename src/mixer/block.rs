@@ -70,10 +70,14 @@ impl Block {
     /// empty ones).
     pub(crate) const EMPTY: Block = Block([0; BLOCK_LEN]);
 
-    /// Wraps bytes that are a full-entropy block: the conditioner's output,
-    /// or the storage loader's keyed read-back. Crate-internal on purpose:
+    /// Wraps bytes that are a full-entropy block: the conditioner's wide
+    /// path's output. Crate-internal on purpose:
     /// anything else would claim entropy nobody credited.
     #[must_use]
+    #[cfg_attr(
+        not(any(test, all(target_arch = "x86_64", target_feature = "sse2"))),
+        allow(dead_code)
+    )] // the wide one-shot path, and tests
     pub(crate) const fn from_bytes(bytes: [u8; BLOCK_LEN]) -> Block {
         Block(bytes)
     }

@@ -308,7 +308,7 @@ fn digest_group(
 /// temporary copy to wipe).
 #[inline(always)]
 fn state_block(state: &[u32; 8]) -> Block {
-    let mut block = Block::from_bytes([0; 32]);
+    let mut block = Block::EMPTY;
     state_bytes(state, &mut block.0);
     block
 }
@@ -602,7 +602,7 @@ impl Conditioner {
             // group's compressions.
             let ahead_at = hash.counter.wrapping_add(u64::try_from(have).unwrap_or(0));
             let ahead = write_group(next, ahead_at, tag, &mut frames);
-            let mut blocks: [Block; LANES] = core::array::from_fn(|_| Block::from_bytes([0; 32]));
+            let mut blocks: [Block; LANES] = [Block::EMPTY; LANES];
             digest_group(*backend, &hash.key_state, cur, have, &mut blocks, scratch);
             // Blocks computed after a refused one are never handed out:
             // they drop (and wipe themselves) with the iterator, and their
