@@ -325,6 +325,23 @@ fn accelerate() -> bool {
     }
 }
 
+/// Whether the SHA extensions' kernels (`sha_ni`) may run on this CPU:
+/// CPUID reports them, and no unit test asked for the portable path.
+/// Callers that go to `sha_ni` directly (the conditioner's 40-byte frames)
+/// ask this first, as [`digest_blocks`] and the HMAC loops do within.
+#[inline]
+#[cfg(any(test, all(target_arch = "x86_64", target_feature = "sse2")))]
+pub(crate) fn lanes_available() -> bool {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    {
+        accelerate() && crate::hw::has_sha_ni()
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    {
+        false
+    }
+}
+
 /// Runs the whole 32-byte steps every loop has on the SHA extensions;
 /// returns the bytes done per loop (0 where the CPU lacks them or on other
 /// architectures and x86_64 targets without SSE2).

@@ -7,10 +7,11 @@
 //! Two backends compute those compressions, bit for bit the same: the
 //! portable one (`sha2`'s `compress256` through `crypto::sha256`, on every
 //! target and under miri) and, where CPUID reports the SHA extensions, the
-//! multi-lane one for the one-shot path (`crypto::sha_ni::digest_lanes`:
-//! [`LANES`] independent blocks' compressions in flight at once; for fully
-//! credited 40-byte frames `digest_run_frames40`, which also assembles
-//! their messages, [`RUN`] frames per call).
+//! multi-lane one for the one-shot path (`crypto::sha256::digest_blocks`,
+//! which chooses between them: [`LANES`] independent blocks' compressions
+//! in flight at once; for fully credited 40-byte frames
+//! `crypto::sha_ni::digest_run_frames40`, which also assembles their
+//! messages, [`RUN`] frames per call, where `lanes_available` says so).
 //! The frame models (tests/mixer_frames.rs, mixer_digest.rs) pin the
 //! output, and this module's property test compares the two backends.
 //!
@@ -23,7 +24,7 @@
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use super::{Block, DOMAIN};
-use crate::crypto::sha256::{IV, compress, state_bytes};
+use crate::crypto::sha256::{IV, compress, digest_blocks, state_bytes};
 
 /// Running SHA-256 of the current block's message.
 ///
@@ -52,9 +53,6 @@ pub(super) struct Conditioner {
     /// path (its only caller), none on bare metal, where they would be
     /// static RAM never used ([`ONE_SHOT_SETS`]).
     one_shot: [OneShot; ONE_SHOT_SETS],
-    /// Which compression the one-shot path runs.
-    #[zeroize(skip)]
-    backend: Backend,
 }
 
 /// Sets of one-shot buffers a conditioner holds: 1 with the mixer's fast
@@ -66,8 +64,6 @@ const ONE_SHOT_SETS: usize = if super::FAST_PATH { 1 } else { 0 };
 struct OneShot {
     /// Message buffers, two groups of [`LANES`].
     pipe: [[[u8; 64]; LANES]; 2],
-    /// The portable one-shot path's hash state.
-    scratch: [u32; 8],
     /// The wide one-shot path's frames, as words, a run at a time.
     wide: [[u64; 5]; RUN],
     /// The wide one-shot path's digests, a run at a time.
@@ -77,7 +73,6 @@ struct OneShot {
 impl OneShot {
     const CLEAR: OneShot = OneShot {
         pipe: [[[0; 64]; LANES]; 2],
-        scratch: [0; 8],
         wide: [[0; 5]; RUN],
         digests: [[0; 32]; RUN],
     };
@@ -99,32 +94,6 @@ const RUN: usize = 16;
 /// and four lanes measured slower (27 and 29 ns: more vector registers
 /// live than x86_64 has, so they spill).
 const LANES: usize = 2;
-
-/// The one-shot path's compression. Both give bit-identical digests (the
-/// frame models and this module's property test check it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Backend {
-    /// `sha2`'s compression, one block after another (every target, miri).
-    Portable,
-    /// Up to [`LANES`] blocks' rounds interleaved on the SHA extensions
-    /// (chosen only where CPUID reported them; never elsewhere).
-    #[cfg_attr(
-        not(all(target_arch = "x86_64", target_feature = "sse2")),
-        allow(dead_code)
-    )]
-    Lanes,
-}
-
-impl Backend {
-    /// The fastest backend this CPU runs.
-    fn detect() -> Self {
-        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-        if crate::hw::has_sha_ni() {
-            return Backend::Lanes;
-        }
-        Backend::Portable
-    }
-}
 
 /// Most frame data bytes for which a whole block message (counter, frame
 /// header, data, padding) fits one compression: `8 + 5 + n + 9 <= 64`.
@@ -267,40 +236,23 @@ fn write_group<'x, T: FrameData + 'x>(
 }
 
 /// The digests of the first `have` messages of `msgs`, each compressed
-/// from `start`, written into the first `have` of `blocks`: on the
-/// SHA extensions in lanes when `backend` says so, else one after another
-/// through `scratch` (left holding the last state; the caller wipes it).
+/// from `start`, written into the first `have` of `blocks`
+/// ([`digest_blocks`]: in lanes on the SHA extensions, else one after
+/// another).
 #[inline(always)]
 fn digest_group(
-    backend: Backend,
     start: &[u32; 8],
     msgs: &[[u8; 64]; LANES],
     have: usize,
     blocks: &mut [Block; LANES],
-    scratch: &mut [u32; 8],
 ) {
-    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-    if backend == Backend::Lanes {
-        use crate::crypto::sha_ni::digest_lanes;
-        let done = if have == LANES {
-            digest_lanes(start, msgs, blocks.each_mut().map(|b| &mut b.0))
-        } else {
-            // The last, partial group: one lane at a time.
-            msgs.iter()
-                .zip(blocks.iter_mut())
-                .take(have)
-                .all(|(m, b)| digest_lanes(start, core::array::from_ref(m), [&mut b.0]))
-        };
-        if done {
-            return;
+    if have == LANES {
+        digest_blocks(start, msgs, blocks.each_mut().map(|b| &mut b.0));
+    } else {
+        // The last, partial group: one block at a time.
+        for (m, b) in msgs.iter().zip(blocks.iter_mut()).take(have) {
+            digest_blocks(start, core::array::from_ref(m), [&mut b.0]);
         }
-    }
-    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
-    let _ = backend;
-    for (msg, block) in msgs.iter().zip(blocks.iter_mut()).take(have) {
-        *scratch = *start;
-        compress(scratch, msg);
-        state_bytes(scratch, &mut block.0);
     }
 }
 
@@ -515,13 +467,6 @@ impl Hash {
 
 impl Conditioner {
     pub(super) fn new(key: &[u8; 32]) -> Self {
-        Self::with_backend(key, Backend::detect())
-    }
-
-    /// As [`Self::new`], with the one-shot path on `backend` (tests pin
-    /// each in turn; `Lanes` falls back to the portable compression where
-    /// the CPU lacks the SHA extensions).
-    fn with_backend(key: &[u8; 32], backend: Backend) -> Self {
         let mut prefix = [0u8; 64];
         for (d, s) in prefix.iter_mut().zip(DOMAIN.iter().chain(key.iter())) {
             *d = *s;
@@ -541,7 +486,6 @@ impl Conditioner {
         Conditioner {
             hash,
             one_shot: [OneShot::CLEAR; ONE_SHOT_SETS],
-            backend,
         }
     }
 
@@ -581,15 +525,11 @@ impl Conditioner {
             return 0;
         }
         #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-        if self.backend == Backend::Lanes && per.saturating_mul(T::BYTES) == WIDE {
+        if per.saturating_mul(T::BYTES) == WIDE && crate::crypto::sha256::lanes_available() {
             return self.one_shot_wide(tag, xs, per, emit);
         }
-        let Conditioner {
-            hash,
-            one_shot,
-            backend,
-        } = self;
-        let Some(OneShot { pipe, scratch, .. }) = one_shot.first_mut() else {
+        let Conditioner { hash, one_shot } = self;
+        let Some(OneShot { pipe, .. }) = one_shot.first_mut() else {
             return 0;
         };
         let [cur, next] = pipe;
@@ -603,7 +543,7 @@ impl Conditioner {
             let ahead_at = hash.counter.wrapping_add(u64::try_from(have).unwrap_or(0));
             let ahead = write_group(next, ahead_at, tag, &mut frames);
             let mut blocks: [Block; LANES] = [Block::EMPTY; LANES];
-            digest_group(*backend, &hash.key_state, cur, have, &mut blocks, scratch);
+            digest_group(&hash.key_state, cur, have, &mut blocks);
             // Blocks computed after a refused one are never handed out:
             // they drop (and wipe themselves) with the iterator, and their
             // frames are not consumed.
@@ -623,7 +563,6 @@ impl Conditioner {
         // some may hold frames written ahead of a refused block, never
         // handed out.
         *pipe = [[[0; 64]; LANES]; 2];
-        *scratch = [0; 8];
         hash.begin_block();
         done
     }
@@ -677,7 +616,7 @@ impl Conditioner {
             );
             if !hashed {
                 // Only where CPUID did not report the SHA extensions, which
-                // `Backend::detect` rules out: nothing of this run counts.
+                // `lanes_available` ruled out: nothing of this run counts.
                 break;
             }
             // As in `one_shot_blocks`: the digests after a refused block
@@ -748,7 +687,6 @@ impl Conditioner {
     pub(super) fn pipe_is_clear(&self) -> bool {
         self.one_shot.iter().all(|o| {
             o.pipe == [[[0; 64]; LANES]; 2]
-                && o.scratch == [0; 8]
                 && o.wide == [[0; 5]; RUN]
                 && o.digests == [[0; 32]; RUN]
         })

@@ -7,14 +7,15 @@
 use proptest::prelude::*;
 use std::vec::Vec;
 
-use super::{Backend, Conditioner, FrameData, ONE_SHOT_MAX};
+use super::{Conditioner, FrameData, ONE_SHOT_MAX};
+use crate::crypto::sha256::{PORTABLE_ONLY, lanes_available};
 use crate::mixer::Block;
 
 /// Blocks out of `one_shot_blocks` (the sink refuses the `refuse`-th, as
 /// the pool does: it keeps that one) and the blocks of the next
 /// `more` frames through the incremental path (where it carries on).
 fn run<T: FrameData>(
-    backend: Backend,
+    portable: bool,
     key: &[u8; 32],
     xs: &[T],
     per: usize,
@@ -22,12 +23,15 @@ fn run<T: FrameData>(
     more: usize,
     frame: impl Fn(&mut Conditioner, &[T]),
 ) -> (usize, Vec<Block>) {
-    let mut c = Conditioner::with_backend(key, backend);
+    let mut c = Conditioner::new(key);
     let mut out = Vec::new();
+    // The one-shot path asks at each call which backend may run.
+    PORTABLE_ONLY.with(|p| p.set(portable));
     let done = c.one_shot_blocks(3, xs, per, |b| {
         out.push(b);
         out.len() != refuse
     });
+    PORTABLE_ONLY.with(|p| p.set(false));
     assert!(c.pipe_is_clear(), "the pipeline is wiped after each call");
     assert_eq!(c.counter(), u64::try_from(done).unwrap());
     let rest = xs.get(done * per..).unwrap_or(&[]);
@@ -46,7 +50,7 @@ fn model<T: FrameData>(
     frames: usize,
     frame: impl Fn(&mut Conditioner, &[T]),
 ) -> Vec<Block> {
-    let mut c = Conditioner::with_backend(key, Backend::Portable);
+    let mut c = Conditioner::new(key);
     xs.chunks_exact(per)
         .take(frames)
         .map(|f| {
@@ -72,11 +76,11 @@ fn check<T: FrameData>(
     };
     let more = whole - want_done;
     let want = model(key, xs, per, whole, frame);
-    let portable = run(Backend::Portable, key, xs, per, refuse, more, frame);
+    let portable = run(true, key, xs, per, refuse, more, frame);
     prop_assert_eq!(portable.0, want_done);
     prop_assert_eq!(&portable.1, &want);
-    if Backend::detect() == Backend::Lanes {
-        let lanes = run(Backend::Lanes, key, xs, per, refuse, more, frame);
+    if lanes_available() {
+        let lanes = run(false, key, xs, per, refuse, more, frame);
         prop_assert_eq!(lanes.0, want_done);
         prop_assert_eq!(&lanes.1, &want);
     } else {
@@ -150,16 +154,17 @@ fn wide_runs_refused_anywhere_equal_the_model() {
     }
 }
 
-/// The lanes really run here (a CPU with the SHA extensions picks them).
+/// The lanes really run here (a CPU with the SHA extensions picks them),
+/// unless a test asked for the portable path.
 #[test]
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-fn detect_picks_lanes_with_the_sha_extensions() {
-    let want = if crate::hw::has_sha_ni() {
-        Backend::Lanes
-    } else {
+fn the_lanes_run_with_the_sha_extensions() {
+    let want = crate::hw::has_sha_ni();
+    if !want {
         crate::hw_support::skip("sha", &"CPUID reports no SHA extensions");
-        Backend::Portable
-    };
-    assert_eq!(Backend::detect(), want);
-    assert_eq!(Conditioner::new(&[1; 32]).backend, want);
+    }
+    assert_eq!(lanes_available(), want);
+    PORTABLE_ONLY.with(|p| p.set(true));
+    assert!(!lanes_available(), "a test can pin the portable path");
+    PORTABLE_ONLY.with(|p| p.set(false));
 }
