@@ -678,28 +678,13 @@ impl<'a, T: Default> Consumer<'a, T> {
     /// Moves up to `out.len()` of the oldest values into `out` (slots wiped)
     /// and returns how many; one index load and one publication per batch.
     pub fn pop_into(&mut self, out: &mut [T]) -> usize {
-        let ring = self.ring();
-        let mut available = ring.distance(self.head, self.cached_tail);
-        if available < out.len() {
-            // Acquire: pairs with the producer's Release store of `tail`.
-            self.cached_tail = ring.tail.0.load(Ordering::Acquire);
-            available = ring.distance(self.head, self.cached_tail);
-        }
-        let mut head = self.head;
-        let mut moved = 0_usize;
-        for dst in out.iter_mut().take(available) {
-            ring.slot(head).0.with_mut(|p| {
-                // SAFETY: `head` is within the published range
-                // `self.head..cached_tail` (at most `available` steps).
-                *dst = core::mem::take(unsafe { &mut *p });
-            });
-            head = ring.increment1(head);
-            moved = moved.wrapping_add(1);
-        }
-        if moved > 0 {
-            self.release(ring, head);
-        }
-        moved
+        let max = out.len();
+        let mut dst = out.iter_mut();
+        self.pop_many_with(max, |value| {
+            if let Some(d) = dst.next() {
+                *d = core::mem::take(value);
+            }
+        })
     }
 
     /// Removes up to `max` of the oldest values in place, in order: `f`
@@ -720,12 +705,12 @@ impl<'a, T: Default> Consumer<'a, T> {
         }
         let count = available.min(max);
         // Publishes the slots done so far, on return or on a panic in `f`.
+        let head = self.head;
         let mut batch = Batch {
             consumer: self,
             ring,
-            head: 0,
+            head,
         };
-        batch.head = batch.consumer.head;
         for _ in 0..count {
             ring.slot(batch.head).0.with_mut(|p| {
                 // SAFETY: `batch.head` is within the published range
