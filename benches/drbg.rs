@@ -1,7 +1,4 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
-// The vDSO peer calls a function found in the kernel's ELF image: `unsafe`
-// here, in the bench, never in the crate.
-#![allow(unsafe_code)]
 //! DRBG output speed beside its peers (group and id names are fixed).
 //!
 //! `drbg_32B`'s `entropool` runs with the build's default fork detection:
@@ -11,7 +8,10 @@
 //! the kernel's vDSO function, called directly.
 
 use core::hint::black_box;
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{
+    BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main,
+};
 use entropool::{HashDrbg, HmacDrbg, PoolRng, PoolRngConfig};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
@@ -42,15 +42,7 @@ fn small(c: &mut Criterion) {
     g.bench_function(BenchmarkId::new("getrandom", 32), |b| {
         b.iter(|| getrandom::fill(black_box(&mut out)).unwrap())
     });
-    #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
-    match vdso::VdsoGetrandom::new() {
-        Ok(mut v) => {
-            g.bench_function(BenchmarkId::new("vdso_getrandom", 32), |b| {
-                b.iter(|| v.fill(black_box(&mut out)).unwrap())
-            });
-        }
-        Err(why) => eprintln!("SKIPPED drbg_32B/vdso_getrandom: {why}"),
-    }
+    bench_vdso(&mut g, "drbg_32B", &mut out[..]);
     g.finish();
 
     // The same over Hash_DRBG (one compression per 32 bytes instead of two,
@@ -63,15 +55,7 @@ fn small(c: &mut Criterion) {
             rng.fill(black_box(&mut out)).unwrap();
         })
     });
-    #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
-    match vdso::VdsoGetrandom::new() {
-        Ok(mut v) => {
-            g.bench_function(BenchmarkId::new("vdso_getrandom", 32), |b| {
-                b.iter(|| v.fill(black_box(&mut out)).unwrap())
-            });
-        }
-        Err(why) => eprintln!("SKIPPED drbg_32B_hash/vdso_getrandom: {why}"),
-    }
+    bench_vdso(&mut g, "drbg_32B_hash", &mut out[..]);
     g.finish();
 
     // With `std`: the cost of each fork detector per 32-byte request.
@@ -109,15 +93,7 @@ fn bulk(c: &mut Criterion) {
     g.bench_function(BenchmarkId::new("hmac_drbg", BULK), |b| {
         b.iter(|| peer.generate_to_slice(black_box(&mut out), None))
     });
-    #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
-    match vdso::VdsoGetrandom::new() {
-        Ok(mut v) => {
-            g.bench_function(BenchmarkId::new("vdso_getrandom", BULK), |b| {
-                b.iter(|| v.fill(black_box(&mut out)).unwrap())
-            });
-        }
-        Err(why) => eprintln!("SKIPPED drbg_bulk_64KiB/vdso_getrandom: {why}"),
-    }
+    bench_vdso(&mut g, "drbg_bulk_64KiB", &mut out[..]);
     let mut chacha = ChaCha20Rng::from_seed([3; 32]);
     g.bench_function(BenchmarkId::new("chacha20", BULK), |b| {
         b.iter(|| chacha.fill_bytes(black_box(&mut out)))
@@ -130,21 +106,33 @@ fn bulk(c: &mut Criterion) {
     g.bench_function(BenchmarkId::new("entropool", BULK), |b| {
         b.iter(|| hash.generate(black_box(&mut out), b"").unwrap())
     });
-    #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
-    match vdso::VdsoGetrandom::new() {
-        Ok(mut v) => {
-            g.bench_function(BenchmarkId::new("vdso_getrandom", BULK), |b| {
-                b.iter(|| v.fill(black_box(&mut out)).unwrap())
-            });
-        }
-        Err(why) => eprintln!("SKIPPED drbg_bulk_64KiB_hash/vdso_getrandom: {why}"),
-    }
+    bench_vdso(&mut g, "drbg_bulk_64KiB_hash", &mut out[..]);
     g.finish();
 }
 
 #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
 #[path = "common/vdso.rs"]
 mod vdso;
+
+/// The vDSO getrandom peer in group `g` (id `vdso_getrandom`, parameter
+/// `out.len()`), filling `out` per iteration; says so loudly where the
+/// kernel lacks it.
+fn bench_vdso(g: &mut BenchmarkGroup<'_, WallTime>, group: &str, out: &mut [u8]) {
+    #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+    match vdso::VdsoGetrandom::new() {
+        Ok(mut v) => {
+            g.bench_function(BenchmarkId::new("vdso_getrandom", out.len()), |b| {
+                b.iter(|| v.fill(black_box(&mut *out)).unwrap())
+            });
+        }
+        Err(why) => eprintln!("SKIPPED {group}/vdso_getrandom: {why}"),
+    }
+    #[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+    {
+        let _ = (g, out);
+        eprintln!("SKIPPED {group}/vdso_getrandom: not 64-bit Linux");
+    }
+}
 
 criterion_group!(benches, small, bulk);
 criterion_main!(benches);

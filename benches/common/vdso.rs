@@ -5,6 +5,9 @@
 //!
 //! Built on 64-bit Linux only: ELF64 offsets and addresses fit `usize`.
 
+// The one place outside src/ with `unsafe` (Cargo.toml's lint list):
+// it calls a function found in the kernel's ELF image.
+#![allow(unsafe_code)]
 #![allow(
     clippy::cast_possible_truncation,
     clippy::cast_sign_loss,
