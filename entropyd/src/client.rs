@@ -164,6 +164,17 @@ pub enum DaemonAddr {
     Https(HostUrl),
 }
 
+impl DaemonAddr {
+    /// Whether this is `https://0.0.0.0:PORT` or `https://[::]:PORT`: every
+    /// address of the host, which no certificate names, so it cannot be
+    /// called over TLS ([`Client::connect`] refuses it).
+    #[must_use]
+    pub fn names_every_address(&self) -> bool {
+        matches!(self, DaemonAddr::Https(url)
+            if url.host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_unspecified()))
+    }
+}
+
 impl FromStr for DaemonAddr {
     type Err = String;
 
@@ -269,14 +280,9 @@ impl Client {
                 HostUrl::parse(&format!("http://{sock}"))
                     .map_err(|e| ClientError::Setup(e.to_string()))?
             }
-            DaemonAddr::Https(url)
-                if url
-                    .host
-                    .parse::<std::net::IpAddr>()
-                    .is_ok_and(|ip| ip.is_unspecified()) =>
-            {
+            DaemonAddr::Https(url) if addr.names_every_address() => {
                 return Err(ClientError::Setup(format!(
-                    "{} is every address of the host, and no certificate names it: call the daemon by a name or address its certificate carries (--listen=https://NAME:{})",
+                    "{} is every address of the host, and no certificate names it: pass --listen=https://NAME:{} naming a host the daemon's certificate carries",
                     url.text, url.port
                 )));
             }

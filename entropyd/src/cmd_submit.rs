@@ -42,7 +42,8 @@ pub struct Args {
 /// # Errors
 /// Invalid input for a bad address, TLS file or token file, an https
 /// address without `--ca`, or a token bound for plain HTTP off loopback;
-/// runtime when a TLS or token file cannot be read, the daemon is
+/// runtime for `https://0.0.0.0:PORT` from the runtime file (no
+/// certificate names it), when a TLS or token file cannot be read, the daemon is
 /// unreachable, TLS fails, the daemon refuses
 /// (e.g. 401 for a wrong token), or stdin fails.
 pub fn run(args: &Args, ctx: &Context, out: &mut dyn Write) -> Result<(), Failure> {
@@ -54,7 +55,7 @@ pub fn run(args: &Args, ctx: &Context, out: &mut dyn Write) -> Result<(), Failur
     // The client of the last probe is the one of the target it answered
     // from, so it is built once per probe and kept for the submit.
     let mut probed = None;
-    let (found, _target) = runtime::with_daemon(
+    let (found, target) = runtime::with_daemon(
         args.client.listen.as_deref(),
         &ctx.state_dir,
         Duration::from_secs(args.client.wait),
@@ -66,7 +67,7 @@ pub fn run(args: &Args, ctx: &Context, out: &mut dyn Write) -> Result<(), Failur
         },
     )
     .map_err(Failure::invalid)?;
-    found.map_err(ClientError::into_failure)?;
+    found.map_err(|e| target.failure(e, &ctx.state_dir))?;
     let client = probed.ok_or_else(|| Failure::runtime("no daemon was called"))?;
     // Stdin unbuffered: `io::stdin()` reads through a process-wide buffer
     // that is never wiped, so entropy read that way could stay in it after

@@ -19,7 +19,13 @@
 //!   `pid` and `listen` lines) when one is given.
 //! - [`Target`] picks the address a client (`status`, `submit`) talks to:
 //!   `--listen` when given, else the live runtime file's address, else
-//!   [`DEFAULT_LISTEN`](crate::server::DEFAULT_LISTEN).
+//!   [`DEFAULT_LISTEN`](crate::server::DEFAULT_LISTEN). An address from
+//!   the runtime file that cannot be called as it is (`https://0.0.0.0:PORT`
+//!   of a TLS daemon on every address: no certificate names it) fails at
+//!   run time, exit 1, saying it came from the runtime file and what to
+//!   pass as `--listen` ([`Target::failure`]), not as invalid input; any
+//!   other call that cannot be made to that address names the runtime
+//!   file too.
 //!   [`with_daemon`] retries a call that found nobody listening, every
 //!   [`RETRY_EVERY`], for up to the `--wait` time, but only while a daemon
 //!   may be starting: always for `submit` (it needs a daemon), and for
@@ -38,6 +44,7 @@ use std::time::{Duration, Instant};
 
 use crate::client::{ClientError, DaemonAddr};
 use crate::daemon::{unix_now, utc_text};
+use crate::failure::Failure;
 use crate::server;
 
 /// The runtime file's name in the state directory.
@@ -362,6 +369,34 @@ pub struct Target {
     pub text: String,
     /// Whether it came from the runtime file.
     pub from_runtime_file: bool,
+}
+
+impl Target {
+    /// The failure of a call to this target: as
+    /// [`ClientError::into_failure`], except for a call that cannot be made
+    /// to the runtime file's address ([`ClientError::Setup`]): the message
+    /// then says the address came from the runtime file, and when the
+    /// address itself is the trouble (`https://0.0.0.0:PORT` of a TLS
+    /// daemon on every address) it is a runtime failure (exit 1), not
+    /// invalid input: the user did not type it. (A missing flag, such as
+    /// `--ca` for an https address, stays invalid input.)
+    #[must_use]
+    pub fn failure(&self, e: ClientError, state_dir: &Path) -> Failure {
+        match e {
+            ClientError::Setup(msg) if self.from_runtime_file => {
+                let message = format!(
+                    "{msg} (that address came from the daemon's runtime file {}, not from --listen)",
+                    runtime_path(state_dir).display()
+                );
+                if self.listen.names_every_address() {
+                    Failure::runtime(message)
+                } else {
+                    Failure::invalid(message)
+                }
+            }
+            e => e.into_failure(),
+        }
+    }
 }
 
 /// `--listen` when given, else the live runtime file's address, else the
