@@ -345,6 +345,23 @@ fn certified_key(
     }
 }
 
+/// The CA certificates of the PEM file `ca`, as the roots a peer's
+/// certificate must chain to (the server's for a client, a client's for the
+/// daemon's `--tls-client-ca`).
+///
+/// # Errors
+/// As [`certificates`]; [`TlsError::Bad`] for a certificate rustls refuses
+/// as a CA.
+fn root_store(ca: &Path) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for cert in certificates(ca, "CA certificate")? {
+        roots
+            .add(cert)
+            .map_err(|e| bad(ca, format!("not a usable CA certificate: {e}")))?;
+    }
+    Ok(roots)
+}
+
 /// The client side of TLS (`status`, `submit`, `feed`): the server's
 /// certificate must chain to a certificate of `ca` and name the host
 /// called; `client` (certificate chain, key) adds a client certificate for
@@ -359,12 +376,7 @@ pub fn client_config(
     ca: &Path,
     client: Option<(&Path, &Path)>,
 ) -> Result<Arc<ClientConfig>, TlsError> {
-    let mut roots = RootCertStore::empty();
-    for cert in certificates(ca, "CA certificate")? {
-        roots
-            .add(cert)
-            .map_err(|e| bad(ca, format!("not a usable CA certificate: {e}")))?;
-    }
+    let roots = root_store(ca)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -408,12 +420,7 @@ impl TlsFiles {
         let builder = match &self.client_ca {
             None => builder.with_no_client_auth(),
             Some(ca) => {
-                let mut roots = RootCertStore::empty();
-                for cert in certificates(ca, "certificate")? {
-                    roots
-                        .add(cert)
-                        .map_err(|e| bad(ca, format!("not a usable CA certificate: {e}")))?;
-                }
+                let roots = root_store(ca)?;
                 let verifier =
                     WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
                         .build()
@@ -526,7 +533,7 @@ mod tests {
         let mut with_ca = good;
         with_ca.client_ca = Some(dir.path().join("k.pem"));
         let err = with_ca.load().unwrap_err().to_string();
-        assert!(err.contains("no PEM certificate"), "{err}");
+        assert!(err.contains("no PEM CA certificate"), "{err}");
     }
 
     /// Our PEM key reader against rustls-pki-types' (the model): the same
