@@ -145,17 +145,18 @@ fn read_pem(path: &Path, private: bool) -> Result<Zeroizing<Vec<u8>>, TlsError> 
             ),
         ));
     }
-    // Sized for the whole file up front: a buffer that grew would free its
-    // earlier, smaller copies of the key text unwiped.
-    let room = usize::try_from(meta.len().min(MAX_PEM_LEN))
-        .unwrap_or(0)
-        .saturating_add(1);
-    let mut text = Zeroizing::new(Vec::with_capacity(room));
-    file.take(MAX_PEM_LEN.saturating_add(1))
-        .read_to_end(&mut text)
-        .map_err(io)?;
-    if text.len() as u64 > MAX_PEM_LEN {
+    if meta.len() > MAX_PEM_LEN {
         return Err(bad(path, "larger than 1 MiB"));
+    }
+    // Sized for the whole file up front, and never read past that room: a
+    // buffer that grew would free its earlier, smaller copies of the key
+    // text unwiped. One byte more than the file's size tells a file that
+    // grew while it was read (its text may be torn too): refused.
+    let room = meta.len().saturating_add(1);
+    let mut text = Zeroizing::new(Vec::with_capacity(usize::try_from(room).unwrap_or(0)));
+    file.take(room).read_to_end(&mut text).map_err(io)?;
+    if text.len() as u64 >= room {
+        return Err(bad(path, "changed while it was read"));
     }
     Ok(text)
 }
@@ -534,6 +535,29 @@ mod tests {
         with_ca.client_ca = Some(dir.path().join("k.pem"));
         let err = with_ca.load().unwrap_err().to_string();
         assert!(err.contains("no PEM CA certificate"), "{err}");
+    }
+
+    #[test]
+    fn a_pem_file_is_read_within_its_size_or_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.pem");
+        std::fs::write(&path, "-----BEGIN X-----\n").unwrap();
+        assert_eq!(&*read_pem(&path, false).unwrap(), b"-----BEGIN X-----\n");
+        // Larger than the limit: refused before reading (a sparse file).
+        let big = std::fs::File::create(dir.path().join("big.pem")).unwrap();
+        big.set_len(MAX_PEM_LEN + 1).unwrap();
+        let err = read_pem(&dir.path().join("big.pem"), false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("larger than 1 MiB"), "{err}");
+        // A file with more to read than its size said, as one that grew
+        // while it was read: /proc files are regular files of size 0 that
+        // read as text.
+        let proc_file = Path::new("/proc/self/status");
+        if proc_file.exists() {
+            let err = read_pem(proc_file, false).unwrap_err().to_string();
+            assert!(err.contains("changed while it was read"), "{err}");
+        }
     }
 
     /// Our PEM key reader against rustls-pki-types' (the model): the same
