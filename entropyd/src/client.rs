@@ -45,7 +45,7 @@ use crate::auth::ApiToken;
 use crate::backend::StatusSnapshot;
 use crate::failure::Failure;
 use crate::feed::http::{
-    CallError, Conn, ExchangeError, HostUrl, HttpLink, Request, Scheme, exchange, refusal_message,
+    CallError, Conn, ExchangeError, HostUrl, HttpLink, Request, exchange, refusal_message,
 };
 use crate::server::ListenAddr;
 
@@ -288,16 +288,7 @@ impl Client {
             }
             DaemonAddr::Https(url) => url.clone(),
         };
-        let tls = match (url.scheme, tls) {
-            (Scheme::Https, None) => {
-                return Err(ClientError::Setup(format!(
-                    "{} is TLS: give --ca=PEM, the CA certificates its certificate must chain to (certificates are always verified)",
-                    url.text
-                )));
-            }
-            (Scheme::Https, tls) => tls,
-            (Scheme::Http, _) => None,
-        };
+        // The link refuses https without `tls` (nothing sent: Setup).
         let link = HttpLink::new(url, tls, token.clone(), timeout)
             .map_err(|e| ClientError::Setup(e.to_string()))?;
         Ok(Client {

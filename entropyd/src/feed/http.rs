@@ -355,7 +355,8 @@ impl Write for Conn {
 }
 
 impl HttpLink {
-    /// A link to `url`. An https URL needs `tls`.
+    /// A link to `url`. An https URL needs `tls`; an http one (loopback)
+    /// ignores it: the scheme alone decides whether the link speaks TLS.
     ///
     /// # Errors
     /// [`UrlError`] for an https URL without a TLS configuration.
@@ -365,12 +366,16 @@ impl HttpLink {
         token: Option<Arc<ApiToken>>,
         timeout: Duration,
     ) -> Result<HttpLink, UrlError> {
-        if url.scheme == Scheme::Https && tls.is_none() {
-            return Err(UrlError(format!(
-                "host URL {:?}: https needs --ca=PEM (certificates are always verified)",
-                url.text
-            )));
-        }
+        let tls = match (url.scheme, tls) {
+            (Scheme::Https, None) => {
+                return Err(UrlError(format!(
+                    "{} is TLS: give --ca=PEM, the CA certificates its certificate must chain to (certificates are always verified)",
+                    url.text
+                )));
+            }
+            (Scheme::Https, tls) => tls,
+            (Scheme::Http, _) => None,
+        };
         Ok(HttpLink {
             url,
             tls,
@@ -829,10 +834,18 @@ mod tests {
     }
 
     #[test]
-    fn https_needs_a_ca() {
+    fn https_needs_a_ca_and_http_never_speaks_tls() {
         let url = HostUrl::parse("https://10.0.0.1:8743").unwrap();
         let e = HttpLink::new(url, None, None, DEFAULT_TIMEOUT).unwrap_err();
         assert!(e.0.contains("--ca"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        std::fs::write(&ca, made.cert.pem()).unwrap();
+        let tls = crate::tls::client_config(&ca, None).unwrap();
+        let url = HostUrl::parse("http://127.0.0.1:8742").unwrap();
+        let link = HttpLink::new(url, Some(tls), None, DEFAULT_TIMEOUT).unwrap();
+        assert!(link.tls.is_none());
     }
 
     #[test]
