@@ -512,13 +512,7 @@ impl HttpLink {
             s.conn.send_close_notify();
             let _ = s.flush();
         }
-        if status == 200 {
-            return Ok(answer);
-        }
-        Err(CallError::Refused {
-            status,
-            message: refusal_message(&answer),
-        })
+        answer_body(status, answer)
     }
 }
 
@@ -593,8 +587,21 @@ pub(crate) fn exchange(
     })
 }
 
+/// The body of an answer with `status`: a 200's, else
+/// [`CallError::Refused`] with the host's message (every link's check,
+/// TCP's and the Unix socket's).
+pub(crate) fn answer_body(status: u16, body: Vec<u8>) -> Result<Vec<u8>, CallError> {
+    if status == 200 {
+        return Ok(body);
+    }
+    Err(CallError::Refused {
+        status,
+        message: refusal_message(&body),
+    })
+}
+
 /// The message of a refusal: the API's error JSON, else the body as text.
-pub(crate) fn refusal_message(body: &[u8]) -> String {
+fn refusal_message(body: &[u8]) -> String {
     serde_json::from_slice::<ErrorResponse>(body)
         .map(|e| e.error)
         .unwrap_or_else(|_| String::from_utf8_lossy(body).into_owned())
