@@ -5,7 +5,9 @@
 //! Over TCP, plain or TLS, the call is made by the feeder's HTTP/1.1 client
 //! ([`HttpLink`]: one request per connection, the TLS handshake finished
 //! before anything is written, the request head with the token wiped after
-//! use), with one overall timeout per call, connecting included. TLS always
+//! use), with one overall timeout per call, connecting included (a host
+//! name's lookup aside: the resolver's own timeout bounds it, see
+//! [`crate::feed::http`]). TLS always
 //! verifies the daemon's certificate against the `--ca` certificates and
 //! its name ([`crate::tls::client_config`], the one configuration `feed`
 //! uses too); a failed handshake says why ([`ClientError::Tls`]).

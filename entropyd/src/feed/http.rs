@@ -19,7 +19,12 @@
 //! - One request per connection (`Connection: close`, as the daemon
 //!   serves). Each call, connecting included, ends within the link's
 //!   timeout, so a slow or dead host costs its own thread that long at
-//!   most.
+//!   most. Name resolution aside: a host given by name is looked up anew
+//!   on each call through the system resolver (`to_socket_addrs`, which
+//!   takes no deadline), so the lookup is bounded by the resolver's own
+//!   timeout (`timeout`/`attempts` in resolv.conf), not the link's; the
+//!   link's timeout starts counting before it, so a slow lookup leaves
+//!   less for the rest. A host given as an IP address needs no lookup.
 //! - The TLS handshake completes before any entropy is written, so the
 //!   entropy only exists in our wiped buffers and, encrypted, in rustls's
 //!   record buffers (rustls buffers plaintext only during a handshake). The
@@ -385,6 +390,8 @@ impl HttpLink {
     }
 
     fn connect(&self, deadline: Instant) -> Result<Conn, CallError> {
+        // The lookup of a host name takes no deadline (the resolver's own
+        // timeout bounds it): see the module doc.
         let addrs = self
             .url
             .resolve()
