@@ -78,7 +78,7 @@ pub fn run(args: &Args, ctx: &Context, out: &mut dyn Write) -> Result<(), Failur
     // The flags are checked before any waiting.
     let setup = args.client.load()?;
     let (answer, target) = runtime::with_daemon(
-        args.client.listen.as_deref(),
+        setup.listen(),
         &ctx.state_dir,
         Duration::from_secs(args.client.wait),
         false,

@@ -56,7 +56,7 @@ pub fn run(args: &Args, ctx: &Context, out: &mut dyn Write) -> Result<(), Failur
     // from, so it is built once per probe and kept for the submit.
     let mut probed = None;
     let (found, target) = runtime::with_daemon(
-        args.client.listen.as_deref(),
+        setup.listen(),
         &ctx.state_dir,
         Duration::from_secs(args.client.wait),
         true,

@@ -372,6 +372,18 @@ pub struct Target {
 }
 
 impl Target {
+    /// The address given with `--listen`, parsed (its text kept as typed).
+    ///
+    /// # Errors
+    /// The parse error of a bad address.
+    pub fn given(text: &str) -> Result<Target, String> {
+        Ok(Target {
+            listen: text.parse()?,
+            text: text.to_owned(),
+            from_runtime_file: false,
+        })
+    }
+
     /// The failure of a call to this target: as
     /// [`ClientError::into_failure`], except for a call that cannot be made
     /// to the runtime file's address ([`ClientError::Setup`]): the message
@@ -399,18 +411,18 @@ impl Target {
     }
 }
 
-/// `--listen` when given, else the live runtime file's address, else the
-/// default.
+/// `--listen` when `given` ([`Target::given`], parsed once), else the live
+/// runtime file's address, else the default.
 ///
 /// # Errors
-/// The parse error of a bad address.
-pub fn target(flag: Option<&str>, state_dir: &Path) -> Result<Target, String> {
-    let (text, from_runtime_file) = match flag {
-        Some(f) => (f.to_owned(), false),
-        None => match live(state_dir).and_then(|i| i.listen) {
-            Some(l) => (l, true),
-            None => (server::DEFAULT_LISTEN.to_owned(), false),
-        },
+/// The parse error of a bad address in the runtime file.
+pub fn target(given: Option<&Target>, state_dir: &Path) -> Result<Target, String> {
+    if let Some(given) = given {
+        return Ok(given.clone());
+    }
+    let (text, from_runtime_file) = match live(state_dir).and_then(|i| i.listen) {
+        Some(l) => (l, true),
+        None => (server::DEFAULT_LISTEN.to_owned(), false),
     };
     Ok(Target {
         listen: text.parse()?,
@@ -428,9 +440,9 @@ pub fn target(flag: Option<&str>, state_dir: &Path) -> Result<Target, String> {
 /// target it came from.
 ///
 /// # Errors
-/// The parse error of a bad `--listen` (as a message).
+/// The parse error of a bad address in the runtime file (as a message).
 pub fn with_daemon<T>(
-    flag: Option<&str>,
+    given: Option<&Target>,
     state_dir: &Path,
     wait: Duration,
     always_wait: bool,
@@ -445,7 +457,7 @@ pub fn with_daemon<T>(
             std::thread::sleep(RETRY_EVERY);
             continue;
         }
-        let target = target(flag, state_dir)?;
+        let target = target(given, state_dir)?;
         let answer = call(&target.listen);
         let unreachable = matches!(&answer, Err(e) if e.is_unreachable());
         let may_start =
@@ -504,7 +516,8 @@ mod tests {
             (t.text.as_str(), t.from_runtime_file),
             ("127.0.0.1:7", true)
         );
-        let t = target(Some("127.0.0.1:8"), dir.path()).unwrap();
+        let given = Target::given("127.0.0.1:8").unwrap();
+        let t = target(Some(&given), dir.path()).unwrap();
         assert_eq!(t.text, "127.0.0.1:8");
         drop(file);
         assert!(!runtime_path(dir.path()).exists());
