@@ -34,15 +34,6 @@ pub fn listen_arg(text: &str) -> Result<ListenAddr, Failure> {
         .map_err(|e: crate::server::ServerError| Failure::invalid(e.to_string()))
 }
 
-/// `--listen` of the client commands (`status`, `submit`): the daemon's
-/// address, `IP:PORT`, `https://HOST:PORT` or `unix:/path`.
-///
-/// # Errors
-/// Invalid input naming the bad address and the accepted forms.
-pub fn daemon_arg(text: &str) -> Result<DaemonAddr, Failure> {
-    text.parse().map_err(Failure::invalid)
-}
-
 /// The TLS options of the commands that call a daemon over https
 /// (`status`, `submit`, `feed`): one set of flags, one meaning, one
 /// configuration ([`crate::tls::client_config`]).
@@ -108,25 +99,37 @@ impl ClientArgs {
     /// Invalid input for a bad address, TLS file or token file (a token
     /// file that cannot be read is a runtime failure, as in `run`).
     pub fn load(&self) -> Result<ClientSetup, Failure> {
-        if let Some(listen) = &self.listen {
-            daemon_arg(listen)?;
-        }
+        let listen = self
+            .listen
+            .as_deref()
+            .map(crate::runtime::Target::given)
+            .transpose()
+            .map_err(Failure::invalid)?;
         Ok(ClientSetup {
+            listen,
             tls: self.tls.config()?,
             token: shared_token(self.token_file.as_deref())?,
         })
     }
 }
 
-/// What [`ClientArgs::load`] read: the TLS configuration and the token,
-/// for every call the command makes.
+/// What [`ClientArgs::load`] read: `--listen` (the daemon's address,
+/// `IP:PORT`, `https://HOST:PORT` or `unix:/path`, parsed once), the TLS
+/// configuration and the token, for every call the command makes.
 #[derive(Debug, Clone)]
 pub struct ClientSetup {
+    listen: Option<crate::runtime::Target>,
     tls: Option<Arc<ClientConfig>>,
     token: Option<Arc<ApiToken>>,
 }
 
 impl ClientSetup {
+    /// `--listen`, parsed, when given.
+    #[must_use]
+    pub fn listen(&self) -> Option<&crate::runtime::Target> {
+        self.listen.as_ref()
+    }
+
     /// A client for the daemon at `addr`, each call limited to `timeout`.
     ///
     /// # Errors

@@ -5,14 +5,17 @@
 //! Over TCP, plain or TLS, the call is made by the feeder's HTTP/1.1 client
 //! ([`HttpLink`]: one request per connection, the TLS handshake finished
 //! before anything is written, the request head with the token wiped after
-//! use), with one overall timeout per call, connecting included. TLS always
+//! use), with one overall timeout per call, connecting included (a host
+//! name's lookup aside: the resolver's own timeout bounds it, see
+//! [`crate::feed::http`]). TLS always
 //! verifies the daemon's certificate against the `--ca` certificates and
 //! its name ([`crate::tls::client_config`], the one configuration `feed`
 //! uses too); a failed handshake says why ([`ClientError::Tls`]).
 //! Plain HTTP to an address other than loopback is refused before
 //! connecting, and a token is never sent that way ([`ClientError::Setup`]):
 //! the daemon serves other addresses only over TLS. The token, when given,
-//! goes with every call (a daemon off loopback needs it for reads too).
+//! goes with every call, on TCP and on the Unix socket alike (a daemon off
+//! loopback needs it for reads too).
 //! [`Client::submit`] reads its input in pieces of at most
 //! [`SUBMIT_CHUNK`] bytes, base64-encodes each into an add call, and stops
 //! early when the pool takes less than a whole piece (the
@@ -45,7 +48,7 @@ use crate::auth::ApiToken;
 use crate::backend::StatusSnapshot;
 use crate::failure::Failure;
 use crate::feed::http::{
-    CallError, Conn, ExchangeError, HostUrl, HttpLink, Request, Scheme, exchange, refusal_message,
+    CallError, Conn, ExchangeError, HostUrl, HttpLink, Request, answer_body, exchange,
 };
 use crate::server::ListenAddr;
 
@@ -164,6 +167,17 @@ pub enum DaemonAddr {
     Https(HostUrl),
 }
 
+impl DaemonAddr {
+    /// Whether this is `https://0.0.0.0:PORT` or `https://[::]:PORT`: every
+    /// address of the host, which no certificate names, so it cannot be
+    /// called over TLS ([`Client::connect`] refuses it).
+    #[must_use]
+    pub fn names_every_address(&self) -> bool {
+        matches!(self, DaemonAddr::Https(url)
+            if url.host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_unspecified()))
+    }
+}
+
 impl FromStr for DaemonAddr {
     type Err = String;
 
@@ -199,17 +213,20 @@ impl fmt::Display for DaemonAddr {
 /// Where the daemon listens, and how to reach it.
 #[derive(Debug)]
 enum Target {
-    /// TCP, plain (loopback) or TLS.
+    /// TCP, plain (loopback) or TLS (the link holds the token).
     Tcp(HttpLink),
     /// A Unix socket, one connection per call.
-    Unix { path: PathBuf, timeout: Duration },
+    Unix {
+        path: PathBuf,
+        timeout: Duration,
+        token: Option<Arc<ApiToken>>,
+    },
 }
 
 /// A client for one daemon.
 #[derive(Debug)]
 pub struct Client {
     target: Target,
-    token: Option<Arc<ApiToken>>,
 }
 
 impl Client {
@@ -251,8 +268,8 @@ impl Client {
                     target: Target::Unix {
                         path: path.clone(),
                         timeout,
+                        token,
                     },
-                    token,
                 });
             }
             DaemonAddr::Plain(ListenAddr::Tcp(sock)) if !sock.ip().is_loopback() => {
@@ -269,34 +286,19 @@ impl Client {
                 HostUrl::parse(&format!("http://{sock}"))
                     .map_err(|e| ClientError::Setup(e.to_string()))?
             }
-            DaemonAddr::Https(url)
-                if url
-                    .host
-                    .parse::<std::net::IpAddr>()
-                    .is_ok_and(|ip| ip.is_unspecified()) =>
-            {
+            DaemonAddr::Https(url) if addr.names_every_address() => {
                 return Err(ClientError::Setup(format!(
-                    "{} is every address of the host, and no certificate names it: call the daemon by a name or address its certificate carries (--listen=https://NAME:{})",
+                    "{} is every address of the host, and no certificate names it: pass --listen=https://NAME:{} naming a host the daemon's certificate carries",
                     url.text, url.port
                 )));
             }
             DaemonAddr::Https(url) => url.clone(),
         };
-        let tls = match (url.scheme, tls) {
-            (Scheme::Https, None) => {
-                return Err(ClientError::Setup(format!(
-                    "{} is TLS: give --ca=PEM, the CA certificates its certificate must chain to (certificates are always verified)",
-                    url.text
-                )));
-            }
-            (Scheme::Https, tls) => tls,
-            (Scheme::Http, _) => None,
-        };
-        let link = HttpLink::new(url, tls, token.clone(), timeout)
+        // The link refuses https without `tls` (nothing sent: Setup).
+        let link = HttpLink::new(url, tls, token, timeout)
             .map_err(|e| ClientError::Setup(e.to_string()))?;
         Ok(Client {
             target: Target::Tcp(link),
-            token,
         })
     }
 
@@ -307,7 +309,7 @@ impl Client {
     /// [`ClientError::Refused`], [`ClientError::Transport`],
     /// [`ClientError::BadAnswer`].
     pub fn status(&self) -> Result<StatusSnapshot, ClientError> {
-        let body = self.get(api::PATH_STATUS)?;
+        let body = self.call("GET", api::PATH_STATUS, None)?;
         serde_json::from_slice(&body).map_err(|e| ClientError::BadAnswer(e.to_string()))
     }
 
@@ -316,7 +318,7 @@ impl Client {
     /// # Errors
     /// As [`Client::status`].
     pub fn external_pool(&self) -> Result<ExternalPoolResponse, ClientError> {
-        let body = self.get(api::PATH_EXTERNAL_POOL)?;
+        let body = self.call("GET", api::PATH_EXTERNAL_POOL, None)?;
         serde_json::from_slice(&body).map_err(|e| ClientError::BadAnswer(e.to_string()))
     }
 
@@ -328,22 +330,7 @@ impl Client {
     pub fn add(&self, data: &[u8]) -> Result<u64, ClientError> {
         let body = api::encode_add_body(data);
         let target = format!("{}?action=add", api::PATH_EXTERNAL_POOL);
-        let answer = match &self.target {
-            Target::Tcp(link) => link
-                .call("POST", &target, Some(body.as_slice()))
-                .map_err(|e| call_error(link, e))?,
-            Target::Unix { path, timeout } => unix_call(
-                path,
-                *timeout,
-                &Request {
-                    method: "POST",
-                    target: &target,
-                    host: "localhost",
-                    body: Some(body.as_slice()),
-                    token: self.token.as_deref(),
-                },
-            )?,
-        };
+        let answer = self.call("POST", &target, Some(body.as_slice()))?;
         let add: AddResponse =
             serde_json::from_slice(&answer).map_err(|e| ClientError::BadAnswer(e.to_string()))?;
         Ok(add.accepted)
@@ -378,34 +365,43 @@ impl Client {
         }
     }
 
-    fn get(&self, path: &str) -> Result<Vec<u8>, ClientError> {
+    /// One call, `method target` with an optional JSON `body` and the
+    /// token, over the link or the Unix socket; the answer's body (a
+    /// non-200 status is [`ClientError::Refused`]).
+    fn call(
+        &self,
+        method: &str,
+        target: &str,
+        body: Option<&[u8]>,
+    ) -> Result<Vec<u8>, ClientError> {
         match &self.target {
             Target::Tcp(link) => link
-                .call("GET", path, None)
-                .map_err(|e| call_error(link, e)),
+                .call(method, target, body)
+                .map_err(|e| call_error(&link.url().text, e)),
             Target::Unix {
-                path: socket,
+                path,
                 timeout,
+                token,
             } => unix_call(
-                socket,
+                path,
                 *timeout,
                 &Request {
-                    method: "GET",
-                    target: path,
+                    method,
+                    target,
                     host: "localhost",
-                    body: None,
-                    token: None,
+                    body,
+                    token: token.as_deref(),
                 },
             ),
         }
     }
 }
 
-/// The client's error for a failed call of `link`.
-fn call_error(link: &HttpLink, e: CallError) -> ClientError {
+/// The client's error for a failed call to the daemon at `addr`.
+fn call_error(addr: &str, e: CallError) -> ClientError {
     match e {
         CallError::Connect(detail) => ClientError::Unreachable {
-            addr: link.url().text.clone(),
+            addr: addr.to_owned(),
             detail,
         },
         CallError::Tls(msg) => ClientError::Tls(msg),
@@ -445,13 +441,7 @@ fn unix_call(
             ExchangeError::Send(e) | ExchangeError::Read { read: e, .. } => io_err(e),
             ExchangeError::Bad(msg) => ClientError::BadAnswer(msg),
         })?;
-    if status == 200 {
-        return Ok(body);
-    }
-    Err(ClientError::Refused {
-        status,
-        message: refusal_message(&body),
-    })
+    answer_body(status, body).map_err(|e| call_error(&format!("unix:{}", socket.display()), e))
 }
 
 /// Fills `buf` from `input` as far as it goes; returns the bytes read
@@ -487,6 +477,48 @@ mod tests {
             }
             other => panic!("{addr}: {other:?}"),
         }
+    }
+
+    /// The request head a Unix-socket peer gets for a read, answered 500.
+    fn unix_read_head(token: Option<Arc<ApiToken>>) -> String {
+        use std::io::Write;
+        use std::os::unix::net::UnixListener;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("api.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let peer = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && s.read(&mut byte).unwrap() == 1 {
+                head.push(byte[0]);
+            }
+            let body = b"no";
+            let answer = format!("HTTP/1.1 500 No\r\nContent-Length: {}\r\n\r\n", body.len());
+            s.write_all(answer.as_bytes()).unwrap();
+            s.write_all(body).unwrap();
+            String::from_utf8(head).unwrap()
+        });
+        let addr = DaemonAddr::Plain(ListenAddr::Unix(path));
+        let client = Client::connect(&addr, None, token, DEFAULT_CLIENT_TIMEOUT).unwrap();
+        match client.status() {
+            Err(ClientError::Refused { status: 500, .. }) => {}
+            other => panic!("{other:?}"),
+        }
+        peer.join().unwrap()
+    }
+
+    #[test]
+    fn reads_over_the_unix_socket_carry_the_token_too() {
+        let token = Arc::new(ApiToken::from_bytes(b"0123456789abcdef0123").unwrap());
+        let head = unix_read_head(Some(token));
+        assert!(
+            head.starts_with("GET /entropy/status ")
+                && head.contains("Authorization: Bearer 0123456789abcdef0123\r\n"),
+            "{head}"
+        );
+        let head = unix_read_head(None);
+        assert!(!head.contains("Authorization"), "{head}");
     }
 
     #[test]

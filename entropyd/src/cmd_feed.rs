@@ -4,7 +4,7 @@
 //! Contract of the command: everything is checked before the first byte is
 //! read or any host is called: the source opens (an HSM logs in), every
 //! URL parses (plain http to loopback only; https needs `--ca`), the TLS
-//! files and the token load. Any of that failing is exit 2 (bad input) or
+//! files (whenever given, https hosts or not) and the token load. Any of that failing is exit 2 (bad input) or
 //! 1 (the source or a TLS or token file cannot be opened), with a message
 //! naming what. Then it
 //! feeds: one status line per host after each of its rounds, on stdout.
@@ -22,7 +22,7 @@ use clap::{ArgGroup, Args as ClapArgs};
 use crate::cli::{self, Context};
 use crate::failure::Failure;
 use crate::feed::hsm::Pkcs11Source;
-use crate::feed::http::{HostUrl, HttpLink, Scheme};
+use crate::feed::http::{HostUrl, HttpLink};
 use crate::feed::source::FileSource;
 use crate::feed::{self, EntropySource, FeedEnd, HostFeeder, HostLink, MAX_PIECE, SharedSource};
 use crate::signals::Shutdown;
@@ -141,24 +141,20 @@ pub fn run(args: &Args, _ctx: &Context, out: &mut dyn Write) -> Result<(), Failu
         ));
     }
     let urls = host_urls(args)?;
-    let needs_tls = urls.iter().any(|u| u.scheme == Scheme::Https);
-    let tls = if needs_tls {
-        Some(args.tls.config()?.ok_or_else(|| {
-            Failure::invalid("https hosts need --ca=PEM: host certificates are always verified")
-        })?)
-    } else {
-        None
-    };
+    // The TLS files load whenever they are given, https hosts or not, so a
+    // bad one is reported; only an https host needs them (HttpLink::new
+    // refuses one without --ca, and gives an http host no TLS).
+    if args.tls.ca.is_none() && args.tls.client_cert.is_some() {
+        return Err(Failure::invalid(
+            "--client-cert and --client-key go with --ca=PEM",
+        ));
+    }
+    let tls = args.tls.config()?;
     let token = cli::shared_token(args.token_file.as_deref())?;
     let timeout = Duration::from_secs(args.timeout);
     let mut hosts = Vec::with_capacity(urls.len());
     for url in urls {
-        let tls = if url.scheme == Scheme::Https {
-            tls.clone()
-        } else {
-            None
-        };
-        let link = HttpLink::new(url, tls, token.clone(), timeout)
+        let link = HttpLink::new(url, tls.clone(), token.clone(), timeout)
             .map_err(|e| Failure::invalid(e.to_string()))?;
         let link: Box<dyn HostLink> = Box::new(link);
         hosts.push(HostFeeder::new(

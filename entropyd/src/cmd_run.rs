@@ -788,7 +788,9 @@ pub fn run(args: &Args, ctx: &Context, _out: &mut dyn Write) -> Result<(), Failu
         log("no --token-file: the API is read-only (adds are refused with 403)");
     }
     // The runtime file names a TLS listener as https://, so the clients
-    // that find it there speak TLS to it.
+    // that find it there speak TLS to it. On 0.0.0.0 or [::] no certificate
+    // names that address: the clients then ask for --listen=https://NAME:PORT
+    // (runtime::Target::failure).
     let scheme = if tls.is_some() { "https://" } else { "" };
     let server_config = ServerConfig {
         token,

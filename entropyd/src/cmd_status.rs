@@ -11,7 +11,11 @@
 //! or token file is exit 2 before anything is called (one that cannot be
 //! read, exit 1); a TLS failure is exit 1 with what failed (untrusted or
 //! misnamed certificate, client certificate asked for or refused), never
-//! a fall-back to the state directory. While nothing answers but a live
+//! a fall-back to the state directory. Nor is an address from the runtime
+//! file that cannot be called as it is (`https://0.0.0.0:PORT`: no
+//! certificate names it): exit 1, saying it came from the runtime file and
+//! to pass `--listen=https://NAME:PORT` (a running daemon is not shown
+//! from the state directory as if stopped). While nothing answers but a live
 //! runtime file says a daemon is starting, it retries for up to `--wait`
 //! seconds ([`crate::runtime::with_daemon`]).
 //! When nothing answers, reads the state directory instead, changing
@@ -65,7 +69,8 @@ fn write_out(out: &mut dyn Write, text: &str) -> Result<(), Failure> {
 ///
 /// # Errors
 /// Invalid input for a bad `--listen`, TLS file or token file, or an
-/// https address without `--ca`; runtime when a TLS or token file cannot
+/// https address without `--ca`; runtime for `https://0.0.0.0:PORT` from
+/// the runtime file (no certificate names it), when a TLS or token file cannot
 /// be read, when TLS fails, when the daemon answers with an error or
 /// something not understood, or when the state directory or config store
 /// cannot be read.
@@ -73,7 +78,7 @@ pub fn run(args: &Args, ctx: &Context, out: &mut dyn Write) -> Result<(), Failur
     // The flags are checked before any waiting.
     let setup = args.client.load()?;
     let (answer, target) = runtime::with_daemon(
-        args.client.listen.as_deref(),
+        setup.listen(),
         &ctx.state_dir,
         Duration::from_secs(args.client.wait),
         false,
@@ -92,7 +97,7 @@ pub fn run(args: &Args, ctx: &Context, out: &mut dyn Write) -> Result<(), Failur
             let (s, config) = from_state_dir(ctx)?;
             (s, Some(config))
         }
-        Err(e) => return Err(e.into_failure()),
+        Err(e) => return Err(target.failure(e, &ctx.state_dir)),
     };
     if args.json {
         let mut text = view::render_json(&snapshot)

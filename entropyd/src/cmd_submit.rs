@@ -13,9 +13,13 @@
 //! there it retries for up to `--wait` seconds, so `run &` followed at once
 //! by `submit` works (nothing is read from stdin before a daemon answers).
 //! The wait covers connecting only: once a call reached the daemon, an
-//! error ends the submit.
+//! error ends the submit. Stdin is read unbuffered (a duplicate of its
+//! descriptor, not std's never-wiped stdin buffer), so only the submit's
+//! wiped piece buffer ever holds the entropy.
 
+use std::fs::File;
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::time::Duration;
 
 use clap::Args as ClapArgs;
@@ -38,7 +42,8 @@ pub struct Args {
 /// # Errors
 /// Invalid input for a bad address, TLS file or token file, an https
 /// address without `--ca`, or a token bound for plain HTTP off loopback;
-/// runtime when a TLS or token file cannot be read, the daemon is
+/// runtime for `https://0.0.0.0:PORT` from the runtime file (no
+/// certificate names it), when a TLS or token file cannot be read, the daemon is
 /// unreachable, TLS fails, the daemon refuses
 /// (e.g. 401 for a wrong token), or stdin fails.
 pub fn run(args: &Args, ctx: &Context, out: &mut dyn Write) -> Result<(), Failure> {
@@ -47,25 +52,29 @@ pub fn run(args: &Args, ctx: &Context, out: &mut dyn Write) -> Result<(), Failur
     // Find the daemon first (waiting while it starts); stdin is read only
     // once one answers. The probe carries the token: a daemon off loopback
     // needs it for reads too.
+    // The client of the last probe is the one of the target it answered
+    // from, so it is built once per probe and kept for the submit.
+    let mut probed = None;
     let (found, target) = runtime::with_daemon(
-        args.client.listen.as_deref(),
+        setup.listen(),
         &ctx.state_dir,
         Duration::from_secs(args.client.wait),
         true,
         false,
         |listen| {
-            setup
-                .client(listen, DEFAULT_CLIENT_TIMEOUT)?
-                .external_pool()
+            let client = probed.insert(setup.client(listen, DEFAULT_CLIENT_TIMEOUT)?);
+            client.external_pool()
         },
     )
     .map_err(Failure::invalid)?;
-    found.map_err(ClientError::into_failure)?;
-    let client = setup
-        .client(&target.listen, DEFAULT_CLIENT_TIMEOUT)
-        .map_err(ClientError::into_failure)?;
-    let stdin = std::io::stdin();
-    let mut input = stdin.lock();
+    found.map_err(|e| target.failure(e, &ctx.state_dir))?;
+    let client = probed.ok_or_else(|| Failure::runtime("no daemon was called"))?;
+    // Stdin unbuffered: `io::stdin()` reads through a process-wide buffer
+    // that is never wiped, so entropy read that way could stay in it after
+    // the submit. Reading a duplicate of the descriptor instead, only
+    // `submit`'s wiped buffer holds what is read.
+    let mut input =
+        stdin_unbuffered().map_err(|e| Failure::runtime(format!("cannot read stdin: {e}")))?;
     let summary = client
         .submit(&mut input, SUBMIT_CHUNK)
         .map_err(ClientError::into_failure)?;
@@ -80,4 +89,10 @@ pub fn run(args: &Args, ctx: &Context, out: &mut dyn Write) -> Result<(), Failur
         summary.accepted, summary.sent
     )
     .map_err(|e| Failure::runtime(format!("cannot write to stdout: {e}")))
+}
+
+/// Stdin as a file of its own (a duplicate of descriptor 0), read without
+/// any buffer of std's.
+fn stdin_unbuffered() -> std::io::Result<File> {
+    Ok(File::from(std::io::stdin().as_fd().try_clone_to_owned()?))
 }

@@ -276,12 +276,6 @@ fn to_u64(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
 }
 
-/// The health a source shows: `None` (`off`) when it is not in the mask,
-/// else the mixer's state (`disabled` only after repeated health failures).
-fn health_of(enabled: bool, state: entropool::HealthState) -> Option<entropool::HealthState> {
-    enabled.then_some(state)
-}
-
 /// What the daemon forwarded to the kernel or the sink, counted by the
 /// forwarder and shown in the status.
 #[derive(Debug, Default)]
@@ -362,7 +356,9 @@ pub fn snapshot(
                 enabled,
                 samples: stats.samples,
                 credited_bits: stats.credited.whole_bits(),
-                health: health_of(enabled, stats.state),
+                // `None` (`off`) when not in the mask, else the mixer's
+                // state (`disabled` only after repeated health failures).
+                health: enabled.then_some(stats.state),
                 health_failures: stats.health_failures,
             }
         })

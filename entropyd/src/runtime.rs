@@ -19,7 +19,13 @@
 //!   `pid` and `listen` lines) when one is given.
 //! - [`Target`] picks the address a client (`status`, `submit`) talks to:
 //!   `--listen` when given, else the live runtime file's address, else
-//!   [`DEFAULT_LISTEN`](crate::server::DEFAULT_LISTEN).
+//!   [`DEFAULT_LISTEN`](crate::server::DEFAULT_LISTEN). An address from
+//!   the runtime file that cannot be called as it is (`https://0.0.0.0:PORT`
+//!   of a TLS daemon on every address: no certificate names it) fails at
+//!   run time, exit 1, saying it came from the runtime file and what to
+//!   pass as `--listen` ([`Target::failure`]), not as invalid input; any
+//!   other call that cannot be made to that address names the runtime
+//!   file too.
 //!   [`with_daemon`] retries a call that found nobody listening, every
 //!   [`RETRY_EVERY`], for up to the `--wait` time, but only while a daemon
 //!   may be starting: always for `submit` (it needs a daemon), and for
@@ -38,6 +44,7 @@ use std::time::{Duration, Instant};
 
 use crate::client::{ClientError, DaemonAddr};
 use crate::daemon::{unix_now, utc_text};
+use crate::failure::Failure;
 use crate::server;
 
 /// The runtime file's name in the state directory.
@@ -364,18 +371,58 @@ pub struct Target {
     pub from_runtime_file: bool,
 }
 
-/// `--listen` when given, else the live runtime file's address, else the
-/// default.
+impl Target {
+    /// The address given with `--listen`, parsed (its text kept as typed).
+    ///
+    /// # Errors
+    /// The parse error of a bad address.
+    pub fn given(text: &str) -> Result<Target, String> {
+        Ok(Target {
+            listen: text.parse()?,
+            text: text.to_owned(),
+            from_runtime_file: false,
+        })
+    }
+
+    /// The failure of a call to this target: as
+    /// [`ClientError::into_failure`], except for a call that cannot be made
+    /// to the runtime file's address ([`ClientError::Setup`]): the message
+    /// then says the address came from the runtime file, and when the
+    /// address itself is the trouble (`https://0.0.0.0:PORT` of a TLS
+    /// daemon on every address) it is a runtime failure (exit 1), not
+    /// invalid input: the user did not type it. (A missing flag, such as
+    /// `--ca` for an https address, stays invalid input.)
+    #[must_use]
+    pub fn failure(&self, e: ClientError, state_dir: &Path) -> Failure {
+        match e {
+            ClientError::Setup(msg) if self.from_runtime_file => {
+                let message = format!(
+                    "{msg} (that address came from the daemon's runtime file {}, not from --listen)",
+                    runtime_path(state_dir).display()
+                );
+                if self.listen.names_every_address() {
+                    Failure::runtime(message)
+                } else {
+                    Failure::invalid(message)
+                }
+            }
+            e => e.into_failure(),
+        }
+    }
+}
+
+/// `--listen` when `given` ([`Target::given`], parsed once), else the live
+/// runtime file's address, else the default.
 ///
 /// # Errors
-/// The parse error of a bad address.
-pub fn target(flag: Option<&str>, state_dir: &Path) -> Result<Target, String> {
-    let (text, from_runtime_file) = match flag {
-        Some(f) => (f.to_owned(), false),
-        None => match live(state_dir).and_then(|i| i.listen) {
-            Some(l) => (l, true),
-            None => (server::DEFAULT_LISTEN.to_owned(), false),
-        },
+/// The parse error of a bad address in the runtime file.
+pub fn target(given: Option<&Target>, state_dir: &Path) -> Result<Target, String> {
+    if let Some(given) = given {
+        return Ok(given.clone());
+    }
+    let (text, from_runtime_file) = match live(state_dir).and_then(|i| i.listen) {
+        Some(l) => (l, true),
+        None => (server::DEFAULT_LISTEN.to_owned(), false),
     };
     Ok(Target {
         listen: text.parse()?,
@@ -393,9 +440,9 @@ pub fn target(flag: Option<&str>, state_dir: &Path) -> Result<Target, String> {
 /// target it came from.
 ///
 /// # Errors
-/// The parse error of a bad `--listen` (as a message).
+/// The parse error of a bad address in the runtime file (as a message).
 pub fn with_daemon<T>(
-    flag: Option<&str>,
+    given: Option<&Target>,
     state_dir: &Path,
     wait: Duration,
     always_wait: bool,
@@ -410,7 +457,7 @@ pub fn with_daemon<T>(
             std::thread::sleep(RETRY_EVERY);
             continue;
         }
-        let target = target(flag, state_dir)?;
+        let target = target(given, state_dir)?;
         let answer = call(&target.listen);
         let unreachable = matches!(&answer, Err(e) if e.is_unreachable());
         let may_start =
@@ -469,7 +516,8 @@ mod tests {
             (t.text.as_str(), t.from_runtime_file),
             ("127.0.0.1:7", true)
         );
-        let t = target(Some("127.0.0.1:8"), dir.path()).unwrap();
+        let given = Target::given("127.0.0.1:8").unwrap();
+        let t = target(Some(&given), dir.path()).unwrap();
         assert_eq!(t.text, "127.0.0.1:8");
         drop(file);
         assert!(!runtime_path(dir.path()).exists());

@@ -145,17 +145,18 @@ fn read_pem(path: &Path, private: bool) -> Result<Zeroizing<Vec<u8>>, TlsError> 
             ),
         ));
     }
-    // Sized for the whole file up front: a buffer that grew would free its
-    // earlier, smaller copies of the key text unwiped.
-    let room = usize::try_from(meta.len().min(MAX_PEM_LEN))
-        .unwrap_or(0)
-        .saturating_add(1);
-    let mut text = Zeroizing::new(Vec::with_capacity(room));
-    file.take(MAX_PEM_LEN.saturating_add(1))
-        .read_to_end(&mut text)
-        .map_err(io)?;
-    if text.len() as u64 > MAX_PEM_LEN {
+    if meta.len() > MAX_PEM_LEN {
         return Err(bad(path, "larger than 1 MiB"));
+    }
+    // Sized for the whole file up front, and never read past that room: a
+    // buffer that grew would free its earlier, smaller copies of the key
+    // text unwiped. One byte more than the file's size tells a file that
+    // grew while it was read (its text may be torn too): refused.
+    let room = meta.len().saturating_add(1);
+    let mut text = Zeroizing::new(Vec::with_capacity(usize::try_from(room).unwrap_or(0)));
+    file.take(room).read_to_end(&mut text).map_err(io)?;
+    if text.len() as u64 >= room {
+        return Err(bad(path, "changed while it was read"));
     }
     Ok(text)
 }
@@ -345,6 +346,23 @@ fn certified_key(
     }
 }
 
+/// The CA certificates of the PEM file `ca`, as the roots a peer's
+/// certificate must chain to (the server's for a client, a client's for the
+/// daemon's `--tls-client-ca`).
+///
+/// # Errors
+/// As [`certificates`]; [`TlsError::Bad`] for a certificate rustls refuses
+/// as a CA.
+fn root_store(ca: &Path) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for cert in certificates(ca, "CA certificate")? {
+        roots
+            .add(cert)
+            .map_err(|e| bad(ca, format!("not a usable CA certificate: {e}")))?;
+    }
+    Ok(roots)
+}
+
 /// The client side of TLS (`status`, `submit`, `feed`): the server's
 /// certificate must chain to a certificate of `ca` and name the host
 /// called; `client` (certificate chain, key) adds a client certificate for
@@ -359,12 +377,7 @@ pub fn client_config(
     ca: &Path,
     client: Option<(&Path, &Path)>,
 ) -> Result<Arc<ClientConfig>, TlsError> {
-    let mut roots = RootCertStore::empty();
-    for cert in certificates(ca, "CA certificate")? {
-        roots
-            .add(cert)
-            .map_err(|e| bad(ca, format!("not a usable CA certificate: {e}")))?;
-    }
+    let roots = root_store(ca)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -408,12 +421,7 @@ impl TlsFiles {
         let builder = match &self.client_ca {
             None => builder.with_no_client_auth(),
             Some(ca) => {
-                let mut roots = RootCertStore::empty();
-                for cert in certificates(ca, "certificate")? {
-                    roots
-                        .add(cert)
-                        .map_err(|e| bad(ca, format!("not a usable CA certificate: {e}")))?;
-                }
+                let roots = root_store(ca)?;
                 let verifier =
                     WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
                         .build()
@@ -526,7 +534,30 @@ mod tests {
         let mut with_ca = good;
         with_ca.client_ca = Some(dir.path().join("k.pem"));
         let err = with_ca.load().unwrap_err().to_string();
-        assert!(err.contains("no PEM certificate"), "{err}");
+        assert!(err.contains("no PEM CA certificate"), "{err}");
+    }
+
+    #[test]
+    fn a_pem_file_is_read_within_its_size_or_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.pem");
+        std::fs::write(&path, "-----BEGIN X-----\n").unwrap();
+        assert_eq!(&*read_pem(&path, false).unwrap(), b"-----BEGIN X-----\n");
+        // Larger than the limit: refused before reading (a sparse file).
+        let big = std::fs::File::create(dir.path().join("big.pem")).unwrap();
+        big.set_len(MAX_PEM_LEN + 1).unwrap();
+        let err = read_pem(&dir.path().join("big.pem"), false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("larger than 1 MiB"), "{err}");
+        // A file with more to read than its size said, as one that grew
+        // while it was read: /proc files are regular files of size 0 that
+        // read as text.
+        let proc_file = Path::new("/proc/self/status");
+        if proc_file.exists() {
+            let err = read_pem(proc_file, false).unwrap_err().to_string();
+            assert!(err.contains("changed while it was read"), "{err}");
+        }
     }
 
     /// Our PEM key reader against rustls-pki-types' (the model): the same

@@ -156,7 +156,11 @@ fn status_and_submit_reach_a_tls_only_daemon() {
     assert_eq!(found["running"], true, "{found}");
     assert_eq!(external_samples(&found), external_samples(&after));
     // ... where a client without --ca is told what it needs.
-    assert_fails(&env.cmd(&["status", "--wait=0"]), 2, &["is TLS", "--ca"]);
+    assert_fails(
+        &env.cmd(&["status", "--wait=0"]),
+        2,
+        &["is TLS", "--ca", "runtime file"],
+    );
     // A plain client on the TLS port gets no status at all.
     let plain = format!("--listen=127.0.0.1:{}", d.addr.port());
     let out = env.cmd(&["status", "--wait=0", &plain]);
@@ -306,4 +310,42 @@ fn bad_addresses_and_tls_files_fail_before_any_call() {
     // A bad address names the accepted forms.
     let out = env.cmd(&["status", "--listen=somewhere"]);
     assert_fails(&out, 2, &["https://HOST:PORT", "unix:/path"]);
+}
+
+#[test]
+fn an_unspecified_address_from_the_runtime_file_asks_for_a_name() {
+    // A TLS daemon on every address writes https://0.0.0.0:PORT in its
+    // runtime file. The runtime file's pid must run: ours does.
+    let env = Env::new();
+    std::fs::create_dir(&env.state).unwrap();
+    std::fs::set_permissions(
+        &env.state,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    std::fs::write(
+        env.state.join("entropyd.runtime"),
+        format!(
+            "pid={}\nlisten=https://0.0.0.0:8743\nphase=ready\n",
+            std::process::id()
+        ),
+    )
+    .unwrap();
+    let want = [
+        "https://0.0.0.0:8743",
+        "--listen=https://NAME:8743",
+        "certificate",
+        "runtime file",
+        "entropyd.runtime",
+    ];
+    let out = env.cmd(&["status", "--wait=0"]);
+    assert_fails(&out, 1, &want);
+    let token = arg("token-file", &env.token);
+    let out = env.cmd_stdin(&["submit", "--wait=0", &token], b"abc");
+    assert_fails(&out, 1, &want);
+    // Typed by the user, the same address stays invalid input.
+    let out = env.cmd(&["status", "--wait=0", "--listen=https://0.0.0.0:8743"]);
+    assert_fails(&out, 2, &["--listen=https://NAME:8743"]);
+    let said = text(&out.stderr);
+    assert!(!said.contains("runtime file"), "{said}");
 }

@@ -387,4 +387,26 @@ fn tls_files_are_checked_before_anything_is_read() {
         "{}",
         text(&out.stderr)
     );
+    // Given, the files are checked even when no host is https.
+    let out = feed(&[
+        format!("--ca={}", empty.display()),
+        "--to=http://127.0.0.1:1".to_owned(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no PEM CA certificate"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = feed(&[
+        format!("--client-cert={}", ca.display()),
+        format!("--client-key={}", empty.display()),
+        "--to=http://127.0.0.1:1".to_owned(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("go with --ca"),
+        "{}",
+        text(&out.stderr)
+    );
 }

@@ -19,7 +19,12 @@
 //! - One request per connection (`Connection: close`, as the daemon
 //!   serves). Each call, connecting included, ends within the link's
 //!   timeout, so a slow or dead host costs its own thread that long at
-//!   most.
+//!   most. Name resolution aside: a host given by name is looked up anew
+//!   on each call through the system resolver (`to_socket_addrs`, which
+//!   takes no deadline), so the lookup is bounded by the resolver's own
+//!   timeout (`timeout`/`attempts` in resolv.conf), not the link's; the
+//!   link's timeout starts counting before it, so a slow lookup leaves
+//!   less for the rest. A host given as an IP address needs no lookup.
 //! - The TLS handshake completes before any entropy is written, so the
 //!   entropy only exists in our wiped buffers and, encrypted, in rustls's
 //!   record buffers (rustls buffers plaintext only during a handshake). The
@@ -355,7 +360,8 @@ impl Write for Conn {
 }
 
 impl HttpLink {
-    /// A link to `url`. An https URL needs `tls`.
+    /// A link to `url`. An https URL needs `tls`; an http one (loopback)
+    /// ignores it: the scheme alone decides whether the link speaks TLS.
     ///
     /// # Errors
     /// [`UrlError`] for an https URL without a TLS configuration.
@@ -365,12 +371,16 @@ impl HttpLink {
         token: Option<Arc<ApiToken>>,
         timeout: Duration,
     ) -> Result<HttpLink, UrlError> {
-        if url.scheme == Scheme::Https && tls.is_none() {
-            return Err(UrlError(format!(
-                "host URL {:?}: https needs --ca=PEM (certificates are always verified)",
-                url.text
-            )));
-        }
+        let tls = match (url.scheme, tls) {
+            (Scheme::Https, None) => {
+                return Err(UrlError(format!(
+                    "{} is TLS: give --ca=PEM, the CA certificates its certificate must chain to (certificates are always verified)",
+                    url.text
+                )));
+            }
+            (Scheme::Https, tls) => tls,
+            (Scheme::Http, _) => None,
+        };
         Ok(HttpLink {
             url,
             tls,
@@ -380,6 +390,8 @@ impl HttpLink {
     }
 
     fn connect(&self, deadline: Instant) -> Result<Conn, CallError> {
+        // The lookup of a host name takes no deadline (the resolver's own
+        // timeout bounds it): see the module doc.
         let addrs = self
             .url
             .resolve()
@@ -507,13 +519,7 @@ impl HttpLink {
             s.conn.send_close_notify();
             let _ = s.flush();
         }
-        if status == 200 {
-            return Ok(answer);
-        }
-        Err(CallError::Refused {
-            status,
-            message: refusal_message(&answer),
-        })
+        answer_body(status, answer)
     }
 }
 
@@ -588,8 +594,21 @@ pub(crate) fn exchange(
     })
 }
 
+/// The body of an answer with `status`: a 200's, else
+/// [`CallError::Refused`] with the host's message (every link's check,
+/// TCP's and the Unix socket's).
+pub(crate) fn answer_body(status: u16, body: Vec<u8>) -> Result<Vec<u8>, CallError> {
+    if status == 200 {
+        return Ok(body);
+    }
+    Err(CallError::Refused {
+        status,
+        message: refusal_message(&body),
+    })
+}
+
 /// The message of a refusal: the API's error JSON, else the body as text.
-pub(crate) fn refusal_message(body: &[u8]) -> String {
+fn refusal_message(body: &[u8]) -> String {
     serde_json::from_slice::<ErrorResponse>(body)
         .map(|e| e.error)
         .unwrap_or_else(|_| String::from_utf8_lossy(body).into_owned())
@@ -829,10 +848,18 @@ mod tests {
     }
 
     #[test]
-    fn https_needs_a_ca() {
+    fn https_needs_a_ca_and_http_never_speaks_tls() {
         let url = HostUrl::parse("https://10.0.0.1:8743").unwrap();
         let e = HttpLink::new(url, None, None, DEFAULT_TIMEOUT).unwrap_err();
         assert!(e.0.contains("--ca"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        std::fs::write(&ca, made.cert.pem()).unwrap();
+        let tls = crate::tls::client_config(&ca, None).unwrap();
+        let url = HostUrl::parse("http://127.0.0.1:8742").unwrap();
+        let link = HttpLink::new(url, Some(tls), None, DEFAULT_TIMEOUT).unwrap();
+        assert!(link.tls.is_none());
     }
 
     #[test]
