@@ -438,9 +438,10 @@ impl<S: EntropySource, D: Drbg, const BUF: usize, const LANES: usize> PoolRng<S,
     }
 
     fn fill_inner(&mut self, out: &mut [u8]) -> Result<(), Error> {
+        // A fork forces the reseed below, which discards the buffer first
+        // (even when it fails).
         #[cfg(feature = "std")]
         if self.fork.changed() {
-            self.discard_buffer();
             self.reseed_pending = true;
         }
         if self.reseed_pending
@@ -499,13 +500,15 @@ impl<S: EntropySource, D: Drbg, const BUF: usize, const LANES: usize> PoolRng<S,
                 return Ok(());
             }
             if self.pos >= BUF {
+                // The whole buffer is about to hold output: `pos` says so
+                // first, so a discard after a failure wipes all of it.
+                self.pos = 0;
                 let generated = Self::generate_lanes(&mut self.lanes, &mut self.buf);
                 if let Err(e) = generated {
                     // A lane may have written its half: none of it is used.
                     self.discard_buffer();
                     return Err(e);
                 }
-                self.pos = 0;
             }
             let avail = self.buf.get_mut(self.pos..).unwrap_or_default();
             let n = avail.len().min(rest.len());
@@ -538,10 +541,23 @@ impl<S: EntropySource, D: Drbg, const BUF: usize, const LANES: usize> PoolRng<S,
         }
     }
 
-    /// Zeroes the buffer and marks it empty.
+    /// Zeroes the unused output and marks the buffer empty. Only
+    /// `buf[pos..]` can be nonzero: every byte before `pos` was zeroed as
+    /// it was handed out, and a refill sets `pos` to 0 before it writes.
+    /// (A 16 KiB wipe at every reseed would otherwise cost each request
+    /// made with prediction resistance, which never uses the buffer.)
     fn discard_buffer(&mut self) {
-        self.buf.zeroize();
+        Self::wipe_unused(&mut self.buf, self.pos);
         self.pos = BUF;
+    }
+
+    /// Zeroes `buf[pos..]` (all of `buf` if `pos` were past its end, which
+    /// no path allows).
+    fn wipe_unused(buf: &mut [u8; BUF], pos: usize) {
+        match buf.get_mut(pos..) {
+            Some(unused) => unused.zeroize(),
+            None => buf.zeroize(),
+        }
     }
 
     /// Reseeds from the source; clears `reseed_pending` on success.
@@ -627,8 +643,8 @@ impl<S: EntropySource, D: Drbg, const BUF: usize, const LANES: usize> Drop
     for PoolRng<S, D, BUF, LANES>
 {
     fn drop(&mut self) {
-        // The DRBG wipes itself on drop.
-        self.buf.zeroize();
+        // The DRBG wipes itself on drop; `buf[..pos]` is already zero.
+        Self::wipe_unused(&mut self.buf, self.pos);
     }
 }
 
@@ -712,5 +728,40 @@ mod tests {
         rng.reseed_now().unwrap();
         assert!(rng.buf.iter().all(|&b| b == 0));
         assert_eq!(rng.pos, BUFFER_LEN);
+    }
+
+    /// A discarded buffer is all zero: after a fork (the reseed the fork
+    /// forces discards the unused output, once), and under prediction
+    /// resistance (whose reseeds and requests never fill the buffer).
+    #[cfg(feature = "std")]
+    #[test]
+    fn a_discarded_buffer_is_all_zero() {
+        use core::sync::atomic::{AtomicU32, Ordering};
+        static PID: AtomicU32 = AtomicU32::new(1);
+        let mut rng = PoolRng::new(Counter(1), PoolRngConfig::DEFAULT).unwrap();
+        rng.set_pid_source(|| PID.load(Ordering::Relaxed));
+        let mut out = [0u8; 100];
+        rng.fill(&mut out).unwrap();
+        assert!(rng.buf[100..].iter().any(|&b| b != 0));
+        // A "fork", then a request served straight from the DRBG: the
+        // buffer is discarded and not refilled.
+        PID.store(2, Ordering::Relaxed);
+        let mut large = [0u8; SMALL_REQUEST_MAX + 1];
+        rng.fill(&mut large).unwrap();
+        assert_eq!(rng.reseeds, 1);
+        assert_eq!(rng.pos, BUFFER_LEN);
+        assert!(rng.buf.iter().all(|&b| b == 0));
+
+        let config = PoolRngConfig {
+            prediction_resistance: true,
+            ..PoolRngConfig::DEFAULT
+        };
+        let mut rng = PoolRng::<_, HmacDrbg, 288, 1>::with_drbg(Counter(1), config).unwrap();
+        for _ in 0..3 {
+            rng.fill(&mut out).unwrap();
+            assert_eq!(rng.pos, 288);
+            assert!(rng.buf.iter().all(|&b| b == 0));
+        }
+        assert_eq!(rng.reseeds, 3);
     }
 }
