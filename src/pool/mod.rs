@@ -471,7 +471,7 @@ impl<'s, C: PoolCpu, K: Clock, S: PoolStorage> Pool<'s, C, K, S> {
             u64::from(tunables.memory_cache_size_kib()),
             tunables.low_watermark_percent(),
         )?;
-        let (storage, report) = S::Tier::open(storage, &tunables, sources, *storage_key)?;
+        let (storage, report) = S::Tier::open(storage, &tunables, sources, &storage_key)?;
         drop(storage_key);
         let now = clock.now_ms();
         let timer = ExternalLostTimer::new(

@@ -119,7 +119,7 @@ impl<S: Storage> Tier for StorageState<S> {
         medium: Option<S>,
         tunables: &Tunables,
         sources: SourceMask,
-        key: [u8; 32],
+        key: &[u8; 32],
     ) -> Result<(Self, Option<LoadReport>), Error> {
         let (tier, report) = StorageTier::open(medium, storage_slots(tunables), sources, key)?;
         let state = StorageState {
@@ -240,9 +240,10 @@ impl<S: Storage> StorageTier<S> {
         medium: Option<S>,
         slots: u64,
         sources: SourceMask,
-        key: [u8; 32],
+        key: &[u8; 32],
     ) -> Result<(Self, Option<LoadReport>), Error> {
-        let key = Zeroizing::new(key);
+        // The one copy: kept (wiped on drop) to re-open the store.
+        let key = Zeroizing::new(*key);
         let (cache, idle, report) = match medium {
             Some(medium) if slots > 0 => {
                 let (cache, report) = StorageCache::open(medium, slots, sources, &key)?;
