@@ -32,14 +32,14 @@
 
 use zeroize::Zeroize;
 
-use super::storage::{StorageState, wipe};
+use super::storage::StorageState;
 use super::{HardwareStatus, StorageMove, StorageStatus, WORD_CHUNK};
 use crate::config::Tunables;
 use crate::error::Error;
 use crate::hw::{Cpu, NoCpu, Rdrand, Rdseed};
 use crate::mixer::Block;
 use crate::source::{CpuFeatures, Source, SourceMask};
-use crate::storage::{LoadReport, NoStorage, Storage};
+use crate::storage::{LoadReport, NoStorage, Storage, drop_blocks};
 
 mod sealed {
     /// Seals [`super::PoolCpu`].
@@ -445,7 +445,7 @@ impl Tier for NoTier {
 
     fn store(&mut self, blocks: &mut [Option<Block>]) -> (StorageMove, Result<(), Error>) {
         let discarded = blocks.len();
-        wipe(blocks);
+        drop_blocks(blocks);
         let moved = StorageMove {
             stored: 0,
             discarded,

@@ -494,8 +494,9 @@ fn wipe_blocks(blocks: &mut [[u8; BLOCK_LEN]]) {
     }
 }
 
-/// Drop (and so wipe) every block of a slice.
-fn drop_blocks(blocks: &mut [Option<Block>]) {
+/// Drop (and so wipe) every block of a slice. The one such function: the
+/// pool's overflow and storage tier use it too.
+pub(crate) fn drop_blocks(blocks: &mut [Option<Block>]) {
     for b in blocks.iter_mut() {
         *b = None;
     }
