@@ -94,8 +94,9 @@ pub const BUFFER_LEN: usize = 16384;
 /// Largest request served from the buffer; larger ones go to the DRBG.
 pub const SMALL_REQUEST_MAX: usize = 256;
 
-/// Entropy taken from the source per (re)seed: 256 bits.
-const SEED_LEN: usize = 32;
+/// Entropy taken from the source per lane and (re)seed: 256 bits (the
+/// associated [`PoolRng::SEED_LEN`] is the whole instantiation read).
+const LANE_ENTROPY: usize = 32;
 /// Nonce taken from the source at instantiation: 128 bits.
 const NONCE_LEN: usize = 16;
 /// Personalization string (domain separation), followed by the process id
@@ -109,7 +110,7 @@ const PERSONALIZATION: &[u8] = b"entropool PoolRng v2";
 /// registers).
 pub const MAX_LANES: usize = 2;
 /// Source bytes per lane at instantiation.
-const LANE_SEED: usize = SEED_LEN + NONCE_LEN;
+const LANE_SEED: usize = LANE_ENTROPY + NONCE_LEN;
 
 /// When [`PoolRng`] reseeds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -284,7 +285,7 @@ impl<S: EntropySource, D: Drbg, const BUF: usize, const LANES: usize> PoolRng<S,
 
     /// Full-entropy bytes one reseed takes from the source: 32 per lane
     /// (64 with the default two lanes).
-    pub const RESEED_LEN: usize = SEED_LEN * LANES;
+    pub const RESEED_LEN: usize = LANE_ENTROPY * LANES;
 
     /// A generator on DRBG mechanism `D` (e.g.
     /// [`HashDrbg`](crate::drbg::HashDrbg)), a `BUF`-byte output buffer
@@ -311,7 +312,7 @@ impl<S: EntropySource, D: Drbg, const BUF: usize, const LANES: usize> PoolRng<S,
         };
         config.validate()?;
         let mut seed = [0u8; LANE_SEED * MAX_LANES];
-        // `SEED_LEN <= seed.len()` (checked above): the slice is never
+        // `Self::SEED_LEN <= seed.len()` (checked above): the slice is never
         // short; were it empty, the instantiation below would fail
         // (entropy too short), never panic.
         let filled = source.fill_full_entropy(seed.get_mut(..Self::SEED_LEN).unwrap_or_default());
@@ -362,7 +363,7 @@ impl<S: EntropySource, D: Drbg, const BUF: usize, const LANES: usize> PoolRng<S,
     /// Instantiates one lane from its 48 seed bytes (entropy, then nonce),
     /// personalized with the process id and the lane number.
     fn instantiate_lane(seed: &[u8], pid: u32, lane: u8) -> Result<D, Error> {
-        let (entropy, nonce) = seed.split_at_checked(SEED_LEN).unwrap_or_default();
+        let (entropy, nonce) = seed.split_at_checked(LANE_ENTROPY).unwrap_or_default();
         let mut personalization = [0u8; PERSONALIZATION.len() + 5];
         for (dst, src) in personalization.iter_mut().zip(
             PERSONALIZATION
@@ -563,7 +564,7 @@ impl<S: EntropySource, D: Drbg, const BUF: usize, const LANES: usize> PoolRng<S,
     /// Reseeds from the source; clears `reseed_pending` on success.
     fn reseed(&mut self) -> Result<(), Error> {
         self.discard_buffer();
-        let mut entropy = [0u8; SEED_LEN * MAX_LANES];
+        let mut entropy = [0u8; LANE_ENTROPY * MAX_LANES];
         // As at instantiation: `RESEED_LEN <= entropy.len()`; an empty
         // slice would fail the reseed below.
         let filled = self
@@ -581,7 +582,7 @@ impl<S: EntropySource, D: Drbg, const BUF: usize, const LANES: usize> PoolRng<S,
         #[cfg(not(feature = "std"))]
         let pid = 0u32;
         let mut reseeded = Ok(());
-        let mut lane_entropy = entropy.chunks_exact(SEED_LEN);
+        let mut lane_entropy = entropy.chunks_exact(LANE_ENTROPY);
         for (lane, drbg) in self.lanes.iter_mut().enumerate() {
             let mut additional = [0u8; 13];
             let lane = u8::try_from(lane).unwrap_or(u8::MAX);
