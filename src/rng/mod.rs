@@ -719,7 +719,8 @@ mod tests {
         rng.fill(&mut out).unwrap();
         assert_eq!(rng.pos, 100);
         assert!(rng.buf[..100].iter().all(|&b| b == 0));
-        // 1948 bytes of DRBG output remain: all-zero has odds 2^-15584.
+        // BUFFER_LEN - 100 = 16284 bytes of DRBG output remain: all-zero
+        // has odds 2^-130272.
         assert!(rng.buf[100..].iter().any(|&b| b != 0));
         for _ in 0..(BUFFER_LEN / 100) {
             rng.fill(&mut out).unwrap();

@@ -865,7 +865,8 @@ impl<S: Storage> StorageCache<S> {
     /// The loader: takes up to `out.len()` blocks as [`Block`]s into the
     /// front of `out` (the only place besides the mixer that makes one),
     /// with the erase-then-flush rule of [`take_many`](Self::take_many);
-    /// returns how many. Each is keyed in place, in its `Block`.
+    /// returns how many. Each is keyed into a scratch copy (wiped on drop)
+    /// and copied into its `Block`.
     ///
     /// # Errors
     /// As [`take_many`](Self::take_many): then every entry of `out` is
