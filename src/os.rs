@@ -12,11 +12,15 @@
 //! The word starts at zero; what it holds is the caller's business
 //! (`rng::fork` keeps a generation number in it).
 //!
-//! `None` when the mapping or the advice fails (a kernel older than 4.14
-//! answers `EINVAL`), and from then on for the life of the process: the
-//! caller falls back to another detector. The module is built only on Linux
-//! and not under miri (which cannot map memory); elsewhere the caller takes
-//! the fallback at compile time.
+//! `None` when the mapping or the advice fails: the caller falls back to
+//! another detector. A refused advice (a kernel older than 4.14 answers
+//! `EINVAL`; a seccomp filter may answer otherwise) is for good: `None`
+//! from then on for the life of the process, with no further system call.
+//! A failed mapping, or advice refused for want of memory (`ENOMEM`,
+//! `EAGAIN`), is for now: the next call tries again, so a moment of memory
+//! pressure does not leave every later generator comparing process ids.
+//! The module is built only on Linux and not under miri (which cannot map
+//! memory); elsewhere the caller takes the fallback at compile time.
 //!
 //! Never blocks: threads that race to the first call may each map a page;
 //! one publishes its page and the others unmap theirs. (A lock would be
@@ -27,11 +31,12 @@ use core::ffi::c_void;
 use core::ptr::null_mut;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 
+use rustix::io::Errno;
 use rustix::mm::{Advice, MapFlags, ProtFlags, madvise, mmap_anonymous, munmap};
 
 /// The published word: null until a page is mapped and advised.
 static WORD: AtomicPtr<AtomicU64> = AtomicPtr::new(null_mut());
-/// The mapping or the advice failed once: never try again.
+/// The kernel refused the advice for good: never try again.
 static UNAVAILABLE: AtomicBool = AtomicBool::new(false);
 
 /// The process's fork-wiped word, or `None` where the kernel cannot provide
@@ -70,16 +75,19 @@ fn map_word() -> Option<&'static AtomicU64> {
             MapFlags::PRIVATE,
         )
     };
-    let Ok(page) = mapped else {
-        UNAVAILABLE.store(true, Ordering::Relaxed);
-        return None;
+    let page = match mapped {
+        Ok(page) => page,
+        Err(_) => {
+            give_up(Failure::Map);
+            return None;
+        }
     };
     // SAFETY: `page` and `len` are exactly the mapping made above, which
     // nothing else refers to yet; the advice changes only what a child
     // sees there.
-    if unsafe { madvise(page, len, Advice::LinuxWipeOnFork) }.is_err() {
+    if let Err(e) = unsafe { madvise(page, len, Advice::LinuxWipeOnFork) } {
         unmap(page, len);
-        UNAVAILABLE.store(true, Ordering::Relaxed);
+        give_up(Failure::Advise(e));
         return None;
     }
     let word = page.cast::<AtomicU64>();
@@ -95,6 +103,34 @@ fn map_word() -> Option<&'static AtomicU64> {
             // guarantees.
             Some(unsafe { &*winner })
         }
+    }
+}
+
+/// Why no page could be had.
+#[derive(Clone, Copy, Debug)]
+enum Failure {
+    /// The mapping failed (for whatever reason).
+    Map,
+    /// The advice was refused.
+    Advise(Errno),
+}
+
+impl Failure {
+    /// Whether trying again is pointless: the kernel refused the advice
+    /// itself (an old kernel, a filter), not for want of memory. A failed
+    /// mapping is always worth another try.
+    fn is_permanent(self) -> bool {
+        match self {
+            Failure::Map => false,
+            Failure::Advise(e) => e != Errno::NOMEM && e != Errno::AGAIN,
+        }
+    }
+}
+
+/// Records `failure`: a permanent one stops every later attempt.
+fn give_up(failure: Failure) {
+    if failure.is_permanent() {
+        UNAVAILABLE.store(true, Ordering::Relaxed);
     }
 }
 
@@ -126,5 +162,19 @@ mod tests {
             core::ptr::from_ref(a).align_offset(rustix::param::page_size()),
             0
         );
+    }
+
+    /// Only a refused advice disables the page for the process; a failed
+    /// mapping (or advice refused for want of memory) leaves the next
+    /// generator free to try again.
+    #[test]
+    fn only_a_refused_advice_is_permanent() {
+        assert!(Failure::Advise(Errno::INVAL).is_permanent());
+        assert!(Failure::Advise(Errno::PERM).is_permanent());
+        assert!(Failure::Advise(Errno::NOSYS).is_permanent());
+        for transient in [Errno::NOMEM, Errno::AGAIN] {
+            assert!(!Failure::Advise(transient).is_permanent());
+        }
+        assert!(!Failure::Map.is_permanent());
     }
 }

@@ -100,8 +100,8 @@ impl Block {
         &self.0
     }
 
-    /// The bytes, writable in place (the storage loader fills a block where
-    /// it lies, with no copy left behind).
+    /// The bytes, writable in place (the storage loader keys each block
+    /// into a scratch copy, wiped on drop, and copies it in here).
     pub(crate) fn as_mut_bytes(&mut self) -> &mut [u8; BLOCK_LEN] {
         &mut self.0
     }

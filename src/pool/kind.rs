@@ -32,14 +32,14 @@
 
 use zeroize::Zeroize;
 
-use super::storage::{StorageState, wipe};
+use super::storage::StorageState;
 use super::{HardwareStatus, StorageMove, StorageStatus, WORD_CHUNK};
 use crate::config::Tunables;
 use crate::error::Error;
 use crate::hw::{Cpu, NoCpu, Rdrand, Rdseed};
 use crate::mixer::Block;
 use crate::source::{CpuFeatures, Source, SourceMask};
-use crate::storage::{LoadReport, NoStorage, Storage};
+use crate::storage::{LoadReport, NoStorage, Storage, drop_blocks};
 
 mod sealed {
     /// Seals [`super::PoolCpu`].
@@ -305,7 +305,8 @@ pub trait Tier: Sized {
     type Medium;
 
     /// Opens `medium` for `tunables`' storage-cache-size (kept idle when
-    /// that is 0).
+    /// that is 0). `key` is borrowed: a tier that keeps the key keeps its
+    /// own copy in `Zeroizing`, so no unwiped copy is left behind.
     ///
     /// # Errors
     /// The storage cache's open errors; for a tier that cannot hold a
@@ -315,7 +316,7 @@ pub trait Tier: Sized {
         medium: Option<Self::Medium>,
         tunables: &Tunables,
         sources: SourceMask,
-        key: [u8; 32],
+        key: &[u8; 32],
     ) -> Result<(Self, Option<LoadReport>), Error>;
 
     /// A store is open (possibly lent to a job).
@@ -417,9 +418,8 @@ impl Tier for NoTier {
         medium: Option<NoStorage>,
         tunables: &Tunables,
         _sources: SourceMask,
-        mut key: [u8; 32],
+        _key: &[u8; 32],
     ) -> Result<(Self, Option<LoadReport>), Error> {
-        key.zeroize();
         if let Some(never) = medium {
             match never {}
         }
@@ -445,7 +445,7 @@ impl Tier for NoTier {
 
     fn store(&mut self, blocks: &mut [Option<Block>]) -> (StorageMove, Result<(), Error>) {
         let discarded = blocks.len();
-        wipe(blocks);
+        drop_blocks(blocks);
         let moved = StorageMove {
             stored: 0,
             discarded,

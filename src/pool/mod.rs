@@ -471,7 +471,7 @@ impl<'s, C: PoolCpu, K: Clock, S: PoolStorage> Pool<'s, C, K, S> {
             u64::from(tunables.memory_cache_size_kib()),
             tunables.low_watermark_percent(),
         )?;
-        let (storage, report) = S::Tier::open(storage, &tunables, sources, *storage_key)?;
+        let (storage, report) = S::Tier::open(storage, &tunables, sources, &storage_key)?;
         drop(storage_key);
         let now = clock.now_ms();
         let timer = ExternalLostTimer::new(
@@ -621,47 +621,8 @@ impl<'s, C: PoolCpu, K: Clock, S: PoolStorage> Pool<'s, C, K, S> {
         // chunks of WORD_CHUNK: one chunk where pointers are 64 bits) so the
         // ring does not overflow. Samples the caches have no room for are
         // hashed into nothing and dropped: they carried no credit yet.
-        // A pool whose drivers keep no word buffer drains through this
-        // one on the stack (empty otherwise).
-        let mut scratch = C::Drivers::scratch();
-        let mut left = INTERRUPT_BATCH;
-        while left > 0 {
-            let Some(drain) = self.interrupts.as_mut() else {
-                break;
-            };
-            let buf = match self.hw.words_mut() {
-                Some(words) => words,
-                None => scratch.as_mut(),
-            };
-            let Some(buf) = buf.get_mut(..left.min(WORD_CHUNK)) else {
-                break;
-            };
-            let n = drain.drain_timestamps(buf);
-            if n == 0 {
-                break;
-            }
-            left = left.saturating_sub(n);
-            let a = self.absorb_step(scratch.as_ref(), |m, sink, words| match words.get(..n) {
-                Some(w) => m.absorb_words(Source::Interrupts, w, sink),
-                None => Err(Error::CapacityTooSmall),
-            });
-            // Past the minimum, stop when there is nothing to gain: the
-            // caches are full or the source is failing.
-            let enough = INTERRUPT_BATCH.saturating_sub(left) >= INTERRUPT_MIN_DRAIN;
-            match a {
-                Ok(a) => {
-                    report.interrupt_samples = report.interrupt_samples.saturating_add(a.consumed);
-                    report.blocks = report.blocks.saturating_add(a.blocks);
-                    if a.sink_full && enough {
-                        break;
-                    }
-                }
-                Err(_) if enough => break,
-                Err(_) => {}
-            }
-            if n < WORD_CHUNK {
-                break;
-            }
+        if self.interrupts.is_some() {
+            self.drain_interrupts(&mut report);
         }
 
         if !loading && self.blocks_wanted() {
@@ -703,10 +664,67 @@ impl<'s, C: PoolCpu, K: Clock, S: PoolStorage> Pool<'s, C, K, S> {
             }
         }
         self.hw.wipe_words();
-        scratch.zeroize();
         self.commit_spilled();
         report.still_wanted = self.loading || self.blocks_wanted();
         Ok(report)
+    }
+
+    /// The interrupt drain of [`Pool::poll`] (called only when the pool
+    /// has one). A pool whose drivers keep no word buffer (over
+    /// [`NoCpu`](crate::hw::NoCpu)) drains through a scratch buffer on the
+    /// stack, made here, so a poll without a drain neither fills nor wipes
+    /// one; only the words drained into it are wiped.
+    fn drain_interrupts(&mut self, report: &mut PollReport) {
+        let mut scratch = C::Drivers::scratch();
+        // Words of the buffer written so far: each chunk is drained into
+        // its front.
+        let mut written = 0usize;
+        let mut left = INTERRUPT_BATCH;
+        while left > 0 {
+            let Some(drain) = self.interrupts.as_mut() else {
+                break;
+            };
+            let buf = match self.hw.words_mut() {
+                Some(words) => words,
+                None => scratch.as_mut(),
+            };
+            let Some(buf) = buf.get_mut(..left.min(WORD_CHUNK)) else {
+                break;
+            };
+            let n = drain.drain_timestamps(buf);
+            written = written.max(n);
+            if n == 0 {
+                break;
+            }
+            left = left.saturating_sub(n);
+            let a = self.absorb_step(scratch.as_ref(), |m, sink, words| match words.get(..n) {
+                Some(w) => m.absorb_words(Source::Interrupts, w, sink),
+                None => Err(Error::CapacityTooSmall),
+            });
+            // Past the minimum, stop when there is nothing to gain: the
+            // caches are full or the source is failing.
+            let enough = INTERRUPT_BATCH.saturating_sub(left) >= INTERRUPT_MIN_DRAIN;
+            match a {
+                Ok(a) => {
+                    report.interrupt_samples = report.interrupt_samples.saturating_add(a.consumed);
+                    report.blocks = report.blocks.saturating_add(a.blocks);
+                    if a.sink_full && enough {
+                        break;
+                    }
+                }
+                Err(_) if enough => break,
+                Err(_) => {}
+            }
+            if n < WORD_CHUNK {
+                break;
+            }
+        }
+        // The drivers' own buffer is wiped by `poll` (`wipe_words`); an
+        // empty scratch (drivers with a buffer) has nothing to wipe.
+        let scratch = scratch.as_mut();
+        if let Some(used) = scratch.get_mut(..written.min(scratch.len())) {
+            used.zeroize();
+        }
     }
 
     /// Takes external entropy: at most [`Pool::external_room`] bytes from

@@ -44,7 +44,7 @@ use crate::config::Tunables;
 use crate::error::Error;
 use crate::mixer::Block;
 use crate::source::SourceMask;
-use crate::storage::{LoadReport, Storage, StorageCache};
+use crate::storage::{LoadReport, Storage, StorageCache, drop_blocks};
 use crate::watch::Clock;
 
 /// The error of a call that needs the storage cache while a [`SpillJob`]
@@ -119,7 +119,7 @@ impl<S: Storage> Tier for StorageState<S> {
         medium: Option<S>,
         tunables: &Tunables,
         sources: SourceMask,
-        key: [u8; 32],
+        key: &[u8; 32],
     ) -> Result<(Self, Option<LoadReport>), Error> {
         let (tier, report) = StorageTier::open(medium, storage_slots(tunables), sources, key)?;
         let state = StorageState {
@@ -240,9 +240,10 @@ impl<S: Storage> StorageTier<S> {
         medium: Option<S>,
         slots: u64,
         sources: SourceMask,
-        key: [u8; 32],
+        key: &[u8; 32],
     ) -> Result<(Self, Option<LoadReport>), Error> {
-        let key = Zeroizing::new(key);
+        // The one copy: kept (wiped on drop) to re-open the store.
+        let key = Zeroizing::new(*key);
         let (cache, idle, report) = match medium {
             Some(medium) if slots > 0 => {
                 let (cache, report) = StorageCache::open(medium, slots, sources, &key)?;
@@ -329,7 +330,7 @@ impl<S: Storage> StorageTier<S> {
                 }
             }
         };
-        wipe(blocks);
+        drop_blocks(blocks);
         if stored > 0 {
             self.unflushed = true;
         }
@@ -524,7 +525,7 @@ impl<S: Storage> SpillJob<S> {
                 }
             }
         }
-        wipe(&mut self.blocks);
+        drop_blocks(&mut self.blocks);
         let moved = StorageMove {
             stored,
             discarded: n.saturating_sub(stored),
@@ -665,7 +666,7 @@ impl<C: PoolCpu, K: Clock, S: PoolStorage> Pool<'_, C, K, S> {
             if failed.is_some() {
                 // Never offered to a medium that failed this save.
                 let k = blocks.len();
-                wipe(blocks);
+                drop_blocks(blocks);
                 total.add(StorageMove {
                     stored: 0,
                     discarded: k,
@@ -678,7 +679,7 @@ impl<C: PoolCpu, K: Clock, S: PoolStorage> Pool<'_, C, K, S> {
                 failed = Some(e);
             }
         }
-        wipe(&mut batch);
+        drop_blocks(&mut batch);
         self.memory_from_storage = 0;
         self.count_move(total);
         // One flush for the whole save.
@@ -739,11 +740,4 @@ impl<C: PoolCpu, K: Clock, S: Storage> Pool<'_, C, K, S> {
         result.map(|()| moved)
     }
 
-}
-
-/// Drops (and so wipes) every block of `blocks`.
-pub(super) fn wipe(blocks: &mut [Option<Block>]) {
-    for block in blocks {
-        *block = None;
-    }
 }

@@ -14,12 +14,13 @@
 //! after the re-open can fail.
 
 use super::kind::{PoolCpu, PoolStorage, Tier};
-use super::storage::{STORAGE_LENT, wipe};
+use super::storage::STORAGE_LENT;
 use super::{OVERFLOW_BLOCKS, Pool, storage_slots};
 use crate::cache::LowWatermark;
 use crate::config::Tunables;
 use crate::error::Error;
 use crate::mixer::Block;
+use crate::storage::drop_blocks;
 use crate::watch::Clock;
 
 impl<C: PoolCpu, K: Clock, S: PoolStorage> Pool<'_, C, K, S> {
@@ -78,7 +79,7 @@ impl<C: PoolCpu, K: Clock, S: PoolStorage> Pool<'_, C, K, S> {
             let (moved, _) = storage.store(tail);
             discarded = discarded.saturating_add(moved.discarded);
         }
-        wipe(&mut batch);
+        drop_blocks(&mut batch);
         let _ = self.storage.commit();
         self.blocks_discarded = self
             .blocks_discarded

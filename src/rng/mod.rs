@@ -94,8 +94,9 @@ pub const BUFFER_LEN: usize = 16384;
 /// Largest request served from the buffer; larger ones go to the DRBG.
 pub const SMALL_REQUEST_MAX: usize = 256;
 
-/// Entropy taken from the source per (re)seed: 256 bits.
-const SEED_LEN: usize = 32;
+/// Entropy taken from the source per lane and (re)seed: 256 bits (the
+/// associated [`PoolRng::SEED_LEN`] is the whole instantiation read).
+const LANE_ENTROPY: usize = 32;
 /// Nonce taken from the source at instantiation: 128 bits.
 const NONCE_LEN: usize = 16;
 /// Personalization string (domain separation), followed by the process id
@@ -109,7 +110,7 @@ const PERSONALIZATION: &[u8] = b"entropool PoolRng v2";
 /// registers).
 pub const MAX_LANES: usize = 2;
 /// Source bytes per lane at instantiation.
-const LANE_SEED: usize = SEED_LEN + NONCE_LEN;
+const LANE_SEED: usize = LANE_ENTROPY + NONCE_LEN;
 
 /// When [`PoolRng`] reseeds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -284,7 +285,7 @@ impl<S: EntropySource, D: Drbg, const BUF: usize, const LANES: usize> PoolRng<S,
 
     /// Full-entropy bytes one reseed takes from the source: 32 per lane
     /// (64 with the default two lanes).
-    pub const RESEED_LEN: usize = SEED_LEN * LANES;
+    pub const RESEED_LEN: usize = LANE_ENTROPY * LANES;
 
     /// A generator on DRBG mechanism `D` (e.g.
     /// [`HashDrbg`](crate::drbg::HashDrbg)), a `BUF`-byte output buffer
@@ -311,7 +312,7 @@ impl<S: EntropySource, D: Drbg, const BUF: usize, const LANES: usize> PoolRng<S,
         };
         config.validate()?;
         let mut seed = [0u8; LANE_SEED * MAX_LANES];
-        // `SEED_LEN <= seed.len()` (checked above): the slice is never
+        // `Self::SEED_LEN <= seed.len()` (checked above): the slice is never
         // short; were it empty, the instantiation below would fail
         // (entropy too short), never panic.
         let filled = source.fill_full_entropy(seed.get_mut(..Self::SEED_LEN).unwrap_or_default());
@@ -362,7 +363,7 @@ impl<S: EntropySource, D: Drbg, const BUF: usize, const LANES: usize> PoolRng<S,
     /// Instantiates one lane from its 48 seed bytes (entropy, then nonce),
     /// personalized with the process id and the lane number.
     fn instantiate_lane(seed: &[u8], pid: u32, lane: u8) -> Result<D, Error> {
-        let (entropy, nonce) = seed.split_at_checked(SEED_LEN).unwrap_or_default();
+        let (entropy, nonce) = seed.split_at_checked(LANE_ENTROPY).unwrap_or_default();
         let mut personalization = [0u8; PERSONALIZATION.len() + 5];
         for (dst, src) in personalization.iter_mut().zip(
             PERSONALIZATION
@@ -438,9 +439,10 @@ impl<S: EntropySource, D: Drbg, const BUF: usize, const LANES: usize> PoolRng<S,
     }
 
     fn fill_inner(&mut self, out: &mut [u8]) -> Result<(), Error> {
+        // A fork forces the reseed below, which discards the buffer first
+        // (even when it fails).
         #[cfg(feature = "std")]
         if self.fork.changed() {
-            self.discard_buffer();
             self.reseed_pending = true;
         }
         if self.reseed_pending
@@ -499,13 +501,15 @@ impl<S: EntropySource, D: Drbg, const BUF: usize, const LANES: usize> PoolRng<S,
                 return Ok(());
             }
             if self.pos >= BUF {
+                // The whole buffer is about to hold output: `pos` says so
+                // first, so a discard after a failure wipes all of it.
+                self.pos = 0;
                 let generated = Self::generate_lanes(&mut self.lanes, &mut self.buf);
                 if let Err(e) = generated {
                     // A lane may have written its half: none of it is used.
                     self.discard_buffer();
                     return Err(e);
                 }
-                self.pos = 0;
             }
             let avail = self.buf.get_mut(self.pos..).unwrap_or_default();
             let n = avail.len().min(rest.len());
@@ -538,16 +542,29 @@ impl<S: EntropySource, D: Drbg, const BUF: usize, const LANES: usize> PoolRng<S,
         }
     }
 
-    /// Zeroes the buffer and marks it empty.
+    /// Zeroes the unused output and marks the buffer empty. Only
+    /// `buf[pos..]` can be nonzero: every byte before `pos` was zeroed as
+    /// it was handed out, and a refill sets `pos` to 0 before it writes.
+    /// (A 16 KiB wipe at every reseed would otherwise cost each request
+    /// made with prediction resistance, which never uses the buffer.)
     fn discard_buffer(&mut self) {
-        self.buf.zeroize();
+        Self::wipe_unused(&mut self.buf, self.pos);
         self.pos = BUF;
+    }
+
+    /// Zeroes `buf[pos..]` (all of `buf` if `pos` were past its end, which
+    /// no path allows).
+    fn wipe_unused(buf: &mut [u8; BUF], pos: usize) {
+        match buf.get_mut(pos..) {
+            Some(unused) => unused.zeroize(),
+            None => buf.zeroize(),
+        }
     }
 
     /// Reseeds from the source; clears `reseed_pending` on success.
     fn reseed(&mut self) -> Result<(), Error> {
         self.discard_buffer();
-        let mut entropy = [0u8; SEED_LEN * MAX_LANES];
+        let mut entropy = [0u8; LANE_ENTROPY * MAX_LANES];
         // As at instantiation: `RESEED_LEN <= entropy.len()`; an empty
         // slice would fail the reseed below.
         let filled = self
@@ -565,7 +582,7 @@ impl<S: EntropySource, D: Drbg, const BUF: usize, const LANES: usize> PoolRng<S,
         #[cfg(not(feature = "std"))]
         let pid = 0u32;
         let mut reseeded = Ok(());
-        let mut lane_entropy = entropy.chunks_exact(SEED_LEN);
+        let mut lane_entropy = entropy.chunks_exact(LANE_ENTROPY);
         for (lane, drbg) in self.lanes.iter_mut().enumerate() {
             let mut additional = [0u8; 13];
             let lane = u8::try_from(lane).unwrap_or(u8::MAX);
@@ -627,8 +644,8 @@ impl<S: EntropySource, D: Drbg, const BUF: usize, const LANES: usize> Drop
     for PoolRng<S, D, BUF, LANES>
 {
     fn drop(&mut self) {
-        // The DRBG wipes itself on drop.
-        self.buf.zeroize();
+        // The DRBG wipes itself on drop; `buf[..pos]` is already zero.
+        Self::wipe_unused(&mut self.buf, self.pos);
     }
 }
 
@@ -702,7 +719,8 @@ mod tests {
         rng.fill(&mut out).unwrap();
         assert_eq!(rng.pos, 100);
         assert!(rng.buf[..100].iter().all(|&b| b == 0));
-        // 1948 bytes of DRBG output remain: all-zero has odds 2^-15584.
+        // BUFFER_LEN - 100 = 16284 bytes of DRBG output remain: all-zero
+        // has odds 2^-130272.
         assert!(rng.buf[100..].iter().any(|&b| b != 0));
         for _ in 0..(BUFFER_LEN / 100) {
             rng.fill(&mut out).unwrap();
@@ -712,5 +730,40 @@ mod tests {
         rng.reseed_now().unwrap();
         assert!(rng.buf.iter().all(|&b| b == 0));
         assert_eq!(rng.pos, BUFFER_LEN);
+    }
+
+    /// A discarded buffer is all zero: after a fork (the reseed the fork
+    /// forces discards the unused output, once), and under prediction
+    /// resistance (whose reseeds and requests never fill the buffer).
+    #[cfg(feature = "std")]
+    #[test]
+    fn a_discarded_buffer_is_all_zero() {
+        use core::sync::atomic::{AtomicU32, Ordering};
+        static PID: AtomicU32 = AtomicU32::new(1);
+        let mut rng = PoolRng::new(Counter(1), PoolRngConfig::DEFAULT).unwrap();
+        rng.set_pid_source(|| PID.load(Ordering::Relaxed));
+        let mut out = [0u8; 100];
+        rng.fill(&mut out).unwrap();
+        assert!(rng.buf[100..].iter().any(|&b| b != 0));
+        // A "fork", then a request served straight from the DRBG: the
+        // buffer is discarded and not refilled.
+        PID.store(2, Ordering::Relaxed);
+        let mut large = [0u8; SMALL_REQUEST_MAX + 1];
+        rng.fill(&mut large).unwrap();
+        assert_eq!(rng.reseeds, 1);
+        assert_eq!(rng.pos, BUFFER_LEN);
+        assert!(rng.buf.iter().all(|&b| b == 0));
+
+        let config = PoolRngConfig {
+            prediction_resistance: true,
+            ..PoolRngConfig::DEFAULT
+        };
+        let mut rng = PoolRng::<_, HmacDrbg, 288, 1>::with_drbg(Counter(1), config).unwrap();
+        for _ in 0..3 {
+            rng.fill(&mut out).unwrap();
+            assert_eq!(rng.pos, 288);
+            assert!(rng.buf.iter().all(|&b| b == 0));
+        }
+        assert_eq!(rng.reseeds, 3);
     }
 }

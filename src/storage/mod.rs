@@ -494,8 +494,9 @@ fn wipe_blocks(blocks: &mut [[u8; BLOCK_LEN]]) {
     }
 }
 
-/// Drop (and so wipe) every block of a slice.
-fn drop_blocks(blocks: &mut [Option<Block>]) {
+/// Drop (and so wipe) every block of a slice. The one such function: the
+/// pool's overflow and storage tier use it too.
+pub(crate) fn drop_blocks(blocks: &mut [Option<Block>]) {
     for b in blocks.iter_mut() {
         *b = None;
     }
@@ -864,7 +865,8 @@ impl<S: Storage> StorageCache<S> {
     /// The loader: takes up to `out.len()` blocks as [`Block`]s into the
     /// front of `out` (the only place besides the mixer that makes one),
     /// with the erase-then-flush rule of [`take_many`](Self::take_many);
-    /// returns how many. Each is keyed in place, in its `Block`.
+    /// returns how many. Each is keyed into a scratch copy (wiped on drop)
+    /// and copied into its `Block`.
     ///
     /// # Errors
     /// As [`take_many`](Self::take_many): then every entry of `out` is
