@@ -160,6 +160,33 @@ fn the_health_cutoffs_follow_the_credit() {
     assert!(m_low.cutoffs(Source::Interrupts).0 > m_one.cutoffs(Source::Interrupts).0);
 }
 
+/// Every assessment's record passes its own check: the credit was once
+/// computed from the exact min-entropy and the check from the recorded,
+/// rounded-down one, so one `entropyd assess` in about thirty wrote a
+/// record that the next start refused as corrupt.
+#[test]
+fn every_assessment_record_parses_back() {
+    use entropool::assess::AssessedCredit;
+    // Just above a whole unit: the rounded-down micro-bits fall below it.
+    // Half of it is 8090.01 units; the record keeps 246887 micro-bits,
+    // half of which is 8089.9 units.
+    let h = (8090.0 + 0.01) / 32768.0;
+    let r = AssessedCredit::from_assessment(h, 20_000);
+    assert_eq!(r.min_entropy_micro_bits, 246_887);
+    assert_eq!(r.credit, CreditRate::from_units(8089));
+    let mut seed = 1u64;
+    for _ in 0..100_000 {
+        let x = u32::try_from(entropool::testing::splitmix64(&mut seed) >> 32).unwrap();
+        let h = f64::from(x) / f64::from(u32::MAX) * 3.0;
+        let r = AssessedCredit::from_assessment(h, 20_000);
+        let mut text = String::new();
+        r.write_text(&mut text).unwrap();
+        assert_eq!(AssessedCredit::parse_text(&text), Ok(r), "h = {h}");
+        // Never more than half the exact assessment either.
+        assert!(f64::from(u32::try_from(r.credit.units()).unwrap()) <= h / 2.0 * 65536.0);
+    }
+}
+
 #[test]
 fn the_credit_record_round_trips_and_refuses_bad_text() {
     use entropool::assess::AssessedCredit;

@@ -70,6 +70,13 @@ pub struct AssessedCredit {
     pub samples: u64,
 }
 
+/// Half of `micro` millionths of a bit, in credit units, rounded down:
+/// `micro * 65536 / 2 / 1e6` (the most a record may credit).
+fn half_units(micro: u64) -> u64 {
+    let half = u128::from(micro) * u128::from(UNITS_PER_BIT) / 2_000_000;
+    u64::try_from(half).unwrap_or(u64::MAX)
+}
+
 /// Labels of the stored form, one line each.
 const CREDIT_UNITS_LABEL: &str = "Credit Units Per Sample";
 const MIN_ENTROPY_LABEL: &str = "Assessed Min-Entropy Micro-Bits Per Sample";
@@ -90,8 +97,15 @@ impl AssessedCredit {
         } else {
             0
         };
+        let credit = recommended_credit(min_entropy, CreditRate::max_for(Source::Interrupts));
+        // The record must pass its own check (`parse_text`): at most half
+        // the min-entropy as recorded, which is rounded down to a
+        // millionth of a bit, so it can be up to 0.033 units below half of
+        // the exact value (one assessment in about thirty: the stored
+        // credit was then refused as corrupt at the next start).
+        let units = credit.units().min(half_units(micro));
         AssessedCredit {
-            credit: recommended_credit(min_entropy, CreditRate::max_for(Source::Interrupts)),
+            credit: CreditRate::from_units(units),
             min_entropy_micro_bits: micro,
             samples,
         }
@@ -136,9 +150,7 @@ impl AssessedCredit {
             return Err(Error::ConfigCorrupt);
         };
         let cap = CreditRate::max_for(Source::Interrupts).units();
-        // Half the min-entropy in units: micro * 65536 / 2 / 1e6.
-        let half = u128::from(micro) * u128::from(UNITS_PER_BIT) / 2_000_000;
-        if units > cap || u128::from(units) > half {
+        if units > cap || units > half_units(micro) {
             return Err(Error::ConfigCorrupt);
         }
         Ok(AssessedCredit {
